@@ -1,0 +1,285 @@
+"""The HTTP health collector: one GET of a /health endpoint, judged, as a CheckSample.
+
+`probe()` never raises (cancellation aside): every way a check can fail becomes a
+`ProbeError` whose kind tells the engine whether the endpoint answered badly or
+noc could not reach it at all (see `noc.model.UNREACHABLE_KINDS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, urlsplit
+
+import httpx
+
+from noc.clock import Clock, SystemClock
+from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError
+
+__all__ = ["BODY_LIMIT", "HttpHealthCollector"]
+
+log = logging.getLogger(__name__)
+
+# A health answer is small; reading more only lets a broken endpoint waste memory.
+BODY_LIMIT = 64 * 1024
+DETAIL_LIMIT = 120
+USER_AGENT = "noc-healthcheck"
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one exchange got, so a failure can be told apart by phase."""
+
+    request_sent: bool = False
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    truncated: bool
+    encoding: str
+
+
+class HttpHealthCollector:
+    """Probes health endpoints over two reused httpx clients (TLS verified or not).
+
+    A semaphore bounds the probes in flight across every target; time spent
+    waiting for a slot does not count against a probe's deadline.
+    """
+
+    def __init__(self, clock: Clock | None = None, *, max_in_flight: int = 16) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._clock = clock or SystemClock()
+        self._max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._clients_lock = asyncio.Lock()
+
+    async def probe(self, target: CheckTarget) -> CheckSample:
+        async with self._slots:
+            progress = _Progress()
+            started: float | None = None
+            try:
+                client = await self._client(target.verify_tls)
+                started = self._clock.monotonic()
+                answer = await self._exchange(client, target, progress)
+            except Exception as exc:  # a probe reports every failure, it never raises
+                error: ProbeError | None = _classify(exc, target, progress)
+                status = progress.status
+            else:
+                error = _judge(target, answer)
+                status = answer.status
+            finished = self._clock.monotonic()
+        latency = None
+        if status is not None and started is not None:
+            latency = (finished - started) * 1000
+        return CheckSample(
+            check_id=target.check_id,
+            region_id=target.region_id,
+            at=finished,
+            wall=self._clock.utcnow(),
+            ok=error is None,
+            status=status,
+            latency_ms=latency,
+            error=error,
+        )
+
+    async def aclose(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
+
+    async def _client(self, verify_tls: bool) -> httpx.AsyncClient:
+        client = self._clients.get(verify_tls)
+        if client is None:
+            async with self._clients_lock:
+                client = self._clients.get(verify_tls)
+                if client is None:
+                    # Loading the CA bundle takes 30-120 ms: keep it off the event loop
+                    # the UI shares.
+                    client = await asyncio.to_thread(self._new_client, verify_tls)
+                    self._clients[verify_tls] = client
+        return client
+
+    def _new_client(self, verify_tls: bool) -> httpx.AsyncClient:
+        # The pool holds as many connections as probes may be in flight, so a probe
+        # never waits for a connection slot inside its own deadline.
+        limits = httpx.Limits(
+            max_connections=self._max_in_flight,
+            max_keepalive_connections=self._max_in_flight,
+        )
+        return httpx.AsyncClient(
+            verify=verify_tls,
+            # A health endpoint that redirects is a finding, judged against expect_status.
+            follow_redirects=False,
+            limits=limits,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def _exchange(
+        self, client: httpx.AsyncClient, target: CheckTarget, progress: _Progress
+    ) -> _Answer:
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            # Reused keep-alive connections skip the connect events, so "the request
+            # went out" is the reliable marker that a connection existed.
+            if event.endswith(".send_request_headers.started"):
+                progress.request_sent = True
+
+        # httpx's timeouts apply per phase (and per chunk while reading), so a body
+        # trickling in byte by byte would never trip them: the outer deadline does.
+        async with asyncio.timeout(target.timeout_seconds):
+            async with client.stream(
+                "GET",
+                target.url,
+                timeout=httpx.Timeout(target.timeout_seconds),
+                extensions={"trace": trace},
+            ) as response:
+                progress.status = response.status_code
+                body, truncated = await _read_bounded(response)
+                return _Answer(response.status_code, body, truncated, response.encoding or "utf-8")
+
+
+async def _read_bounded(response: httpx.Response) -> tuple[bytes, bool]:
+    received = bytearray()
+    async for chunk in response.aiter_bytes():
+        received += chunk
+        if len(received) >= BODY_LIMIT:
+            return bytes(received[:BODY_LIMIT]), True
+    return bytes(received), False
+
+
+def _judge(target: CheckTarget, answer: _Answer) -> ProbeError | None:
+    if answer.status != target.expect_status:
+        return ProbeError(ErrorKind.HTTP_STATUS, str(answer.status))
+    scope = f" (first {BODY_LIMIT // 1024} KiB)" if answer.truncated else ""
+    if target.body_contains is not None:
+        text = answer.body.decode(answer.encoding, errors="replace")
+        if target.body_contains not in text:
+            wanted = _tidy(repr(target.body_contains), target)
+            return ProbeError(ErrorKind.BODY_MISMATCH, f"{wanted} not in body{scope}")
+    if target.json_field is not None:
+        try:
+            document = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            return ProbeError(ErrorKind.PROTOCOL, f"body is not JSON{scope}")
+        return _judge_json(target, target.json_field, document)
+    return None
+
+
+def _judge_json(target: CheckTarget, field: str, document: Any) -> ProbeError | None:
+    found, value = _dig(document, field)
+    expected = target.json_equals
+    if not found:
+        wanted = f", expected {expected!r}" if expected is not None else ""
+        return ProbeError(ErrorKind.JSON_MISMATCH, _tidy(f"{field} missing{wanted}", target))
+    actual = value if isinstance(value, str) else json.dumps(value)
+    if expected is not None and actual != expected:
+        detail = f"{field} = {actual!r}, expected {expected!r}"
+        return ProbeError(ErrorKind.JSON_MISMATCH, _tidy(detail, target))
+    return None
+
+
+def _dig(document: Any, dotted: str) -> tuple[bool, Any]:
+    """Follow `a.b.0.c` through objects and (by index) arrays."""
+    node = document
+    for key in dotted.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False, None
+    return True, node
+
+
+def _classify(exc: Exception, target: CheckTarget, progress: _Progress) -> ProbeError:
+    seconds = str(float(target.timeout_seconds))  # "2.0", "0.25": as configured
+    # The cause chain holds the precise reason (a gaierror, a refused connect, a
+    # certificate error) under httpx's generic ConnectError.
+    if (cert := _in_chain(exc, ssl.SSLCertVerificationError)) is not None:
+        reason = cert.verify_message or cert.reason or "unknown reason"
+        return ProbeError(ErrorKind.TLS, _tidy(f"certificate verify failed: {reason}", target))
+    if (tls := _in_chain(exc, ssl.SSLError)) is not None:
+        reason = (tls.reason or type(tls).__name__).lower().replace("_", " ")
+        return ProbeError(ErrorKind.TLS, _tidy(reason, target))
+    if (dns := _in_chain(exc, socket.gaierror)) is not None:
+        parts = _split(target.url)
+        host = (parts.hostname if parts else None) or "host"
+        return ProbeError(ErrorKind.DNS, _tidy(f"{host}: {dns.strerror or dns}", target))
+    if _in_chain(exc, ConnectionRefusedError) is not None:
+        return ProbeError(ErrorKind.REFUSED, "connection refused")
+    match exc:
+        case httpx.ConnectTimeout():
+            return ProbeError(ErrorKind.CONNECT_TIMEOUT, f"no connection within {seconds} s")
+        case TimeoutError() if not progress.request_sent:
+            # The outer deadline fired before a connection was up: the same finding
+            # as httpx's own connect timeout, which it pre-empts.
+            return ProbeError(ErrorKind.CONNECT_TIMEOUT, f"no connection within {seconds} s")
+        case httpx.TimeoutException() | TimeoutError() if progress.status is not None:
+            return ProbeError(ErrorKind.TIMEOUT, f"body not complete within {seconds} s")
+        case httpx.TimeoutException() | TimeoutError():
+            return ProbeError(ErrorKind.TIMEOUT, f"no answer within {seconds} s")
+        case (
+            httpx.ProtocolError()
+            | httpx.DecodingError()
+            | httpx.UnsupportedProtocol()
+            | httpx.InvalidURL()
+        ):
+            return ProbeError(ErrorKind.PROTOCOL, _tidy(str(exc) or type(exc).__name__, target))
+        case httpx.TransportError():
+            return ProbeError(ErrorKind.NETWORK, _tidy(_network_reason(exc), target))
+    # A bug of ours must not read as the endpoint failing: NETWORK counts as
+    # "could not reach", which keeps the region's last known state. The log names
+    # the check, not the URL: a URL this odd may not even mask cleanly.
+    log.exception("unexpected error probing check %s", target.check_id)
+    return ProbeError(ErrorKind.NETWORK, f"internal error: {type(exc).__name__}")
+
+
+def _network_reason(exc: Exception) -> str:
+    os_error = _in_chain(exc, OSError)
+    if os_error is not None and os_error.strerror:
+        return os_error.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tidy(text: str, target: CheckTarget) -> str:
+    """One short line, safe for the health table: no newlines, no URL password."""
+    parts = _split(target.url)
+    # As noc.model.mask_url: a user with no password is a bare token.
+    secret = (parts.password or parts.username) if parts else None
+    if secret:
+        text = text.replace(secret, "****")
+    line = " ".join(text.split())
+    if len(line) > DETAIL_LIMIT:
+        line = line[: DETAIL_LIMIT - 1] + "…"
+    return line
+
+
+def _split(url: str) -> SplitResult | None:
+    # A URL malformed enough to fail the probe can fail urlsplit too.
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None

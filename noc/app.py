@@ -1,0 +1,305 @@
+"""The Textual app: draws the engine's snapshots and turns keys into actions.
+
+Data flows one way. The scheduler's tasks feed the engine and signal a change;
+the signal coalesces (at most one pending), and the app builds one snapshot
+and hands it to every widget inside `batch_update()`. Widgets never poll and
+never see collectors; actions go through plan -> dialog -> execute -> verify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer
+
+from noc.audit import AuditLog, default_audit_path, operator_identity
+from noc.clock import Clock, SystemClock
+from noc.config import NocConfig
+from noc.failover import execute, plan_action, plan_record
+from noc.model import ActionKind, EstateSnapshot, FaultInjector
+from noc.scheduler import Scheduler
+from widgets.action_result import ActionResultScreen
+from widgets.banner import Banner
+from widgets.failover_dialog import FailoverDialog
+from widgets.fault_panel import FaultPanel
+from widgets.force_dialog import ForceDialog
+from widgets.health_table import HealthTable
+from widgets.help_screen import HelpScreen
+from widgets.region_list import RegionList
+from widgets.region_map import RegionMap
+from widgets.status_bar import StatusBar
+
+# A person reads at most a few updates a second; more only costs bandwidth.
+MIN_REPAINT_INTERVAL = 0.25
+DESTRUCTIVE_ACTIONS = frozenset({"failover", "failback"})
+MAIN_SCREEN_ACTIONS = DESTRUCTIVE_ACTIONS | {"faults", "help", "select_region", "refresh"}
+
+
+class SnapshotChanged(Message):
+    """The engine has new data. A newer one replaces an unhandled older one."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotChanged)
+
+
+class NocApp(App[None]):
+    TITLE = "noc"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (81, "-normal"), (160, "-wide")]
+    CSS = """
+    #estate {
+        height: 1fr;
+    }
+    RegionMap {
+        height: 1fr;
+        min-height: 8;
+    }
+    RegionList {
+        display: none;
+    }
+    HealthTable {
+        height: 1fr;
+    }
+    Screen.-narrow RegionMap {
+        display: none;
+    }
+    Screen.-narrow RegionList {
+        display: block;
+    }
+    Screen.-wide RegionMap {
+        height: 3fr;
+    }
+    Screen.-wide HealthTable {
+        height: 2fr;
+    }
+    """
+
+    BINDINGS = [
+        Binding("f", "failover", "Fail over", id="failover"),
+        Binding("b", "failback", "Fail back", id="failback"),
+        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding(
+            "left_square_bracket", "select_region(-1)", "Prev region", id="prev_region", show=False
+        ),
+        Binding(
+            "right_square_bracket", "select_region(1)", "Next region", id="next_region", show=False
+        ),
+        Binding("x", "faults", "Faults", id="faults"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        config: NocConfig,
+        *,
+        read_only: bool = False,
+        faults: FaultInjector | None = None,
+        clock: Clock | None = None,
+        audit_path: Path | None = None,
+        start_polling: bool = True,
+        config_path: str = "",
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.read_only = read_only
+        self.faults = faults
+        self.clock = clock or SystemClock()
+        self.audit = AuditLog(audit_path or default_audit_path(), self.clock)
+        self.scheduler = Scheduler(config, self.clock, on_change=self._engine_changed)
+        self.start_polling = start_polling
+        self.config_path = config_path
+        self.selected_region: str | None = None
+        self._last_repaint = 0.0
+        self._repaint_pending = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar()
+        yield Banner()
+        with Vertical(id="estate"):
+            yield RegionMap()
+            yield RegionList()
+            yield HealthTable(id="health")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        if not self.is_headless:
+            # A dropped SSH session (SIGHUP) or a `kill` (SIGTERM) exits cleanly, so
+            # the scheduler and any demo servers are stopped rather than orphaned.
+            loop = asyncio.get_running_loop()
+            for hangup in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(hangup, self.exit)
+        self.sub_title = f"{self.config.estate.name} ({self.config_path})"
+        self.refresh_snapshot()
+        self.set_interval(1.0, self.refresh_snapshot, name="clock tick")
+        if self.start_polling:
+            self.scheduler.start()
+
+    async def on_unmount(self) -> None:
+        await self.scheduler.stop()
+
+    # --- one-way data flow -------------------------------------------------
+
+    def _engine_changed(self) -> None:
+        self.post_message(SnapshotChanged())
+
+    def on_snapshot_changed(self, _: SnapshotChanged) -> None:
+        wait = MIN_REPAINT_INTERVAL - (time.monotonic() - self._last_repaint)
+        if wait <= 0:
+            self.refresh_snapshot()
+        elif not self._repaint_pending:
+            self._repaint_pending = True
+            self.set_timer(wait, self.refresh_snapshot)
+
+    def refresh_snapshot(self) -> None:
+        self._repaint_pending = False
+        self._last_repaint = time.monotonic()
+        snapshot = self.snapshot()
+        with self.batch_update():
+            self.query_one(StatusBar).snapshot = snapshot
+            self.query_one(Banner).snapshot = snapshot
+            self.query_one(RegionMap).snapshot = snapshot
+            self.query_one(RegionList).snapshot = snapshot
+            table = self.query_one(HealthTable)
+            table.compact = self.screen.has_class("-narrow")
+            table.snapshot = snapshot
+
+    def snapshot(self) -> EstateSnapshot:
+        return self.scheduler.engine.snapshot(read_only=self.read_only)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_snapshot)
+
+    def on_health_table_region_highlighted(self, event: HealthTable.RegionHighlighted) -> None:
+        self.selected_region = event.region_id
+
+    # --- actions -------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DESTRUCTIVE_ACTIONS and self.read_only:
+            return False
+        # App bindings stay live under a dialog: a stray key typed there must never
+        # start (or, the worker being exclusive, replace) another operator action.
+        if action in MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return not (action == "faults" and self.faults is None)
+
+    def action_refresh(self) -> None:
+        self.scheduler.poll_now()
+        self.notify("Polling every source now", timeout=2)
+
+    def action_select_region(self, step: int) -> None:
+        ids = [r.id for r in self.config.regions]
+        current = ids.index(self.selected_region) if self.selected_region in ids else -1
+        target = ids[(current + step) % len(ids)]
+        table = self.query_one(HealthTable)
+        for index, row_key in enumerate(table.rows):
+            if row_key.value and row_key.value.startswith(f"{target}/"):
+                table.move_cursor(row=index)
+                break
+        self.selected_region = target
+
+    def action_failover(self) -> None:
+        target = self.selected_region
+        snapshot = self.snapshot()
+        if target is None or target == snapshot.active_region:
+            target = next(
+                (
+                    r.id
+                    for r in snapshot.regions
+                    if not r.is_active and r.id != self.config.primary.id
+                ),
+                target or self.config.regions[0].id,
+            )
+        self.operator_action(ActionKind.FAILOVER, target)
+
+    def action_failback(self) -> None:
+        self.operator_action(ActionKind.FAILBACK, self.config.primary.id)
+
+    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    async def operator_action(self, kind: ActionKind, target: str) -> None:
+        plan = plan_action(self.snapshot(), self.config, kind, target, operator_identity())
+        await self.audit.aappend("planned", **plan_record(plan, via="tui"))
+        if not plan.allowed and not plan.needs_force:
+            await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
+        confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        if confirmation is None:
+            await self.audit.aappend("cancelled", **plan_record(plan))
+            self.notify(f"{kind.value} cancelled: nothing was changed", timeout=4)
+            return
+        if confirmation.force:
+            if not await self.push_screen(ForceDialog(plan), wait_for_dismiss=True):
+                await self.audit.aappend(
+                    "cancelled", **plan_record(plan, reason=confirmation.reason)
+                )
+                self.notify(f"forced {kind.value} cancelled: nothing was changed", timeout=4)
+                return
+            plan = replace(plan, forced=True)
+        await self.audit.aappend(
+            "confirmed", **plan_record(plan, reason=confirmation.reason, confirmation="typed")
+        )
+        result = await execute(
+            plan, confirmation.reason, self.scheduler.stores, self.audit, self.clock
+        )
+        await self.scheduler.read_flags()
+        self.refresh_snapshot()
+        await self.push_screen(ActionResultScreen(result))
+
+    @work(exclusive=True, group="fault-panel", exit_on_error=False)
+    async def action_faults(self) -> None:
+        if self.faults is None:
+            return
+        choice = await self.push_screen(FaultPanel(self.faults), wait_for_dismiss=True)
+        if choice is None:
+            return
+        region, fault = choice
+        await self.faults.inject(region, fault)
+        self.notify(f"demo: {region} now {fault.value}", timeout=3)
+
+    def action_help(self) -> None:
+        keys = [
+            (self.get_key_display(active.binding), active.binding.description)
+            for active in self.screen.active_bindings.values()
+            if active.binding.description and active.enabled
+        ]
+        keys.append(("ctrl+p", "Command palette: every action by name"))
+        notes = [
+            "",
+            "Arrow keys move through the health table; the highlighted",
+            "row's region is the failover target.",
+        ]
+        if self.read_only:
+            notes.append("Read-only: failover and failback are removed.")
+        self.push_screen(HelpScreen(keys, notes))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not self.read_only:
+            yield SystemCommand(
+                "Fail over", "Fail over to the selected region (STOP pattern)", self.action_failover
+            )
+            yield SystemCommand(
+                "Fail back", "Fail back to the primary region", self.action_failback
+            )
+        yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh)
+        yield SystemCommand(
+            "Previous region", "Select the previous region", lambda: self.action_select_region(-1)
+        )
+        yield SystemCommand(
+            "Next region", "Select the next region", lambda: self.action_select_region(1)
+        )
+        yield SystemCommand("Help", "Show every key", self.action_help)
+        if self.faults is not None:
+            yield SystemCommand(
+                "Demo faults", "Inject a fault into the demo estate", self.action_faults
+            )

@@ -1,0 +1,147 @@
+"""`noc check`: one snapshot as a Nagios-style verdict, a human summary or JSON.
+
+The JSON fields and exit codes are public interface: extend, never rename.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from noc.clock import iso_utc
+from noc.model import CheckStatus, EstateSnapshot, Health
+
+
+class Status(IntEnum):
+    """Nagios plugin exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    problems: tuple[str, ...]
+
+    @property
+    def first_line(self) -> str:
+        return f"NOC {self.status.name} - {'; '.join(self.problems)}"
+
+
+def verdict(snapshot: EstateSnapshot) -> Verdict:
+    total = len(snapshot.regions)
+    healthy = f"{snapshot.healthy_count}/{total} regions healthy"
+    if snapshot.cut_off:
+        return Verdict(
+            Status.UNKNOWN, ("noc cannot reach anything (every check refused or timed out)",)
+        )
+    critical: list[str] = []
+    warning: list[str] = []
+    for region in snapshot.regions:
+        active = " (active region)" if region.is_active else ""
+        if region.health is Health.DOWN:
+            critical.append(f"{region.id} down{active}")
+        elif region.is_active and region.health is not Health.HEALTHY:
+            critical.append(f"{region.id} {region.health.value}{active}")
+        elif region.health is not Health.HEALTHY:
+            warning.append(f"{region.id} {region.health.value}")
+    if snapshot.active_region is None:
+        warning.append("active region unknown: no flag store could be read")
+    if snapshot.authority.split:
+        split = ", ".join(f"{s} says {a}" for s, a in snapshot.authority.disagreeing)
+        warning.append(f"stores disagree on the active region ({split})")
+    if critical:
+        return Verdict(Status.CRITICAL, (*critical, *warning, healthy))
+    if warning:
+        return Verdict(Status.WARNING, (*warning, healthy))
+    return Verdict(Status.OK, (healthy,))
+
+
+def _check_json(check: CheckStatus) -> dict[str, Any]:
+    last = check.last
+    return {
+        "name": check.target.name,
+        "url": check.target.display_url,
+        "ok": None if last is None else last.ok,
+        "health": check.health.value,
+        "status": None if last is None else last.status,
+        "latency_ms": None
+        if last is None or last.latency_ms is None
+        else round(last.latency_ms, 1),
+        "error": None if last is None or last.error is None else str(last.error),
+        "consecutive_failures": check.consecutive_failures,
+        "failure_threshold": check.target.failure_threshold,
+    }
+
+
+def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
+    result = verdict(snapshot)
+    authority = snapshot.authority
+    return {
+        "estate": snapshot.estate,
+        "generated_at": iso_utc(snapshot.generated_at),
+        "status": result.status.name,
+        "summary": result.first_line,
+        "topology": snapshot.topology.value,
+        "active_region": snapshot.active_region,
+        "authority": {
+            "source": authority.source,
+            "agreeing": list(authority.agreeing),
+            "disagreeing": {store: active for store, active in authority.disagreeing},
+            "unreadable": list(authority.unreadable),
+        },
+        "cut_off": snapshot.cut_off,
+        "regions": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "role": r.role.value,
+                "health": r.health.value,
+                "active": r.is_active,
+                "store": {
+                    "reachable": r.store.reachable,
+                    "active": r.store.flag.active if r.store.flag else None,
+                    "error": r.store.error,
+                },
+                "checks": [_check_json(c) for c in r.checks],
+            }
+            for r in snapshot.regions
+        ],
+        "alerts": [
+            {
+                "id": a.id,
+                "rule": a.rule,
+                "severity": a.severity,
+                "state": a.state,
+                "region": a.region,
+                "summary": a.summary,
+                "since": iso_utc(a.since),
+            }
+            for a in snapshot.alerts
+        ],
+    }
+
+
+def report_text(snapshot: EstateSnapshot) -> str:
+    lines = [verdict(snapshot).first_line]
+    lines.append(
+        f"estate {snapshot.estate} ({snapshot.topology.value}), active region: "
+        f"{snapshot.active_region or 'unknown'} [{snapshot.authority.source}]"
+    )
+    for region in snapshot.regions:
+        mark = "*" if region.is_active else " "
+        lines.append(f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}")
+        for check in region.checks:
+            last = check.last
+            if last is None:
+                detail = "no answer yet"
+            elif last.ok:
+                detail = f"HTTP {last.status} in {last.latency_ms or 0:.0f} ms"
+            else:
+                detail = str(last.error)
+            lines.append(f"    {check.target.display_url}  {detail}")
+    return "\n".join(lines)

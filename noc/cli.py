@@ -1,0 +1,279 @@
+"""The `noc` command. Exit codes are public interface (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import logging.handlers
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from noc.audit import AuditLog, default_audit_path, operator_identity, read_audit, state_dir
+from noc.check import Status, report_json, report_text, verdict
+from noc.clock import SystemClock
+from noc.config import EXAMPLE, ConfigError, LoadedConfig, effective_values, load_config
+from noc.failover import execute, plan_action, plan_record
+from noc.model import ActionKind, ActionPlan
+from noc.scheduler import Scheduler
+
+EXIT_USAGE = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 3: UNKNOWN for a Nagios plugin, "usage" for failover."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help="configuration file (TOML)"
+    )
+    parser = _Parser(
+        prog="noc",
+        description="A terminal dashboard for multi-region email operations.",
+        parents=[common],
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="hide every action that changes anything"
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="run the dashboard on a simulated three-region estate")
+    demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
+
+    check = commands.add_parser(
+        "check", parents=[common], help="one collection round, Nagios-style"
+    )
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    for kind in ActionKind:
+        action = commands.add_parser(
+            kind.value, parents=[common], help=f"{kind.value} to a region (STOP pattern)"
+        )
+        action.add_argument(
+            "--to", required=True, metavar="REGION", help="the region to make active"
+        )
+        action.add_argument(
+            "--reason", required=True, metavar="TEXT", help="why (goes to the audit log)"
+        )
+        action.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+        action.add_argument(
+            "--yes", action="store_true", help="do not ask for the typed confirmation"
+        )
+        action.add_argument(
+            "--force", action="store_true", help="allow an unhealthy target (recorded)"
+        )
+
+    audit = commands.add_parser("audit", help="show the audit log")
+    audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
+    audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
+
+    config = commands.add_parser("config", help="example and effective configuration")
+    config_commands = config.add_subparsers(
+        dest="config_command", required=True, parser_class=_Parser
+    )
+    config_commands.add_parser("example", help="print a commented sample configuration")
+    config_commands.add_parser("show", parents=[common], help="effective configuration and sources")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers: dict[str | None, Callable[[argparse.Namespace], int]] = {
+        None: _run_dashboard,
+        "demo": _run_demo,
+        "check": _check,
+        "failover": _action,
+        "failback": _action,
+        "audit": _audit,
+        "config": _config,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"noc: config error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def _log_to_file() -> None:
+    """The dashboard owns the terminal: logs go to a bounded file in the state dir."""
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        directory / "noc.log", maxBytes=1_000_000, backupCount=3
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    from noc.app import NocApp
+
+    _log_to_file()
+    NocApp(loaded.config, read_only=args.read_only, config_path=str(loaded.path)).run()
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from noc.app import NocApp
+    from noc.simulator import RedisUnavailable
+    from noc.simulator.threaded import ThreadedDemo
+
+    _log_to_file()
+    demo = ThreadedDemo()
+    try:
+        config = demo.start()
+    except RedisUnavailable as exc:
+        print(f"noc demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        NocApp(config, read_only=args.read_only, faults=demo, config_path="demo estate").run()
+    finally:
+        demo.stop()
+    return 0
+
+
+def _collect(loaded: LoadedConfig) -> Any:
+    async def once() -> Any:
+        scheduler = Scheduler(loaded.config, SystemClock(), single_round=True)
+        try:
+            await scheduler.collect_once()
+            return scheduler.engine.snapshot()
+        finally:
+            await scheduler.stop()
+
+    return asyncio.run(once())
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        loaded = _load(args)
+    except ConfigError as exc:
+        # A Nagios plugin prints its verdict first, even when it cannot run.
+        print(f"NOC UNKNOWN - config error: {exc.problems[0]}")
+        for problem in exc.problems:
+            print(f"noc: config error: {problem}", file=sys.stderr)
+        return Status.UNKNOWN
+    snapshot = _collect(loaded)
+    if args.json:
+        print(json.dumps(report_json(snapshot), indent=2))
+    else:
+        print(report_text(snapshot))
+    return verdict(snapshot).status
+
+
+def _print_plan(plan: ActionPlan) -> None:
+    print(
+        f"{plan.kind.value}: {plan.source or 'unknown'} -> {plan.target}  (action {plan.action_id})"
+    )
+    for check in plan.checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
+        print(f"  [{mark}] {check.name}: {check.detail}")
+    for store in plan.stores:
+        state = "reachable" if store.reachable else f"unreachable ({store.error or 'not read'})"
+        print(f"  store {store.region_id}: {state}; will be written")
+
+
+def _action(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    kind = ActionKind(args.command)
+    clock = SystemClock()
+    audit = AuditLog(default_audit_path(), clock)
+    snapshot = _collect(loaded)
+    plan = plan_action(
+        snapshot, loaded.config, kind, args.to, operator_identity(), force=args.force
+    )
+    _print_plan(plan)
+    audit.append(
+        "planned", **plan_record(plan, reason=args.reason, dry_run=args.dry_run, via="cli")
+    )
+    if not plan.allowed:
+        hint = " (--force overrides, and is recorded)" if plan.needs_force else ""
+        print(f"refused: {plan.refusal}{hint}", file=sys.stderr)
+        audit.append("refused", **plan_record(plan, reason=args.reason, refusal=plan.refusal))
+        return 1
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        return 0
+    if not args.yes and not _confirm_on_terminal(plan):
+        print("cancelled: nothing was changed", file=sys.stderr)
+        audit.append("cancelled", **plan_record(plan, reason=args.reason))
+        return 1
+    confirmation = "--yes" if args.yes else "typed"
+    audit.append("confirmed", **plan_record(plan, reason=args.reason, confirmation=confirmation))
+
+    async def run() -> Any:
+        scheduler = Scheduler(loaded.config, clock)
+        try:
+            return await execute(plan, args.reason, scheduler.stores, audit, clock)
+        finally:
+            await scheduler.stop()
+
+    result = asyncio.run(run())
+    for store in result.stores:
+        print(f"  {store.region_id}: {store.outcome.value} {store.detail}".rstrip())
+    print(result.summary)
+    return 0 if result.success else 2
+
+
+def _confirm_on_terminal(plan: ActionPlan) -> bool:
+    try:
+        typed = input(f"Type the target region id ({plan.target}) to confirm: ").strip()
+        if typed != plan.target:
+            return False
+        if plan.overridden:
+            overridden = ", ".join(plan.overridden)
+            return (
+                input(f"Forced: overrides {overridden}. Type FORCE to proceed: ").strip() == "FORCE"
+            )
+        return True
+    except EOFError:
+        return False
+
+
+def _audit(args: argparse.Namespace) -> int:
+    path = default_audit_path()
+    read = read_audit(path)
+    records = read.records[-args.limit :] if args.limit > 0 else read.records
+    for line in read.damaged_lines:
+        print(f"noc: {path}: line {line} is damaged (torn write?) and was skipped", file=sys.stderr)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    if not records:
+        print(f"no audit records yet ({path})")
+    for record in records:
+        target = f"{record.get('from') or '?'} -> {record.get('to') or '?'}"
+        if "to" not in record:
+            target = record.get("summary", "")
+        print(
+            f"{record.get('ts', '?')}  {record.get('event', '?'):<13} "
+            f"{record.get('action', ''):<8} {target}  {record.get('operator', '')}"
+        )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "example":
+        print(EXAMPLE, end="")
+        return 0
+    loaded = _load(args)
+    print(f"# effective configuration from {loaded.path} (environment overrides the file)")
+    for key, value, source in effective_values(loaded):
+        print(f"{key} = {json.dumps(value)}  # {source}")
+    return 0

@@ -1,0 +1,254 @@
+"""The engine: folds samples into one estate state. Pure, synchronous, clock-injected.
+
+No I/O and no sleeping happens here, so tests drive it with a FakeClock.
+
+Health verdicts follow domain.md: a check is down after `failure_threshold`
+consecutive failures and recovers after `recovery_threshold` consecutive
+successes. When every check of every region fails because noc cannot reach
+anything (connection errors everywhere at once), the failures are insufficient
+data: each check keeps its last known status and nothing is counted until
+something answers again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from noc.clock import Clock
+from noc.config import NocConfig
+from noc.model import (
+    Authority,
+    CheckSample,
+    CheckStatus,
+    CheckTarget,
+    EstateSnapshot,
+    FlagSample,
+    Health,
+    RegionStatus,
+    StoreStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    health: Health = Health.UNKNOWN
+    failures: int = 0
+    successes: int = 0
+
+    def after(self, ok: bool, target: CheckTarget) -> _Verdict:
+        if ok:
+            successes = self.successes + 1
+            recovered = self.health is not Health.DOWN or successes >= target.recovery_threshold
+            return _Verdict(Health.HEALTHY if recovered else Health.DOWN, 0, successes)
+        failures = self.failures + 1
+        health = Health.DOWN if failures >= target.failure_threshold else self.health
+        return _Verdict(health, failures, 0)
+
+
+class _CheckMachine:
+    """One check's state machine, with what it looked like before its current run of
+    unreachable failures (so a cut-off can restore the last known status)."""
+
+    def __init__(self, target: CheckTarget) -> None:
+        self.target = target
+        self.verdict = _Verdict()
+        self.last: CheckSample | None = None
+        self.before_unreachable_run: _Verdict | None = None
+        self.unreachable_since: float | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        return self.last is not None and self.last.error is not None and self.last.error.unreachable
+
+    def ingest(self, sample: CheckSample, *, counting: bool) -> None:
+        unreachable = sample.error is not None and sample.error.unreachable and not sample.ok
+        if unreachable and not self.unreachable:
+            self.before_unreachable_run = self.verdict
+            self.unreachable_since = sample.at
+        elif not unreachable:
+            self.before_unreachable_run = None
+            self.unreachable_since = None
+        self.last = sample
+        if counting:
+            self.verdict = self.verdict.after(sample.ok, self.target)
+
+    def status(self, now: float) -> CheckStatus:
+        verdict, last = self.verdict, self.last
+        until_down: float | None = None
+        if last is not None and 0 < verdict.failures < self.target.failure_threshold:
+            remaining = self.target.failure_threshold - verdict.failures
+            until_down = max(0.0, last.at + remaining * self.target.interval_seconds - now)
+        return CheckStatus(
+            target=self.target,
+            health=verdict.health,
+            consecutive_failures=verdict.failures,
+            consecutive_successes=verdict.successes,
+            last=last,
+            seconds_until_down=until_down,
+            age_seconds=None if last is None else max(0.0, now - last.at),
+        )
+
+
+def region_health(checks: tuple[CheckStatus, ...]) -> Health:
+    """Healthy when all checks are, down when all are, degraded in between.
+
+    Checks with no verdict yet do not count while others have one."""
+    known = [c.health for c in checks if c.health is not Health.UNKNOWN]
+    if not known:
+        return Health.UNKNOWN
+    if all(h is Health.DOWN for h in known):
+        return Health.DOWN
+    if any(h is Health.DOWN for h in known):
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+class Engine:
+    """Folds check and flag samples into state; `snapshot()` gives one consistent picture.
+
+    `single_round=True` is for `noc check`: one probe per check decides, so a
+    failure threshold applies without waiting for repeated failures.
+    """
+
+    def __init__(self, config: NocConfig, clock: Clock, *, single_round: bool = False) -> None:
+        self.config = config
+        self.clock = clock
+        targets = config.check_targets()
+        if single_round:
+            targets = [replace(t, failure_threshold=1, recovery_threshold=1) for t in targets]
+        self._machines = {t.check_id: _CheckMachine(t) for t in targets}
+        self._flags: dict[str, FlagSample] = {}
+        self._cut_off_since: datetime | None = None
+        self._last_sample_at: float | None = None
+        self._started_at = clock.monotonic()
+        self._longest_cycle = max(
+            (t.interval_seconds + t.timeout_seconds for t in targets), default=30.0
+        )
+
+    @property
+    def targets(self) -> list[CheckTarget]:
+        return [m.target for m in self._machines.values()]
+
+    @property
+    def cut_off(self) -> bool:
+        return self._cut_off_since is not None
+
+    def ingest(self, sample: CheckSample) -> None:
+        machine = self._machines.get(sample.check_id)
+        if machine is None:
+            return
+        self._last_sample_at = max(self._last_sample_at or sample.at, sample.at)
+        machine.ingest(sample, counting=not self.cut_off)
+        if self.cut_off and not machine.unreachable:
+            self._cut_off_since = None
+        elif not self.cut_off and self._everything_unreachable():
+            self._enter_cut_off(sample)
+
+    def ingest_flag(self, sample: FlagSample) -> None:
+        self._flags[sample.store_region] = sample
+
+    def _everything_unreachable(self) -> bool:
+        return bool(self._machines) and all(m.unreachable for m in self._machines.values())
+
+    def _enter_cut_off(self, sample: CheckSample) -> None:
+        """Undo what the cut-off's failures counted: each check goes back to its last
+        known status. A check that was failing on its own for longer than one of its
+        intervals before everything went dark keeps its verdict."""
+        self._cut_off_since = sample.wall
+        went_dark = max(m.unreachable_since or sample.at for m in self._machines.values())
+        for machine in self._machines.values():
+            started = machine.unreachable_since
+            own_failure = (
+                started is not None and started < went_dark - machine.target.interval_seconds
+            )
+            if machine.before_unreachable_run is not None and not own_failure:
+                machine.verdict = machine.before_unreachable_run
+
+    def _authority(self) -> Authority:
+        if not any(r.redis_url for r in self.config.regions):
+            return Authority(self.config.primary.id, "configured primary (no stores configured)")
+        readable = [s for s in self._flags.values() if s.reachable]
+        unreadable = tuple(
+            r.id for r in self.config.regions if r.redis_url and not self._reachable(r.id)
+        )
+        if not readable:
+            return Authority(None, "no store could be read", unreadable=unreadable)
+        flagged = [s for s in readable if s.flag is not None]
+        if not flagged:
+            return Authority(
+                self.config.primary.id,
+                "configured primary (no failover flag written yet)",
+                agreeing=tuple(s.store_region for s in readable),
+                unreadable=unreadable,
+            )
+        votes: dict[str, list[FlagSample]] = {}
+        for s in flagged:
+            assert s.flag is not None
+            votes.setdefault(s.flag.active, []).append(s)
+        # Most stores win; a tie goes to the most recently written flag.
+        active = max(
+            votes, key=lambda a: (len(votes[a]), max(s.flag.at for s in votes[a] if s.flag))
+        )
+        agreeing = tuple(s.store_region for s in votes[active])
+        disagreeing = tuple(
+            (s.store_region, s.flag.active if s.flag else "no flag")
+            for s in readable
+            if s.store_region not in agreeing
+        )
+        return Authority(
+            active,
+            f"failover flag on {len(agreeing)}/{len(readable)} readable stores",
+            agreeing=agreeing,
+            disagreeing=disagreeing,
+            unreadable=unreadable,
+        )
+
+    def _reachable(self, region_id: str) -> bool:
+        sample = self._flags.get(region_id)
+        return sample is not None and sample.reachable
+
+    def _store(self, region_id: str, has_store: bool, now: float) -> StoreStatus:
+        sample = self._flags.get(region_id)
+        if not has_store:
+            return StoreStatus(region_id, None, None, "no redis_url configured", None)
+        if sample is None:
+            return StoreStatus(region_id, None, None, None, None)
+        return StoreStatus(
+            region_id, sample.reachable, sample.flag, sample.error, max(0.0, now - sample.at)
+        )
+
+    def snapshot(self, *, read_only: bool = False) -> EstateSnapshot:
+        now = self.clock.monotonic()
+        authority = self._authority()
+        regions = []
+        for region in self.config.regions:
+            checks = tuple(
+                m.status(now) for m in self._machines.values() if m.target.region_id == region.id
+            )
+            regions.append(
+                RegionStatus(
+                    id=region.id,
+                    name=region.name or region.id,
+                    role=region.role,
+                    location=region.location,
+                    health=region_health(checks),
+                    checks=checks,
+                    store=self._store(region.id, region.redis_url is not None, now),
+                    is_active=authority.active_region == region.id,
+                )
+            )
+        last_poll_age = None if self._last_sample_at is None else now - self._last_sample_at
+        waited = now - (self._last_sample_at or self._started_at)
+        return EstateSnapshot(
+            estate=self.config.estate.name,
+            topology=self.config.estate.topology,
+            generated_at=self.clock.utcnow(),
+            regions=tuple(regions),
+            authority=authority,
+            cut_off=self.cut_off,
+            cut_off_since=self._cut_off_since,
+            last_poll_age=last_poll_age,
+            stale=waited > 2 * self._longest_cycle,
+            read_only=read_only,
+        )

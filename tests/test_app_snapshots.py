@@ -1,0 +1,141 @@
+"""Every screen and dialog pinned at 80x24 (SSH) and 200x60 (wall screen).
+
+The clock is frozen and polling is off: the engine is fed the collectors' own
+samples, so each picture is byte-identical from run to run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import HTTP_503, REFUSED, TIMEOUT, estate_config, feed_flags, feed_round
+from textual.pilot import Pilot
+from textual.screen import ModalScreen
+
+from noc.app import NocApp
+from noc.clock import FakeClock
+from noc.model import Fault
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
+
+
+class StillFaults:
+    """A FaultInjector that only remembers: the fault panel's picture needs no servers."""
+
+    def __init__(self) -> None:
+        self.faults: dict[str, Fault] = {"bg": Fault.SLOW}
+
+    def region_ids(self) -> Sequence[str]:
+        return ["ro", "bg", "pa"]
+
+    def current_fault(self, region_id: str) -> Fault | None:
+        return self.faults.get(region_id)
+
+    async def inject(self, region_id: str, fault: Fault) -> None:
+        self.faults[region_id] = fault
+
+
+def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
+    clock = FakeClock()
+    app = NocApp(
+        estate_config(),
+        clock=clock,
+        start_polling=False,
+        audit_path=tmp_path / "audit.jsonl",
+        config_path="noc.toml",
+        **kwargs,
+    )
+    engine = app.scheduler.engine
+    feed_round(engine, clock)
+    feed_flags(engine, clock, "ro")
+    if state == "ro-down":
+        for _ in range(3):
+            feed_round(engine, clock, {"ro": REFUSED, "pa/1": TIMEOUT})
+        clock.advance(-25)
+    elif state == "bg-down":
+        for _ in range(3):
+            feed_round(engine, clock, {"bg": HTTP_503})
+    elif state == "cut-off":
+        for _ in range(2):
+            feed_round(engine, clock, {r: REFUSED for r in ("ro", "bg", "pa")})
+    elif state == "failing":
+        feed_round(engine, clock, {"ro/0": TIMEOUT})
+        clock.advance(-20)
+    elif state == "split":
+        feed_round(engine, clock)
+        feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})
+    return app
+
+
+def press(first: str, *then: str, modals: int = 1) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """Press a key that opens a dialog, type into it, and wait until `modals` dialogs
+    are up: actions run in workers, and a dialog appears once its audit record is on disk."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        await pilot.press(first)
+        await wait_for_dialogs(pilot, 1)
+        await pilot.press(*then)
+        await wait_for_dialogs(pilot, modals)
+
+    return run
+
+
+async def wait_for_dialogs(pilot: Pilot[None], count: int) -> None:
+    for _ in range(250):
+        if len(pilot.app.screen_stack) > count and isinstance(pilot.app.screen, ModalScreen):
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("state", ["normal", "failing", "ro-down", "cut-off", "split"])
+def test_main_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int], state: str) -> None:
+    assert snap_compare(make_app(tmp_path, state), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_read_only(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(tmp_path, "normal", read_only=True), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failover_confirmation(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(tmp_path, "normal"), terminal_size=size, run_before=press("f"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failover_to_unhealthy_target(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    assert snap_compare(make_app(tmp_path, "bg-down"), terminal_size=size, run_before=press("f"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_force_confirmation(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    keys = ("f", "tab", "b", "g", "tab", *"drill", "enter")
+    assert snap_compare(
+        make_app(tmp_path, "bg-down"), terminal_size=size, run_before=press(*keys, modals=2)
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failback_refused(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(tmp_path, "normal"), terminal_size=size, run_before=press("b"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(
+        make_app(tmp_path, "normal"), terminal_size=size, run_before=press("question_mark")
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fault_panel(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(tmp_path, "normal", faults=StillFaults())
+    assert snap_compare(app, terminal_size=size, run_before=press("x"))

@@ -1,0 +1,1 @@
+"""Textual themes and stylesheets: data only, imported by the app."""

@@ -1,0 +1,1 @@
+"""One widget per module: each receives state, renders it, and posts a message when asked to act."""

@@ -1,0 +1,69 @@
+"""A banner across the screen when the picture cannot be trusted as it stands.
+
+Shown when noc is cut off (last known status only), when polls are stale, or when
+the regions' stores disagree on which region is active (split-brain risk).
+"""
+
+from __future__ import annotations
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from noc.model import EstateSnapshot
+
+
+def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
+    lines: list[Content] = []
+    if snapshot.cut_off:
+        since = snapshot.cut_off_since.strftime("%H:%M:%S UTC") if snapshot.cut_off_since else "?"
+        lines.append(
+            Content.styled(
+                f"✗ noc cannot reach anything since {since}: showing LAST KNOWN status, "
+                "regions are not being declared down",
+                "bold",
+            )
+        )
+    elif snapshot.stale:
+        age = f"{snapshot.last_poll_age:.0f}s" if snapshot.last_poll_age is not None else "ever"
+        lines.append(Content.styled(f"◌ STALE: no poll result for {age}", "bold"))
+    if snapshot.authority.split:
+        others = ", ".join(
+            f"{store} says {active}" for store, active in snapshot.authority.disagreeing
+        )
+        lines.append(
+            Content.styled(
+                f"⚠ SPLIT-BRAIN RISK: stores disagree on the active region "
+                f"({snapshot.active_region} by majority; {others})",
+                "bold",
+            )
+        )
+    if snapshot.active_region is None:
+        lines.append(Content.styled("? active region unknown: no flag store could be read", "bold"))
+    return lines
+
+
+class Banner(Widget):
+    DEFAULT_CSS = """
+    Banner {
+        height: auto;
+        display: none;
+        background: $error-muted;
+        color: $text-error;
+        padding: 0 1;
+    }
+    Banner.-shown {
+        display: block;
+    }
+    """
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+
+    def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
+        self.set_class(snapshot is not None and bool(banner_lines(snapshot)), "-shown")
+
+    def render(self) -> RenderResult:
+        if self.snapshot is None:
+            return ""
+        return Content("\n").join(banner_lines(self.snapshot))

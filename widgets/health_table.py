@@ -1,0 +1,124 @@
+"""The health table: one row per check, updated cell by cell as verdicts change."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+from noc.model import CheckStatus, EstateSnapshot
+from widgets.health_style import health_content
+
+# (key, label, width, compact label, compact width); compact width None drops the column.
+COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
+    ("region", "Region", 6, "Rgn", 3),
+    ("check", "Check", 30, "Check", 14),
+    ("health", "Health", 11, "Health", 10),
+    ("http", "HTTP", 4, "", None),
+    ("latency", "Latency", 8, "Lat", 5),
+    ("fails", "Fails", 5, "Fail", 4),
+    ("down_in", "Down in", 7, "Down", 4),
+    ("error", "Last error", 40, "Last error", 15),
+    ("age", "Age", 5, "Age", 4),
+)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.0f}m"
+
+
+def cells(check: CheckStatus, widths: dict[str, int]) -> dict[str, Content | str]:
+    last = check.last
+    target = check.target
+    error = "" if last is None or last.error is None else str(last.error)
+    if last is None:
+        error = "waiting for first answer"
+    fails = f"{check.consecutive_failures}/{target.failure_threshold}"
+    row: dict[str, Content | str] = {
+        "region": target.region_id,
+        "check": _clip(target.name, widths["check"]),
+        "health": health_content(check.health),
+        "http": "—" if last is None or last.status is None else str(last.status),
+        "latency": "—" if last is None or last.latency_ms is None else f"{last.latency_ms:.0f}ms",
+        "fails": Content.styled(fails, "bold $error") if check.consecutive_failures else fails,
+        "down_in": _seconds(check.seconds_until_down),
+        "error": Content.styled(_clip(error, widths["error"]), "$text-error" if error else ""),
+        "age": _seconds(check.age_seconds),
+    }
+    return {key: value for key, value in row.items() if key in widths}
+
+
+class HealthTable(DataTable[Content | str]):
+    DEFAULT_CSS = """
+    HealthTable {
+        height: 1fr;
+        min-height: 4;
+    }
+    """
+
+    class RegionHighlighted(Message):
+        def __init__(self, region_id: str) -> None:
+            super().__init__()
+            self.region_id = region_id
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    compact: reactive[bool] = reactive(False)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._widths: dict[str, int] = {}
+        self._shown: dict[str, dict[str, Content | str]] = {}
+
+    def on_mount(self) -> None:
+        self._build_columns()
+
+    def watch_compact(self) -> None:
+        if self.is_mounted:
+            self._build_columns()
+            self._fill()
+
+    def watch_snapshot(self) -> None:
+        self._fill()
+
+    def _build_columns(self) -> None:
+        self.clear(columns=True)
+        self._shown.clear()
+        self._widths = {}
+        for key, label, width, compact_label, compact_width in COLUMNS:
+            shown: tuple[str, int | None] = (
+                (compact_label, compact_width) if self.compact else (label, width)
+            )
+            if shown[1] is None:
+                continue
+            self._widths[key] = shown[1]
+            self.add_column(shown[0], key=key, width=shown[1])
+
+    def _fill(self) -> None:
+        """Add new rows and update only the cells whose text changed."""
+        if self.snapshot is None or not self._widths:
+            return
+        for region in self.snapshot.regions:
+            for check in region.checks:
+                key = check.target.check_id
+                row = cells(check, self._widths)
+                before = self._shown.get(key)
+                if before is None:
+                    self.add_row(*row.values(), key=key)
+                else:
+                    for column, value in row.items():
+                        if before.get(column) != value:
+                            self.update_cell(key, column, value)
+                self._shown[key] = row
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key: RowKey = event.row_key
+        if key.value:
+            self.post_message(self.RegionHighlighted(key.value.split("/")[0]))

@@ -1,0 +1,154 @@
+"""The compact region list: one line per region, for terminals too narrow for the map.
+
+`★ ro  Bucharest  primary  ✓ healthy  ACTIVE`: which region is active, where it
+is, its role and its health as glyph, word and colour. When the width runs out
+the line sheds whole words (the city, then the long role) instead of being cut
+mid-word. The region map reuses these pieces for its labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from noc.model import EstateSnapshot, Health, RegionStatus, Role
+from widgets.health_style import ACTIVE_MARK, health_content
+
+WAITING = "waiting for first poll…"
+ACTIVE_WORD = "ACTIVE"
+ACTIVE_STYLE = "bold reverse"
+_COLUMN_GAP = 2
+# Not $text-muted: in a Content span its "auto" colour comes out as full white.
+MUTED = "$foreground-muted"
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """How much of a region's line to spell out; more width affords more words."""
+
+    name: bool
+    long_role: bool
+    active_word: bool
+    long_store_note: bool
+
+
+# From most to least spelled out; the first that fits the width wins.
+DETAILS: tuple[Detail, ...] = (
+    Detail(name=True, long_role=True, active_word=True, long_store_note=True),
+    Detail(name=True, long_role=False, active_word=True, long_store_note=False),
+    Detail(name=False, long_role=False, active_word=True, long_store_note=False),
+    # Last resort: the ★ alone still marks the active region.
+    Detail(name=False, long_role=False, active_word=False, long_store_note=False),
+)
+
+_SHORT_ROLE = {Role.PRIMARY: "P", Role.SECONDARY: "S"}
+
+
+@dataclass(frozen=True, slots=True)
+class RegionCells:
+    """One region's words, each a separate piece so lines can align them in columns."""
+
+    mark: Content
+    id: Content
+    name: Content
+    role: Content
+    health: Content
+    active: Content
+    store_note: Content
+
+    def words(self) -> tuple[Content, ...]:
+        """Every piece after the mark, in reading order (empty ones included)."""
+        return (self.id, self.name, self.role, self.health, self.active, self.store_note)
+
+    def columns(self) -> tuple[Content, ...]:
+        """The pieces of a list line, one per column.
+
+        ACTIVE and the store note share the last column, so a note on a passive
+        region does not sit after a gap where ACTIVE would be.
+        """
+        flags = Content(" " * _COLUMN_GAP).join(
+            flag for flag in (self.active, self.store_note) if flag
+        )
+        return (self.mark, self.id, self.name, self.role, self.health, flags)
+
+
+def _one_line(text: str) -> str:
+    """Configured text made safe to lay out: a newline, tab or escape would break the grid."""
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
+def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
+    # Content.styled takes text as plain text, never markup, so names from the
+    # configuration cannot inject styles; _one_line keeps them from breaking lines.
+    role = region.role.value if detail.long_role else _SHORT_ROLE[region.role]
+    # A problem is bold so it catches the eye on a wall screen; healthy stays calm.
+    health = health_content(region.health, bold=region.health is not Health.HEALTHY)
+    # reachable is None until the first read: only a failed read deserves a note.
+    unreachable = region.store.reachable is False
+    note = "store unreachable" if detail.long_store_note else "store ✗"
+    return RegionCells(
+        mark=Content.styled(ACTIVE_MARK, "bold") if region.is_active else Content(" "),
+        id=Content.styled(_one_line(region.id), "bold"),
+        name=Content(_one_line(region.name)) if detail.name else Content(),
+        role=Content.styled(role, MUTED),
+        health=health,
+        active=Content.styled(ACTIVE_WORD, ACTIVE_STYLE)
+        if region.is_active and detail.active_word
+        else Content(),
+        store_note=Content.styled(note, "$warning") if unreachable else Content(),
+    )
+
+
+def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:
+    """Lay the rows out in columns; return the lines and the widest line's length."""
+    columns = list(zip(*(row.columns() for row in rows), strict=True))
+    widths = [max(cell.cell_length for cell in column) for column in columns]
+    # A column empty in every row (no store note anywhere, say) takes no space at all.
+    shown = [i for i, width in enumerate(widths) if width]
+    lines: list[Content] = []
+    for r in range(len(rows)):
+        parts: list[Content] = []
+        for position, i in enumerate(shown):
+            cell = columns[i][r]
+            last = position == len(shown) - 1
+            gap = 1 if i == 0 else _COLUMN_GAP
+            parts.append(cell if last else cell.pad_right(widths[i] - cell.cell_length + gap))
+        lines.append(Content.assemble(*parts).rstrip())
+    total = sum(widths[i] for i in shown) + 1 + _COLUMN_GAP * max(len(shown) - 2, 0)
+    return lines, total
+
+
+def region_lines(regions: Sequence[RegionStatus], width: int) -> list[Content]:
+    """One aligned line per region, as spelled out as `width` cells allow."""
+    if not regions:
+        return [Content.styled("no regions configured", MUTED)]
+    lines: list[Content] = []
+    for detail in DETAILS:
+        lines, total = _aligned([region_cells(region, detail) for region in regions])
+        if total <= width:
+            break
+    return lines
+
+
+class RegionList(Widget):
+    """Every region on its own line: the narrow-terminal stand-in for the region map."""
+
+    DEFAULT_CSS = """
+    RegionList {
+        height: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, layout=True)
+
+    def render(self) -> RenderResult:
+        if self.snapshot is None:
+            return Content.styled(WAITING, MUTED)
+        return Content("\n").join(region_lines(self.snapshot.regions, self.content_size.width))

@@ -1,0 +1,291 @@
+"""The region map: a Braille world map with a labelled marker for every region.
+
+The land is drawn once per widget size (two by four Braille dots a cell, from the
+shipped land mask) and cached; a new snapshot only moves markers and labels. The
+projection is equirectangular, stretched to fill the widget: the whole world in
+longitude, latitudes cropped to +80..-58 where no one runs a datacentre.
+
+Labels never overlap each other or a marker: each goes beside its marker, else
+above or below it, else further up or down joined by a leader line. When they
+cannot all fit, or the widget is too small for a map to mean anything, the
+widget shows the compact region list instead, so a region is never missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.reactive import reactive
+from textual.style import Style
+from textual.widget import Widget
+
+from noc.model import EstateSnapshot, RegionStatus
+from widgets.health_style import ACTIVE_MARK, COLOR
+from widgets.landmask import land_mask
+from widgets.region_list import DETAILS, MUTED, WAITING, region_cells, region_lines
+
+LAT_TOP = 80.0
+LAT_BOTTOM = -58.0
+# Below this a map is a smudge of dots; the region list says more.
+MIN_WIDTH = 40
+MIN_HEIGHT = 10
+MARKER = "●"
+
+# Every label spelling the map may use: all keep the word ACTIVE, which the last
+# entry of DETAILS drops (fine in a list, where ★ sits in a column, not on a map).
+_MAP_DETAILS = DETAILS[:-1]
+
+# The bit of each Braille dot, by (column, row) within the 2 x 4 cell (U+2800 block).
+_DOT_BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+_BRAILLE_BLANK = 0x2800
+
+Cell = tuple[int, int]  # (x, y): column and row in the widget
+
+
+def project(lat: float, lon: float, width: int, height: int) -> Cell:
+    """The cell holding (lat, lon) on a width x height map; off-map points clamp to the edge."""
+    x = int((lon + 180.0) / 360.0 * width)
+    y = int((LAT_TOP - lat) / (LAT_TOP - LAT_BOTTOM) * height)
+    return min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+
+
+@lru_cache(maxsize=4)
+def land_layer(width: int, height: int) -> tuple[str, ...]:
+    """The map's land as Braille, one string of `width` cells per row, sea as spaces."""
+    mask = land_mask()
+    dot_width = 2 * width
+    lons = [-180.0 + (x + 0.5) * 360.0 / dot_width for x in range(dot_width)]
+    degrees_per_dot_row = (LAT_TOP - LAT_BOTTOM) / (4 * height)
+    rows: list[str] = []
+    for y in range(height):
+        # The four dot rows of this text row, each sampled across the whole width.
+        dots = [
+            [mask.is_land(LAT_TOP - (4 * y + dy + 0.5) * degrees_per_dot_row, lon) for lon in lons]
+            for dy in range(4)
+        ]
+        chars: list[str] = []
+        for x in range(width):
+            code = 0
+            for dx, bits in enumerate(_DOT_BITS):
+                for dy, bit in enumerate(bits):
+                    if dots[dy][2 * x + dx]:
+                        code |= bit
+            chars.append(chr(_BRAILLE_BLANK + code) if code else " ")
+        rows.append("".join(chars))
+    return tuple(rows)
+
+
+def place_markers(cells: Sequence[Cell], width: int) -> list[Cell] | None:
+    """One distinct cell per marker: a marker whose cell is taken moves along its row.
+
+    Nearby regions (Bucharest and Sofia) share a cell on small maps; a marker a
+    cell off is still in the right place at this scale, two in one cell are one.
+    Moving only sideways keeps a cluster in one row, so every marker keeps the
+    cells above and below it free for a leader line. None if the row is full.
+    """
+    taken: set[Cell] = set()
+    placed: list[Cell] = []
+    shifts = [0, *(dx for step in range(1, width) for dx in (step, -step))]
+    for x, y in cells:
+        for dx in shifts:
+            cell = (x + dx, y)
+            if cell not in taken and 0 <= cell[0] < width:
+                break
+        else:
+            return None
+        taken.add(cell)
+        placed.append(cell)
+    return placed
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPlacement:
+    """Where one label goes: its first cell, and the leader line joining it to its marker."""
+
+    x: int
+    y: int
+    leader: tuple[tuple[int, int, str], ...] = ()  # (x, y, character), marker outwards
+
+    def span(self, length: int) -> tuple[int, int]:
+        """First and last cell on the label's row: its text and the leader's corner."""
+        xs = [self.x, self.x + length - 1, *(x for x, y, _ in self.leader if y == self.y)]
+        return min(xs), max(xs)
+
+    def footprint(self, length: int) -> set[Cell]:
+        """The cells this label claims: its text, its leader, and a blank cell either end."""
+        first, last = self.span(length)
+        cells = {(x, self.y) for x in range(first - 1, last + 2)}
+        cells.update((x, y) for x, y, _ in self.leader)
+        return cells
+
+
+def _candidates(marker: Cell, length: int, height: int) -> Iterator[LabelPlacement]:
+    """Label positions for one marker, best first."""
+    mx, my = marker
+    # Beside the marker: the label reads as the marker's own words.
+    yield LabelPlacement(mx + 2, my)
+    yield LabelPlacement(mx - 1 - length, my)
+    # Just above or below, flush with the marker's column.
+    for dy in (-1, 1):
+        yield LabelPlacement(mx, my + dy)
+        yield LabelPlacement(mx - length + 1, my + dy)
+    # Further out, stacked, with a leader line down (or up) to the marker.
+    for distance in range(2, height):
+        for ly, step, right, left in ((my - distance, -1, "╭", "╮"), (my + distance, 1, "╰", "╯")):
+            if not 0 <= ly < height:
+                continue
+            stem = tuple((mx, y, "│") for y in range(my + step, ly, step))
+            yield LabelPlacement(mx + 2, ly, (*stem, (mx, ly, right), (mx + 1, ly, "─")))
+            yield LabelPlacement(mx - 1 - length, ly, (*stem, (mx, ly, left), (mx - 1, ly, "─")))
+
+
+def _place_in_order(
+    markers: Sequence[Cell], lengths: Sequence[int], order: Sequence[int], width: int, height: int
+) -> tuple[dict[int, LabelPlacement], int | None]:
+    """Greedy placement in the given order: the placements made, and the first label that
+    found no room (None if all did)."""
+    taken: set[Cell] = set(markers)
+    placements: dict[int, LabelPlacement] = {}
+    for index in order:
+        length = lengths[index]
+        for candidate in _candidates(markers[index], length, height):
+            if candidate.x < 0 or candidate.x + length > width:
+                continue
+            footprint = candidate.footprint(length)
+            if footprint.isdisjoint(taken):
+                taken |= footprint
+                placements[index] = candidate
+                break
+        else:
+            return placements, index
+    return placements, None
+
+
+def place_labels(
+    markers: Sequence[Cell], lengths: Sequence[int], width: int, height: int
+) -> list[LabelPlacement] | None:
+    """Place one label per marker with no overlaps; None if they cannot all fit.
+
+    Greedy, earlier markers first, so callers put the active region first. A label
+    that finds no room goes first on the next try: a search of every arrangement
+    is exponential, and this untangles the clusters real estates have.
+    """
+    order = list(range(len(markers)))
+    for _ in range(2 * len(markers) + 1):
+        placements, failed = _place_in_order(markers, lengths, order, width, height)
+        if failed is None:
+            return [placements[index] for index in range(len(markers))]
+        order.remove(failed)
+        order.insert(0, failed)
+    return None
+
+
+def map_label(region: RegionStatus, detail_index: int) -> Content:
+    """A region's label on the map: `ro primary ✓ healthy ACTIVE`, words as the detail allows."""
+    words = region_cells(region, _MAP_DETAILS[detail_index]).words()
+    return Content(" ").join(word for word in words if word)
+
+
+@dataclass(frozen=True, slots=True)
+class MapLayout:
+    """Everything the map draws over the land: markers, labels and leader lines."""
+
+    regions: tuple[RegionStatus, ...]  # in placement order: the active region first
+    markers: tuple[Cell, ...]
+    labels: tuple[Content, ...]
+    placements: tuple[LabelPlacement, ...]
+
+
+def layout_regions(regions: Sequence[RegionStatus], width: int, height: int) -> MapLayout | None:
+    """Markers and labels for every region, as spelled out as the map has room for."""
+    ordered = tuple(sorted(regions, key=lambda region: not region.is_active))
+    markers = place_markers([project(*r.location, width, height) for r in ordered], width)
+    if markers is None:
+        return None
+    for detail_index in range(len(_MAP_DETAILS)):
+        labels = tuple(map_label(region, detail_index) for region in ordered)
+        placements = place_labels(markers, [label.cell_length for label in labels], width, height)
+        if placements is not None:
+            return MapLayout(ordered, tuple(markers), labels, tuple(placements))
+    return None
+
+
+class RegionMap(Widget):
+    """A world map with every region's location, role, health, and which one is active."""
+
+    COMPONENT_CLASSES = {"region-map--land", "region-map--leader"}
+
+    DEFAULT_CSS = """
+    RegionMap {
+        width: 1fr;
+        height: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        & > .region-map--land {
+            color: $text-muted;
+        }
+        & > .region-map--leader {
+            color: $foreground;
+        }
+    }
+    """
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+
+    def render(self) -> RenderResult:
+        width, height = self.content_size
+        if self.snapshot is None:
+            return self._centered(Content.styled(WAITING, MUTED), width, height)
+        regions = self.snapshot.regions
+        layout = None
+        if width >= MIN_WIDTH and height >= MIN_HEIGHT:
+            layout = layout_regions(regions, width, height)
+        if layout is None:
+            return Content("\n").join(region_lines(regions, width))
+        return self._draw(layout, width, height)
+
+    @staticmethod
+    def _centered(content: Content, width: int, height: int) -> Content:
+        # Not Content.center: in Textual 8.2 it pads past `width` on the right.
+        return Content("\n" * (height // 2)) + content.pad_left((width - content.cell_length) // 2)
+
+    def _draw(self, layout: MapLayout, width: int, height: int) -> Content:
+        # Everything drawn over the land, by row: (x, piece), pieces never overlapping.
+        overlay: dict[int, list[tuple[int, Content]]] = {}
+        leader_style = self.get_visual_style("region-map--leader")
+        for region, (mx, my), label, placement in zip(
+            layout.regions, layout.markers, layout.labels, layout.placements, strict=True
+        ):
+            glyph = ACTIVE_MARK if region.is_active else MARKER
+            overlay.setdefault(my, []).append(
+                (mx, Content.styled(glyph, f"bold {COLOR[region.health]}"))
+            )
+            for x, y, char in placement.leader:
+                overlay.setdefault(y, []).append((x, Content.styled(char, leader_style)))
+            # The blank cells either end keep land dots from touching the text.
+            first, last = placement.span(label.cell_length)
+            row = overlay.setdefault(placement.y, [])
+            if first > 0:
+                row.append((first - 1, Content(" ")))
+            if last + 1 < width:
+                row.append((last + 1, Content(" ")))
+            row.append((placement.x, label))
+
+        land_style = self.get_visual_style("region-map--land")
+        lines: list[Content] = []
+        for y, land in enumerate(land_layer(width, height)):
+            parts: list[Content | tuple[str, Style]] = []
+            x = 0
+            for start, piece in sorted(overlay.get(y, ()), key=lambda item: item[0]):
+                if start > x:
+                    parts.append((land[x:start], land_style))
+                parts.append(piece)
+                x = start + piece.cell_length
+            if x < width:
+                parts.append((land[x:], land_style))
+            lines.append(Content.assemble(*parts))
+        return Content("\n").join(lines)

@@ -1,0 +1,66 @@
+"""The status bar: estate, topology, active region, lock, UTC clock, poll age, liveness."""
+
+from __future__ import annotations
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from noc.model import EstateSnapshot
+from widgets.health_style import ACTIVE_MARK
+
+
+def liveness(snapshot: EstateSnapshot) -> Content:
+    """LIVE, STALE or DISCONNECTED: loud when noc itself is the problem."""
+    if snapshot.cut_off:
+        return Content.styled(" ✗ DISCONNECTED ", "bold $text-error on $error-muted")
+    if snapshot.stale:
+        return Content.styled(" ◌ STALE ", "bold $text-warning on $warning-muted")
+    if snapshot.last_poll_age is None:
+        return Content.styled(" … STARTING ", "$foreground-muted")
+    return Content.styled(" ● LIVE ", "bold $text-success")
+
+
+def poll_age(snapshot: EstateSnapshot) -> str:
+    if snapshot.last_poll_age is None:
+        return "no poll yet"
+    return f"polled {snapshot.last_poll_age:.0f}s ago"
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+
+    def render(self) -> RenderResult:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return Content.styled(" noc  starting…", "$foreground-muted")
+        narrow = self.size.width <= 80
+        separator = Content.styled(" │ ", "$foreground-muted")
+        active = snapshot.active_region
+        parts: list[Content] = [
+            Content.styled(f" {snapshot.estate}", "bold"),
+        ]
+        if not narrow:
+            parts.append(Content(snapshot.topology.value))
+        parts.append(
+            Content.styled(f"{ACTIVE_MARK} active {active}", "bold $accent")
+            if active
+            else Content.styled("active ? unknown", "bold $error")
+        )
+        if snapshot.authority.split:
+            parts.append(Content.styled("⚠ SPLIT", "bold $error"))
+        if snapshot.read_only:
+            parts.append(Content.styled("⊘ READ-ONLY", "bold reverse"))
+        clock = snapshot.generated_at.strftime("%H:%M:%S UTC")
+        parts.extend([Content(clock), Content(poll_age(snapshot)), liveness(snapshot)])
+        return separator.join(parts)
