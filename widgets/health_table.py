@@ -9,7 +9,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot
-from widgets.health_style import health_content
+from widgets.health_style import health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
@@ -20,9 +20,14 @@ COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
     ("latency", "Latency", 8, "Lat", 5),
     ("fails", "Fails", 5, "Fail", 4),
     ("down_in", "Down in", 7, "Down", 4),
-    ("error", "Last error", 40, "Last error", 15),
+    ("error", "Last error", 0, "Last error", 0),  # sized to the space left: _error_width()
     ("age", "Age", 5, "Age", 4),
 )
+
+
+ERROR_MIN_WIDTH = 24
+ERROR_COMPACT_WIDTH = 15
+SCROLLBAR_ALLOWANCE = 2
 
 
 def _clip(text: str, width: int) -> str:
@@ -35,7 +40,10 @@ def _seconds(value: float | None) -> str:
     return f"{value:.0f}s" if value < 120 else f"{value / 60:.0f}m"
 
 
-def cells(check: CheckStatus, widths: dict[str, int]) -> dict[str, Content | str]:
+def cells(
+    check: CheckStatus, widths: dict[str, int], *, last_known: bool = False
+) -> dict[str, Content | str]:
+    """One row's cells; `last_known` marks a verdict held while noc is cut off."""
     last = check.last
     target = check.target
     error = "" if last is None or last.error is None else str(last.error)
@@ -45,7 +53,11 @@ def cells(check: CheckStatus, widths: dict[str, int]) -> dict[str, Content | str
     row: dict[str, Content | str] = {
         "region": target.region_id,
         "check": _clip(target.name, widths["check"]),
-        "health": health_content(check.health),
+        "health": (
+            Content.styled(f"({health_word(check.health)})", "italic $foreground-muted")
+            if last_known
+            else health_content(check.health)
+        ),
         "http": "—" if last is None or last.status is None else str(last.status),
         "latency": "—" if last is None or last.latency_ms is None else f"{last.latency_ms:.0f}ms",
         "fails": Content.styled(fails, "bold $error") if check.consecutive_failures else fails,
@@ -85,6 +97,20 @@ class HealthTable(DataTable[Content | str]):
             self._build_columns()
             self._fill()
 
+    def on_resize(self) -> None:
+        if self._error_width() != self._widths.get("error"):
+            self._build_columns()
+            self._fill()
+
+    def _error_width(self) -> int:
+        """The last error gets whatever the other columns leave, never less than its minimum."""
+        shown = [(w, cw) for key, _, w, _, cw in COLUMNS if key != "error"]
+        fixed = [cw if self.compact else w for w, cw in shown]
+        used = sum(w for w in fixed if w is not None)
+        padding = 2 * (sum(1 for w in fixed if w is not None) + 1) + SCROLLBAR_ALLOWANCE
+        minimum = ERROR_COMPACT_WIDTH if self.compact else ERROR_MIN_WIDTH
+        return max(minimum, self.size.width - used - padding)
+
     def watch_snapshot(self) -> None:
         self._fill()
 
@@ -98,8 +124,9 @@ class HealthTable(DataTable[Content | str]):
             )
             if shown[1] is None:
                 continue
-            self._widths[key] = shown[1]
-            self.add_column(shown[0], key=key, width=shown[1])
+            width = self._error_width() if key == "error" else shown[1]
+            self._widths[key] = width
+            self.add_column(shown[0], key=key, width=width)
 
     def _fill(self) -> None:
         """Add new rows and update only the cells whose text changed."""
@@ -108,7 +135,7 @@ class HealthTable(DataTable[Content | str]):
         for region in self.snapshot.regions:
             for check in region.checks:
                 key = check.target.check_id
-                row = cells(check, self._widths)
+                row = cells(check, self._widths, last_known=self.snapshot.cut_off)
                 before = self._shown.get(key)
                 if before is None:
                     self.add_row(*row.values(), key=key)

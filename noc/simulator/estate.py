@@ -125,7 +125,7 @@ class DemoEstate:
                     "redis_url": self._stores[region.id].url,
                     "checks": [
                         {
-                            "name": "health",
+                            "name": f"api.{region.id}.demo-mail /health",
                             "url": self._endpoints[region.id].url,
                             "body_contains": "healthy",
                         }
