@@ -235,14 +235,16 @@ class NocApp(App[None]):
         confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
         if confirmation is None:
             await self.audit.aappend("cancelled", **plan_record(plan))
-            self.notify(f"{kind.value} cancelled: nothing was changed", timeout=4)
+            self.notify(f"{kind.value} cancelled: nothing was changed", timeout=4, markup=False)
             return
         if confirmation.force:
             if not await self.push_screen(ForceDialog(plan), wait_for_dismiss=True):
                 await self.audit.aappend(
                     "cancelled", **plan_record(plan, reason=confirmation.reason)
                 )
-                self.notify(f"forced {kind.value} cancelled: nothing was changed", timeout=4)
+                self.notify(
+                    f"forced {kind.value} cancelled: nothing was changed", timeout=4, markup=False
+                )
                 return
             plan = replace(plan, forced=True)
         await self.audit.aappend(
@@ -264,7 +266,7 @@ class NocApp(App[None]):
             return
         region, fault = choice
         await self.faults.inject(region, fault)
-        self.notify(f"demo: {region} now {fault.value}", timeout=3)
+        self.notify(f"demo: {region} now {fault.value}", timeout=3, markup=False)
 
     def action_help(self) -> None:
         keys = [

@@ -74,7 +74,9 @@ class ActionResultScreen(ModalScreen[None]):
         verdict = "VERIFIED" if self.result.success else "FAILED OR PARTIAL"
         plan = self.result.plan
         with Vertical():
-            yield Label(f"{plan.kind.value.upper()} to {plan.target}: {verdict}", id="title")
+            yield Label(
+                Content(f"{plan.kind.value.upper()} to {plan.target}: {verdict}"), id="title"
+            )
             yield Static(result_body(self.result))
             yield Button("Close", id="close", variant="primary")
 

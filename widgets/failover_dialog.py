@@ -94,7 +94,7 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
         plan = self.plan
         verb = plan.kind.value.upper()
         with Vertical():
-            yield Label(f"{verb}  {plan.source or '?'} → {plan.target}", id="title")
+            yield Label(Content(f"{verb}  {plan.source or '?'} → {plan.target}"), id="title")
             yield Static(
                 Content.assemble("Target health: ", health_content(plan.target_health, bold=True)),
             )

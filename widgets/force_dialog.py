@@ -6,6 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -57,8 +58,12 @@ class ForceDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         failed = "\n".join(f"  ✗ {c.name}: {c.detail}" for c in self.plan.failed)
         with Vertical():
-            yield Label(f"FORCED {self.plan.kind.value.upper()} to {self.plan.target}", id="title")
-            yield Static(f"This overrides:\n{failed}\nand is recorded in the audit log as forced.")
+            yield Label(
+                Content(f"FORCED {self.plan.kind.value.upper()} to {self.plan.target}"), id="title"
+            )
+            yield Static(
+                Content(f"This overrides:\n{failed}\nand is recorded in the audit log as forced.")
+            )
             yield Input(placeholder=f"type {FORCE_WORD} to proceed", id="force")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
