@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -23,13 +24,15 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
-from noc.audit import AuditLog, default_audit_path, operator_identity
+from noc.audit import JsonlLog, operator_identity, state_dir
 from noc.clock import Clock, SystemClock
 from noc.config import NocConfig
 from noc.failover import execute, plan_action, plan_record
-from noc.model import ActionKind, EstateSnapshot, FaultInjector
+from noc.model import ActionKind, AlertNotice, AlertState, EstateSnapshot, FaultInjector, Severity
 from noc.scheduler import Scheduler
+from widgets.ack_dialog import AckDialog
 from widgets.action_result import ActionResultScreen
+from widgets.alert_pane import AlertPane
 from widgets.banner import Banner
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
@@ -38,12 +41,14 @@ from widgets.health_table import HealthTable
 from widgets.help_screen import HelpScreen
 from widgets.region_list import RegionList
 from widgets.region_map import RegionMap
+from widgets.silence_dialog import SilenceDialog
 from widgets.status_bar import StatusBar
 
 # A person reads at most a few updates a second; more only costs bandwidth.
 MIN_REPAINT_INTERVAL = 0.25
-DESTRUCTIVE_ACTIONS = frozenset({"failover", "failback"})
-MAIN_SCREEN_ACTIONS = DESTRUCTIVE_ACTIONS | {"faults", "help", "select_region", "refresh"}
+# Everything that changes the world or the record; --read-only removes them all.
+OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence"})
+MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {"faults", "help", "select_region", "refresh"}
 
 
 class SnapshotChanged(Message):
@@ -85,9 +90,11 @@ class NocApp(App[None]):
     """
 
     BINDINGS = [
-        Binding("f", "failover", "Fail over", id="failover"),
-        Binding("b", "failback", "Fail back", id="failback"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("f", "failover", "Failover", id="failover"),
+        Binding("b", "failback", "Failback", id="failback"),
+        Binding("a", "ack", "Ack", id="ack"),
+        Binding("s", "silence", "Silence", id="silence"),
+        Binding("r", "refresh", "Refresh", id="refresh", show=False),
         Binding(
             "left_square_bracket", "select_region(-1)", "Prev region", id="prev_region", show=False
         ),
@@ -106,7 +113,7 @@ class NocApp(App[None]):
         read_only: bool = False,
         faults: FaultInjector | None = None,
         clock: Clock | None = None,
-        audit_path: Path | None = None,
+        state_path: Path | None = None,
         start_polling: bool = True,
         config_path: str = "",
     ) -> None:
@@ -115,11 +122,19 @@ class NocApp(App[None]):
         self.read_only = read_only
         self.faults = faults
         self.clock = clock or SystemClock()
-        self.audit = AuditLog(audit_path or default_audit_path(), self.clock)
-        self.scheduler = Scheduler(config, self.clock, on_change=self._engine_changed)
+        state_path = state_path or state_dir()
+        self.audit = JsonlLog(state_path / "audit.jsonl", self.clock)
+        self.scheduler = Scheduler(
+            config,
+            self.clock,
+            on_change=self._engine_changed,
+            on_alerts=self._alerts_changed,
+            state_dir=state_path,
+        )
         self.start_polling = start_polling
         self.config_path = config_path
         self.selected_region: str | None = None
+        self.selected_alert: str | None = None
         self._last_repaint = 0.0
         self._repaint_pending = False
 
@@ -130,6 +145,7 @@ class NocApp(App[None]):
             yield RegionMap()
             yield RegionList()
             yield HealthTable(id="health")
+            yield AlertPane(id="alerts")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -173,6 +189,7 @@ class NocApp(App[None]):
             table = self.query_one(HealthTable)
             table.compact = self.screen.has_class("-narrow")
             table.snapshot = snapshot
+            self.query_one(AlertPane).snapshot = snapshot
 
     def snapshot(self) -> EstateSnapshot:
         return self.scheduler.engine.snapshot(read_only=self.read_only)
@@ -180,13 +197,23 @@ class NocApp(App[None]):
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_snapshot)
 
+    def _alerts_changed(self, notices: list[AlertNotice]) -> None:
+        if self.config.alerts.bell and any(
+            n.event == "firing" and n.alert.severity is Severity.CRITICAL and not n.alert.muted
+            for n in notices
+        ):
+            self.bell()
+
     def on_health_table_region_highlighted(self, event: HealthTable.RegionHighlighted) -> None:
         self.selected_region = event.region_id
+
+    def on_alert_pane_alert_highlighted(self, event: AlertPane.AlertHighlighted) -> None:
+        self.selected_alert = event.alert_id
 
     # --- actions -------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DESTRUCTIVE_ACTIONS and self.read_only:
+        if action in OPERATOR_ACTIONS and self.read_only:
             return False
         # App bindings stay live under a dialog: a stray key typed there must never
         # start (or, the worker being exclusive, replace) another operator action.
@@ -257,6 +284,67 @@ class NocApp(App[None]):
         self.refresh_snapshot()
         await self.push_screen(ActionResultScreen(result))
 
+    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    async def action_ack(self) -> None:
+        alert = next(
+            (a for a in self.snapshot().alerts if a.id == self.selected_alert),
+            None,
+        )
+        if alert is None or alert.state is not AlertState.FIRING:
+            self.notify("Select a firing alert in the alert pane to ack it", timeout=4)
+            return
+        operator = operator_identity()
+        note = await self.push_screen(AckDialog(alert, operator["operator"]), wait_for_dismiss=True)
+        if note is None:
+            return
+        ack = self.scheduler.engine.alerts.ack(alert.id, operator["operator"], note)
+        if ack is None:
+            self.notify("That alert is no longer firing", timeout=4)
+            return
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_ack(alert.id, ack)
+        await self.audit.aappend("ack", alert_id=alert.id, note=note, **operator)
+        self.refresh_snapshot()
+
+    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    async def action_silence(self) -> None:
+        alert = next((a for a in self.snapshot().alerts if a.id == self.selected_alert), None)
+        dialog = SilenceDialog(alert.rule if alert else "", alert.region if alert else None)
+        request = await self.push_screen(dialog, wait_for_dismiss=True)
+        if request is None:
+            return
+        operator = operator_identity()
+        silence = self.scheduler.engine.alerts.silence(
+            request.matchers, request.duration_seconds, operator["operator"], request.comment
+        )
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_silence(silence)
+        await self.audit.aappend(
+            "silence",
+            silence_id=silence.id,
+            matchers=dict(silence.matchers),
+            ends_at=silence.ends_at.isoformat(),
+            comment=silence.comment,
+            **operator,
+        )
+        self.notify(
+            f"Silenced {silence.describe()} until {silence.ends_at:%H:%M} UTC", markup=False
+        )
+        self.refresh_snapshot()
+
+    def start_expire_silence(self, silence_id: str) -> None:
+        self.run_worker(self.expire_silence(silence_id), group="operator-action")
+
+    async def expire_silence(self, silence_id: str) -> None:
+        expired = self.scheduler.engine.alerts.expire(silence_id)
+        if expired is None:
+            return
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_silence(expired)
+        await self.audit.aappend("silence_expired", silence_id=silence_id, **operator_identity())
+        self.notify(f"Silence {expired.describe()} expired", markup=False)
+        self.refresh_snapshot()
+
     @work(exclusive=True, group="fault-panel", exit_on_error=False)
     async def action_faults(self) -> None:
         if self.faults is None:
@@ -293,6 +381,18 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Fail back", "Fail back to the primary region", self.action_failback
             )
+            yield SystemCommand(
+                "Ack alert", "Acknowledge the selected firing alert", self.action_ack
+            )
+            yield SystemCommand(
+                "Silence alerts", "Mute alerts by rule and region", self.action_silence
+            )
+            for silence in self.scheduler.engine.alerts.silences():
+                yield SystemCommand(
+                    f"Expire silence {silence.describe()}",
+                    f"by {silence.author}: {silence.comment}",
+                    partial(self.start_expire_silence, silence.id),
+                )
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh)
         yield SystemCommand(
             "Previous region", "Select the previous region", lambda: self.action_select_region(-1)

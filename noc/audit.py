@@ -1,4 +1,5 @@
-"""The audit log: append-only JSONL, one line per step of every operator action.
+"""Durable append-only JSONL: the audit log (one line per step of every operator
+action), and the alert journal (transitions, acks, silences).
 
 Each record is written with a single write() on an O_APPEND descriptor and
 fsynced before the call returns, so a `kill -9` can lose at most the record
@@ -46,7 +47,9 @@ def operator_identity() -> dict[str, str]:
     return identity
 
 
-class AuditLog:
+class JsonlLog:
+    """An append-only JSONL file whose every record is on disk when append() returns."""
+
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self._clock = clock
@@ -69,18 +72,18 @@ class AuditLog:
 
 
 @dataclass(frozen=True)
-class AuditRead:
+class JsonlRead:
     records: list[dict[str, Any]]
     damaged_lines: list[int]
 
 
-def read_audit(path: Path) -> AuditRead:
+def read_jsonl(path: Path) -> JsonlRead:
     """Every well-formed record; the numbers of lines that are not (a torn last line
     after a crash mid-write), so the reader can say so instead of failing."""
     records: list[dict[str, Any]] = []
     damaged: list[int] = []
     if not path.exists():
-        return AuditRead(records, damaged)
+        return JsonlRead(records, damaged)
     for number, line in enumerate(_lines(path), start=1):
         try:
             record = json.loads(line)
@@ -91,7 +94,7 @@ def read_audit(path: Path) -> AuditRead:
             records.append(record)
         else:
             damaged.append(number)
-    return AuditRead(records, damaged)
+    return JsonlRead(records, damaged)
 
 
 def _lines(path: Path) -> Iterator[str]:

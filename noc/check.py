@@ -115,8 +115,8 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             {
                 "id": a.id,
                 "rule": a.rule,
-                "severity": a.severity,
-                "state": a.state,
+                "severity": a.severity.value,
+                "state": a.state.value,
                 "region": a.region,
                 "summary": a.summary,
                 "since": iso_utc(a.since),

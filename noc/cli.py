@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from noc.audit import AuditLog, default_audit_path, operator_identity, read_audit, state_dir
+from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
 from noc.check import Status, report_json, report_text, verdict
 from noc.clock import SystemClock
 from noc.config import EXAMPLE, ConfigError, LoadedConfig, effective_values, load_config
@@ -193,7 +193,7 @@ def _action(args: argparse.Namespace) -> int:
     loaded = _load(args)
     kind = ActionKind(args.command)
     clock = SystemClock()
-    audit = AuditLog(default_audit_path(), clock)
+    audit = JsonlLog(default_audit_path(), clock)
     snapshot = _collect(loaded)
     plan = plan_action(
         snapshot, loaded.config, kind, args.to, operator_identity(), force=args.force
@@ -248,7 +248,7 @@ def _confirm_on_terminal(plan: ActionPlan) -> bool:
 
 def _audit(args: argparse.Namespace) -> int:
     path = default_audit_path()
-    read = read_audit(path)
+    read = read_jsonl(path)
     records = read.records[-args.limit :] if args.limit > 0 else read.records
     for line in read.damaged_lines:
         print(f"noc: {path}: line {line} is damaged (torn write?) and was skipped", file=sys.stderr)

@@ -19,14 +19,23 @@ from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-from noc.model import CheckTarget, Role, Topology, mask_url
+from noc.model import CheckTarget, Role, Severity, Topology, mask_url
+from noc.rules import RULES
 
 APP_NAME = "noc"
 ENV_PREFIX = "NOC_"
@@ -134,6 +143,65 @@ class FailoverConfig(_Strict):
     flag_interval_seconds: float = Field(default=10, gt=0)
 
 
+class RuleOverride(_Strict):
+    """Change a built-in rule: its severity, sustain window, or switch it off."""
+
+    rule: str
+    severity: Severity | None = None
+    for_seconds: float | None = Field(default=None, ge=0)
+    enabled: bool = True
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in RULES:
+            raise ValueError(f"no built-in rule {value!r} (rules: {', '.join(RULES)})")
+        return value
+
+
+class AlertsConfig(_Strict):
+    # A firing alert resolves only after its condition has been false this long.
+    keep_firing_seconds: float = Field(default=0, ge=0)
+    flap_window_seconds: float = Field(default=600, gt=0)
+    flap_transitions: int = Field(default=4, ge=2)
+    bell: bool = False  # ring the terminal bell when a new critical alert fires
+    rules: list[RuleOverride] = Field(default_factory=list)
+
+    def override(self, rule: str) -> RuleOverride | None:
+        return next((r for r in self.rules if r.rule == rule), None)
+
+
+class NotifyConfig(_Strict):
+    """One notification channel. Secrets come from the environment, never the file:
+    `secret_env` names the variable holding the Slack/webhook URL, the Telegram bot
+    token or the PagerDuty routing key."""
+
+    kind: Literal["slack", "telegram", "pagerduty", "webhook"]
+    name: str | None = None
+    secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    chat_id: str | None = None  # telegram
+    # Where to send, for a regional API endpoint or a proxy; each kind has a default.
+    api_url: str | None = None
+    min_severity: Severity = Severity.WARNING
+    repeat_seconds: float = Field(default=3600, ge=0)  # 0: never repeat
+    send_resolved: bool = True
+    timeout_seconds: float = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _telegram_chat(self) -> Self:
+        if self.kind == "telegram" and not self.chat_id:
+            raise ValueError('kind = "telegram" needs chat_id')
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+    def secret(self) -> SecretStr | None:
+        value = os.environ.get(self.secret_env)
+        return SecretStr(value) if value else None
+
+
 class NocConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -146,6 +214,8 @@ class NocConfig(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     regions: list[RegionConfig] = Field(min_length=1)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    notify: list[NotifyConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -391,6 +461,28 @@ max_in_flight = 16                   # probes running at once, across the estate
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
 store_timeout_seconds = 2
 flag_interval_seconds = 10
+
+[alerts]
+keep_firing_seconds = 0              # resolve only after the condition is false this long
+flap_window_seconds = 600            # flap_transitions changes within this window:
+flap_transitions = 4                 #   the alert is marked flapping
+bell = false                         # terminal bell on a new critical alert
+# [[alerts.rules]]                   # change a built-in rule (see README: Alerts)
+# rule = "source_unreachable"
+# severity = "critical"
+# for_seconds = 60
+# enabled = true
+
+# Notifications: sent when an alert fires, repeats and resolves; an outbox on disk
+# keeps every one until it is delivered. Secrets come from the environment.
+# [[notify]]
+# kind = "slack"                     # "slack", "telegram", "pagerduty" or "webhook"
+# secret_env = "NOC_SLACK_WEBHOOK"   # env var with the webhook URL, bot token or routing key
+# min_severity = "warning"
+# repeat_seconds = 3600              # 0: never repeat
+# send_resolved = true
+# chat_id = "-100123"                # telegram only
+# api_url = "https://events.eu.pagerduty.com/v2/enqueue"   # optional override
 
 [[regions]]
 id = "ro"

@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig
 from noc.model import (
+    AlertNotice,
     Authority,
     CheckSample,
     CheckStatus,
@@ -28,6 +30,7 @@ from noc.model import (
     RegionStatus,
     StoreStatus,
 )
+from noc.rules import apply_overrides, estate_conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,19 @@ class Engine:
         self._longest_cycle = max(
             (t.interval_seconds + t.timeout_seconds for t in targets), default=30.0
         )
+        policy = config.alerts
+        self.alerts = AlertBook(
+            clock,
+            AlertPolicy(
+                policy.keep_firing_seconds, policy.flap_window_seconds, policy.flap_transitions
+            ),
+            single_round=single_round,
+        )
+
+    def evaluate_alerts(self) -> list[AlertNotice]:
+        """Run every rule against the current state; returns the alert transitions."""
+        conditions = estate_conditions(self.snapshot())
+        return self.alerts.evaluate(apply_overrides(conditions, self.config.alerts))
 
     @property
     def targets(self) -> list[CheckTarget]:
@@ -251,4 +267,5 @@ class Engine:
             last_poll_age=last_poll_age,
             stale=waited > 2 * self._longest_cycle,
             read_only=read_only,
+            alerts=self.alerts.alerts(),
         )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collectors.flag_store import FlagStore
-from noc.audit import AuditLog
+from noc.audit import JsonlLog
 from noc.clock import Clock, iso_utc
 from noc.config import NocConfig
 from noc.model import (
@@ -158,7 +158,7 @@ async def execute(
     plan: ActionPlan,
     reason: str,
     stores: Mapping[str, FlagStore],
-    audit: AuditLog,
+    audit: JsonlLog,
     clock: Clock,
 ) -> ActionResult:
     """Write the flag to every store (all of them: the last read may be stale), then

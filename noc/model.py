@@ -218,15 +218,82 @@ class Authority:
         return bool(self.disagreeing)
 
 
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"critical": 0, "warning": 1, "info": 2}[self.value]
+
+
+class AlertState(StrEnum):
+    PENDING = "pending"  # true, not yet for long enough
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An operator has seen it: who, when, and a note. Distinct from a silence."""
+
+    by: str
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mute matching alerts between two times; an author and a comment are mandatory."""
+
+    id: str
+    matchers: tuple[tuple[str, str], ...]  # ("rule", "replication_lag"), ("region", "bg")
+    starts_at: datetime
+    ends_at: datetime
+    author: str
+    comment: str
+    expired_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.expired_at is None and self.starts_at <= now < self.ends_at
+
+    def matches(self, rule: str, region: str | None) -> bool:
+        values = {"rule": rule, "region": region or ""}
+        return all(values.get(key) == value for key, value in self.matchers)
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.matchers) or "everything"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     id: str
     rule: str
-    severity: str  # "critical" | "warning" | "info"
-    state: str  # "pending" | "firing" | "resolved"
+    severity: Severity
+    state: AlertState
     region: str | None
     summary: str
-    since: datetime
+    since: datetime  # when it entered its current state
+    started_at: datetime | None = None  # when the condition first became true
+    value: float | None = None
+    ack: Ack | None = None
+    silenced_by: str | None = None  # silence id
+    inhibited_by: str | None = None  # the alert id that mutes this one
+    flapping: bool = False
+
+    @property
+    def muted(self) -> bool:
+        return self.silenced_by is not None or self.inhibited_by is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertNotice:
+    """What a notifier sends: an alert that started firing, repeats, or resolved."""
+
+    alert: Alert
+    event: str  # "firing" | "repeat" | "resolved"
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,3 +491,384 @@ def mask_url(url: str) -> str:
     user = parts.username or ""
     credentials = f"{user}:****" if parts.password is not None else "****"
     return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+# --- DNS truth and sending reputation ---
+
+
+class DnsErrorKind(StrEnum):
+    """Why one DNS question got no usable answer."""
+
+    TIMEOUT = "timeout"
+    NETWORK = "network"  # could not talk to the resolver at all (TCP refused, no route)
+    TRUNCATED = "truncated"  # the UDP answer was truncated and the TCP retry failed too
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    NXDOMAIN = "nxdomain"
+    NODATA = "no data"  # the name exists, but has no record of the type asked
+    BAD_RESPONSE = "bad response"
+    INVALID_QUERY = "invalid query"  # not a valid domain name: nothing was sent
+
+
+@dataclass(frozen=True, slots=True)
+class DnsError:
+    kind: DnsErrorKind
+    detail: str = ""
+
+    @property
+    def absent(self) -> bool:
+        """The resolver answered, and the answer is "no such record": a finding, not a doubt.
+
+        Every other kind leaves the truth unknown (ok=None for a check built on it).
+        """
+        return self.kind in (DnsErrorKind.NXDOMAIN, DnsErrorKind.NODATA)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.detail}" if self.detail else self.kind.value
+
+
+class FailoverRecordType(StrEnum):
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+    MX = "MX"
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverRecord:
+    """A DNS name whose answer says where traffic goes (flipped on failover)."""
+
+    name: str
+    rtype: FailoverRecordType
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecordSample:
+    """What one resolver answered for one failover record, asked fresh (no cache).
+
+    JSON: `{"name", "type": rtype, "resolver", "answers", "ttl", "region", "error"}`;
+    the region is the engine's (see collectors.dns_records.map_answers_to_region).
+    """
+
+    name: str
+    rtype: FailoverRecordType
+    resolver: str  # as configured: "1.1.1.1", "127.0.0.1:5353", "[::1]:53"
+    at: float
+    wall: datetime
+    # Sorted text forms: "192.0.2.1", "2001:db8::1", "target.example.com",
+    # "10 mx.example.com" (MX keeps its preference: it says which exchange goes first).
+    answers: tuple[str, ...] = ()
+    ttl: int | None = None  # the remaining TTL the resolver gave (lowest along a CNAME chain)
+    error: DnsError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthCheck:
+    """One authentication verdict. ok=None: could not be determined (e.g. a timeout)."""
+
+    ok: bool | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcCheck:
+    ok: bool | None
+    reason: str
+    policy: str | None = None  # the p= tag: "none", "quarantine" or "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class PtrResult:
+    """Forward-confirmed reverse DNS of one sending IP."""
+
+    ip: str
+    ok: bool | None
+    reason: str
+    names: tuple[str, ...] = ()  # the PTR targets
+
+
+@dataclass(frozen=True, slots=True)
+class PtrCheck:
+    ok: bool | None
+    reason: str
+    ips: tuple[PtrResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EmailAuthSample:
+    """Would mail sent from this region authenticate? One per region per poll."""
+
+    region: str
+    at: float
+    wall: datetime
+    spf: AuthCheck
+    dkim: AuthCheck
+    dmarc: DmarcCheck
+    ptr: PtrCheck
+
+
+@dataclass(frozen=True, slots=True)
+class DnsblSample:
+    """One sending IP looked up in one DNS blocklist zone.
+
+    listed: True (on the list), False (NXDOMAIN: not listed), None (unknown: the
+    query failed, or the list refused to answer through this resolver).
+    """
+
+    ip: str
+    region: str
+    zone: str
+    at: float
+    wall: datetime
+    listed: bool | None
+    code: str | None  # the A answer(s), "127.0.0.2" ("127.0.0.2,127.0.0.4" for several)
+    meaning: str  # decoded code and the list's TXT reason, or why the state is unknown
+
+
+# --- Replication, suppression and deliverability ---
+
+
+class ReplicationKind(StrEnum):
+    """How noc learns one link's lag: Redis INFO (+ heartbeat), Prometheus text, or JSON."""
+
+    REDIS = "redis"
+    PROMETHEUS = "prometheus"
+    JSON = "json"
+
+
+class LinkState(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"  # not read (store unreachable), or the source cannot tell (metrics)
+
+
+class LagBasis(StrEnum):
+    """Where a lag figure came from, so a screen can say how far to trust it."""
+
+    # now - the newest noc heartbeat the replica holds (pt-heartbeat): overstates the
+    # lag by at most the time between heartbeat writes.
+    HEARTBEAT = "heartbeat"
+    # No heartbeat (read-only deployment): seconds since the replica last heard from
+    # its source. It sawtooths up to the source's ping period (10 s) with no fault.
+    LAST_IO = "last io"
+    # The link is down: a floor (the heartbeat's age, or how long the link has been
+    # down, whichever is larger) that grows for as long as the link stays down.
+    LINK_DOWN = "link down"
+    METRIC = "metric"  # a figure some other system exports (Prometheus text or JSON)
+    NONE = "none"  # unknown
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationSpec:
+    """One replicated data class between two regions, resolved from configuration.
+
+    url: for redis, the replica (in the target region); for prometheus and json, the
+    metrics URL. metric: prometheus `name{label="value",...}`; json a dotted path to
+    a number of seconds (`a.b.0.c`). The collector carries the threshold for display
+    only: judging it (for sustain_seconds) is the engine's job.
+    """
+
+    data_class: str
+    source: str
+    target: str
+    kind: ReplicationKind
+    url: str
+    metric: str | None = None
+    threshold_seconds: float = 60.0
+    sustain_seconds: float = 60.0
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationSample:
+    """One read of one replication link's lag.
+
+    lag_is_floor: lag_seconds is a lower bound that keeps growing ("link down, lag at
+    least N s"), never a frozen last value. `error` may be set alongside a lag (the
+    heartbeat write failed while the replica still answered).
+    """
+
+    spec: ReplicationSpec
+    at: float
+    wall: datetime
+    link: LinkState = LinkState.UNKNOWN
+    lag_seconds: float | None = None
+    lag_basis: LagBasis = LagBasis.NONE
+    lag_is_floor: bool = False
+    offset_lag_bytes: int | None = None  # the source's offset minus the replica's
+    last_io_seconds: float | None = None
+    link_down_seconds: float | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "data_class": self.spec.data_class,
+            "source": self.spec.source,
+            "target": self.spec.target,
+            "kind": self.spec.kind.value,
+            "lag_seconds": self.lag_seconds,
+            "offset_lag_bytes": self.offset_lag_bytes,
+            "threshold_seconds": self.spec.threshold_seconds,
+            "link": self.link.value,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionCount:
+    """How many entries one region's store holds in one suppression list (ZCARD)."""
+
+    region: str
+    list: str
+    count: int | None  # None: the store could not be read
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionDivergence:
+    """Entries a source region added within the lookback window that a target lacks.
+
+    Counted over the `examined` entries only: when `truncated`, the scan stopped at
+    the per-poll cap (or an error) and `unsynced` is a lower bound. The scan runs
+    oldest first, so the oldest unsynced entry is found even then. unsynced is None
+    when nothing could be examined.
+    """
+
+    source: str
+    target: str
+    list: str
+    unsynced: int | None
+    oldest_unsynced_age_seconds: float | None  # None when nothing is unsynced (or unknown)
+    examined: int = 0
+    truncated: bool = False
+    examples: tuple[str, ...] = ()  # a few unsynced members, oldest first
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "list": self.list,
+            "unsynced": self.unsynced,
+            "oldest_unsynced_age_seconds": self.oldest_unsynced_age_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionSample:
+    """One poll of every region's suppression lists: sizes, and per ordered pair the gap."""
+
+    at: float
+    wall: datetime
+    lookback_seconds: float
+    counts: tuple[SuppressionCount, ...]
+    pairs: tuple[SuppressionDivergence, ...]
+    examined: int  # source entries read this poll, across every scan
+    truncated: bool  # some scan stopped before the end of its window
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one sync-now run copied from a source list to a target."""
+
+    list: str
+    at: float
+    wall: datetime
+    examined: int  # source entries read within the lookback window
+    missing: int  # of those, absent from the target when checked
+    copied: int  # added to the target by this run (0 on a repeat: ZADD NX)
+    truncated: bool  # stopped at the cap or an error: run it again
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverabilityCounts:
+    """Mail events summed over a window, and the two rates an operator watches.
+
+    bounce_rate = (hard + soft) / sent: of the mail noc's regions sent, the share
+    refused. complaint_rate = complaint / delivered: only delivered mail can be
+    reported as spam, and mailbox providers (Gmail's 0.3 %) count against delivered
+    mail. A rate with no denominator is None ("no data"), never 0.
+    """
+
+    sent: int = 0
+    delivered: int = 0
+    hard_bounce: int = 0
+    soft_bounce: int = 0
+    complaint: int = 0
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return (self.hard_bounce + self.soft_bounce) / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.complaint / self.delivered if self.delivered else None
+
+    def __add__(self, other: DeliverabilityCounts) -> DeliverabilityCounts:
+        return DeliverabilityCounts(
+            sent=self.sent + other.sent,
+            delivered=self.delivered + other.delivered,
+            hard_bounce=self.hard_bounce + other.hard_bounce,
+            soft_bounce=self.soft_bounce + other.soft_bounce,
+            complaint=self.complaint + other.complaint,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "hard_bounce": self.hard_bounce,
+            "soft_bounce": self.soft_bounce,
+            "complaint": self.complaint,
+            "bounce_rate": self.bounce_rate,
+            "complaint_rate": self.complaint_rate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDeliverability:
+    region: str
+    counts: DeliverabilityCounts | None  # None: unknown (store unreachable, bad counter)
+    complaint_series: tuple[int, ...] = ()  # complaints per minute, oldest first
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverabilitySample:
+    """Every region's counters over the same window, and their sum: one estate view.
+
+    The window is the current (partial) UTC minute and the window_minutes - 1 before
+    it, starting at window_start. `estate` sums the regions that could be read; the
+    others are listed in `missing`, so a partial total never passes for a whole one.
+    """
+
+    at: float
+    wall: datetime
+    window_minutes: int
+    window_start: datetime
+    regions: tuple[RegionDeliverability, ...]
+    estate: DeliverabilityCounts
+    estate_complaint_series: tuple[int, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(r.region for r in self.regions if r.counts is None)
+
+    def as_json(self) -> dict[str, Any]:
+        empty = dict.fromkeys(DeliverabilityCounts().as_json())
+        return {
+            "window_minutes": self.window_minutes,
+            "estate": {**self.estate.as_json(), "missing_regions": list(self.missing)},
+            "regions": [
+                {
+                    "id": r.region,
+                    **(r.counts.as_json() if r.counts is not None else empty),
+                    "error": r.error,
+                }
+                for r in self.regions
+            ],
+        }

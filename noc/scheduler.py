@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
 
 from collectors.flag_store import FlagStore
 from collectors.http import HttpHealthCollector
+from noc.alert_journal import AlertJournal
 from noc.clock import Clock
 from noc.config import NocConfig
 from noc.engine import Engine
-from noc.model import CheckSample, CheckTarget, ErrorKind, FlagSample, ProbeError
+from noc.model import AlertNotice, CheckSample, CheckTarget, ErrorKind, FlagSample, ProbeError
 
 log = logging.getLogger(__name__)
 
 MAX_STORE_BACKOFF_SECONDS = 60.0
+ALERT_TICK_SECONDS = 1.0
 
 
 class Scheduler:
@@ -33,6 +37,8 @@ class Scheduler:
         *,
         single_round: bool = False,
         on_change: Callable[[], None] | None = None,
+        on_alerts: Callable[[list[AlertNotice]], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -50,6 +56,15 @@ class Scheduler:
             if r.redis_url
         }
         self._on_change = on_change or (lambda: None)
+        self._on_alerts = on_alerts or (lambda _: None)
+        # No journal for one-shot rounds (`noc check`): a probe leaves no state behind.
+        self.journal = AlertJournal(state_dir / "alerts.jsonl", clock) if state_dir else None
+        if self.journal is not None:
+            damaged = self.journal.restore(self.engine.alerts)
+            if damaged:
+                log.warning(
+                    "alert journal %s: skipped %d damaged lines", self.journal.path, len(damaged)
+                )
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[str, asyncio.Event] = {}
 
@@ -59,6 +74,16 @@ class Scheduler:
         for sample in samples:
             self.engine.ingest(sample)
         await self.read_flags()
+        await self.evaluate_alerts()
+
+    async def evaluate_alerts(self) -> None:
+        notices = self.engine.evaluate_alerts()
+        if not notices:
+            return
+        if self.journal is not None:
+            await self.journal.record(notices)
+        self._on_alerts(notices)
+        self._on_change()
 
     async def read_flags(self) -> None:
         for sample in await asyncio.gather(*(s.read() for s in self.stores.values())):
@@ -70,6 +95,7 @@ class Scheduler:
             self._spawn(target.check_id, self._check_loop(target))
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", self._store_loop(store))
+        self._spawn("alerts", self._alert_loop())
 
     def poll_now(self) -> None:
         """Wake every loop for an immediate round (the operator pressed refresh)."""
@@ -87,9 +113,17 @@ class Scheduler:
         for store in self.stores.values():
             await store.aclose()
 
-    def _spawn(self, name: str, loop: object) -> None:
+    def _spawn(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
         self._wake[name] = asyncio.Event()
-        self._tasks.append(asyncio.create_task(loop, name=f"noc:{name}"))  # type: ignore[arg-type]
+        self._tasks.append(asyncio.create_task(loop, name=f"noc:{name}"))
+
+    async def _alert_loop(self) -> None:
+        while True:
+            try:
+                await self.evaluate_alerts()
+            except Exception:  # a failed journal write must not stop alerting
+                log.exception("alert evaluation failed")
+            await asyncio.sleep(ALERT_TICK_SECONDS)
 
     async def _check_loop(self, target: CheckTarget) -> None:
         next_due = self.clock.monotonic()

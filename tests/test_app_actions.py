@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer
 
 from noc.app import NocApp
-from noc.audit import read_audit
+from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.simulator import RedisServer
 from widgets.action_result import ActionResultScreen
@@ -44,14 +44,14 @@ def make_app(tmp_path: Path, stores: dict[str, RedisServer], *, read_only: bool 
         clock=clock,
         read_only=read_only,
         start_polling=False,
-        audit_path=tmp_path / "audit.jsonl",
+        state_path=tmp_path,
     )
     feed_round(app.scheduler.engine, clock)
     return app
 
 
 def events(tmp_path: Path) -> list[str]:
-    return [r["event"] for r in read_audit(tmp_path / "audit.jsonl").records]
+    return [r["event"] for r in read_jsonl(tmp_path / "audit.jsonl").records]
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
@@ -137,7 +137,7 @@ async def test_keyboard_failover_with_one_store_dead(
     assert flag(stores["bg"])["active"] == "bg"
     assert flag(stores["pa"])["reason"] == "ro lost"
     assert events(tmp_path) == ["planned", "confirmed", "executed", "verified"]
-    verified = read_audit(tmp_path / "audit.jsonl").records[-1]
+    verified = read_jsonl(tmp_path / "audit.jsonl").records[-1]
     assert verified["stores"]["ro"] == "unreachable"
 
 
@@ -158,7 +158,7 @@ async def test_forced_failover_needs_a_second_confirmation(
         await pilot.press(*"FORCE", "enter")
         await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
     confirmed = next(
-        r for r in read_audit(tmp_path / "audit.jsonl").records if r["event"] == "confirmed"
+        r for r in read_jsonl(tmp_path / "audit.jsonl").records if r["event"] == "confirmed"
     )
     assert confirmed["forced"] is True
     assert confirmed["overridden"] == ["target healthy"]
@@ -171,4 +171,39 @@ async def test_help_lists_the_keys(tmp_path: Path, stores: dict[str, RedisServer
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, ModalScreen))
         keys = dict(app.screen.keys)  # type: ignore[attr-defined]
-        assert keys["f"] == "Fail over" and keys["q"] == "Quit" and keys["?"] == "Help"
+        assert (
+            keys["f"] == "Failover"
+            and keys["r"] == "Refresh"
+            and keys["q"] == "Quit"
+            and keys["?"] == "Help"
+        )
+
+
+async def test_ack_and_silence_by_keyboard_are_journaled_and_audited(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    for _ in range(3):
+        feed_round(app.scheduler.engine, app.clock, {"pa": HTTP_503})  # type: ignore[arg-type]
+    app.scheduler.engine.evaluate_alerts()
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one("#alerts")
+        pane.focus()
+        await pilot.pause()
+        assert app.selected_alert == "region_down:pa"
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ModalScreen))
+        await pilot.press(*"rebooting pa-1", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, ModalScreen))
+        await until(pilot, lambda: "ack" in events(tmp_path))
+        alert = app.snapshot().alerts[0]
+        assert alert.ack is not None and alert.ack.note == "rebooting pa-1"
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ModalScreen))
+        await pilot.press(*"planned maintenance, ask Ana", "enter")
+        await until(pilot, lambda: "silence" in events(tmp_path))
+        assert app.snapshot().alerts[0].silenced_by is not None
+    journal = [r["event"] for r in read_jsonl(tmp_path / "alerts.jsonl").records]
+    assert journal == ["ack", "silence"]
+    silence = read_jsonl(tmp_path / "alerts.jsonl").records[-1]["silence"]
+    assert silence["matchers"] == {"region": "pa", "rule": "region_down"}

@@ -44,7 +44,7 @@ def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
         estate_config(),
         clock=clock,
         start_polling=False,
-        audit_path=tmp_path / "audit.jsonl",
+        state_path=tmp_path,
         config_path="noc.toml",
         **kwargs,
     )
@@ -67,6 +67,7 @@ def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
     elif state == "split":
         feed_round(engine, clock)
         feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})
+    engine.evaluate_alerts()  # what the scheduler's alert tick does
     return app
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from noc.audit import read_audit
+from noc.audit import read_jsonl
 from noc.simulator import HealthEndpoint, RedisServer
 from noc.simulator.health_endpoint import EndpointMode
 
@@ -53,7 +53,7 @@ class Estate:
             client.close()
 
     def events(self) -> list[str]:
-        return [r["event"] for r in read_audit(self.audit_path).records]
+        return [r["event"] for r in read_jsonl(self.audit_path).records]
 
 
 def write_config(
@@ -216,7 +216,7 @@ async def test_failover_verified_on_reachable_stores_with_one_dead(estate: Estat
         flag = estate.flag(region)
         assert flag["active"] == "bg" and flag["reason"] == "ro lost"
     assert estate.events() == ["planned", "confirmed", "executed", "verified"]
-    verified = read_audit(estate.audit_path).records[-1]
+    verified = read_jsonl(estate.audit_path).records[-1]
     assert verified["stores"] == {"ro": "unreachable", "bg": "verified", "pa": "verified"}
     assert verified["before"] == {"active": "ro"} and verified["after"] == {"active": "bg"}
     assert "@" in verified["operator"]
@@ -235,7 +235,7 @@ async def test_forced_failover_is_recorded_as_forced(estate: Estate) -> None:
     await estate.endpoints["bg"].set_mode(EndpointMode.UNAVAILABLE)
     run = await act(estate, "failover", "bg", "--yes", "--force")
     assert run.code == 0, run.err
-    confirmed = next(r for r in read_audit(estate.audit_path).records if r["event"] == "confirmed")
+    confirmed = next(r for r in read_jsonl(estate.audit_path).records if r["event"] == "confirmed")
     assert confirmed["forced"] is True
     assert confirmed["overridden"] == ["target healthy"]
 
@@ -312,7 +312,7 @@ async def test_sigkill_leaves_a_well_formed_audit_file(estate: Estate) -> None:
     # Each run got at least as far as its step before the kill landed.
     assert [r["event"] for r in records].count("planned") == 3
     assert len(records) >= 1 + 2 + 3
-    assert read_audit(estate.audit_path).damaged_lines == []
+    assert read_jsonl(estate.audit_path).damaged_lines == []
     listing = await noc(estate, "audit", "--json")
     assert listing.code == 0
     assert len(listing.json()) == len(records)

@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot
+from widgets.column_fit import remaining_width
 from widgets.health_style import health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
@@ -27,7 +28,6 @@ COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
 
 ERROR_MIN_WIDTH = 24
 ERROR_COMPACT_WIDTH = 15
-SCROLLBAR_ALLOWANCE = 2
 
 
 def _clip(text: str, width: int) -> str:
@@ -103,16 +103,13 @@ class HealthTable(DataTable[Content | str]):
             self._fill()
 
     def _error_width(self) -> int:
-        """The last error gets whatever the other columns leave, never less than its minimum."""
-        shown = [(w, cw) for key, _, w, _, cw in COLUMNS if key != "error"]
-        fixed = [cw if self.compact else w for w, cw in shown]
-        used = sum(w for w in fixed if w is not None)
-        padding = 2 * (sum(1 for w in fixed if w is not None) + 1) + SCROLLBAR_ALLOWANCE
-        minimum = ERROR_COMPACT_WIDTH if self.compact else ERROR_MIN_WIDTH
-        return max(minimum, self.size.width - used - padding)
-
-    def watch_snapshot(self) -> None:
-        self._fill()
+        """The last error gets whatever the other columns leave."""
+        others = [cw if self.compact else w for key, _, w, _, cw in COLUMNS if key != "error"]
+        return remaining_width(
+            self.size.width,
+            (w for w in others if w is not None),
+            ERROR_COMPACT_WIDTH if self.compact else ERROR_MIN_WIDTH,
+        )
 
     def _build_columns(self) -> None:
         self.clear(columns=True)

@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from noc.model import EstateSnapshot
+from noc.model import AlertState, EstateSnapshot, Severity
 from widgets.health_style import ACTIVE_MARK
 
 
@@ -20,6 +20,24 @@ def liveness(snapshot: EstateSnapshot) -> Content:
     if snapshot.last_poll_age is None:
         return Content.styled(" … STARTING ", "$foreground-muted")
     return Content.styled(" ● LIVE ", "bold $text-success")
+
+
+def alert_counts(snapshot: EstateSnapshot) -> Content:
+    """Unmuted firing alerts by severity, and pending ones: words, not colour alone."""
+    firing = [a for a in snapshot.alerts if a.state is AlertState.FIRING and not a.muted]
+    critical = sum(1 for a in firing if a.severity is Severity.CRITICAL)
+    warning = len(firing) - critical
+    pending = sum(1 for a in snapshot.alerts if a.state is AlertState.PENDING)
+    if not (critical or warning or pending):
+        return Content.styled("✓ no alerts", "$success")
+    parts = []
+    if critical:
+        parts.append(Content.styled(f"✗ {critical} crit", "bold $error"))
+    if warning:
+        parts.append(Content.styled(f"▲ {warning} warn", "bold $warning"))
+    if pending:
+        parts.append(Content.styled(f"◔ {pending} pend", "$foreground-muted"))
+    return Content(" ").join(parts)
 
 
 def poll_age(snapshot: EstateSnapshot) -> str:
@@ -62,5 +80,8 @@ class StatusBar(Widget):
         if snapshot.read_only:
             parts.append(Content.styled("⊘ READ-ONLY", "bold reverse"))
         clock = snapshot.generated_at.strftime("%H:%M:%S UTC")
-        parts.extend([Content(clock), Content(poll_age(snapshot)), liveness(snapshot)])
+        parts.append(alert_counts(snapshot))
+        age = poll_age(snapshot)
+        parts.extend([Content(clock), Content(age.removeprefix("polled ") if narrow else age)])
+        parts.append(liveness(snapshot))
         return separator.join(parts)
