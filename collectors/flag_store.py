@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, mask_url
 
@@ -27,15 +25,7 @@ class FlagStore:
         self.display_url = mask_url(url)
         self._timeout = timeout_seconds
         self._clock = clock
-        # No retries: a dead store must cost one timeout, not several; the caller
-        # polls again on its own schedule.
-        self._client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-        )
+        self._client = open_redis(url, timeout_seconds)
 
     async def read(self) -> FlagSample:
         at, wall = self._clock.monotonic(), self._clock.utcnow()
@@ -43,7 +33,9 @@ class FlagStore:
             async with asyncio.timeout(self._timeout):
                 raw = await self._client.hgetall(self.key)
         except (RedisError, OSError, TimeoutError) as exc:
-            return FlagSample(self.region_id, at, wall, reachable=False, error=_describe(exc))
+            return FlagSample(
+                self.region_id, at, wall, reachable=False, error=redis_error_text(exc)
+            )
         fields = {_text(k): _text(v) for k, v in raw.items()}
         return FlagSample(
             self.region_id, at, wall, reachable=True, flag=FailoverFlag.from_mapping(fields)
@@ -59,7 +51,7 @@ class FlagStore:
                     pipe.hset(self.key, mapping=mapping)
                     await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
-            return _describe(exc)
+            return redis_error_text(exc)
         return None
 
     async def aclose(self) -> None:
@@ -68,12 +60,3 @@ class FlagStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if "refused" in text.lower():
-        return "connection refused"
-    return text[:120]

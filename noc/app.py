@@ -21,7 +21,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from noc.audit import JsonlLog, operator_identity, state_dir
@@ -30,25 +30,37 @@ from noc.config import NocConfig
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, AlertNotice, AlertState, EstateSnapshot, FaultInjector, Severity
 from noc.scheduler import Scheduler
+from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
 from widgets.ack_dialog import AckDialog
 from widgets.action_result import ActionResultScreen
 from widgets.alert_pane import AlertPane
 from widgets.banner import Banner
+from widgets.deliverability_screen import DeliverabilityScreen
+from widgets.deliverability_summary import DeliverabilitySummary
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
 from widgets.force_dialog import ForceDialog
 from widgets.health_table import HealthTable
 from widgets.help_screen import HelpScreen
+from widgets.lag_detail import LagDetailScreen
 from widgets.region_list import RegionList
 from widgets.region_map import RegionMap
+from widgets.replication_panel import ReplicationPanel
 from widgets.silence_dialog import SilenceDialog
+from widgets.snapshot_screen import SnapshotScreen
 from widgets.status_bar import StatusBar
+from widgets.suppression_screen import SuppressionScreen
+from widgets.sync_dialog import SyncDialog
+from widgets.sync_summary import SyncSummary
 
 # A person reads at most a few updates a second; more only costs bandwidth.
 MIN_REPAINT_INTERVAL = 0.25
 # Everything that changes the world or the record; --read-only removes them all.
-OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence"})
-MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {"faults", "help", "select_region", "refresh"}
+OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence", "sync_now"})
+MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {
+    "faults", "help", "select_region", "refresh", "lag_detail", "sync_detail",
+    "deliverability_detail",
+}  # fmt: skip
 
 
 class SnapshotChanged(Message):
@@ -92,6 +104,10 @@ class NocApp(App[None]):
     BINDINGS = [
         Binding("f", "failover", "Failover", id="failover"),
         Binding("b", "failback", "Failback", id="failback"),
+        Binding("l", "lag_detail", "Lag", id="lag_detail"),
+        Binding("u", "sync_detail", "Sync", id="sync_detail", show=False),
+        Binding("d", "deliverability_detail", "Mail", id="deliverability_detail", show=False),
+        Binding("y", "sync_now", "Sync now", id="sync_now", show=False),
         Binding("a", "ack", "Ack", id="ack"),
         Binding("s", "silence", "Silence", id="silence"),
         Binding("r", "refresh", "Refresh", id="refresh", show=False),
@@ -144,6 +160,12 @@ class NocApp(App[None]):
         with Vertical(id="estate"):
             yield RegionMap()
             yield RegionList()
+            yield ReplicationPanel()
+            yield SyncSummary(self.config.suppression.slo_seconds)
+            yield DeliverabilitySummary(
+                self.config.deliverability.complaint_warn_rate,
+                self.config.deliverability.complaint_critical_rate,
+            )
             yield HealthTable(id="health")
             yield AlertPane(id="alerts")
         yield Footer()
@@ -190,9 +212,14 @@ class NocApp(App[None]):
             table.compact = self.screen.has_class("-narrow")
             table.snapshot = snapshot
             self.query_one(AlertPane).snapshot = snapshot
+            self.query_one(ReplicationPanel).snapshot = snapshot
+            self.query_one(SyncSummary).snapshot = snapshot
+            self.query_one(DeliverabilitySummary).snapshot = snapshot
+            if isinstance(self.screen, SnapshotScreen):
+                self.screen.snapshot = snapshot
 
     def snapshot(self) -> EstateSnapshot:
-        return self.scheduler.engine.snapshot(read_only=self.read_only)
+        return self.scheduler.snapshot(read_only=self.read_only)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_snapshot)
@@ -215,9 +242,9 @@ class NocApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in OPERATOR_ACTIONS and self.read_only:
             return False
-        # App bindings stay live under a dialog: a stray key typed there must never
-        # start (or, the worker being exclusive, replace) another operator action.
-        if action in MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+        # App bindings stay live under a dialog or detail view: a stray key typed there
+        # must never start (or, the worker being exclusive, replace) another action.
+        if action in MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
             return False
         return not (action == "faults" and self.faults is None)
 
@@ -345,6 +372,53 @@ class NocApp(App[None]):
         self.notify(f"Silence {expired.describe()} expired", markup=False)
         self.refresh_snapshot()
 
+    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    async def action_sync_now(self) -> None:
+        sample = self.snapshot().suppression
+        if sample is None:
+            self.notify("No suppression data yet (needs two regions with a store)", timeout=4)
+            return
+        choice = await self.push_screen(SyncDialog(sample.pairs), wait_for_dismiss=True)
+        if choice is None:
+            return
+        source, target = choice
+        self.notify(f"Syncing suppression {source}→{target}…", timeout=3, markup=False)
+        results = await sync_now(self.config, source, target, self.clock)
+        await audit_sync(self.audit, operator_identity(), source, target, results)
+        self.notify(
+            sync_summary(source, target, results),
+            severity="information" if sync_ok(results) else "warning",
+            markup=False,
+        )
+        self.scheduler.poll_now()
+
+    def _show_detail(self, screen: SnapshotScreen) -> None:
+        screen.snapshot = self.snapshot()
+        self.push_screen(screen)
+
+    def action_lag_detail(self) -> None:
+        links = self.snapshot().replication
+        if not links:
+            self.notify("No replication links configured ([[replication]] in config)", timeout=4)
+            return
+        worst = next((link for link in links if link.over_threshold), links[0])
+        self._show_detail(LagDetailScreen(worst.id))
+
+    def action_sync_detail(self) -> None:
+        if self.snapshot().suppression is None:
+            self.notify("No suppression data yet (needs two regions with a store)", timeout=4)
+            return
+        self._show_detail(SuppressionScreen(self.config.suppression.slo_seconds))
+
+    def action_deliverability_detail(self) -> None:
+        if self.snapshot().deliverability is None:
+            self.notify("No deliverability data yet", timeout=4)
+            return
+        settings = self.config.deliverability
+        self._show_detail(
+            DeliverabilityScreen(settings.complaint_warn_rate, settings.complaint_critical_rate)
+        )
+
     @work(exclusive=True, group="fault-panel", exit_on_error=False)
     async def action_faults(self) -> None:
         if self.faults is None:
@@ -394,6 +468,17 @@ class NocApp(App[None]):
                     partial(self.start_expire_silence, silence.id),
                 )
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh)
+        yield SystemCommand(
+            "Replication lag", "Chart of a link's last hour", self.action_lag_detail
+        )
+        yield SystemCommand(
+            "Suppression sync", "What each region still lacks", self.action_sync_detail
+        )
+        yield SystemCommand(
+            "Deliverability",
+            "Bounces and complaints, estate and regions",
+            self.action_deliverability_detail,
+        )
         yield SystemCommand(
             "Previous region", "Select the previous region", lambda: self.action_select_region(-1)
         )

@@ -10,7 +10,13 @@ from enum import IntEnum
 from typing import Any
 
 from noc.clock import iso_utc
-from noc.model import CheckStatus, EstateSnapshot, Health
+from noc.model import AlertState, CheckStatus, EstateSnapshot, Health, LinkStatus, Severity
+
+# Alerts about health and authority are already in the verdict by region; these add to it.
+DATA_RULES = frozenset(
+    {"replication_lag", "replication_link_down", "suppression_unsynced", "complaint_rate",
+     "source_unreachable"}
+)  # fmt: skip
 
 
 class Status(IntEnum):
@@ -54,6 +60,9 @@ def verdict(snapshot: EstateSnapshot) -> Verdict:
     if snapshot.authority.split:
         split = ", ".join(f"{s} says {a}" for s, a in snapshot.authority.disagreeing)
         warning.append(f"stores disagree on the active region ({split})")
+    for alert in snapshot.alerts:
+        if alert.rule in DATA_RULES and alert.state is AlertState.FIRING and not alert.muted:
+            (critical if alert.severity is Severity.CRITICAL else warning).append(alert.summary)
     if critical:
         return Verdict(Status.CRITICAL, (*critical, *warning, healthy))
     if warning:
@@ -75,6 +84,22 @@ def _check_json(check: CheckStatus) -> dict[str, Any]:
         "error": None if last is None or last.error is None else str(last.error),
         "consecutive_failures": check.consecutive_failures,
         "failure_threshold": check.target.failure_threshold,
+    }
+
+
+def _link_json(link: LinkStatus) -> dict[str, Any]:
+    sample, spec = link.last, link.spec
+    return {
+        "data_class": spec.data_class,
+        "source": spec.source,
+        "target": spec.target,
+        "kind": spec.kind.value,
+        "lag_seconds": None if sample is None else sample.lag_seconds,
+        "lag_is_lower_bound": False if sample is None else sample.lag_is_floor,
+        "offset_lag_bytes": None if sample is None else sample.offset_lag_bytes,
+        "threshold_seconds": spec.threshold_seconds,
+        "link": "unknown" if sample is None else sample.link.value,
+        "error": None if sample is None else sample.error,
     }
 
 
@@ -111,6 +136,20 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             }
             for r in snapshot.regions
         ],
+        "replication": [_link_json(link) for link in snapshot.replication],
+        "suppression": [
+            {
+                "source": pair.source,
+                "target": pair.target,
+                "list": pair.list,
+                "unsynced": pair.unsynced,
+                "oldest_unsynced_age_seconds": pair.oldest_unsynced_age_seconds,
+                "truncated": pair.truncated,
+                "error": pair.error,
+            }
+            for pair in (snapshot.suppression.pairs if snapshot.suppression else ())
+        ],
+        "deliverability": snapshot.deliverability.as_json() if snapshot.deliverability else None,
         "alerts": [
             {
                 "id": a.id,

@@ -18,6 +18,7 @@ from noc.config import EXAMPLE, ConfigError, LoadedConfig, effective_values, loa
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, ActionPlan
 from noc.scheduler import Scheduler
+from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 
 EXIT_USAGE = 3
 
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--force", action="store_true", help="allow an unhealthy target (recorded)"
         )
 
+    sync = commands.add_parser("sync", parents=[common], help="copy missing suppression entries")
+    sync.add_argument("--from", dest="source", required=True, metavar="REGION")
+    sync.add_argument("--to", dest="target", required=True, metavar="REGION")
+    sync.add_argument(
+        "--list", dest="lists", action="append", metavar="LIST", help="only this list (repeatable)"
+    )
+
     audit = commands.add_parser("audit", help="show the audit log")
     audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
     audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
@@ -92,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "failover": _action,
         "failback": _action,
+        "sync": _sync,
         "audit": _audit,
         "config": _config,
     }
@@ -244,6 +253,26 @@ def _confirm_on_terminal(plan: ActionPlan) -> bool:
         return True
     except EOFError:
         return False
+
+
+def _sync(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    clock = SystemClock()
+    try:
+        results = asyncio.run(sync_now(loaded.config, args.source, args.target, clock, args.lists))
+    except SyncError as exc:
+        print(f"noc sync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    audit = JsonlLog(default_audit_path(), clock)
+    asyncio.run(audit_sync(audit, operator_identity(), args.source, args.target, results))
+    for result in results:
+        problems = "; ".join(result.errors) + (" (capped: run again)" if result.truncated else "")
+        print(
+            f"  {result.list}: {result.missing} missing of {result.examined} recent, "
+            f"{result.copied} copied {problems}".rstrip()
+        )
+    print(sync_summary(args.source, args.target, results))
+    return 0 if sync_ok(results) else 2
 
 
 def _audit(args: argparse.Namespace) -> int:

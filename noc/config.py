@@ -34,7 +34,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from noc.model import CheckTarget, Role, Severity, Topology, mask_url
+from noc.model import (
+    CheckTarget,
+    ReplicationKind,
+    ReplicationSpec,
+    Role,
+    Severity,
+    Topology,
+    mask_url,
+)
 from noc.rules import RULES
 
 APP_NAME = "noc"
@@ -143,6 +151,68 @@ class FailoverConfig(_Strict):
     flag_interval_seconds: float = Field(default=10, gt=0)
 
 
+class ReplicationConfig(_Strict):
+    """One replication link of one data class, from a source region to a target."""
+
+    data_class: str = Field(min_length=1)  # suppression, subscribers, bounces, analytics, ...
+    source: str
+    target: str
+    kind: Literal["redis", "prometheus", "json"] = "redis"
+    url: str  # redis: the replica; prometheus/json: the metrics URL
+    metric: str = ""  # prometheus: name{labels}; json: dotted path to seconds
+    threshold_seconds: float = Field(default=60, gt=0)
+    sustain_seconds: float = Field(default=60, ge=0)
+    interval_seconds: float = Field(default=10, gt=0)
+    timeout_seconds: float = Field(default=2, gt=0)
+    # redis: noc writes a timestamp here on the source and reads it on the replica
+    # (lag in seconds, pt-heartbeat style); "" for read-only deployments.
+    heartbeat_key: str = "noc:heartbeat"
+
+    @model_validator(mode="after")
+    def _metric_for_metrics(self) -> Self:
+        if self.kind != "redis" and not self.metric:
+            raise ValueError(f'kind = "{self.kind}" needs metric (the series or path holding lag)')
+        return self
+
+    @property
+    def link_id(self) -> str:
+        return f"{self.data_class}:{self.source}>{self.target}"
+
+    def spec(self) -> ReplicationSpec:
+        return ReplicationSpec(
+            data_class=self.data_class,
+            source=self.source,
+            target=self.target,
+            kind=ReplicationKind(self.kind),
+            url=self.url,
+            metric=self.metric or None,
+            threshold_seconds=self.threshold_seconds,
+            sustain_seconds=self.sustain_seconds,
+        )
+
+
+class SuppressionConfig(_Strict):
+    """Suppression lists in every region's store, compared pairwise."""
+
+    enabled: bool = True
+    key_pattern: str = "suppression:{list}"
+    lists: list[str] = Field(default_factory=lambda: ["unsubscribe", "hard_bounce", "complaint"])
+    lookback_seconds: float = Field(default=3600, gt=0)
+    slo_seconds: float = Field(default=60, gt=0)  # honoured in every region within this
+    interval_seconds: float = Field(default=30, gt=0)
+    max_examined: int = Field(default=100_000, ge=1000)
+
+
+class DeliverabilityConfig(_Strict):
+    enabled: bool = True
+    key_pattern: str = "deliverability:{event}:{minute}"
+    window_minutes: int = Field(default=60, ge=1, le=1440)
+    interval_seconds: float = Field(default=60, gt=0)
+    # Gmail's bulk-sender limits: keep complaints below 0.1 %, never reach 0.3 %.
+    complaint_warn_rate: float = Field(default=0.001, gt=0, lt=1)
+    complaint_critical_rate: float = Field(default=0.003, gt=0, lt=1)
+
+
 class RuleOverride(_Strict):
     """Change a built-in rule: its severity, sustain window, or switch it off."""
 
@@ -191,6 +261,8 @@ class NotifyConfig(_Strict):
     def _telegram_chat(self) -> Self:
         if self.kind == "telegram" and not self.chat_id:
             raise ValueError('kind = "telegram" needs chat_id')
+        if self.api_url is not None and urlsplit(self.api_url).scheme not in ("http", "https"):
+            raise ValueError("api_url must be an http:// or https:// URL")
         return self
 
     @property
@@ -214,6 +286,9 @@ class NocConfig(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     regions: list[RegionConfig] = Field(min_length=1)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    replication: list[ReplicationConfig] = Field(default_factory=list)
+    suppression: SuppressionConfig = Field(default_factory=SuppressionConfig)
+    deliverability: DeliverabilityConfig = Field(default_factory=DeliverabilityConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notify: list[NotifyConfig] = Field(default_factory=list)
 
@@ -235,6 +310,20 @@ class NocConfig(BaseSettings):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"region ids must be unique; repeated: {', '.join(duplicates)}")
+        for index, link in enumerate(self.replication):
+            for end in ("source", "target"):
+                if getattr(link, end) not in ids:
+                    raise ValueError(
+                        f"replication[{index}].{end}: no region {getattr(link, end)!r} "
+                        f"(regions: {', '.join(ids)})"
+                    )
+        labels = [n.label for n in self.notify]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(
+                f"notify channels need distinct names; repeated: {', '.join(repeated)} "
+                '(set name = "..." on each [[notify]] of the same kind)'
+            )
         primaries = [r.id for r in self.regions if r.role is Role.PRIMARY]
         if self.estate.topology is Topology.ACTIVE_PASSIVE and len(primaries) != 1:
             raise ValueError(
@@ -462,6 +551,31 @@ flag_key = "noc:failover"            # the Redis hash holding the STOP flag in e
 store_timeout_seconds = 2
 flag_interval_seconds = 10
 
+# Replication lag per data class and link. kind: "redis" (url = the replica; lag in
+# seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =
+# the metrics endpoint, metric = name{labels} or a dotted path to seconds).
+# [[replication]]
+# data_class = "suppression"
+# source = "ro"
+# target = "bg"
+# kind = "redis"
+# url = "redis://bg-replica:6379/0"
+# metric = ""
+# threshold_seconds = 60
+# sustain_seconds = 60                # lag must stay over the threshold this long to fire
+# heartbeat_key = "noc:heartbeat"     # "" when noc may not write to the source
+
+[suppression]                        # one sorted set per list in every region's store
+key_pattern = "suppression:{list}"
+lists = ["unsubscribe", "hard_bounce", "complaint"]
+lookback_seconds = 3600
+slo_seconds = 60                     # an entry must reach every region within this
+
+[deliverability]                     # per-minute counters: deliverability:{event}:{yyyymmddHHMM}
+window_minutes = 60
+complaint_warn_rate = 0.001          # 0.1 %
+complaint_critical_rate = 0.003      # 0.3 %: Gmail's limit
+
 [alerts]
 keep_firing_seconds = 0              # resolve only after the condition is false this long
 flap_window_seconds = 600            # flap_transitions changes within this window:
@@ -476,6 +590,7 @@ bell = false                         # terminal bell on a new critical alert
 # Notifications: sent when an alert fires, repeats and resolves; an outbox on disk
 # keeps every one until it is delivered. Secrets come from the environment.
 # [[notify]]
+# name = "noc-slack"                 # required when two channels share a kind
 # kind = "slack"                     # "slack", "telegram", "pagerduty" or "webhook"
 # secret_env = "NOC_SLACK_WEBHOOK"   # env var with the webhook URL, bot token or routing key
 # min_severity = "warning"

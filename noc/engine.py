@@ -12,6 +12,7 @@ something answers again.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -24,13 +25,22 @@ from noc.model import (
     CheckSample,
     CheckStatus,
     CheckTarget,
+    DeliverabilitySample,
     EstateSnapshot,
     FlagSample,
     Health,
+    LagPoint,
+    LinkStatus,
     RegionStatus,
+    ReplicationSample,
     StoreStatus,
+    SuppressionSample,
 )
-from noc.rules import apply_overrides, estate_conditions
+from noc.rules import apply_overrides, data_conditions, estate_conditions
+
+# A link's chart covers the last hour; polls are at least a second apart.
+LAG_HISTORY_SECONDS = 3600
+MAX_LAG_POINTS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +138,16 @@ class Engine:
         self._longest_cycle = max(
             (t.interval_seconds + t.timeout_seconds for t in targets), default=30.0
         )
+        self._links = {link.link_id: link for link in config.replication}
+        self._lag: dict[str, deque[LagPoint]] = {
+            link_id: deque(
+                maxlen=min(MAX_LAG_POINTS, int(LAG_HISTORY_SECONDS / link.interval_seconds) + 1)
+            )
+            for link_id, link in self._links.items()
+        }
+        self._last_lag: dict[str, ReplicationSample] = {}
+        self._suppression: SuppressionSample | None = None
+        self._deliverability: DeliverabilitySample | None = None
         policy = config.alerts
         self.alerts = AlertBook(
             clock,
@@ -139,8 +159,9 @@ class Engine:
 
     def evaluate_alerts(self) -> list[AlertNotice]:
         """Run every rule against the current state; returns the alert transitions."""
-        conditions = estate_conditions(self.snapshot())
-        return self.alerts.evaluate(apply_overrides(conditions, self.config.alerts))
+        snapshot = self.snapshot()
+        conditions = [*estate_conditions(snapshot), *data_conditions(snapshot, self.config)]
+        return self.alerts.evaluate(apply_overrides(iter(conditions), self.config.alerts))
 
     @property
     def targets(self) -> list[CheckTarget]:
@@ -163,6 +184,36 @@ class Engine:
 
     def ingest_flag(self, sample: FlagSample) -> None:
         self._flags[sample.store_region] = sample
+
+    def ingest_replication(self, link_id: str, sample: ReplicationSample) -> None:
+        history = self._lag.get(link_id)
+        if history is None:
+            return
+        self._last_lag[link_id] = sample
+        history.append(LagPoint(sample.at, sample.wall, sample.lag_seconds, sample.link))
+
+    def ingest_suppression(self, sample: SuppressionSample) -> None:
+        self._suppression = sample
+
+    def ingest_deliverability(self, sample: DeliverabilitySample) -> None:
+        self._deliverability = sample
+
+    def _links_status(self, now: float) -> tuple[LinkStatus, ...]:
+        statuses = []
+        for link_id, link in self._links.items():
+            last = self._last_lag.get(link_id)
+            statuses.append(
+                LinkStatus(
+                    id=link_id,
+                    spec=link.spec(),
+                    last=last,
+                    history=tuple(
+                        p for p in self._lag[link_id] if now - p.at <= LAG_HISTORY_SECONDS
+                    ),
+                    age_seconds=None if last is None else max(0.0, now - last.at),
+                )
+            )
+        return tuple(statuses)
 
     def _everything_unreachable(self) -> bool:
         return bool(self._machines) and all(m.unreachable for m in self._machines.values())
@@ -268,4 +319,7 @@ class Engine:
             stale=waited > 2 * self._longest_cycle,
             read_only=read_only,
             alerts=self.alerts.alerts(),
+            replication=self._links_status(now),
+            suppression=self._suppression,
+            deliverability=self._deliverability,
         )

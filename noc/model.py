@@ -297,6 +297,29 @@ class AlertNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel, as the notifications panel shows it. `last_error` is text from a
+    remote server with secrets masked: escape it before it reaches Rich markup."""
+
+    name: str
+    kind: str
+    pending: int
+    last_success: datetime | None
+    last_failure: datetime | None
+    last_error: str | None
+    last_status: int | None
+    consecutive_failures: int
+    dropped: int
+    # Seconds until the next try while messages wait; None when nothing is pending or
+    # nothing can be tried (no secret).
+    retry_in_seconds: float | None
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures > 0
+
+
+@dataclass(frozen=True, slots=True)
 class EstateSnapshot:
     """One consistent picture of the estate, as every view draws it."""
 
@@ -311,6 +334,11 @@ class EstateSnapshot:
     stale: bool
     read_only: bool = False
     alerts: tuple[Alert, ...] = field(default=())
+    replication: tuple[LinkStatus, ...] = field(default=())
+    suppression: SuppressionSample | None = None
+    deliverability: DeliverabilitySample | None = None
+    notifications: tuple[ChannelStatus, ...] = field(default=())
+    notifications_problem: str | None = None  # the outbox could not be opened, ...
 
     @property
     def active_region(self) -> str | None:
@@ -456,6 +484,9 @@ class Fault(StrEnum):
     SLOW = "slow"
     FLAP = "flap"
     GARBAGE = "garbage"
+    BREAK_REPLICATION = "break replication"
+    STALL_SYNC = "stall sync"
+    COMPLAINT_SPIKE = "complaint spike"
     RESTORE = "restore"
 
 
@@ -672,7 +703,8 @@ class ReplicationSpec:
     source: str
     target: str
     kind: ReplicationKind
-    url: str
+    # Out of repr: a sample carries its spec, and a logged sample must not carry a password.
+    url: str = field(repr=False)
     metric: str | None = None
     threshold_seconds: float = 60.0
     sustain_seconds: float = 60.0
@@ -872,3 +904,29 @@ class DeliverabilitySample:
                 for r in self.regions
             ],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LagPoint:
+    """One reading of a link's lag, kept in a bounded history for charts."""
+
+    at: float
+    wall: datetime
+    lag_seconds: float | None
+    link: LinkState
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """A replication link: its last sample and its recent history."""
+
+    id: str  # "suppression:ro>bg"
+    spec: ReplicationSpec
+    last: ReplicationSample | None
+    history: tuple[LagPoint, ...]
+    age_seconds: float | None
+
+    @property
+    def over_threshold(self) -> bool:
+        lag = None if self.last is None else self.last.lag_seconds
+        return lag is not None and lag > self.spec.threshold_seconds

@@ -66,7 +66,7 @@ from pydantic import SecretStr
 
 from noc.clock import Clock, iso_utc
 from noc.config import NotifyConfig
-from noc.model import Alert, AlertNotice, AlertState, Severity
+from noc.model import Alert, AlertNotice, AlertState, ChannelStatus, Severity
 
 __all__ = [
     "ChannelStatus",
@@ -541,34 +541,14 @@ def _close_record(channel: str, alert_id: str, at: datetime) -> Record:
 # --- the notifier -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelStatus:
-    """One channel, as the notifications panel shows it. `last_error` is text from a
-    remote server with secrets masked: escape it before it reaches Rich markup."""
-
-    name: str
-    kind: str
-    pending: int
-    last_success: datetime | None
-    last_failure: datetime | None
-    last_error: str | None
-    last_status: int | None
-    consecutive_failures: int
-    dropped: int
-    # Seconds until the next try while messages wait; None when nothing is pending or
-    # nothing can be tried (no secret).
-    retry_in_seconds: float | None
-
-    @property
-    def failing(self) -> bool:
-        return self.consecutive_failures > 0
-
-
 @dataclass(slots=True, eq=False)
 class _Channel:
     config: NotifyConfig
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     gate: float = 0.0  # monotonic: nothing is sent on this channel before it
+    # Rounds of sends in a row where nothing got through: the channel's backoff step.
+    # Counted per round, not per message, so one failed burst is one step.
+    failed_rounds: int = 0
     consecutive_failures: int = 0
     last_success: datetime | None = None
     last_failure: datetime | None = None
@@ -675,10 +655,10 @@ class Notifier:
             for channel in self._channels.values():
                 told = self._outbox.announced.get((channel.name, notice.alert.id))
                 if notice.event == "firing":
-                    if told is None and self._concerns(channel, notice.alert):
+                    if _untold(told, notice.alert) and self._concerns(channel, notice.alert):
                         records += self._announce(channel, notice.alert, "firing", notice.at)
                 elif told is not None:
-                    records += self._resolve(channel, notice)
+                    records += self._resolve(channel, notice, told)
             await self._outbox.write(records)
         self._wake(records)
 
@@ -696,9 +676,9 @@ class Notifier:
                     if not self._concerns(channel, alert):
                         continue
                     told = self._outbox.announced.get((channel.name, alert.id))
-                    if told is None:
+                    if _untold(told, alert):
                         records += self._announce(channel, alert, "firing", now)
-                    elif self._repeat_due(channel, alert, told, now):
+                    elif told is not None and self._repeat_due(channel, alert, told, now):
                         records += self._announce(channel, alert, "repeat", now)
             await self._outbox.write(records)
         self._wake(records)
@@ -728,10 +708,13 @@ class Notifier:
             _open_record(channel.name, alert.id, now),
         ]
 
-    def _resolve(self, channel: _Channel, notice: AlertNotice) -> list[Record]:
+    def _resolve(self, channel: _Channel, notice: AlertNotice, told: datetime) -> list[Record]:
         now = self._clock.utcnow()
         records: list[Record] = []
-        if channel.config.send_resolved:
+        # An announcement older than this episode's start is a leftover (see _untold):
+        # the channel never heard this episode fire, so it hears no resolve either.
+        started = notice.alert.started_at
+        if channel.config.send_resolved and (started is None or told >= started):
             resolved = NoticeRecord.of(notice.alert, "resolved", notice.at)
             records.append(_enqueue_record(uuid.uuid4().hex, channel.name, resolved, now))
         records.append(_close_record(channel.name, notice.alert.id, now))
@@ -824,12 +807,33 @@ class Notifier:
             for message in batch:
                 message.in_flight = True
             try:
-                await asyncio.gather(*(self._attempt(channel, target, m) for m in batch))
+                outcomes = await asyncio.gather(*(self._attempt(channel, target, m) for m in batch))
             finally:
                 for message in batch:
                     message.in_flight = False
+            self._pause(channel, outcomes)
             attempts += len(batch)
         return attempts
+
+    def _pause(self, channel: _Channel, outcomes: Sequence[_Outcome]) -> None:
+        """After a round: if nothing got through, the whole channel waits (backoff, or
+        the server's Retry-After), so a down API gets one probe per interval rather
+        than one request per waiting message."""
+        if any(o.verdict == "delivered" for o in outcomes):
+            channel.failed_rounds = 0
+            return
+        waiting = [o for o in outcomes if o.verdict in ("retry", "refused")]
+        if not waiting:
+            return  # only drops: the messages were at fault, not the channel
+        channel.failed_rounds += 1
+        told = [o.retry_after for o in waiting if o.retry_after is not None]
+        if told:
+            pause = max(told)
+        else:
+            pause = _backoff(channel.failed_rounds)
+            if any(o.status == 429 for o in waiting):
+                pause = max(pause, RATE_LIMIT_FLOOR)
+        channel.gate = max(channel.gate, self._clock.monotonic() + pause)
 
     def _ready(self, channel: _Channel) -> list[PendingMessage]:
         """The messages to send now: per alert only the oldest (order per alert), the
@@ -886,7 +890,9 @@ class Notifier:
         self._hidden.update(target.hidden)
         return target
 
-    async def _attempt(self, channel: _Channel, target: _Target, message: PendingMessage) -> None:
+    async def _attempt(
+        self, channel: _Channel, target: _Target, message: PendingMessage
+    ) -> _Outcome:
         outcome = await self._post(channel, target, message)
         now = self._clock.utcnow()
         notice = message.notice
@@ -895,7 +901,7 @@ class Notifier:
             channel.consecutive_failures = 0
             log.debug("notify %s: %s of %s delivered", channel.name, notice.event, notice.alert_id)
             await self._outbox.write([{"op": "delivered", "id": message.id, "at": _iso(now)}])
-            return
+            return outcome
         if outcome.verdict == "drop":
             channel.dropped += 1
             text = f"dropped {notice.event} of {notice.alert_id}: {outcome.error}"
@@ -903,19 +909,15 @@ class Notifier:
             log.error("notify %s: %s", channel.name, text)
             record = {"op": "dropped", "id": message.id, "reason": outcome.error, "at": _iso(now)}
             await self._outbox.write([record])
-            return
+            return outcome
         self._failed(channel, outcome.error, outcome.status)
         attempts = message.attempts + 1
         if outcome.retry_after is not None:
-            # The server's word on when to come back holds for the whole channel.
-            delay = channel_delay = outcome.retry_after
+            delay = outcome.retry_after
         else:
             delay = _backoff(attempts)
-            channel_delay = _backoff(channel.consecutive_failures)
             if outcome.status == 429:
                 delay = max(delay, RATE_LIMIT_FLOOR)
-                channel_delay = max(channel_delay, RATE_LIMIT_FLOOR)
-        channel.gate = max(channel.gate, self._clock.monotonic() + channel_delay)
         log.warning(
             "notify %s: %s of %s failed (%s); retry in %.0f s",
             channel.name,
@@ -928,6 +930,7 @@ class Notifier:
             message.id, attempts, outcome.error, outcome.status, now + timedelta(seconds=delay)
         )
         await self._outbox.write([record])
+        return outcome
 
     def _failed(self, channel: _Channel, error: str, status: int | None) -> None:
         channel.consecutive_failures += 1
@@ -1020,6 +1023,14 @@ class Notifier:
         return statuses
 
 
+def _untold(told: datetime | None, alert: Alert) -> bool:
+    """Whether a channel has yet to hear of this firing episode. Alert ids are stable,
+    so an announcement from before the alert last started firing (`since`) is about an
+    earlier episode whose resolve never reached us (a crash between the engine's
+    journal and notify(), a lost journal): it must not swallow the new one."""
+    return told is None or told < alert.since
+
+
 # --- judging an answer --------------------------------------------------------------
 
 
@@ -1056,7 +1067,8 @@ def _detail(document: Mapping[str, Any], body: bytes) -> str:
     errors = document.get("errors")
     if isinstance(errors, list):
         parts += errors
-    return "; ".join(str(p) for p in parts if p) or json.dumps(document)
+    said = dict.fromkeys(str(p) for p in parts if p)  # ordered, without repeats
+    return "; ".join(said) or json.dumps(document)
 
 
 def _retry_after(
@@ -1102,8 +1114,11 @@ def _reason(exc: BaseException) -> str:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror.lower()
+        if isinstance(current, OSError):
+            # asyncio's strerror is "Connect call failed (host, port)"; the errno says why.
+            why = os.strerror(current.errno) if current.errno else current.strerror
+            if why:
+                return why.lower()
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return str(exc) or type(exc).__name__

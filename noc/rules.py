@@ -6,15 +6,23 @@ in config may change the severity or window of a rule, or switch it off.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from noc.alerts import Condition
-from noc.model import EstateSnapshot, Health, Severity
+from noc.model import (
+    DeliverabilitySample,
+    EstateSnapshot,
+    Health,
+    LinkState,
+    LinkStatus,
+    Severity,
+    SuppressionSample,
+)
 
 if TYPE_CHECKING:  # config imports this module's rule table
-    from noc.config import AlertsConfig
+    from noc.config import AlertsConfig, NocConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +47,27 @@ RULES = {
         Rule("data_stale", Severity.WARNING, 0, "no poll result for two cycles"),
         Rule("split_brain", Severity.CRITICAL, 0, "region stores disagree on the active region"),
         Rule("active_unknown", Severity.WARNING, 30, "no failover flag store can be read"),
-        Rule("source_unreachable", Severity.WARNING, 30, "a region's store cannot be read"),
+        Rule(
+            "source_unreachable", Severity.WARNING, 30, "a store or metrics source cannot be read"
+        ),
+        Rule(
+            "replication_lag", Severity.WARNING, 60, "lag over its threshold for the sustain window"
+        ),
+        Rule(
+            "replication_link_down", Severity.CRITICAL, 60, "a replica's link to its source is down"
+        ),
+        Rule(
+            "suppression_unsynced",
+            Severity.CRITICAL,
+            0,
+            "a suppression entry older than the SLO has not reached a region",
+        ),
+        Rule(
+            "complaint_rate",
+            Severity.WARNING,
+            0,
+            "spam complaints over the warn rate (critical over the critical rate)",
+        ),
     )
 }
 
@@ -81,8 +109,86 @@ def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
         yield _condition("active_unknown", None, "active region unknown: no flag store can be read")
 
 
+def data_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:
+    """Conditions about replication, suppression sync and deliverability."""
+    yield from _replication(snapshot.replication)
+    if snapshot.suppression is not None:
+        yield from _suppression(snapshot.suppression, config.suppression.slo_seconds)
+    if snapshot.deliverability is not None:
+        yield from _complaints(snapshot.deliverability, config)
+
+
+def _replication(links: Iterable[LinkStatus]) -> Iterator[Condition]:
+    for link in links:
+        sample, spec = link.last, link.spec
+        if sample is None:
+            continue
+        name = f"{spec.data_class} {spec.source}→{spec.target}"
+        lag = sample.lag_seconds
+        if sample.link is LinkState.DOWN:
+            floor = f", lag at least {lag:.0f} s and growing" if lag is not None else ""
+            yield _condition(
+                "replication_link_down", spec.target, f"replication {name}: link down{floor}",
+                value=lag, cid=f"replication_link_down:{link.id}", for_seconds=spec.sustain_seconds,
+            )  # fmt: skip
+        elif lag is not None and lag > spec.threshold_seconds:
+            yield _condition(
+                "replication_lag", spec.target,
+                f"replication lag {name} {lag:.0f} s (> {spec.threshold_seconds:.0f} s)",
+                value=lag, cid=f"replication_lag:{link.id}", for_seconds=spec.sustain_seconds,
+            )  # fmt: skip
+        elif sample.error and lag is None:
+            yield _condition(
+                "source_unreachable", spec.target, f"replication {name}: {sample.error}",
+                cid=f"source_unreachable:replication:{link.id}",
+            )  # fmt: skip
+
+
+def _suppression(sample: SuppressionSample, slo: float) -> Iterator[Condition]:
+    for pair in sample.pairs:
+        age = pair.oldest_unsynced_age_seconds
+        if age is not None and age > slo:
+            yield _condition(
+                "suppression_unsynced", pair.target,
+                f"suppression {pair.list} {pair.source}→{pair.target}: {pair.unsynced} unsynced, "
+                f"oldest {age:.0f} s (SLO {slo:.0f} s)",
+                value=age, cid=f"suppression_unsynced:{pair.list}:{pair.source}>{pair.target}",
+            )  # fmt: skip
+    for count in sample.counts:
+        if count.error:
+            yield _condition(
+                "source_unreachable", count.region,
+                f"suppression store {count.region}: {count.error}",
+                cid=f"source_unreachable:suppression:{count.region}",
+            )  # fmt: skip
+
+
+def _complaints(sample: DeliverabilitySample, config: NocConfig) -> Iterator[Condition]:
+    settings = config.deliverability
+    scopes = [(None, sample.estate), *((r.region, r.counts) for r in sample.regions)]
+    for region, counts in scopes:
+        rate = None if counts is None else counts.complaint_rate
+        if rate is None or rate <= settings.complaint_warn_rate:
+            continue
+        critical = rate > settings.complaint_critical_rate
+        limit = settings.complaint_critical_rate if critical else settings.complaint_warn_rate
+        where = region or "estate"
+        condition = _condition(
+            "complaint_rate", region,
+            f"complaint rate {where} {rate:.2%} (> {limit:.1%}) over {sample.window_minutes} min",
+            value=rate, cid=f"complaint_rate:{where}",
+        )  # fmt: skip
+        yield replace(condition, severity=Severity.CRITICAL) if critical else condition
+
+
 def _condition(
-    rule: str, region: str | None, summary: str, *, value: float | None = None, cid: str = ""
+    rule: str,
+    region: str | None,
+    summary: str,
+    *,
+    value: float | None = None,
+    cid: str = "",
+    for_seconds: float | None = None,
 ) -> Condition:
     spec = RULES[rule]
     return Condition(
@@ -92,7 +198,7 @@ def _condition(
         region=region,
         summary=summary,
         value=value,
-        for_seconds=spec.for_seconds,
+        for_seconds=spec.for_seconds if for_seconds is None else for_seconds,
     )
 
 

@@ -11,22 +11,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from collectors.deliverability import DeliverabilityCollector
 from collectors.flag_store import FlagStore
 from collectors.http import HttpHealthCollector
+from collectors.metrics import MetricsLagCollector
+from collectors.replication import RedisReplicationCollector
+from collectors.suppression import SuppressionCollector
 from noc.alert_journal import AlertJournal
 from noc.clock import Clock
-from noc.config import NocConfig
+from noc.config import NocConfig, ReplicationConfig
 from noc.engine import Engine
-from noc.model import AlertNotice, CheckSample, CheckTarget, ErrorKind, FlagSample, ProbeError
+from noc.model import (
+    AlertNotice,
+    CheckSample,
+    CheckTarget,
+    ErrorKind,
+    EstateSnapshot,
+    FlagSample,
+    ProbeError,
+    ReplicationSample,
+)
+from noc.notify import Notifier, Outbox
 
 log = logging.getLogger(__name__)
 
 MAX_STORE_BACKOFF_SECONDS = 60.0
 ALERT_TICK_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+class LagSource(Protocol):
+    async def poll(self) -> ReplicationSample: ...
+
+    async def aclose(self) -> None: ...
+
+
+def lag_source(link: ReplicationConfig, config: NocConfig, clock: Clock) -> LagSource:
+    if link.kind != "redis":
+        return MetricsLagCollector(link.spec(), timeout_seconds=link.timeout_seconds, clock=clock)
+    source = config.region(link.source)
+    return RedisReplicationCollector(
+        link.spec(),
+        source_url=source.redis_url if source else None,
+        heartbeat_key=link.heartbeat_key or None,
+        timeout_seconds=link.timeout_seconds,
+        clock=clock,
+    )
 
 
 class Scheduler:
@@ -55,6 +92,36 @@ class Scheduler:
             for r in config.regions
             if r.redis_url
         }
+        self.lag_sources = {
+            link.link_id: lag_source(link, config, clock) for link in config.replication
+        }
+        stores = {r.id: r.redis_url for r in config.regions if r.redis_url}
+        self.suppression = (
+            SuppressionCollector(
+                stores,
+                lists=config.suppression.lists,
+                key_pattern=config.suppression.key_pattern,
+                lookback_seconds=config.suppression.lookback_seconds,
+                max_examined=config.suppression.max_examined,
+                clock=clock,
+            )
+            if config.suppression.enabled and len(stores) >= 2
+            else None
+        )
+        self.deliverability = (
+            DeliverabilityCollector(
+                stores,
+                window_minutes=config.deliverability.window_minutes,
+                key_pattern=config.deliverability.key_pattern,
+                clock=clock,
+            )
+            if config.deliverability.enabled and stores
+            else None
+        )
+        self._state_dir = state_dir
+        self.notifier: Notifier | None = None
+        self._outbox: Outbox | None = None
+        self.notifications_problem: str | None = None
         self._on_change = on_change or (lambda: None)
         self._on_alerts = on_alerts or (lambda _: None)
         # No journal for one-shot rounds (`noc check`): a probe leaves no state behind.
@@ -73,17 +140,66 @@ class Scheduler:
         samples = await asyncio.gather(*(self._probe(t) for t in self.engine.targets))
         for sample in samples:
             self.engine.ingest(sample)
-        await self.read_flags()
+        await asyncio.gather(
+            self.read_flags(),
+            *(self._poll_link(link_id) for link_id in self.lag_sources),
+            self._poll_suppression(),
+            self._poll_deliverability(),
+        )
         await self.evaluate_alerts()
+
+    async def _poll_link(self, link_id: str) -> None:
+        sample = await self.lag_sources[link_id].poll()
+        self.engine.ingest_replication(link_id, sample)
+
+    async def _poll_suppression(self) -> None:
+        if self.suppression is not None:
+            self.engine.ingest_suppression(await self.suppression.poll())
+
+    async def _poll_deliverability(self) -> None:
+        if self.deliverability is not None:
+            self.engine.ingest_deliverability(await self.deliverability.poll())
 
     async def evaluate_alerts(self) -> None:
         notices = self.engine.evaluate_alerts()
-        if not notices:
-            return
-        if self.journal is not None:
+        if notices and self.journal is not None:
             await self.journal.record(notices)
-        self._on_alerts(notices)
-        self._on_change()
+        if self.notifier is not None:
+            for notice in notices:
+                await self.notifier.notify(notice)
+            await self.notifier.firing_now(self.engine.alerts.alerts())
+        if notices:
+            self._on_alerts(notices)
+            self._on_change()
+
+    def snapshot(self, *, read_only: bool = False) -> EstateSnapshot:
+        """The engine's snapshot with what only the scheduler knows: notification delivery."""
+        snapshot = self.engine.snapshot(read_only=read_only)
+        if self.notifier is None and self.notifications_problem is None:
+            return snapshot
+        return replace(
+            snapshot,
+            notifications=tuple(self.notifier.status()) if self.notifier else (),
+            notifications_problem=self.notifications_problem,
+        )
+
+    async def _notifications(self) -> None:
+        """Open the outbox (a blocking file read and lock) and send until stopped."""
+        assert self._state_dir is not None
+        try:
+            outbox = await asyncio.to_thread(
+                Outbox.open, self._state_dir / "outbox.jsonl", self.clock
+            )
+        except Exception as exc:  # OutboxLocked, OSError: run on, and say so
+            self.notifications_problem = f"notifications off: outbox unusable: {exc}"
+            log.error("%s", self.notifications_problem)
+            self._on_change()
+            return
+        self._outbox = outbox
+        self.notifier = Notifier(
+            self.config.notify, outbox, self.clock, estate=self.config.estate.name
+        )
+        await self.notifier.run()
 
     async def read_flags(self) -> None:
         for sample in await asyncio.gather(*(s.read() for s in self.stores.values())):
@@ -95,6 +211,39 @@ class Scheduler:
             self._spawn(target.check_id, self._check_loop(target))
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", self._store_loop(store))
+        for link in self.config.replication:
+            source = self.lag_sources[link.link_id]
+            self._spawn(
+                f"lag:{link.link_id}",
+                self._poll_loop(
+                    f"lag:{link.link_id}",
+                    link.interval_seconds,
+                    source.poll,
+                    partial(self.engine.ingest_replication, link.link_id),
+                ),
+            )
+        if self.suppression is not None:
+            self._spawn(
+                "suppression",
+                self._poll_loop(
+                    "suppression",
+                    self.config.suppression.interval_seconds,
+                    self.suppression.poll,
+                    self.engine.ingest_suppression,
+                ),
+            )
+        if self.deliverability is not None:
+            self._spawn(
+                "deliverability",
+                self._poll_loop(
+                    "deliverability",
+                    self.config.deliverability.interval_seconds,
+                    self.deliverability.poll,
+                    self.engine.ingest_deliverability,
+                ),
+            )
+        if self.config.notify and self._state_dir is not None:
+            self._spawn("notifications", self._notifications())
         self._spawn("alerts", self._alert_loop())
 
     def poll_now(self) -> None:
@@ -109,13 +258,41 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.notifier is not None:
+            await self.notifier.aclose()
+        if self._outbox is not None:
+            self._outbox.close()
         await self.collector.aclose()
         for store in self.stores.values():
             await store.aclose()
+        for source in self.lag_sources.values():
+            await source.aclose()
+        for collector in (self.suppression, self.deliverability):
+            if collector is not None:
+                await collector.aclose()
 
     def _spawn(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
         self._wake[name] = asyncio.Event()
         self._tasks.append(asyncio.create_task(loop, name=f"noc:{name}"))
+
+    async def _poll_loop(
+        self,
+        name: str,
+        interval: float,
+        poll: Callable[[], Awaitable[T]],
+        ingest: Callable[[T], None],
+    ) -> None:
+        """One poll in flight, every `interval` seconds. The collectors report their own
+        failures in their samples; an unexpected exception is logged and retried later
+        rather than ending the loop."""
+        while True:
+            try:
+                ingest(await poll())
+                self._on_change()
+            except Exception:
+                log.exception("poll of %s failed unexpectedly", name)
+            await self._sleep(name, interval)
+            self._woken(name)
 
     async def _alert_loop(self) -> None:
         while True:

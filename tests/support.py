@@ -11,7 +11,24 @@ from typing import Any
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
-from noc.model import CheckSample, ErrorKind, FailoverFlag, FlagSample, ProbeError
+from noc.model import (
+    CheckSample,
+    DeliverabilitySample,
+    ErrorKind,
+    FailoverFlag,
+    FlagSample,
+    LagBasis,
+    LinkState,
+    ProbeError,
+    RegionDeliverability,
+    ReplicationSample,
+    SuppressionCount,
+    SuppressionDivergence,
+    SuppressionSample,
+)
+from noc.model import (
+    DeliverabilityCounts as Counts,
+)
 
 REGIONS = (
     ("ro", "Bucharest", "primary", (44.43, 26.10)),
@@ -100,3 +117,61 @@ def feed_flags(
                 error="connection refused" if rid in unreachable else None,
             )
         )
+
+
+def with_replication(config: NocConfig) -> NocConfig:
+    """The estate plus two replication links of the suppression data class."""
+    data = config.model_dump(mode="json")
+    data["replication"] = [
+        {"data_class": "suppression", "source": "ro", "target": target, "threshold_seconds": 60,
+         "sustain_seconds": 60, "url": f"redis://127.0.0.1:{port}/0"}
+        for target, port in (("bg", 6401), ("pa", 6402))
+    ]  # fmt: skip
+    return parse_config(data)
+
+
+def feed_data(engine: Engine, clock: FakeClock) -> None:
+    """An hour of lag history (bg ramps past its threshold; pa's link breaks), then
+    suppression that bg lacks beyond the SLO and a complaint spike in pa."""
+    bg, pa = (link.spec() for link in engine.config.replication)
+    for minute in range(60):
+        bg_lag = 5.0 if minute < 40 else 5.0 + (minute - 40) * 6
+        pa_link = LinkState.DOWN if minute >= 55 else LinkState.UP
+        pa_lag = 2.0 if pa_link is LinkState.UP else 30.0 + (minute - 55) * 60
+        for link_id, spec, lag, link in (
+            ("suppression:ro>bg", bg, bg_lag, LinkState.UP),
+            ("suppression:ro>pa", pa, pa_lag, pa_link),
+        ):
+            engine.ingest_replication(
+                link_id,
+                ReplicationSample(
+                    spec, clock.monotonic(), clock.utcnow(), link, lag, LagBasis.HEARTBEAT,
+                    lag_is_floor=link is LinkState.DOWN, offset_lag_bytes=int(lag * 1200),
+                ),
+            )  # fmt: skip
+        clock.advance(60)
+        engine.evaluate_alerts()
+    engine.ingest_suppression(
+        SuppressionSample(
+            clock.monotonic(), clock.utcnow(), 3600,
+            tuple(SuppressionCount(r, name, 120_000 - (500 if r == "bg" else 0))
+                  for r in ("ro", "bg", "pa") for name in ("unsubscribe", "complaint")),
+            (SuppressionDivergence("ro", "bg", "unsubscribe", 37, 95.0, examined=812,
+                                   examples=("9f2c…a1", "07be…3d")),
+             SuppressionDivergence("ro", "pa", "unsubscribe", 0, None, examined=812),
+             SuppressionDivergence("ro", "bg", "complaint", 2, 41.0, examined=64)),
+            examined=1688, truncated=False,
+        )
+    )  # fmt: skip
+    spike = tuple([1] * 50 + [9, 14, 22, 30, 31, 28, 35, 40, 38, 41])
+    engine.ingest_deliverability(
+        DeliverabilitySample(
+            clock.monotonic(), clock.utcnow(), 60, clock.utcnow(),
+            (RegionDeliverability("ro", Counts(182_000, 178_100, 900, 1_400, 60), (1,) * 60),
+             RegionDeliverability("bg", Counts(24_000, 23_500, 110, 160, 9), (0,) * 60),
+             RegionDeliverability("pa", Counts(9_000, 8_800, 60, 70, 300), spike)),
+            Counts(215_000, 210_400, 1_070, 1_630, 369),
+            tuple(a + b for a, b in zip((1,) * 60, spike, strict=True)),
+        )
+    )  # fmt: skip
+    engine.evaluate_alerts()

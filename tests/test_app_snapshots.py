@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import HTTP_503, REFUSED, TIMEOUT, estate_config, feed_flags, feed_round
+from support import (
+    HTTP_503,
+    REFUSED,
+    TIMEOUT,
+    estate_config,
+    feed_data,
+    feed_flags,
+    feed_round,
+    with_replication,
+)
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 
@@ -40,8 +49,9 @@ class StillFaults:
 
 def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
     clock = FakeClock()
+    config = with_replication(estate_config()) if state == "data" else estate_config()
     app = NocApp(
-        estate_config(),
+        config,
         clock=clock,
         start_polling=False,
         state_path=tmp_path,
@@ -64,6 +74,10 @@ def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
     elif state == "failing":
         feed_round(engine, clock, {"ro/0": TIMEOUT})
         clock.advance(-20)
+    elif state == "data":
+        feed_data(engine, clock)
+        feed_round(engine, clock)
+        feed_flags(engine, clock, "ro")
     elif state == "split":
         feed_round(engine, clock)
         feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})
@@ -94,7 +108,7 @@ async def wait_for_dialogs(pilot: Pilot[None], count: int) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("state", ["normal", "failing", "ro-down", "cut-off", "split"])
+@pytest.mark.parametrize("state", ["normal", "failing", "ro-down", "cut-off", "split", "data"])
 def test_main_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int], state: str) -> None:
     assert snap_compare(make_app(tmp_path, state), terminal_size=size)
 
@@ -140,3 +154,23 @@ def test_help(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
 def test_fault_panel(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     app = make_app(tmp_path, "normal", faults=StillFaults())
     assert snap_compare(app, terminal_size=size, run_before=press("x"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    "key", ["l", "u", "d"], ids=["lag-detail", "suppression", "deliverability"]
+)
+def test_data_detail_screens(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int], key: str
+) -> None:
+    async def open_detail(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, "data"), terminal_size=size, run_before=open_detail)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sync_dialog(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(tmp_path, "data"), terminal_size=size, run_before=press("y"))

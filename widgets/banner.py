@@ -39,6 +39,21 @@ def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
                 "bold",
             )
         )
+    if snapshot.notifications_problem:
+        lines.append(Content.styled(f"✗ {snapshot.notifications_problem}", "bold"))
+    for channel in snapshot.notifications:
+        if channel.failing:
+            status = f"HTTP {channel.last_status}" if channel.last_status else "no answer"
+            retry = (
+                f", retry in {channel.retry_in_seconds:.0f}s" if channel.retry_in_seconds else ""
+            )
+            lines.append(
+                Content.styled(
+                    f"✗ notifications to {channel.name} failing ({status}: {channel.last_error}); "
+                    f"{channel.pending} waiting{retry}",
+                    "bold",
+                )
+            )
     if snapshot.active_region is None:
         lines.append(Content.styled("? active region unknown: no flag store could be read", "bold"))
     return lines

@@ -1,0 +1,82 @@
+"""The whole alert path, live: a real endpoint fails, the scheduler's tasks probe it,
+the rule fires, the journal records it and PagerDuty (a local fake answering as the
+real Events API v2) gets a trigger, then a resolve with the same dedup_key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from fake_apis import FakeApis
+
+from noc.audit import read_jsonl
+from noc.clock import SystemClock
+from noc.config import parse_config
+from noc.scheduler import Scheduler
+from noc.simulator import HealthEndpoint
+from noc.simulator.health_endpoint import EndpointMode
+
+
+@pytest.fixture
+async def apis() -> AsyncIterator[FakeApis]:
+    fake = FakeApis()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(600):  # generous: this waits for real polls, it does not time them
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_region_down_pages_and_resolves(
+    tmp_path: Path,
+    apis: FakeApis,
+    health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
+    monkeypatch.setenv("NOC_TEST_PD_KEY", apis.routing_key)
+    config = parse_config(
+        {
+            "health": {"interval_seconds": 0.2, "failure_threshold": 2, "timeout_seconds": 0.5},
+            "regions": [
+                {"id": "ro", "role": "primary", "checks": [{"url": ro.url}]},
+                {"id": "bg", "checks": [{"url": bg.url}]},
+            ],
+            "notify": [
+                {
+                    "kind": "pagerduty",
+                    "secret_env": "NOC_TEST_PD_KEY",
+                    "api_url": apis.pagerduty_url,
+                }
+            ],
+        }
+    )
+    scheduler = Scheduler(config, SystemClock(), state_dir=tmp_path)
+    scheduler.start()
+    try:
+        await bg.set_mode(EndpointMode.UNAVAILABLE)
+        await eventually(lambda: "triggered" in apis.incidents.values(), "a PagerDuty trigger")
+        trigger = apis.requests[0].body
+        assert trigger["event_action"] == "trigger"
+        assert trigger["payload"]["severity"] == "critical"
+        assert "bg down" in trigger["payload"]["summary"]
+        await bg.set_mode(EndpointMode.HEALTHY)
+        await eventually(lambda: "resolved" in apis.incidents.values(), "a PagerDuty resolve")
+        resolve = next(r.body for r in apis.requests if r.body["event_action"] == "resolve")
+        assert resolve["dedup_key"] == trigger["dedup_key"]
+        assert apis.routing_key not in (tmp_path / "outbox.jsonl").read_text()
+        assert scheduler.snapshot().notifications[0].pending == 0
+    finally:
+        await scheduler.stop()
+    journal = [
+        (r["transition"], r["alert"]["id"]) for r in read_jsonl(tmp_path / "alerts.jsonl").records
+    ]
+    assert ("firing", "region_down:bg") in journal and ("resolved", "region_down:bg") in journal
