@@ -37,6 +37,8 @@ from widgets.alert_pane import AlertPane
 from widgets.banner import Banner
 from widgets.deliverability_screen import DeliverabilityScreen
 from widgets.deliverability_summary import DeliverabilitySummary
+from widgets.dns_screen import DnsScreen
+from widgets.dns_summary import DnsSummary
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
 from widgets.force_dialog import ForceDialog
@@ -59,7 +61,7 @@ MIN_REPAINT_INTERVAL = 0.25
 OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence", "sync_now"})
 MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {
     "faults", "help", "select_region", "refresh", "lag_detail", "sync_detail",
-    "deliverability_detail",
+    "deliverability_detail", "dns_detail",
 }  # fmt: skip
 
 
@@ -108,6 +110,7 @@ class NocApp(App[None]):
         Binding("u", "sync_detail", "Sync", id="sync_detail", show=False),
         Binding("d", "deliverability_detail", "Mail", id="deliverability_detail", show=False),
         Binding("y", "sync_now", "Sync now", id="sync_now", show=False),
+        Binding("n", "dns_detail", "DNS", id="dns_detail", show=False),
         Binding("a", "ack", "Ack", id="ack"),
         Binding("s", "silence", "Silence", id="silence"),
         Binding("r", "refresh", "Refresh", id="refresh", show=False),
@@ -166,6 +169,7 @@ class NocApp(App[None]):
                 self.config.deliverability.complaint_warn_rate,
                 self.config.deliverability.complaint_critical_rate,
             )
+            yield DnsSummary()
             yield HealthTable(id="health")
             yield AlertPane(id="alerts")
         yield Footer()
@@ -215,6 +219,7 @@ class NocApp(App[None]):
             self.query_one(ReplicationPanel).snapshot = snapshot
             self.query_one(SyncSummary).snapshot = snapshot
             self.query_one(DeliverabilitySummary).snapshot = snapshot
+            self.query_one(DnsSummary).snapshot = snapshot
             if isinstance(self.screen, SnapshotScreen):
                 self.screen.snapshot = snapshot
 
@@ -418,6 +423,13 @@ class NocApp(App[None]):
         self._show_detail(
             DeliverabilityScreen(settings.complaint_warn_rate, settings.complaint_critical_rate)
         )
+
+    def action_dns_detail(self) -> None:
+        snapshot = self.snapshot()
+        if not (snapshot.dns or snapshot.email_auth or snapshot.dnsbl):
+            self.notify("No DNS data yet ([dns] and [email] in config)", timeout=4)
+            return
+        self._show_detail(DnsScreen())
 
     @work(exclusive=True, group="fault-panel", exit_on_error=False)
     async def action_faults(self) -> None:

@@ -15,7 +15,8 @@ from noc.model import AlertState, CheckStatus, EstateSnapshot, Health, LinkStatu
 # Alerts about health and authority are already in the verdict by region; these add to it.
 DATA_RULES = frozenset(
     {"replication_lag", "replication_link_down", "suppression_unsynced", "complaint_rate",
-     "source_unreachable"}
+     "source_unreachable", "dns_hijack", "dns_flag_mismatch", "dns_disagree", "dns_unknown",
+     "email_auth", "dnsbl_listed"}
 )  # fmt: skip
 
 
@@ -150,6 +151,46 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             for pair in (snapshot.suppression.pairs if snapshot.suppression else ())
         ],
         "deliverability": snapshot.deliverability.as_json() if snapshot.deliverability else None,
+        "dns": {
+            "records": [
+                {
+                    "name": v.sample.name,
+                    "type": v.sample.rtype.value,
+                    "resolver": v.sample.resolver,
+                    "answers": list(v.sample.answers),
+                    "ttl": v.sample.ttl,
+                    "region": v.region,
+                    "unexpected": list(v.unexpected),
+                    "error": None if v.sample.error is None else str(v.sample.error),
+                }
+                for v in snapshot.dns
+            ],
+            "consensus": [
+                {"name": c.name, "type": c.rtype.value, "region": c.region, "share": c.share}
+                for c in snapshot.consensus
+            ],
+        },
+        "email_auth": [
+            {
+                "region": a.region,
+                "spf": {"ok": a.spf.ok, "reason": a.spf.reason},
+                "dkim": {"ok": a.dkim.ok, "reason": a.dkim.reason},
+                "dmarc": {"ok": a.dmarc.ok, "reason": a.dmarc.reason, "policy": a.dmarc.policy},
+                "ptr": {"ok": a.ptr.ok, "reason": a.ptr.reason, "ips": [p.ip for p in a.ptr.ips]},
+            }
+            for a in snapshot.email_auth
+        ],
+        "dnsbl": [
+            {
+                "ip": d.ip,
+                "region": d.region,
+                "zone": d.zone,
+                "listed": d.listed,
+                "code": d.code,
+                "meaning": d.meaning,
+            }
+            for d in snapshot.dnsbl
+        ],
         "alerts": [
             {
                 "id": a.id,

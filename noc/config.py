@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     SecretStr,
     ValidationError,
     field_validator,
@@ -34,8 +35,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from collectors.dns_records import parse_resolver
 from noc.model import (
     CheckTarget,
+    FailoverRecord,
+    FailoverRecordType,
     ReplicationKind,
     ReplicationSpec,
     Role,
@@ -126,6 +130,18 @@ class RegionConfig(_Strict):
     location: tuple[float, float] = (0.0, 0.0)
     redis_url: str | None = None
     checks: list[CheckConfig] = Field(default_factory=list)
+    # What the failover records point to when this region is active.
+    service_ips: list[IPvAnyAddress] = Field(default_factory=list)
+    mx_host: str | None = None
+    # The IPs this region sends mail from: SPF, PTR and blocklists are checked for them.
+    sending_ips: list[IPvAnyAddress] = Field(default_factory=list)
+
+    def failover_values(self) -> set[str]:
+        """Answers that mean "traffic goes to this region"."""
+        values = {str(ip) for ip in self.service_ips}
+        if self.mx_host:
+            values.add(self.mx_host)
+        return values
 
     @field_validator("location")
     @classmethod
@@ -189,6 +205,54 @@ class ReplicationConfig(_Strict):
             threshold_seconds=self.threshold_seconds,
             sustain_seconds=self.sustain_seconds,
         )
+
+
+def _resolver(text: str) -> str:
+    try:
+        return str(parse_resolver(text))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a resolver address (host or host:port): {exc}") from None
+
+
+class DnsRecordConfig(_Strict):
+    name: str = Field(min_length=1)
+    type: Literal["A", "AAAA", "CNAME", "MX"] = "A"
+
+    def record(self) -> FailoverRecord:
+        return FailoverRecord(self.name, FailoverRecordType(self.type))
+
+
+class DnsConfig(_Strict):
+    """Where traffic really goes: every failover record asked of every resolver."""
+
+    resolvers: list[str] = Field(default_factory=list)
+    interval_seconds: float = Field(default=30, gt=0)
+    timeout_seconds: float = Field(default=2, gt=0)
+    records: list[DnsRecordConfig] = Field(default_factory=list)
+    # Resolvers that keep disagreeing beyond the record's TTL warn after this.
+    disagree_sustain_seconds: float = Field(default=300, ge=0)
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolvers(cls, value: list[str]) -> list[str]:
+        return [_resolver(text) for text in value]
+
+
+class EmailConfig(_Strict):
+    """The sending domain, checked as receivers would after a failover."""
+
+    domain: str = ""
+    dkim_selectors: list[str] = Field(default_factory=list)
+    dnsbl_zones: list[str] = Field(default_factory=list)
+    # The resolver for SPF/DKIM/DMARC/PTR and blocklists; default: the first [dns] one.
+    # Spamhaus refuses queries through public resolvers: use one of your own.
+    resolver: str = ""
+    interval_seconds: float = Field(default=300, gt=0)
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver(cls, value: str) -> str:
+        return _resolver(value) if value else value
 
 
 class SuppressionConfig(_Strict):
@@ -289,6 +353,8 @@ class NocConfig(BaseSettings):
     replication: list[ReplicationConfig] = Field(default_factory=list)
     suppression: SuppressionConfig = Field(default_factory=SuppressionConfig)
     deliverability: DeliverabilityConfig = Field(default_factory=DeliverabilityConfig)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notify: list[NotifyConfig] = Field(default_factory=list)
 
@@ -317,6 +383,10 @@ class NocConfig(BaseSettings):
                         f"replication[{index}].{end}: no region {getattr(link, end)!r} "
                         f"(regions: {', '.join(ids)})"
                     )
+        if self.dns.records and not self.dns.resolvers:
+            raise ValueError("dns.records needs at least one resolver in dns.resolvers")
+        if (self.email.domain or self.email.dnsbl_zones) and not self.email_resolver:
+            raise ValueError("[email] checks need a resolver: set email.resolver or dns.resolvers")
         labels = [n.label for n in self.notify]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
@@ -331,6 +401,13 @@ class NocConfig(BaseSettings):
                 f"found {len(primaries)}"
             )
         return self
+
+    @property
+    def email_resolver(self) -> str:
+        return self.email.resolver or (self.dns.resolvers[0] if self.dns.resolvers else "")
+
+    def sending_ips(self) -> dict[str, list[str]]:
+        return {r.id: [str(ip) for ip in r.sending_ips] for r in self.regions if r.sending_ips}
 
     @property
     def primary(self) -> RegionConfig:
@@ -554,6 +631,24 @@ flag_interval_seconds = 10
 # Replication lag per data class and link. kind: "redis" (url = the replica; lag in
 # seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =
 # the metrics endpoint, metric = name{labels} or a dotted path to seconds).
+# Where traffic really goes, and whether answers can be trusted: every record is
+# asked of every resolver, fresh each time.
+# [dns]
+# resolvers = ["1.1.1.1", "8.8.8.8", "127.0.0.1:5353"]   # host or host:port
+# interval_seconds = 30
+#   [[dns.records]]
+#   name = "smtp.example.com."
+#   type = "A"                       # A, AAAA, CNAME or MX
+
+# Would mail from each region pass SPF, DKIM, DMARC and PTR, and is it blocklisted?
+# [email]
+# domain = "example.com"
+# dkim_selectors = ["s1", "s2"]
+# dnsbl_zones = ["zen.spamhaus.org"]
+# resolver = ""                      # default: the first [dns] resolver; Spamhaus needs your own
+# Per region (in [[regions]]): service_ips = ["192.0.2.10"], mx_host = "mx.ro.example.com.",
+# sending_ips = ["192.0.2.20", "192.0.2.21"]
+
 # [[replication]]
 # data_class = "suppression"
 # source = "ro"

@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from collectors.dns_records import map_answers_to_region
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig
@@ -26,6 +27,11 @@ from noc.model import (
     CheckStatus,
     CheckTarget,
     DeliverabilitySample,
+    DnsblSample,
+    DnsConsensus,
+    DnsRecordSample,
+    DnsView,
+    EmailAuthSample,
     EstateSnapshot,
     FlagSample,
     Health,
@@ -36,7 +42,14 @@ from noc.model import (
     StoreStatus,
     SuppressionSample,
 )
-from noc.rules import apply_overrides, data_conditions, estate_conditions
+from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
+
+
+def answer_target(answer: str) -> str:
+    """The value an answer points at: the IP, the name, or an MX's exchange."""
+    last = answer.split()[-1] if answer.split() else answer
+    return last.lower().rstrip(".")
+
 
 # A link's chart covers the last hour; polls are at least a second apart.
 LAG_HISTORY_SECONDS = 3600
@@ -148,6 +161,13 @@ class Engine:
         self._last_lag: dict[str, ReplicationSample] = {}
         self._suppression: SuppressionSample | None = None
         self._deliverability: DeliverabilitySample | None = None
+        self._dns: dict[tuple[str, str, str], DnsRecordSample] = {}
+        self._email_auth: tuple[EmailAuthSample, ...] = ()
+        self._dnsbl: tuple[DnsblSample, ...] = ()
+        self._region_values = {r.id: r.failover_values() for r in config.regions}
+        self._all_values = {
+            v.lower().rstrip(".") for vs in self._region_values.values() for v in vs
+        }
         policy = config.alerts
         self.alerts = AlertBook(
             clock,
@@ -160,7 +180,11 @@ class Engine:
     def evaluate_alerts(self) -> list[AlertNotice]:
         """Run every rule against the current state; returns the alert transitions."""
         snapshot = self.snapshot()
-        conditions = [*estate_conditions(snapshot), *data_conditions(snapshot, self.config)]
+        conditions = [
+            *estate_conditions(snapshot),
+            *data_conditions(snapshot, self.config),
+            *dns_conditions(snapshot, self.config),
+        ]
         return self.alerts.evaluate(apply_overrides(iter(conditions), self.config.alerts))
 
     @property
@@ -197,6 +221,56 @@ class Engine:
 
     def ingest_deliverability(self, sample: DeliverabilitySample) -> None:
         self._deliverability = sample
+
+    def ingest_dns(self, samples: tuple[DnsRecordSample, ...]) -> None:
+        for sample in samples:
+            self._dns[(sample.name, sample.rtype.value, sample.resolver)] = sample
+
+    def ingest_email_auth(self, samples: tuple[EmailAuthSample, ...]) -> None:
+        self._email_auth = samples
+
+    def ingest_dnsbl(self, samples: tuple[DnsblSample, ...]) -> None:
+        self._dnsbl = samples
+
+    def _dns_views(self) -> tuple[DnsView, ...]:
+        views = []
+        for sample in self._dns.values():
+            region = map_answers_to_region(sample.answers, self._region_values)
+            unexpected = tuple(
+                a for a in sample.answers if answer_target(a) not in self._all_values
+            ) if sample.rtype.value != "CNAME" else ()  # fmt: skip
+            views.append(DnsView(sample, region, unexpected))
+        return tuple(views)
+
+    def _consensus(self, views: tuple[DnsView, ...]) -> tuple[DnsConsensus, ...]:
+        result = []
+        for record in self.config.dns.records:
+            asked = [
+                v
+                for v in views
+                if (v.sample.name, v.sample.rtype.value) == (record.name, record.type)
+            ]
+            answered = [v for v in asked if v.sample.error is None and v.sample.answers]
+            votes: dict[str | None, int] = {}
+            for view in answered:
+                votes[view.region] = votes.get(view.region, 0) + 1
+            region = max(votes, key=lambda r: (votes[r], r is not None), default=None)
+            result.append(
+                DnsConsensus(
+                    name=record.name,
+                    rtype=record.record().rtype,
+                    region=region,
+                    agreeing=votes.get(region, 0),
+                    answered=len(answered),
+                    asked=len(asked),
+                    others=tuple(
+                        (v.sample.resolver, v.region, v.sample.ttl)
+                        for v in answered
+                        if v.region != region
+                    ),
+                )
+            )
+        return tuple(result)
 
     def _links_status(self, now: float) -> tuple[LinkStatus, ...]:
         statuses = []
@@ -288,6 +362,9 @@ class Engine:
     def snapshot(self, *, read_only: bool = False) -> EstateSnapshot:
         now = self.clock.monotonic()
         authority = self._authority()
+        views = self._dns_views()
+        consensus = self._consensus(views)
+        listed = {d.region for d in self._dnsbl if d.listed}
         regions = []
         for region in self.config.regions:
             checks = tuple(
@@ -303,6 +380,8 @@ class Engine:
                     checks=checks,
                     store=self._store(region.id, region.redis_url is not None, now),
                     is_active=authority.active_region == region.id,
+                    dns_records=tuple(c.name for c in consensus if c.region == region.id),
+                    sending_listed=region.id in listed,
                 )
             )
         last_poll_age = None if self._last_sample_at is None else now - self._last_sample_at
@@ -322,4 +401,8 @@ class Engine:
             replication=self._links_status(now),
             suppression=self._suppression,
             deliverability=self._deliverability,
+            dns=views,
+            consensus=consensus,
+            email_auth=self._email_auth,
+            dnsbl=self._dnsbl,
         )

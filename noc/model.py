@@ -192,6 +192,10 @@ class RegionStatus:
     checks: tuple[CheckStatus, ...]
     store: StoreStatus
     is_active: bool
+    # The failover records whose resolver consensus points here (DNS's view of "active").
+    dns_records: tuple[str, ...] = ()
+    # A sending IP of this region is on a blocklist: degraded for sending.
+    sending_listed: bool = False
 
     @property
     def failing_checks(self) -> int:
@@ -337,6 +341,10 @@ class EstateSnapshot:
     replication: tuple[LinkStatus, ...] = field(default=())
     suppression: SuppressionSample | None = None
     deliverability: DeliverabilitySample | None = None
+    dns: tuple[DnsView, ...] = field(default=())
+    consensus: tuple[DnsConsensus, ...] = field(default=())
+    email_auth: tuple[EmailAuthSample, ...] = field(default=())
+    dnsbl: tuple[DnsblSample, ...] = field(default=())
     notifications: tuple[ChannelStatus, ...] = field(default=())
     notifications_problem: str | None = None  # the outbox could not be opened, ...
 
@@ -930,3 +938,30 @@ class LinkStatus:
     def over_threshold(self) -> bool:
         lag = None if self.last is None else self.last.lag_seconds
         return lag is not None and lag > self.spec.threshold_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DnsView:
+    """One resolver's answer for one failover record, and the region it points to."""
+
+    sample: DnsRecordSample
+    region: str | None  # None: no answer, or an answer that maps to no (single) region
+    unexpected: tuple[str, ...] = ()  # answers that belong to no region at all
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConsensus:
+    """Where one record sends traffic, by resolver vote: "smtp -> bg on 2/3"."""
+
+    name: str
+    rtype: FailoverRecordType
+    region: str | None
+    agreeing: int
+    answered: int
+    asked: int
+    # Resolvers pointing elsewhere: (resolver, region or None, remaining TTL).
+    others: tuple[tuple[str, str | None, int | None], ...] = ()
+
+    @property
+    def share(self) -> str:
+        return f"{self.agreeing}/{self.asked}"

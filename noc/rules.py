@@ -68,6 +68,12 @@ RULES = {
             0,
             "spam complaints over the warn rate (critical over the critical rate)",
         ),
+        Rule("dns_hijack", Severity.CRITICAL, 0, "a record answers a value of no region"),
+        Rule("dns_flag_mismatch", Severity.CRITICAL, 120, "DNS and the flag name other regions"),
+        Rule("dns_disagree", Severity.WARNING, 300, "resolvers send a record to other regions"),
+        Rule("dns_unknown", Severity.WARNING, 60, "a resolver gives no usable answer"),
+        Rule("email_auth", Severity.WARNING, 0, "a region's mail would fail SPF/DKIM/DMARC/PTR"),
+        Rule("dnsbl_listed", Severity.CRITICAL, 0, "a sending IP is on a blocklist"),
     )
 }
 
@@ -179,6 +185,78 @@ def _complaints(sample: DeliverabilitySample, config: NocConfig) -> Iterator[Con
             value=rate, cid=f"complaint_rate:{where}",
         )  # fmt: skip
         yield replace(condition, severity=Severity.CRITICAL) if critical else condition
+
+
+def dns_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:
+    """Conditions about DNS answers, authentication alignment and blocklists."""
+    for view in snapshot.dns:
+        sample = view.sample
+        record = f"{sample.name} {sample.rtype.value}"
+        if view.unexpected and sample.error is None:
+            yield _condition(
+                "dns_hijack", None,
+                f"DNS hijack suspected: {record} from {sample.resolver} answers "
+                f"{', '.join(view.unexpected)} (no region)",
+                cid=f"dns_hijack:{sample.name}:{sample.rtype.value}:{sample.resolver}",
+            )  # fmt: skip
+        elif sample.error is not None and not sample.error.absent:
+            yield _condition(
+                "dns_unknown", None, f"{record} from {sample.resolver}: {sample.error}",
+                cid=f"dns_unknown:{sample.name}:{sample.rtype.value}:{sample.resolver}",
+            )  # fmt: skip
+    for consensus in snapshot.consensus:
+        record = f"{consensus.name} {consensus.rtype.value}"
+        active = snapshot.active_region
+        if (
+            consensus.region
+            and active
+            and consensus.region != active
+            and snapshot.topology.value == "active-passive"
+        ):
+            yield _condition(
+                "dns_flag_mismatch", consensus.region,
+                f"split-brain risk: flag says {active}, DNS {record} → {consensus.region} "
+                f"on {consensus.share} resolvers",
+                cid=f"dns_flag_mismatch:{consensus.name}:{consensus.rtype.value}",
+            )  # fmt: skip
+        if consensus.others:
+            elsewhere = ", ".join(
+                f"{resolver} → {region or 'no region'}"
+                + (f" (TTL {ttl}s)" if ttl is not None else "")
+                for resolver, region, ttl in consensus.others
+            )
+            yield _condition(
+                "dns_disagree", None,
+                f"{record} → {consensus.region or 'no region'} on {consensus.share}; {elsewhere}",
+                cid=f"dns_disagree:{consensus.name}:{consensus.rtype.value}",
+                for_seconds=config.dns.disagree_sustain_seconds,
+            )  # fmt: skip
+    for auth in snapshot.email_auth:
+        failed = [
+            (name, check.reason)
+            for name, check in (
+                ("SPF", auth.spf),
+                ("DKIM", auth.dkim),
+                ("DMARC", auth.dmarc),
+                ("PTR", auth.ptr),
+            )
+            if check.ok is False
+        ]
+        if failed:
+            yield _condition(
+                "email_auth", auth.region,
+                f"mail from {auth.region} would fail {', '.join(n for n, _ in failed)}: "
+                + "; ".join(f"{n}: {reason}" for n, reason in failed),
+                cid=f"email_auth:{auth.region}",
+            )  # fmt: skip
+    for listing in snapshot.dnsbl:
+        if listing.listed:
+            yield _condition(
+                "dnsbl_listed", listing.region,
+                f"{listing.region} degraded for sending: {listing.ip} listed in {listing.zone} "
+                f"({listing.meaning})",
+                cid=f"dnsbl_listed:{listing.ip}:{listing.zone}",
+            )  # fmt: skip
 
 
 def _condition(

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from collectors.deliverability import DeliverabilityCollector
+from collectors.dns_records import DnsRecordCollector, parse_resolver
+from collectors.dnsbl import DnsblCollector
+from collectors.email_auth import EmailAuthCollector
 from collectors.flag_store import FlagStore
 from collectors.http import HttpHealthCollector
 from collectors.metrics import MetricsLagCollector
@@ -31,6 +34,7 @@ from noc.model import (
     AlertNotice,
     CheckSample,
     CheckTarget,
+    DnsRecordSample,
     ErrorKind,
     EstateSnapshot,
     FlagSample,
@@ -118,6 +122,23 @@ class Scheduler:
             if config.deliverability.enabled and stores
             else None
         )
+        dns = config.dns
+        self.dns = (
+            DnsRecordCollector(clock, timeout_seconds=dns.timeout_seconds) if dns.records else None
+        )
+        self._resolvers = [parse_resolver(text) for text in dns.resolvers]
+        email = config.email
+        resolver = parse_resolver(config.email_resolver) if config.email_resolver else None
+        self.email_auth = (
+            EmailAuthCollector(resolver, clock, timeout_seconds=dns.timeout_seconds)
+            if resolver and email.domain and config.sending_ips()
+            else None
+        )
+        self.dnsbl = (
+            DnsblCollector(resolver, email.dnsbl_zones, clock, timeout_seconds=dns.timeout_seconds)
+            if resolver and email.dnsbl_zones and config.sending_ips()
+            else None
+        )
         self._state_dir = state_dir
         self.notifier: Notifier | None = None
         self._outbox: Outbox | None = None
@@ -145,6 +166,8 @@ class Scheduler:
             *(self._poll_link(link_id) for link_id in self.lag_sources),
             self._poll_suppression(),
             self._poll_deliverability(),
+            self._poll_dns(),
+            self._poll_email(),
         )
         await self.evaluate_alerts()
 
@@ -155,6 +178,26 @@ class Scheduler:
     async def _poll_suppression(self) -> None:
         if self.suppression is not None:
             self.engine.ingest_suppression(await self.suppression.poll())
+
+    async def _poll_dns(self) -> None:
+        if self.dns is not None:
+            self.engine.ingest_dns(await self._collect_dns())
+
+    async def _collect_dns(self) -> tuple[DnsRecordSample, ...]:
+        assert self.dns is not None
+        records = [record.record() for record in self.config.dns.records]
+        return await self.dns.collect(records, self._resolvers)
+
+    async def _poll_email(self) -> None:
+        """Authentication alignment and blocklists: slow-moving, checked together."""
+        sending = self.config.sending_ips()
+        if self.email_auth is not None:
+            email = self.config.email
+            self.engine.ingest_email_auth(
+                await self.email_auth.check(email.domain, sending, email.dkim_selectors)
+            )
+        if self.dnsbl is not None:
+            self.engine.ingest_dnsbl(await self.dnsbl.check(sending))
 
     async def _poll_deliverability(self) -> None:
         if self.deliverability is not None:
@@ -240,6 +283,23 @@ class Scheduler:
                     self.config.deliverability.interval_seconds,
                     self.deliverability.poll,
                     self.engine.ingest_deliverability,
+                ),
+            )
+        if self.dns is not None:
+            self._spawn(
+                "dns",
+                self._poll_loop(
+                    "dns",
+                    self.config.dns.interval_seconds,
+                    self._collect_dns,
+                    self.engine.ingest_dns,
+                ),
+            )
+        if self.email_auth is not None or self.dnsbl is not None:
+            self._spawn(
+                "email",
+                self._poll_loop(
+                    "email", self.config.email.interval_seconds, self._poll_email, lambda _: None
                 ),
             )
         if self.config.notify and self._state_dir is not None:

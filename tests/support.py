@@ -12,14 +12,21 @@ from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
 from noc.model import (
+    AuthCheck,
     CheckSample,
     DeliverabilitySample,
+    DmarcCheck,
+    DnsblSample,
+    DnsRecordSample,
+    EmailAuthSample,
     ErrorKind,
     FailoverFlag,
+    FailoverRecordType,
     FlagSample,
     LagBasis,
     LinkState,
     ProbeError,
+    PtrCheck,
     RegionDeliverability,
     ReplicationSample,
     SuppressionCount,
@@ -174,4 +181,64 @@ def feed_data(engine: Engine, clock: FakeClock) -> None:
             tuple(a + b for a, b in zip((1,) * 60, spike, strict=True)),
         )
     )  # fmt: skip
+    engine.evaluate_alerts()
+
+
+def with_dns(config: NocConfig) -> NocConfig:
+    """The estate plus failover records, three resolvers, a domain and a blocklist."""
+    data = config.model_dump(mode="json")
+    data["dns"] = {
+        "resolvers": ["10.0.0.53", "10.0.1.53", "10.0.2.53"],
+        "records": [{"name": "smtp.example.com.", "type": "A"},
+                    {"name": "example.com.", "type": "MX"}],
+    }  # fmt: skip
+    data["email"] = {"domain": "example.com", "dkim_selectors": ["s1"], "dnsbl_zones": ["zen.test"]}
+    for region, octet in zip(data["regions"], (10, 20, 30), strict=True):
+        region["service_ips"] = [f"192.0.2.{octet}"]
+        region["mx_host"] = f"mx.{region['id']}.example.com."
+        region["sending_ips"] = [f"198.51.100.{octet}"]
+    return parse_config(data)
+
+
+def feed_dns(engine: Engine, clock: FakeClock) -> None:
+    """smtp answered by ro on two resolvers and hijacked on the third; bg's mail would
+    fail SPF after a failover, and bg's sending IP is listed."""
+    when = (clock.monotonic(), clock.utcnow())
+    answers = {
+        "A": ("192.0.2.10", "192.0.2.10", "203.0.113.66"),
+        "MX": ("10 mx.ro.example.com.",) * 3,
+    }
+    engine.ingest_dns(
+        tuple(
+            DnsRecordSample(
+                record.name, FailoverRecordType(record.type), resolver, *when, (answer,), 41
+            )
+            for record in engine.config.dns.records
+            for resolver, answer in zip(
+                engine.config.dns.resolvers, answers[record.type], strict=True
+            )
+        )
+    )
+    ok, dmarc = AuthCheck(True, "pass"), DmarcCheck(True, "p=reject", "reject")
+    spf = {"bg": AuthCheck(False, "198.51.100.20 not covered by SPF")}
+    ptr = {"pa": PtrCheck(None, "timeout: no answer within 2.0 s")}
+    engine.ingest_email_auth(
+        tuple(
+            EmailAuthSample(
+                rid, *when, spf.get(rid, ok), ok, dmarc, ptr.get(rid, PtrCheck(True, "ok"))
+            )
+            for rid, *_ in REGIONS
+        )
+    )
+    listings = {
+        "ro": (False, None, "not listed"),
+        "bg": (True, "127.0.0.2", "SBL: Spamhaus block list; listed for a test"),
+        "pa": (None, "127.255.255.254", "query refused: public resolver"),
+    }
+    engine.ingest_dnsbl(
+        tuple(
+            DnsblSample(f"198.51.100.{octet}", rid, "zen.test", *when, *listings[rid])
+            for (rid, *_), octet in zip(REGIONS, (10, 20, 30), strict=True)
+        )
+    )
     engine.evaluate_alerts()

@@ -17,8 +17,10 @@ from support import (
     TIMEOUT,
     estate_config,
     feed_data,
+    feed_dns,
     feed_flags,
     feed_round,
+    with_dns,
     with_replication,
 )
 from textual.pilot import Pilot
@@ -49,7 +51,7 @@ class StillFaults:
 
 def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
     clock = FakeClock()
-    config = with_replication(estate_config()) if state == "data" else estate_config()
+    config = {"data": with_replication, "dns": with_dns}.get(state, lambda c: c)(estate_config())
     app = NocApp(
         config,
         clock=clock,
@@ -78,6 +80,8 @@ def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
         feed_data(engine, clock)
         feed_round(engine, clock)
         feed_flags(engine, clock, "ro")
+    elif state == "dns":
+        feed_dns(engine, clock)
     elif state == "split":
         feed_round(engine, clock)
         feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})
@@ -108,7 +112,9 @@ async def wait_for_dialogs(pilot: Pilot[None], count: int) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("state", ["normal", "failing", "ro-down", "cut-off", "split", "data"])
+@pytest.mark.parametrize(
+    "state", ["normal", "failing", "ro-down", "cut-off", "split", "data", "dns"]
+)
 def test_main_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int], state: str) -> None:
     assert snap_compare(make_app(tmp_path, state), terminal_size=size)
 
@@ -174,3 +180,13 @@ def test_data_detail_screens(
 @pytest.mark.parametrize("size", SIZES)
 def test_sync_dialog(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(make_app(tmp_path, "data"), terminal_size=size, run_before=press("y"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dns_detail(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def open_detail(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, "dns"), terminal_size=size, run_before=open_detail)

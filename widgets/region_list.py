@@ -34,16 +34,16 @@ class Detail:
     name: bool
     long_role: bool
     active_word: bool
-    long_store_note: bool
+    long_notes: bool
 
 
 # From most to least spelled out; the first that fits the width wins.
 DETAILS: tuple[Detail, ...] = (
-    Detail(name=True, long_role=True, active_word=True, long_store_note=True),
-    Detail(name=True, long_role=False, active_word=True, long_store_note=False),
-    Detail(name=False, long_role=False, active_word=True, long_store_note=False),
+    Detail(name=True, long_role=True, active_word=True, long_notes=True),
+    Detail(name=True, long_role=False, active_word=True, long_notes=False),
+    Detail(name=False, long_role=False, active_word=True, long_notes=False),
     # Last resort: the ★ alone still marks the active region.
-    Detail(name=False, long_role=False, active_word=False, long_store_note=False),
+    Detail(name=False, long_role=False, active_word=False, long_notes=False),
 )
 
 _SHORT_ROLE = {Role.PRIMARY: "P", Role.SECONDARY: "S"}
@@ -59,21 +59,19 @@ class RegionCells:
     role: Content
     health: Content
     active: Content
-    store_note: Content
+    notes: Content
 
     def words(self) -> tuple[Content, ...]:
         """Every piece after the mark, in reading order (empty ones included)."""
-        return (self.id, self.name, self.role, self.health, self.active, self.store_note)
+        return (self.id, self.name, self.role, self.health, self.active, self.notes)
 
     def columns(self) -> tuple[Content, ...]:
         """The pieces of a list line, one per column.
 
-        ACTIVE and the store note share the last column, so a note on a passive
-        region does not sit after a gap where ACTIVE would be.
+        ACTIVE and the notes (DNS pointer, blocklist, store) share the last column,
+        so a note on a passive region does not sit after a gap where ACTIVE would be.
         """
-        flags = Content(" " * _COLUMN_GAP).join(
-            flag for flag in (self.active, self.store_note) if flag
-        )
+        flags = Content(" " * _COLUMN_GAP).join(flag for flag in (self.active, self.notes) if flag)
         return (self.mark, self.id, self.name, self.role, self.health, flags)
 
 
@@ -90,7 +88,15 @@ def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
     health = health_content(region.health, bold=region.health is not Health.HEALTHY)
     # reachable is None until the first read: only a failed read deserves a note.
     unreachable = region.store.reachable is False
-    note = "store unreachable" if detail.long_store_note else "store ✗"
+    notes = []
+    if region.dns_records:
+        notes.append(Content.styled("◆ DNS" if detail.long_notes else "◆", "bold $accent"))
+    if region.sending_listed:
+        word = "✗ LISTED: degraded for sending" if detail.long_notes else "✗ LISTED"
+        notes.append(Content.styled(word, "bold $error"))
+    if unreachable:
+        note = "store unreachable" if detail.long_notes else "store ✗"
+        notes.append(Content.styled(note, "$warning"))
     return RegionCells(
         mark=Content.styled(ACTIVE_MARK, "bold") if region.is_active else Content(" "),
         id=Content.styled(_one_line(region.id), "bold"),
@@ -100,7 +106,7 @@ def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
         active=Content.styled(ACTIVE_WORD, ACTIVE_STYLE)
         if region.is_active and detail.active_word
         else Content(),
-        store_note=Content.styled(note, "$warning") if unreachable else Content(),
+        notes=Content(" ").join(notes),
     )
 
 
@@ -108,7 +114,7 @@ def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:
     """Lay the rows out in columns; return the lines and the widest line's length."""
     columns = list(zip(*(row.columns() for row in rows), strict=True))
     widths = [max(cell.cell_length for cell in column) for column in columns]
-    # A column empty in every row (no store note anywhere, say) takes no space at all.
+    # A column empty in every row (no notes anywhere, say) takes no space at all.
     shown = [i for i, width in enumerate(widths) if width]
     lines: list[Content] = []
     for r in range(len(rows)):
