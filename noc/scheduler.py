@@ -255,53 +255,31 @@ class Scheduler:
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", self._store_loop(store))
         for link in self.config.replication:
-            source = self.lag_sources[link.link_id]
-            self._spawn(
+            self._spawn_poll(
                 f"lag:{link.link_id}",
-                self._poll_loop(
-                    f"lag:{link.link_id}",
-                    link.interval_seconds,
-                    source.poll,
-                    partial(self.engine.ingest_replication, link.link_id),
-                ),
+                link.interval_seconds,
+                self.lag_sources[link.link_id].poll,
+                partial(self.engine.ingest_replication, link.link_id),
             )
         if self.suppression is not None:
-            self._spawn(
-                "suppression",
-                self._poll_loop(
-                    "suppression",
-                    self.config.suppression.interval_seconds,
-                    self.suppression.poll,
-                    self.engine.ingest_suppression,
-                ),
+            interval = self.config.suppression.interval_seconds
+            self._spawn_poll(
+                "suppression", interval, self.suppression.poll, self.engine.ingest_suppression
             )
         if self.deliverability is not None:
-            self._spawn(
+            interval = self.config.deliverability.interval_seconds
+            self._spawn_poll(
                 "deliverability",
-                self._poll_loop(
-                    "deliverability",
-                    self.config.deliverability.interval_seconds,
-                    self.deliverability.poll,
-                    self.engine.ingest_deliverability,
-                ),
+                interval,
+                self.deliverability.poll,
+                self.engine.ingest_deliverability,
             )
         if self.dns is not None:
-            self._spawn(
-                "dns",
-                self._poll_loop(
-                    "dns",
-                    self.config.dns.interval_seconds,
-                    self._collect_dns,
-                    self.engine.ingest_dns,
-                ),
-            )
+            interval = self.config.dns.interval_seconds
+            self._spawn_poll("dns", interval, self._collect_dns, self.engine.ingest_dns)
         if self.email_auth is not None or self.dnsbl is not None:
-            self._spawn(
-                "email",
-                self._poll_loop(
-                    "email", self.config.email.interval_seconds, self._poll_email, lambda _: None
-                ),
-            )
+            interval = self.config.email.interval_seconds
+            self._spawn_poll("email", interval, self._poll_email, lambda _: None)
         if self.config.notify and self._state_dir is not None:
             self._spawn("notifications", self._notifications())
         self._spawn("alerts", self._alert_loop())
@@ -334,6 +312,15 @@ class Scheduler:
     def _spawn(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
         self._wake[name] = asyncio.Event()
         self._tasks.append(asyncio.create_task(loop, name=f"noc:{name}"))
+
+    def _spawn_poll(
+        self,
+        name: str,
+        interval: float,
+        poll: Callable[[], Awaitable[T]],
+        ingest: Callable[[T], None],
+    ) -> None:
+        self._spawn(name, self._poll_loop(name, interval, poll, ingest))
 
     async def _poll_loop(
         self,
