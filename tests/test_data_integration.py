@@ -20,6 +20,7 @@ from replication_fixtures import ReplicatedPair, replicated_pair_fixture  # noqa
 from support import REGIONS, estate_config
 
 from collectors.deliverability import minute_key
+from collectors.replication import RedisReplicationCollector
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
@@ -237,3 +238,36 @@ async def test_a_broken_link_is_reported_down_and_critical(estate: dict[str, Any
     assert report["replication"][0]["link"] == "down"
     assert any(a["rule"] == "replication_link_down" for a in report["alerts"])
     assert code == 2
+
+
+async def test_a_cut_link_goes_pending_then_fires_after_the_window(
+    replicated_pair: ReplicatedPair,
+) -> None:
+    """Real servers at the edge, the engine on a fake clock: stop the master, and the
+    link-down alert is pending until the sustain window has passed, then fires."""
+    clock = FakeClock()
+    data = with_data(estate_config()).model_dump(mode="json")
+    data["replication"][0]["url"] = replicated_pair.replica.url
+    data["regions"][0]["redis_url"] = replicated_pair.source.url
+    config = parse_config(data)
+    engine = Engine(config, clock)
+    link = config.replication[0]
+    collector = RedisReplicationCollector(
+        link.spec(), source_url=replicated_pair.source.url, clock=clock
+    )
+    try:
+        engine.ingest_replication(link.link_id, await collector.poll())
+        assert engine.snapshot().replication[0].last.link is LinkState.UP  # type: ignore[union-attr]
+        replicated_pair.source.stop()
+        states = []
+        for _ in range(4):
+            clock.advance(20)
+            engine.ingest_replication(link.link_id, await collector.poll())
+            engine.evaluate_alerts()
+            alert = next(a for a in engine.snapshot().alerts if a.rule == "replication_link_down")
+            states.append(alert.state)
+        # The window starts when noc first sees the link down (the poll 20 s after the
+        # cut): pending at 20, 40 and 60 s; 60 s later, at 80 s, it fires.
+        assert states == [AlertState.PENDING] * 3 + [AlertState.FIRING]
+    finally:
+        await collector.aclose()
