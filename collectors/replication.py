@@ -185,9 +185,15 @@ class RedisReplicationCollector:
         previous heartbeat's age (the poll interval).
         """
         loop = asyncio.get_running_loop()
+        until = min(loop.time() + self._settle, deadline)
         try:
-            async with asyncio.timeout_at(min(loop.time() + self._settle, deadline)):
-                while replica.heartbeat is None or replica.heartbeat < written:
+            async with asyncio.timeout_at(until):
+                # The clock bounds the loop as well as the timeout: on Python 3.11 a
+                # wait_for inside redis-py can swallow the cancellation that ends the
+                # timeout, and a partitioned link would then keep this loop alive.
+                while (
+                    replica.heartbeat is None or replica.heartbeat < written
+                ) and loop.time() < until:
                     await asyncio.sleep(_SETTLE_STEP)
                     replica = await self._read_replica()
         except (RedisError, OSError, TimeoutError):
