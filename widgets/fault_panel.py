@@ -1,9 +1,15 @@
 """The demo's fault panel: pick a region and a fault to inject into the simulator.
 
-It sees only the FaultInjector protocol, never the simulator itself.
+It sees only the FaultInjector protocol, never the simulator itself. Several
+faults can be active in a region at once (one health fault, plus any data
+faults); an injector that can list them (`ListsFaults`) has them all shown,
+any other shows its current one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,8 +25,18 @@ FAULT_TEXT = {
     Fault.SLOW: "answer slower than the timeout",
     Fault.FLAP: "flap: alternate healthy and 503",
     Fault.GARBAGE: "answer garbage (200, wrong body)",
-    Fault.RESTORE: "restore to healthy",
+    Fault.BREAK_REPLICATION: "partition replication (on the primary: every link)",
+    Fault.STALL_SYNC: "stall suppression sync into this region",
+    Fault.COMPLAINT_SPIKE: "spam complaint spike (over 0.3 %)",
+    Fault.RESTORE: "restore: clear every fault",
 }
+
+
+@runtime_checkable
+class ListsFaults(Protocol):
+    """An injector that can say every fault active in a region, not just the last."""
+
+    def active_faults(self, region_id: str) -> Sequence[Fault]: ...
 
 
 class FaultPanel(ModalScreen[tuple[str, Fault] | None]):
@@ -57,19 +73,21 @@ class FaultPanel(ModalScreen[tuple[str, Fault] | None]):
     def compose(self) -> ComposeResult:
         options: list[Option | None] = []
         for region in self.injector.region_ids():
-            current = self.injector.current_fault(region)
-            now = (
-                f"now: {current.value}"
-                if current and current is not Fault.RESTORE
-                else "now: healthy"
-            )
+            active = ", ".join(fault.value for fault in self._active(region))
+            # Above its options, so each region's state is in view as the list scrolls.
+            options.append(Option(f"{region} now: {active or 'healthy'}", disabled=True))
             for fault, text in FAULT_TEXT.items():
                 options.append(Option(f"{region:<4} {text}", id=f"{region}:{fault.value}"))
-            options.append(Option(f"     ({region} {now})", disabled=True))
             options.append(None)
         with Vertical():
             yield Label("Demo fault panel: inject a fault into a simulated region", id="title")
             yield OptionList(*options[:-1])
+
+    def _active(self, region: str) -> Sequence[Fault]:
+        if isinstance(self.injector, ListsFaults):
+            return self.injector.active_faults(region)
+        current = self.injector.current_fault(region)
+        return [current] if current and current is not Fault.RESTORE else []
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         region, fault = (event.option_id or ":").split(":")

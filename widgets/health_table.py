@@ -97,6 +97,9 @@ class HealthTable(DataTable[Content | str]):
             self._build_columns()
             self._fill()
 
+    def watch_snapshot(self) -> None:
+        self._fill()
+
     def on_resize(self) -> None:
         if self._error_width() != self._widths.get("error"):
             self._build_columns()

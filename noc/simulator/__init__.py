@@ -12,6 +12,8 @@ from noc.simulator.redis_server import (
     RedisUnavailable,
     find_redis_server,
 )
+from noc.simulator.relay import TcpRelay
+from noc.simulator.traffic import TrafficTuning
 
 __all__ = [
     "DemoEstate",
@@ -20,5 +22,7 @@ __all__ = [
     "RedisServer",
     "RedisStartError",
     "RedisUnavailable",
+    "TcpRelay",
+    "TrafficTuning",
     "find_redis_server",
 ]

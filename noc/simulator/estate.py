@@ -3,19 +3,45 @@
 Each region has a /health endpoint (aiohttp) and a Redis store (redis-server).
 Checks run every 2 s with a threshold of 3, so an injected fault turns a region
 down in about 6 s: slow enough to watch, fast enough for a demo.
+
+The stores carry live data for noc's data alerts (see noc.simulator.traffic):
+deliverability counters and suppression lists in every region, synced between
+regions every 5 s. Each secondary also has a replica of the primary's store,
+reached through a relay (noc.simulator.relay) standing in for the WAN; the region
+stores themselves stay writable masters, since each holds its region's failover
+flag. Faults, several of which can be active in a region at once:
+
+- down / slow / flap / garbage: the region's /health endpoint (one at a time).
+- break replication: partitions the region's replication path. On a secondary,
+  its replica's link; on the primary (the source of every link), all of them.
+  Lag grows at once (the suppression lag alert is pending after 10 s and fires
+  after 20 s; subscribers after 20 s and 35 s); after the replica's repl-timeout
+  (45 s) the link drops and the link-down alerts take over.
+- stall sync: suppression entries stop reaching the region's store; the oldest
+  unsynced one passes the 20 s SLO about 20 s later. Restore copies the backlog.
+- complaint spike: the region's complaints jump to 3 % of delivered; over a
+  5-minute window its rate passes 0.1 % in seconds and 0.3 % within about 30 s.
+  After restore the rate falls back as the spike's minutes leave the window.
+- restore: clears every fault of the region. A secondary's replication path stays
+  partitioned while the primary's "break replication" is on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import redis.asyncio as aioredis
 
 from noc.config import NocConfig, parse_config
 from noc.model import Fault, Role
 from noc.simulator.health_endpoint import EndpointMode, HealthEndpoint
 from noc.simulator.redis_server import RedisServer, find_redis_server
+from noc.simulator.relay import TcpRelay
+from noc.simulator.traffic import MailTraffic, SuppressionSync, TrafficTuning
 
 __all__ = ["DEMO_REGIONS", "DemoEstate", "DemoRegion"]
 
@@ -39,22 +65,69 @@ _MODE_FOR_FAULT = {
     Fault.SLOW: EndpointMode.SLOW,
     Fault.FLAP: EndpointMode.FLAP,
     Fault.GARBAGE: EndpointMode.GARBAGE,
-    Fault.RESTORE: EndpointMode.HEALTHY,
 }
+
+# Replicated data classes: every secondary's replica carries both (one store, two
+# RPOs), so one broken path shows the tighter class alerting first.
+_REPLICATED: dict[str, dict[str, Any]] = {
+    "suppression": {
+        "threshold_seconds": 10,
+        "sustain_seconds": 10,
+        "interval_seconds": 2,
+        "heartbeat_key": "noc:heartbeat",
+    },
+    "subscribers": {
+        "threshold_seconds": 20,
+        "sustain_seconds": 15,
+        "interval_seconds": 5,
+        "heartbeat_key": "noc:heartbeat:subscribers",
+    },
+}
+# Past both classes' lag alerts firing, so a partition shows as lag first, then
+# as link down.
+REPLICA_TIMEOUT_SECONDS = 45.0
+# The simulator's own clients: a store it cannot reach within this skips a tick.
+_CLIENT_TIMEOUT_SECONDS = 1.0
 
 
 class DemoEstate:
-    """Starts the demo's servers and injects faults into them (a `FaultInjector`)."""
+    """Starts the demo's servers and injects faults into them (a `FaultInjector`).
 
-    def __init__(self, regions: Sequence[DemoRegion] = DEMO_REGIONS) -> None:
+    `tuning` and `replica_timeout_seconds` exist for tests, which need the same
+    behaviour in seconds rather than minutes; the defaults are the demo's.
+    """
+
+    def __init__(
+        self,
+        regions: Sequence[DemoRegion] = DEMO_REGIONS,
+        *,
+        tuning: TrafficTuning | None = None,
+        replica_timeout_seconds: float = REPLICA_TIMEOUT_SECONDS,
+        seed: int | None = None,
+    ) -> None:
         self._regions = tuple(regions)
+        self._primary = next(
+            (r.id for r in self._regions if r.role is Role.PRIMARY), self._regions[0].id
+        )
+        self._tuning = tuning or TrafficTuning()
+        self._replica_timeout = replica_timeout_seconds
+        self._rng = random.Random(seed)
         self._endpoints: dict[str, HealthEndpoint] = {}
         self._stores: dict[str, RedisServer] = {}
-        self._faults: dict[str, Fault] = {}
+        # Secondary region id -> its replica of the primary's store, and its WAN path.
+        self._replicas: dict[str, RedisServer] = {}
+        self._relays: dict[str, TcpRelay] = {}
+        self._clients: dict[str, aioredis.Redis] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        # Tuples, replaced whole: the dashboard's thread reads them while this one writes.
+        self._faults: dict[str, tuple[Fault, ...]] = {}
+        # Read by the traffic and the sync service on every tick.
+        self._spiking: set[str] = set()
+        self._stalled: set[str] = set()
         self._config: NocConfig | None = None
 
     async def start(self) -> NocConfig:
-        """Start every region's servers; raises RedisUnavailable if there is no redis-server."""
+        """Start every server and the traffic; raises RedisUnavailable without redis-server."""
         if self._config is not None:
             return self._config
         # Fails fast, with the install hint, before anything is started.
@@ -62,43 +135,84 @@ class DemoEstate:
         for region in self._regions:
             self._endpoints[region.id] = HealthEndpoint(region.id)
             self._stores[region.id] = RedisServer(executable=executable)
+            if region.id != self._primary:
+                self._replicas[region.id] = RedisServer(
+                    ["--repl-timeout", f"{self._replica_timeout:g}"], executable=executable
+                )
         # Every start runs to its end before a failure is handled, so stop() below
         # finds nothing half-started.
         outcomes = await asyncio.gather(
             *(endpoint.start() for endpoint in self._endpoints.values()),
-            *(store.astart() for store in self._stores.values()),
+            *(store.astart() for store in (*self._stores.values(), *self._replicas.values())),
             return_exceptions=True,
         )
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if failures:
+        try:
+            if failures:
+                raise failures[0]
+            config = parse_config(self._config_data(), "demo estate")
+            await self._start_replication()
+            await self._start_traffic(config)
+        except BaseException:
             await self.stop()
-            raise failures[0]
-        self._config = parse_config(self._config_data(), "demo estate")
-        return self._config
+            raise
+        self._config = config
+        return config
 
     async def stop(self) -> None:
-        """Stop every server; idempotent."""
+        """Stop the traffic and every server; idempotent."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        clients, self._clients = self._clients, {}
+        relays, self._relays = self._relays, {}
         endpoints, self._endpoints = self._endpoints, {}
-        stores, self._stores = self._stores, {}
+        stores = [*self._stores.values(), *self._replicas.values()]
+        self._stores, self._replicas = {}, {}
         self._faults.clear()
+        self._spiking.clear()
+        self._stalled.clear()
         self._config = None
         await asyncio.gather(
+            *(client.aclose() for client in clients.values()),
+            *(relay.stop() for relay in relays.values()),
+        )
+        await asyncio.gather(
             *(endpoint.stop() for endpoint in endpoints.values()),
-            *(store.astop() for store in stores.values()),
+            *(store.astop() for store in stores),
         )
 
     def region_ids(self) -> Sequence[str]:
         return [region.id for region in self._regions]
 
     def current_fault(self, region_id: str) -> Fault | None:
-        return self._faults.get(region_id)
+        """The fault injected last among those still active in the region."""
+        active = self._faults.get(region_id, ())
+        return active[-1] if active else None
+
+    def active_faults(self, region_id: str) -> Sequence[Fault]:
+        """Every fault active in the region, oldest first."""
+        return self._faults.get(region_id, ())
 
     async def inject(self, region_id: str, fault: Fault) -> None:
-        await self.endpoint(region_id).set_mode(_MODE_FOR_FAULT[fault])
+        endpoint = self.endpoint(region_id)
         if fault is Fault.RESTORE:
-            self._faults.pop(region_id, None)
+            active: tuple[Fault, ...] = ()
         else:
-            self._faults[region_id] = fault
+            kept = [f for f in self._faults.get(region_id, ()) if not _replaces(fault, f)]
+            active = (*kept, fault)
+        self._faults[region_id] = active
+        mode = next((_MODE_FOR_FAULT[f] for f in active if f in _MODE_FOR_FAULT), None)
+        await endpoint.set_mode(mode or EndpointMode.HEALTHY)
+        _toggle(self._spiking, region_id, Fault.COMPLAINT_SPIKE in active)
+        _toggle(self._stalled, region_id, Fault.STALL_SYNC in active)
+        source_broken = Fault.BREAK_REPLICATION in self._faults.get(self._primary, ())
+        for target, relay in self._relays.items():
+            if source_broken or Fault.BREAK_REPLICATION in self._faults.get(target, ()):
+                relay.partition()
+            else:
+                relay.heal()
 
     def endpoint(self, region_id: str) -> HealthEndpoint:
         try:
@@ -111,6 +225,59 @@ class DemoEstate:
             return self._stores[region_id]
         except KeyError:
             raise KeyError(f"no running demo region {region_id!r}") from None
+
+    def replica(self, region_id: str) -> RedisServer:
+        """The region's replica of the primary's store (secondaries only)."""
+        try:
+            return self._replicas[region_id]
+        except KeyError:
+            raise KeyError(f"no running demo replica in region {region_id!r}") from None
+
+    async def _start_replication(self) -> None:
+        source_port = self._stores[self._primary].port
+        for target, replica in self._replicas.items():
+            relay = TcpRelay(source_port)
+            self._relays[target] = relay
+            await relay.start()
+            # Set here rather than on the command line: the relay's port is only known now.
+            client = aioredis.Redis.from_url(replica.url)
+            try:
+                await client.replicaof("127.0.0.1", relay.port)
+            finally:
+                await client.aclose()
+
+    async def _start_traffic(self, config: NocConfig) -> None:
+        self._clients = {
+            region: aioredis.Redis.from_url(
+                store.url,
+                socket_timeout=_CLIENT_TIMEOUT_SECONDS,
+                socket_connect_timeout=_CLIENT_TIMEOUT_SECONDS,
+                decode_responses=True,
+            )
+            for region, store in self._stores.items()
+        }
+        traffic = MailTraffic(
+            self._clients,
+            primary=self._primary,
+            flag_key=config.failover.flag_key,
+            counter_pattern=config.deliverability.key_pattern,
+            suppression_pattern=config.suppression.key_pattern,
+            spiking=self._spiking,
+            tuning=self._tuning,
+            rng=self._rng,
+        )
+        sync = SuppressionSync(
+            self._clients,
+            key_pattern=config.suppression.key_pattern,
+            lists=config.suppression.lists,
+            stalled=self._stalled,
+            tuning=self._tuning,
+        )
+        await traffic.prefill()
+        self._tasks = [
+            asyncio.create_task(traffic.run(), name="demo-traffic"),
+            asyncio.create_task(sync.run(), name="demo-suppression-sync"),
+        ]
 
     def _config_data(self) -> dict[str, Any]:
         return {
@@ -133,4 +300,34 @@ class DemoEstate:
                 }
                 for region in self._regions
             ],
+            "replication": [
+                {
+                    "data_class": data_class,
+                    "source": self._primary,
+                    "target": target,
+                    "kind": "redis",
+                    "url": replica.url,
+                    **settings,
+                }
+                for data_class, settings in _REPLICATED.items()
+                for target, replica in self._replicas.items()
+            ],
+            # An SLO of 20 s (60 s in production) lets a stalled sync alert within
+            # a demo's attention span; entries normally sync within 5 s.
+            "suppression": {"lookback_seconds": 600, "slo_seconds": 20, "interval_seconds": 3},
+            # A 5-minute window: a spike shows within a minute and, once restored,
+            # leaves the window within five.
+            "deliverability": {"window_minutes": 5, "interval_seconds": 5},
         }
+
+
+def _replaces(new: Fault, old: Fault) -> bool:
+    # The endpoint answers one way at a time: a new health fault replaces the last.
+    return new is old or (new in _MODE_FOR_FAULT and old in _MODE_FOR_FAULT)
+
+
+def _toggle(regions: set[str], region_id: str, on: bool) -> None:
+    if on:
+        regions.add(region_id)
+    else:
+        regions.discard(region_id)

@@ -46,6 +46,10 @@ class ThreadedDemo:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(STOP_TIMEOUT_SECONDS)
+            # A loop still running (the join timed out) cannot be closed; the daemon
+            # thread dies with the process instead.
+            if not self._thread.is_alive():
+                self._loop.close()
 
     def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -55,6 +59,9 @@ class ThreadedDemo:
 
     def current_fault(self, region_id: str) -> Fault | None:
         return self.estate.current_fault(region_id)
+
+    def active_faults(self, region_id: str) -> Sequence[Fault]:
+        return self.estate.active_faults(region_id)
 
     def inject(self, region_id: str, fault: Fault) -> Awaitable[None]:
         future = asyncio.run_coroutine_threadsafe(self.estate.inject(region_id, fault), self._loop)
