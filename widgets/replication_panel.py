@@ -1,7 +1,10 @@
 """Replication lag on the overview: one row per link, a sparkline and the lag in words.
 
-The sparkline is coloured against the link's threshold; the value says what the
-colour means (✓ within, ▲ over, ✗ link down with a growing lower bound, ? unknown).
+The sparkline is drawn on a fixed scale from 0 to half again the threshold, each
+bar coloured by whether it is over the threshold. (Textual's Sparkline scales to
+its data's own range, so a steady 0.2 s lag would draw as full bars: a lag trend
+must be read against its threshold.) The value says what the colour means
+(✓ within, ▲ over, ✗ link down with a growing lower bound, ? unknown).
 """
 
 from __future__ import annotations
@@ -10,25 +13,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
-
-SPARK_POINTS = 60
 
 
 def link_name(link: LinkStatus) -> str:
     return f"{link.spec.data_class} {link.spec.source}→{link.spec.target}"
-
-
-def lag_state(link: LinkStatus) -> str:
-    """The row's CSS class: -ok, -over, -down or -unknown."""
-    sample = link.last
-    if sample is None or (sample.lag_seconds is None and sample.link is not LinkState.DOWN):
-        return "-unknown"
-    if sample.link is LinkState.DOWN:
-        return "-down"
-    return "-over" if link.over_threshold else "-ok"
 
 
 def lag_words(link: LinkStatus) -> Content:
@@ -46,8 +37,22 @@ def lag_words(link: LinkStatus) -> Content:
     return Content.styled(f"✓ {lag:.0f}s / {threshold:.0f}s", "$success")
 
 
-def spark_data(link: LinkStatus) -> list[float]:
-    return [p.lag_seconds or 0.0 for p in link.history[-SPARK_POINTS:]]
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def lag_sparkline(link: LinkStatus, width: int) -> Content:
+    """The last `width` readings, 0 to 1.5 x threshold (higher readings are clipped)."""
+    threshold = link.spec.threshold_seconds
+    ceiling = threshold * 1.5
+    parts = []
+    for point in link.history[-width:]:
+        lag = point.lag_seconds
+        if lag is None:
+            parts.append(Content.styled(" ", ""))
+            continue
+        level = min(len(BARS) - 1, int(min(lag, ceiling) / ceiling * (len(BARS) - 1) + 0.5))
+        parts.append(Content.styled(BARS[level], "$error" if lag > threshold else "$success"))
+    return Content.assemble(*parts)
 
 
 class LagRow(Horizontal):
@@ -58,7 +63,7 @@ class LagRow(Horizontal):
     LagRow > .name {
         width: 24;
     }
-    LagRow > Sparkline {
+    LagRow > .spark {
         width: 1fr;
         min-width: 10;
     }
@@ -66,30 +71,24 @@ class LagRow(Horizontal):
         width: 22;
         padding-left: 1;
     }
-    LagRow.-ok Sparkline > .sparkline--max-color {
-        color: $success;
-    }
-    LagRow.-over Sparkline > .sparkline--max-color, LagRow.-down Sparkline > .sparkline--max-color {
-        color: $error;
-    }
-    LagRow.-over Sparkline > .sparkline--min-color, LagRow.-down Sparkline > .sparkline--min-color {
-        color: $warning;
-    }
     """
 
     def __init__(self, link: LinkStatus) -> None:
-        super().__init__(classes=lag_state(link))
+        super().__init__()
         self.link = link
 
     def compose(self) -> ComposeResult:
         yield Label(Content(link_name(self.link)), classes="name")
-        yield Sparkline(spark_data(self.link), summary_function=max)
+        yield Label(classes="spark")
         yield Label(lag_words(self.link), classes="value")
+
+    def on_resize(self) -> None:
+        self.show(self.link)
 
     def show(self, link: LinkStatus) -> None:
         self.link = link
-        self.set_classes(lag_state(link))
-        self.query_one(Sparkline).data = spark_data(link)
+        spark = self.query_one(".spark", Label)
+        spark.update(lag_sparkline(link, max(1, spark.size.width)))
         self.query_one(".value", Label).update(lag_words(link))
 
 
