@@ -495,6 +495,8 @@ class Fault(StrEnum):
     BREAK_REPLICATION = "break replication"
     STALL_SYNC = "stall sync"
     COMPLAINT_SPIKE = "complaint spike"
+    DNS_HIJACK = "dns hijack"
+    BLOCKLIST = "blocklist listing"
     RESTORE = "restore"
 
 

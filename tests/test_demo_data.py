@@ -24,6 +24,9 @@ from textual.app import App
 from textual.widgets import OptionList
 
 from collectors.deliverability import EVENTS, KEY_PATTERN, DeliverabilityCollector, minute_key
+from collectors.dns_records import DnsRecordCollector, parse_resolver
+from collectors.dnsbl import DnsblCollector
+from collectors.email_auth import EmailAuthCollector
 from collectors.replication import RedisReplicationCollector
 from collectors.suppression import SuppressionCollector
 from noc.config import NocConfig, parse_config
@@ -451,3 +454,35 @@ def test_threaded_demo_starts_fast_and_leaves_no_server_behind() -> None:
     finally:
         demo.stop()
     assert set(redis_children()) <= before
+
+
+async def test_dns_faults_reach_noc_dns_collectors(estate: DemoEstate) -> None:
+    """The demo's own DNS server: a hijack answers an address of no region; a listing
+    puts a region's sending IP on the blocklist; restore undoes both."""
+    config = await estate.start()
+    resolver = parse_resolver(config.dns.resolvers[0])
+    records = [r.record() for r in config.dns.records]
+    dns = DnsRecordCollector()
+    dnsbl = DnsblCollector(resolver, config.email.dnsbl_zones)
+    auth = EmailAuthCollector(resolver)
+
+    async def smtp_answers() -> tuple[str, ...]:
+        return (await dns.collect(records[:1], [resolver]))[0].answers
+
+    async def listed() -> dict[str, bool | None]:
+        return {s.region: s.listed for s in await dnsbl.check(config.sending_ips())}
+
+    assert await smtp_answers() == ("192.0.2.10",)
+    assert set((await listed()).values()) == {False}
+    passing = await auth.check(
+        config.email.domain, config.sending_ips(), config.email.dkim_selectors
+    )
+    assert all(s.spf.ok and s.dkim.ok and s.dmarc.ok and s.ptr.ok for s in passing)
+    await estate.inject("pa", Fault.DNS_HIJACK)
+    await estate.inject("bg", Fault.BLOCKLIST)
+    assert await smtp_answers() == ("198.18.0.66",)
+    assert await listed() == {"ro": False, "bg": True, "pa": False}
+    await estate.inject("pa", Fault.RESTORE)
+    await estate.inject("bg", Fault.RESTORE)
+    assert await smtp_answers() == ("192.0.2.10",)
+    assert set((await listed()).values()) == {False}

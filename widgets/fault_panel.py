@@ -28,6 +28,8 @@ FAULT_TEXT = {
     Fault.BREAK_REPLICATION: "partition replication (on the primary: every link)",
     Fault.STALL_SYNC: "stall suppression sync into this region",
     Fault.COMPLAINT_SPIKE: "spam complaint spike (over 0.3 %)",
+    Fault.DNS_HIJACK: "hijack DNS: smtp answers an address of no region",
+    Fault.BLOCKLIST: "list this region's sending IP on the blocklist",
     Fault.RESTORE: "restore: clear every fault",
 }
 

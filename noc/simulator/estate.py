@@ -32,12 +32,22 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from collectors.dnsbl import dnsbl_query_name
 from noc.config import NocConfig, parse_config
 from noc.model import Fault, Role
+from noc.simulator.dns_server import (
+    DEMO_BLOCKLIST_ZONE,
+    DEMO_DKIM_SELECTOR,
+    DEMO_DNS_REGIONS,
+    DEMO_DOMAIN,
+    DemoDnsServer,
+    demo_zones,
+)
 from noc.simulator.health_endpoint import EndpointMode, HealthEndpoint
 from noc.simulator.redis_server import RedisServer, find_redis_server
 from noc.simulator.relay import TcpRelay
@@ -90,6 +100,12 @@ REPLICA_TIMEOUT_SECONDS = 45.0
 _CLIENT_TIMEOUT_SECONDS = 1.0
 
 
+SMTP_RECORD = f"smtp.{DEMO_DOMAIN}."
+# An address of no region (RFC 2544's benchmarking range): what a hijacked
+# resolver answers in the demo.
+HIJACKED_ANSWER = "198.18.0.66"
+
+
 class DemoEstate:
     """Starts the demo's servers and injects faults into them (a `FaultInjector`).
 
@@ -124,6 +140,8 @@ class DemoEstate:
         # Read by the traffic and the sync service on every tick.
         self._spiking: set[str] = set()
         self._stalled: set[str] = set()
+        self._dns = DemoDnsServer(demo_zones(DEMO_DNS_REGIONS))
+        self._dns_regions = {r.id: r for r in DEMO_DNS_REGIONS}
         self._config: NocConfig | None = None
 
     async def start(self) -> NocConfig:
@@ -142,6 +160,7 @@ class DemoEstate:
         # Every start runs to its end before a failure is handled, so stop() below
         # finds nothing half-started.
         outcomes = await asyncio.gather(
+            self._dns.start(),
             *(endpoint.start() for endpoint in self._endpoints.values()),
             *(store.astart() for store in (*self._stores.values(), *self._replicas.values())),
             return_exceptions=True,
@@ -179,6 +198,7 @@ class DemoEstate:
             *(relay.stop() for relay in relays.values()),
         )
         await asyncio.gather(
+            self._dns.stop(),
             *(endpoint.stop() for endpoint in endpoints.values()),
             *(store.astop() for store in stores),
         )
@@ -207,12 +227,29 @@ class DemoEstate:
         await endpoint.set_mode(mode or EndpointMode.HEALTHY)
         _toggle(self._spiking, region_id, Fault.COMPLAINT_SPIKE in active)
         _toggle(self._stalled, region_id, Fault.STALL_SYNC in active)
+        self._apply_dns_faults()
         source_broken = Fault.BREAK_REPLICATION in self._faults.get(self._primary, ())
         for target, relay in self._relays.items():
             if source_broken or Fault.BREAK_REPLICATION in self._faults.get(target, ()):
                 relay.partition()
             else:
                 relay.heal()
+
+    def _apply_dns_faults(self) -> None:
+        """A hijack from any region's panel answers smtp with an address of no region;
+        a listing puts that region's sending IP on the demo blocklist."""
+        hijacked = any(Fault.DNS_HIJACK in faults for faults in self._faults.values())
+        self._dns.set_override(SMTP_RECORD, "A", [HIJACKED_ANSWER] if hijacked else None)
+        for region_id, region in self._dns_regions.items():
+            name = dnsbl_query_name(ip_address(region.sending_ip), DEMO_BLOCKLIST_ZONE)
+            if Fault.BLOCKLIST in self._faults.get(region_id, ()):
+                self._dns.add_record(DEMO_BLOCKLIST_ZONE, name, "A", "127.0.0.2")
+                self._dns.add_record(
+                    DEMO_BLOCKLIST_ZONE, name, "TXT", '"listed by the demo fault panel"'
+                )
+            else:
+                self._dns.remove_record(DEMO_BLOCKLIST_ZONE, name, "A")
+                self._dns.remove_record(DEMO_BLOCKLIST_ZONE, name, "TXT")
 
     def endpoint(self, region_id: str) -> HealthEndpoint:
         try:
@@ -290,6 +327,9 @@ class DemoEstate:
                     "role": region.role.value,
                     "location": list(region.location),
                     "redis_url": self._stores[region.id].url,
+                    "service_ips": [self._dns_regions[region.id].service_ip],
+                    "mx_host": self._dns_regions[region.id].mx_host,
+                    "sending_ips": [self._dns_regions[region.id].sending_ip],
                     "checks": [
                         {
                             "name": f"api.{region.id}.demo-mail /health",
@@ -318,6 +358,23 @@ class DemoEstate:
             # A 5-minute window: a spike shows within a minute and, once restored,
             # leaves the window within five.
             "deliverability": {"window_minutes": 5, "interval_seconds": 5},
+            # The demo's own authoritative server answers for the domain, its reverse
+            # zones and a blocklist; short intervals so faults show within seconds.
+            "dns": {
+                "resolvers": [self._dns.address],
+                "interval_seconds": 3,
+                "disagree_sustain_seconds": 10,
+                "records": [
+                    {"name": SMTP_RECORD, "type": "A"},
+                    {"name": f"{DEMO_DOMAIN}.", "type": "MX"},
+                ],
+            },
+            "email": {
+                "domain": DEMO_DOMAIN,
+                "dkim_selectors": [DEMO_DKIM_SELECTOR],
+                "dnsbl_zones": [DEMO_BLOCKLIST_ZONE],
+                "interval_seconds": 5,
+            },
         }
 
 
