@@ -11,24 +11,29 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
 from noc.audit import AuditLog, default_audit_path, operator_identity
 from noc.clock import Clock, SystemClock
-from noc.config import NocConfig
+from noc.config import ConfigError, NocConfig
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, EstateSnapshot, FaultInjector
 from noc.scheduler import Scheduler
+from noc.ui_settings import DEFAULT_THEME
+from themes import STYLESHEETS, THEMES
+from themes.user import ThemeFileError, load_user_theme
 from widgets.action_result import ActionResultScreen
 from widgets.banner import Banner
 from widgets.failover_dialog import FailoverDialog
@@ -40,8 +45,6 @@ from widgets.region_list import RegionList
 from widgets.region_map import RegionMap
 from widgets.status_bar import StatusBar
 
-# A person reads at most a few updates a second; more only costs bandwidth.
-MIN_REPAINT_INTERVAL = 0.25
 DESTRUCTIVE_ACTIONS = frozenset({"failover", "failback"})
 MAIN_SCREEN_ACTIONS = DESTRUCTIVE_ACTIONS | {"faults", "help", "select_region", "refresh"}
 
@@ -55,6 +58,7 @@ class SnapshotChanged(Message):
 
 class NocApp(App[None]):
     TITLE = "noc"
+    CSS_PATH = STYLESHEETS
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (81, "-normal"), (160, "-wide")]
     CSS = """
     #estate {
@@ -122,6 +126,11 @@ class NocApp(App[None]):
         self.selected_region: str | None = None
         self._last_repaint = 0.0
         self._repaint_pending = False
+        self.ui = config.ui
+        if self.ui.low_bandwidth:
+            self.animation_level = "none"
+        self.set_keymap(_checked_keymap(config.keys, config_path))
+        self._theme_notes = self._install_themes()
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -140,13 +149,44 @@ class NocApp(App[None]):
             for hangup in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(hangup, self.exit)
         self.sub_title = f"{self.config.estate.name} ({self.config_path})"
+        for note in self._theme_notes:
+            self.notify(note, severity="warning", timeout=15, markup=False)
         self.refresh_snapshot()
-        self.set_interval(1.0, self.refresh_snapshot, name="clock tick")
+        # The clock and ages move every second; the tick obeys the repaint ceiling too.
+        self.set_interval(1.0, self.request_repaint, name="clock tick")
         if self.start_polling:
             self.scheduler.start()
 
     async def on_unmount(self) -> None:
         await self.scheduler.stop()
+
+    def _install_themes(self) -> list[str]:
+        """Offer noc's themes (and the user's) alone, and pick the configured one.
+
+        Textual's own themes are withdrawn: the palette then lists only themes made
+        for this screen. Returns what the operator should be told about.
+        """
+        for name in list(self.available_themes):
+            self.unregister_theme(name)
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        notes: list[str] = []
+        try:
+            user_theme = load_user_theme(self.ui.theme_path(), THEMES)
+        except ThemeFileError as exc:
+            notes.append(f"theme file ignored: {exc}")
+        else:
+            if user_theme is not None:
+                self.register_theme(user_theme)
+        wanted = self.ui.theme
+        if wanted not in self.available_themes:
+            notes.append(
+                f"theme {wanted!r} not found, using {DEFAULT_THEME!r} "
+                f"(available: {', '.join(self.available_themes)})"
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        return notes
 
     # --- one-way data flow -------------------------------------------------
 
@@ -154,7 +194,11 @@ class NocApp(App[None]):
         self.post_message(SnapshotChanged())
 
     def on_snapshot_changed(self, _: SnapshotChanged) -> None:
-        wait = MIN_REPAINT_INTERVAL - (time.monotonic() - self._last_repaint)
+        self.request_repaint()
+
+    def request_repaint(self) -> None:
+        """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""
+        wait = self.ui.repaint_interval - (time.monotonic() - self._last_repaint)
         if wait <= 0:
             self.refresh_snapshot()
         elif not self._repaint_pending:
@@ -269,12 +313,16 @@ class NocApp(App[None]):
         self.notify(f"demo: {region} now {fault.value}", timeout=3, markup=False)
 
     def action_help(self) -> None:
+        # The keys in force after [keys], each with the id that remaps it.
         keys = [
-            (self.get_key_display(active.binding), active.binding.description)
+            (
+                self.get_key_display(active.binding),
+                active.binding.description,
+                active.binding.id or "",
+            )
             for active in self.screen.active_bindings.values()
             if active.binding.description and active.enabled
         ]
-        keys.append(("ctrl+p", "Command palette: every action by name"))
         notes = [
             "",
             "Arrow keys move through the health table; the highlighted",
@@ -282,6 +330,7 @@ class NocApp(App[None]):
         ]
         if self.read_only:
             notes.append("Read-only: failover and failback are removed.")
+        notes.append('Remap a key by its id in [keys], e.g. refresh = "ctrl+r".')
         self.push_screen(HelpScreen(keys, notes))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -305,3 +354,51 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Demo faults", "Inject a fault into the demo estate", self.action_faults
             )
+
+
+def binding_ids() -> list[str]:
+    """Every binding id `[keys]` may remap: the app's, and those of every screen noc defines."""
+    classes: list[type[DOMNode]] = [NocApp]
+    pending: list[type[Screen[Any]]] = [Screen]
+    while pending:
+        screen = pending.pop()
+        pending.extend(screen.__subclasses__())
+        if screen.__module__.startswith("widgets."):
+            classes.append(screen)
+    return sorted(
+        {
+            binding.id
+            for cls in classes
+            for binding in cls.BINDINGS
+            if isinstance(binding, Binding) and binding.id
+        }
+    )
+
+
+def _checked_keymap(keys: Mapping[str, str], source: str) -> dict[str, str]:
+    """`[keys]` once every id in it is known and no key does two things; else a ConfigError.
+
+    Textual would quietly drop a binding whose key was given to another one.
+    """
+    source = source or "<config>"
+    known = binding_ids()
+    problems = [
+        f"{source}: keys.{binding_id}: unknown binding id (valid ids: {', '.join(known)})"
+        for binding_id in keys
+        if binding_id not in known
+    ]
+    keymap = NocApp._normalize_keymap(keys)
+    holders: dict[str, list[str]] = {}
+    for binding in NocApp.BINDINGS:
+        if isinstance(binding, Binding) and binding.id:
+            in_force = keymap.get(binding.id) or NocApp._normalize_keymap({"": binding.key})[""]
+            for key in in_force.split(","):
+                holders.setdefault(key, []).append(binding.id)
+    problems.extend(
+        f"{source}: keys: {key!r} is the key of both {' and '.join(ids)}; give each its own"
+        for key, ids in holders.items()
+        if len(ids) > 1
+    )
+    if problems:
+        raise ConfigError(problems)
+    return dict(keys)

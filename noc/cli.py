@@ -14,10 +14,18 @@ from typing import Any, NoReturn
 from noc.audit import AuditLog, default_audit_path, operator_identity, read_audit, state_dir
 from noc.check import Status, report_json, report_text, verdict
 from noc.clock import SystemClock
-from noc.config import EXAMPLE, ConfigError, LoadedConfig, effective_values, load_config
+from noc.config import (
+    EXAMPLE,
+    ConfigError,
+    LoadedConfig,
+    NocConfig,
+    effective_values,
+    load_config,
+)
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, ActionPlan
 from noc.scheduler import Scheduler
+from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
 EXIT_USAGE = 3
 
@@ -43,10 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="hide every action that changes anything"
     )
+    add_display_flags(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="run the dashboard on a simulated three-region estate")
     demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
+    add_display_flags(demo, default=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check", parents=[common], help="one collection round, Nagios-style"
@@ -120,12 +130,19 @@ def _log_to_file() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
+def _with_display_flags(config: NocConfig, args: argparse.Namespace) -> tuple[NocConfig, bool]:
+    """The configuration with the display flags applied, and whether it is read-only."""
+    ui = apply_display_flags(config.ui, args)
+    return config.model_copy(update={"ui": ui}), is_read_only(ui, args)
+
+
 def _run_dashboard(args: argparse.Namespace) -> int:
     loaded = _load(args)
     from noc.app import NocApp
 
     _log_to_file()
-    NocApp(loaded.config, read_only=args.read_only, config_path=str(loaded.path)).run()
+    config, read_only = _with_display_flags(loaded.config, args)
+    NocApp(config, read_only=read_only, config_path=str(loaded.path)).run()
     return 0
 
 
@@ -142,7 +159,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"noc demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        NocApp(config, read_only=args.read_only, faults=demo, config_path="demo estate").run()
+        config, read_only = _with_display_flags(config, args)
+        NocApp(config, read_only=read_only, faults=demo, config_path="demo estate").run()
     finally:
         demo.stop()
     return 0

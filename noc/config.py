@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from noc.model import CheckTarget, Role, Topology, mask_url
+from noc.ui_settings import KeyMap, UIConfig
 
 APP_NAME = "noc"
 ENV_PREFIX = "NOC_"
@@ -146,6 +147,8 @@ class NocConfig(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     regions: list[RegionConfig] = Field(min_length=1)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    ui: UIConfig = Field(default_factory=UIConfig)
+    keys: KeyMap = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -391,6 +394,18 @@ max_in_flight = 16                   # probes running at once, across the estate
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
 store_timeout_seconds = 2
 flag_interval_seconds = 10
+
+[ui]
+theme = "dark"                       # dark, light, wall, ansi, colorblind, or your theme's name
+mode = "normal"                      # "wall": read-only, no footer, views rotate (or `noc --wall`)
+refresh_hz = 4                       # at most this many repaints a second
+rotate_seconds = 20                  # wall mode: how long each view stays up
+low_bandwidth = false                # no animation, 1 repaint a second, no seconds on clocks
+# theme_file = "~/.config/noc/theme.toml"   # your own theme (this is the default place)
+
+[keys]                                # binding id = key(s); `?` in noc lists every id
+# refresh = "ctrl+r"
+# failover = "F,f9"
 
 [[regions]]
 id = "ro"

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 
 from noc.app import NocApp
 from noc.clock import FakeClock
+from noc.config import NocConfig
 from noc.model import Fault
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
@@ -38,10 +39,10 @@ class StillFaults:
         self.faults[region_id] = fault
 
 
-def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
+def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwargs: Any) -> NocApp:
     clock = FakeClock()
     app = NocApp(
-        estate_config(),
+        config or estate_config(),
         clock=clock,
         start_polling=False,
         audit_path=tmp_path / "audit.jsonl",
