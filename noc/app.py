@@ -31,6 +31,7 @@ from noc.config import ConfigError, NocConfig
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, EstateSnapshot, FaultInjector
 from noc.scheduler import Scheduler
+from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
 from themes import STYLESHEETS, THEMES
 from themes.user import ThemeFileError, load_user_theme
@@ -131,6 +132,7 @@ class NocApp(App[None]):
             self.animation_level = "none"
         self.set_keymap(_checked_keymap(config.keys, config_path))
         self._theme_notes = self._install_themes()
+        self._terminal_watch: TerminalWatch | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -148,6 +150,10 @@ class NocApp(App[None]):
             loop = asyncio.get_running_loop()
             for hangup in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(hangup, self.exit)
+            # Not every lost terminal sends SIGHUP; see noc.terminal. The watch calls
+            # from its own thread, so the exit is handed to the event loop.
+            self._terminal_watch = TerminalWatch(lambda: loop.call_soon_threadsafe(self.exit))
+            self._terminal_watch.start()
         self.sub_title = f"{self.config.estate.name} ({self.config_path})"
         for note in self._theme_notes:
             self.notify(note, severity="warning", timeout=15, markup=False)
@@ -158,6 +164,8 @@ class NocApp(App[None]):
             self.scheduler.start()
 
     async def on_unmount(self) -> None:
+        if self._terminal_watch is not None:
+            self._terminal_watch.stop()
         await self.scheduler.stop()
 
     def _install_themes(self) -> list[str]:
