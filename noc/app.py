@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -30,6 +30,7 @@ from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, EstateSnapshot, FaultInjector
+from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.scheduler import Scheduler
 from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
@@ -37,17 +38,33 @@ from themes import STYLESHEETS, THEMES
 from themes.user import ThemeFileError, load_user_theme
 from widgets.action_result import ActionResultScreen
 from widgets.banner import Banner
+from widgets.critical_banner import CriticalBanner
+from widgets.estate_counts import EstateCounts
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
 from widgets.force_dialog import ForceDialog
 from widgets.health_table import HealthTable
 from widgets.help_screen import HelpScreen
+from widgets.region_board import RegionBoard
 from widgets.region_list import RegionList
 from widgets.region_map import RegionMap
 from widgets.status_bar import StatusBar
+from widgets.view import SnapshotView
+from widgets.wall_header import WallHeader
 
 DESTRUCTIVE_ACTIONS = frozenset({"failover", "failback"})
-MAIN_SCREEN_ACTIONS = DESTRUCTIVE_ACTIONS | {"faults", "help", "select_region", "refresh"}
+MAIN_SCREEN_ACTIONS = DESTRUCTIVE_ACTIONS | {
+    "faults",
+    "help",
+    "select_region",
+    "refresh",
+    "next_view",
+}
+# The overview (map or region list, and the health table) is the first view.
+OVERVIEW = "estate"
+# The views after the overview, in the order `v` and a wall screen's rotation show
+# them. A new view is a SnapshotView subclass added here.
+VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
 
 
 class SnapshotChanged(Message):
@@ -99,6 +116,7 @@ class NocApp(App[None]):
         Binding(
             "right_square_bracket", "select_region(1)", "Next region", id="next_region", show=False
         ),
+        Binding("v", "next_view", "Next view", id="next_view"),
         Binding("x", "faults", "Faults", id="faults"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -133,14 +151,29 @@ class NocApp(App[None]):
         self.set_keymap(_checked_keymap(config.keys, config_path))
         self._theme_notes = self._install_themes()
         self._terminal_watch: TerminalWatch | None = None
+        self.wall = self.ui.mode == "wall"
+        self.set_class(self.wall, "-wall-mode")
+        self.rotation = Rotation(
+            [OVERVIEW, *(view.VIEW_ID for view in VIEWS)],
+            self.ui.rotate_seconds,
+            self.clock.monotonic(),
+        )
 
     def compose(self) -> ComposeResult:
-        yield StatusBar()
+        # Low bandwidth: clocks without seconds and a banner that holds still.
+        moving = not self.ui.low_bandwidth
+        yield StatusBar(seconds=moving)
+        if self.wall:
+            yield WallHeader(seconds=moving)
+            yield CriticalBanner(pulse=moving)
         yield Banner()
+        yield EstateCounts()
         with Vertical(id="estate"):
             yield RegionMap()
             yield RegionList()
             yield HealthTable(id="health")
+        for view in VIEWS:
+            yield view(id=view.VIEW_ID)
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -160,6 +193,10 @@ class NocApp(App[None]):
         self.refresh_snapshot()
         # The clock and ages move every second; the tick obeys the repaint ceiling too.
         self.set_interval(1.0, self.request_repaint, name="clock tick")
+        if self.wall:
+            # The overview's first period starts now, not when the app was built.
+            self.rotation.show(OVERVIEW, self.clock.monotonic())
+            self.set_interval(1.0, self._rotate, name="wall rotation")
         if self.start_polling:
             self.scheduler.start()
 
@@ -225,6 +262,15 @@ class NocApp(App[None]):
             table = self.query_one(HealthTable)
             table.compact = self.screen.has_class("-narrow")
             table.snapshot = snapshot
+            self.query_one(EstateCounts).snapshot = snapshot
+            for wall_widget in (*self.query(WallHeader), *self.query(CriticalBanner)):
+                wall_widget.snapshot = snapshot
+            for header in self.query(WallHeader):
+                header.rotation = self._rotation_text()
+            # A hidden view is not drawn, so it need not be fed either.
+            for view in self.query(SnapshotView):
+                if view.display:
+                    view.snapshot = snapshot
 
     def snapshot(self) -> EstateSnapshot:
         return self.scheduler.engine.snapshot(read_only=self.read_only)
@@ -234,6 +280,41 @@ class NocApp(App[None]):
 
     def on_health_table_region_highlighted(self, event: HealthTable.RegionHighlighted) -> None:
         self.selected_region = event.region_id
+
+    # --- views and the wall's rotation ------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        # Any key pauses the rotation, so whoever walks up can read undisturbed.
+        if isinstance(event, events.Key):
+            self.rotation.key_pressed(self.clock.monotonic())
+        await super().on_event(event)
+
+    def action_next_view(self) -> None:
+        self.rotation.show(self.rotation.following(), self.clock.monotonic())
+        self._display_current_view()
+
+    def _rotate(self) -> None:
+        if self.rotation.tick(self.clock.monotonic()):
+            self._display_current_view()
+
+    def _display_current_view(self) -> None:
+        current = self.rotation.current
+        for view in (self.query_one(f"#{OVERVIEW}"), *self.query(SnapshotView)):
+            view.display = view.id == current
+        if current == OVERVIEW:
+            self.query_one(HealthTable).focus()
+        self.refresh_snapshot()
+
+    def _rotation_text(self) -> str:
+        titles = {OVERVIEW: "Overview", **{view.VIEW_ID: view.TITLE for view in VIEWS}}
+        rotation = self.rotation
+        now = self.clock.monotonic()
+        place = rotation.views.index(rotation.current) + 1
+        shown = f"{titles[rotation.current]} {place}/{len(rotation.views)}"
+        if rotation.paused(now):
+            return f"{shown}\n⏸ paused by a key\nresumes {PAUSE_SECONDS / 60:.0f} min after it"
+        following = titles[rotation.following()]
+        return f"{shown}\nnext: {following} in {rotation.seconds_left(now):.0f} s\nany key pauses"
 
     # --- actions -------------------------------------------------------------
 

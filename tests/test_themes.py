@@ -183,3 +183,15 @@ async def test_theme_changes_live_from_the_command_palette(tmp_path: Path) -> No
         await pilot.press(*"colorblind", "enter")
         await pilot.pause()
         assert app.theme == "colorblind"
+
+
+@pytest.mark.parametrize("name", list(THEMES))
+async def test_every_theme_draws_the_screen(tmp_path: Path, name: str) -> None:
+    # A theme missing a variable Textual's widgets need fails only when styles are
+    # applied; the screen would come out blank rather than raise here.
+    app = make_app(tmp_path, theme=name)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme == name
+        screen = app.export_screenshot()
+        assert "mail-prod" in screen and "healthy" in screen

@@ -74,6 +74,9 @@ ANSI = Theme(
     panel="ansi_default",
     boost="ansi_default",
     variables={
+        # Textual's own widgets refer to these when a theme is ANSI.
+        "ansi-background": "ansi_black",
+        "ansi-foreground": "ansi_white",
         "block-cursor-foreground": "ansi_black",
         "block-cursor-background": "ansi_white",
         "border-blurred": "ansi_black",

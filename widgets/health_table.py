@@ -14,7 +14,7 @@ from widgets.health_style import health_content, health_word
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
     ("region", "Region", 6, "Rgn", 3),
-    ("check", "Check", 30, "Check", 14),
+    ("check", "Check", 30, "Check", 17),
     ("health", "Health", 11, "Health", 10),
     ("http", "HTTP", 4, "", None),
     ("latency", "Latency", 8, "Lat", 5),
@@ -30,8 +30,23 @@ ERROR_COMPACT_WIDTH = 15
 SCROLLBAR_ALLOWANCE = 2
 
 
+# Where a name or an error may be cut and still read: between words, a hostname's
+# labels, a path's parts.
+_BREAKS = " ./:-_"
+
+
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """`text` in at most `width` cells, shortened only at a break, with … where it was cut.
+
+    "ro.mail.example.com/health" in 14 cells is "ro.mail…", not "ro.mail.examp…";
+    only a single word longer than the room is cut inside.
+    """
+    if len(text) <= width:
+        return text
+    room = width - 1
+    cut = max((i for i, char in enumerate(text[: room + 1]) if char in _BREAKS), default=0)
+    kept = text[:cut].rstrip(_BREAKS) if cut else ""
+    return (kept or text[:room]) + "…"
 
 
 def _seconds(value: float | None) -> str:

@@ -40,27 +40,40 @@ class StatusBar(Widget):
 
     snapshot: reactive[EstateSnapshot | None] = reactive(None)
 
+    def __init__(self, *, seconds: bool = True) -> None:
+        """`seconds=False` for low bandwidth: a clock with seconds repaints every second."""
+        super().__init__()
+        self.seconds = seconds
+
     def render(self) -> RenderResult:
         snapshot = self.snapshot
         if snapshot is None:
             return Content.styled(" noc  starting…", "$foreground-muted")
-        narrow = self.size.width <= 80
         separator = Content.styled(" │ ", "$foreground-muted")
         active = snapshot.active_region
-        parts: list[Content] = [
-            Content.styled(f" {snapshot.estate}", "bold"),
+        clock = snapshot.generated_at.strftime("%H:%M:%S UTC" if self.seconds else "%H:%M UTC")
+        # (part, shed order): when the bar is too narrow, parts go whole, lowest
+        # first, rather than the line being cut at the edge; None never goes.
+        parts: list[tuple[Content, int | None]] = [
+            (Content.styled(f" {snapshot.estate}", "bold"), None),
+            (Content(snapshot.topology.value), 0),
+            (
+                Content.styled(f"{ACTIVE_MARK} active {active}", "bold $accent")
+                if active
+                else Content.styled("active ? unknown", "bold $error"),
+                None,
+            ),
         ]
-        if not narrow:
-            parts.append(Content(snapshot.topology.value))
-        parts.append(
-            Content.styled(f"{ACTIVE_MARK} active {active}", "bold $accent")
-            if active
-            else Content.styled("active ? unknown", "bold $error")
-        )
         if snapshot.authority.split:
-            parts.append(Content.styled("⚠ SPLIT", "bold $error"))
+            parts.append((Content.styled("⚠ SPLIT", "bold $error"), None))
         if snapshot.read_only:
-            parts.append(Content.styled("⊘ READ-ONLY", "bold reverse"))
-        clock = snapshot.generated_at.strftime("%H:%M:%S UTC")
-        parts.extend([Content(clock), Content(poll_age(snapshot)), liveness(snapshot)])
-        return separator.join(parts)
+            parts.append((Content.styled("⊘ READ-ONLY", "bold reverse"), None))
+        parts.extend(
+            [(Content(clock), 2), (Content(poll_age(snapshot)), 1), (liveness(snapshot), None)]
+        )
+        while separator.join(part for part, _ in parts).cell_length > self.size.width:
+            sheddable = [entry for entry in parts if entry[1] is not None]
+            if not sheddable:
+                break
+            parts.remove(min(sheddable, key=lambda entry: entry[1] or 0))
+        return separator.join(part for part, _ in parts)
