@@ -145,6 +145,7 @@ class NocApp(App[None]):
         self.selected_region: str | None = None
         self._last_repaint = 0.0
         self._repaint_pending = False
+        self._verdicts_shown: tuple[object, ...] = ()
         self.ui = config.ui
         if self.ui.low_bandwidth:
             self.animation_level = "none"
@@ -171,7 +172,7 @@ class NocApp(App[None]):
         with Vertical(id="estate"):
             yield RegionMap()
             yield RegionList()
-            yield HealthTable(id="health")
+            yield HealthTable(id="health", coarse_ages=not moving)
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
         yield Footer()
@@ -239,7 +240,11 @@ class NocApp(App[None]):
         self.post_message(SnapshotChanged())
 
     def on_snapshot_changed(self, _: SnapshotChanged) -> None:
-        self.request_repaint()
+        # What an operator acts on goes out at once (within the ceiling); numbers that
+        # only drift (latencies, ages) wait for the clock tick, which shows them anyway:
+        # a repaint per poll result would resend the same lines several times a second.
+        if verdicts(self.snapshot()) != self._verdicts_shown:
+            self.request_repaint()
 
     def request_repaint(self) -> None:
         """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""
@@ -254,6 +259,7 @@ class NocApp(App[None]):
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
         snapshot = self.snapshot()
+        self._verdicts_shown = verdicts(snapshot)
         with self.batch_update():
             self.query_one(StatusBar).snapshot = snapshot
             self.query_one(Banner).snapshot = snapshot
@@ -443,6 +449,23 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Demo faults", "Inject a fault into the demo estate", self.action_faults
             )
+
+
+def verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:
+    """What an operator acts on: every health, failure count and error, which region is
+    active, whether the picture can be trusted, and the alerts."""
+    return (
+        snapshot.authority,
+        snapshot.cut_off,
+        snapshot.stale,
+        snapshot.alerts,
+        tuple((r.health, r.is_active, r.store.reachable) for r in snapshot.regions),
+        tuple(
+            (c.health, c.consecutive_failures, c.last.error if c.last else None)
+            for r in snapshot.regions
+            for c in r.checks
+        ),
+    )
 
 
 def binding_ids() -> list[str]:

@@ -84,3 +84,12 @@ def test_output_that_cannot_be_written_ends_noc(tmp_path: Path) -> None:
         process.kill()
         process.wait()
         os.close(master)
+
+
+def test_steady_state_output_stays_small(spawned: list[PtyProcess], tmp_path: Path) -> None:
+    """Once settled, noc resends only what changed: the clock line and the rows whose
+    numbers moved. Repainting whole widgets every second was about 4,800 bytes/s at
+    80x24; bench/tty_bandwidth.py gives the figures beside htop."""
+    process = start_demo(spawned, tmp_path, block_sighup=False)
+    process.read_for(4)
+    assert process.read_for(10) / 10 < 2000

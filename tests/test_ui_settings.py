@@ -8,6 +8,7 @@ from support import estate_config
 from noc.cli import build_parser
 from noc.config import ConfigError
 from noc.ui_settings import UIConfig, apply_display_flags, is_read_only
+from widgets.health_style import age_text
 
 
 def test_defaults() -> None:
@@ -59,3 +60,19 @@ def test_display_flags(argv: list[str], mode: str, read_only: bool) -> None:
 def test_wall_mode_from_config_is_read_only_too() -> None:
     args = build_parser().parse_args([])
     assert is_read_only(UIConfig(mode="wall"), args)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fine", "coarse"),
+    [
+        (0.4, "0s", "<10s"),
+        (9.6, "10s", "<10s"),
+        (37, "37s", "30s"),
+        (119, "119s", "110s"),
+        (600, "10m", "10m"),
+    ],
+)
+def test_ages_count_in_ten_second_steps_on_a_slow_link(
+    seconds: float, fine: str, coarse: str
+) -> None:
+    assert (age_text(seconds), age_text(seconds, coarse=True)) == (fine, coarse)

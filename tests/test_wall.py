@@ -10,7 +10,7 @@ from support import HTTP_503, estate_config, feed_round
 from test_app_snapshots import make_app as make_state
 from textual.widgets import Digits, Footer
 
-from noc.app import NocApp
+from noc.app import NocApp, verdicts
 from noc.check import Status, verdict
 from noc.clock import FakeClock
 from noc.rotation import PAUSE_SECONDS, Rotation
@@ -132,3 +132,14 @@ async def test_v_shows_the_next_view_in_any_mode(tmp_path: Path) -> None:
         await pilot.press("v")
         await pilot.pause()
         assert app.query_one("#estate").display and not board.display
+
+
+def test_only_what_an_operator_acts_on_repaints_at_once(tmp_path: Path) -> None:
+    app = make_state(tmp_path, "normal")
+    clock, engine = fake_clock(app), app.scheduler.engine
+    before = verdicts(app.snapshot())
+    clock.advance(7)
+    feed_round(engine, clock)  # new latencies and ages: drift, shown at the next tick
+    assert verdicts(app.snapshot()) == before
+    feed_round(engine, clock, {"bg/1": HTTP_503})  # a failure: shown now
+    assert verdicts(app.snapshot()) != before

@@ -70,4 +70,6 @@ class EstateCounts(Widget):
             box = self.query_one(f".-{key}", Vertical)
             box.set_class(count > 0, "-some")
             box.set_class(count == 0, "-none")
-            box.query_one(Digits).update(str(count))
+            digits = box.query_one(Digits)
+            if digits.value != str(count):  # an update repaints, even to the same value
+                digits.update(str(count))

@@ -83,24 +83,31 @@ class RegionCard(Widget):
             return
         for health in Health:
             self.set_class(region.health is health, f"-{health.value}")
-        title = [
-            Content.styled(f"{ACTIVE_MARK} " if region.is_active else "  ", "bold"),
-            Content.styled(region.id, "bold"),
-            Content(f"  {region.name}" if region.name else ""),
-        ]
-        if region.is_active:
-            title.append(Content.assemble("  ", Content.styled(ACTIVE_WORD, ACTIVE_STYLE)))
-        self.query_one(".title", Label).update(Content.assemble(*title))
-        store = "store unreachable" if region.store.reachable is False else ""
-        self.query_one(".role", Label).update(
-            Content(f"    {region.role.value}" + (f" · {store}" if store else ""))
-        )
-        self.query_one(".health", Label).update(Content(health_word(region.health).upper()))
-        self.query_one(".checks", Label).update(checks_line(region))
-        error = last_error(region)
-        self.query_one(".last-error", Label).update(
-            Content.styled(f"last error: {error}", "$text-error") if error else ""
-        )
+        for part, content in card_parts(region).items():
+            label = self.query_one(f".{part}", Label)
+            # Label.update repaints even when nothing changed; a wall runs for days.
+            if label.content != content:
+                label.update(content)
+
+
+def card_parts(region: RegionStatus) -> dict[str, Content]:
+    """The words of a region's card, by the class of the line they go on."""
+    title = [
+        Content.styled(f"{ACTIVE_MARK} " if region.is_active else "  ", "bold"),
+        Content.styled(region.id, "bold"),
+        Content(f"  {region.name}" if region.name else ""),
+    ]
+    if region.is_active:
+        title.append(Content.assemble("  ", Content.styled(ACTIVE_WORD, ACTIVE_STYLE)))
+    store = " · store unreachable" if region.store.reachable is False else ""
+    error = last_error(region)
+    return {
+        "title": Content.assemble(*title),
+        "role": Content(f"    {region.role.value}{store}"),
+        "health": Content(health_word(region.health).upper()),
+        "checks": Content(checks_line(region)),
+        "last-error": Content.styled(f"last error: {error}", "$text-error") if error else Content(),
+    }
 
 
 class RegionBoard(SnapshotView):

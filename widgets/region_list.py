@@ -123,6 +123,20 @@ def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:
     return lines, total
 
 
+def regions_shown(snapshot: EstateSnapshot | None) -> tuple[object, ...] | None:
+    """Everything the list and the map draw of the regions.
+
+    A new snapshot arrives every second (ages and the clock move); when this has
+    not changed, repainting would only resend the same cells over the wire.
+    """
+    if snapshot is None:
+        return None
+    return tuple(
+        (r.id, r.name, r.role, r.location, r.health, r.is_active, r.store.reachable is False)
+        for r in snapshot.regions
+    )
+
+
 def region_lines(regions: Sequence[RegionStatus], width: int) -> list[Content]:
     """One aligned line per region, as spelled out as `width` cells allow."""
     if not regions:
@@ -146,7 +160,14 @@ class RegionList(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None, layout=True)
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    _shown: tuple[object, ...] | None = None
+
+    def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
+        shown = regions_shown(snapshot)
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh(layout=True)
 
     def render(self) -> RenderResult:
         if self.snapshot is None:

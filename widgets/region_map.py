@@ -26,7 +26,14 @@ from textual.widget import Widget
 from noc.model import EstateSnapshot, RegionStatus
 from widgets.health_style import ACTIVE_MARK, COLOR
 from widgets.landmask import land_mask
-from widgets.region_list import DETAILS, MUTED, WAITING, region_cells, region_lines
+from widgets.region_list import (
+    DETAILS,
+    MUTED,
+    WAITING,
+    region_cells,
+    region_lines,
+    regions_shown,
+)
 
 LAT_TOP = 80.0
 LAT_BOTTOM = -58.0
@@ -234,7 +241,14 @@ class RegionMap(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    _shown: tuple[object, ...] | None = None
+
+    def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
+        shown = regions_shown(snapshot)
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
 
     def render(self) -> RenderResult:
         width, height = self.content_size

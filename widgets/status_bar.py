@@ -8,7 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import EstateSnapshot
-from widgets.health_style import ACTIVE_MARK
+from widgets.health_style import ACTIVE_MARK, age_text
 
 
 def liveness(snapshot: EstateSnapshot) -> Content:
@@ -22,10 +22,10 @@ def liveness(snapshot: EstateSnapshot) -> Content:
     return Content.styled(" ● LIVE ", "bold $text-success")
 
 
-def poll_age(snapshot: EstateSnapshot) -> str:
+def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False) -> str:
     if snapshot.last_poll_age is None:
         return "no poll yet"
-    return f"polled {snapshot.last_poll_age:.0f}s ago"
+    return f"polled {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
 
 
 class StatusBar(Widget):
@@ -41,7 +41,7 @@ class StatusBar(Widget):
     snapshot: reactive[EstateSnapshot | None] = reactive(None)
 
     def __init__(self, *, seconds: bool = True) -> None:
-        """`seconds=False` for low bandwidth: a clock with seconds repaints every second."""
+        """`seconds=False` for low bandwidth: a clock without seconds, ages in 10 s steps."""
         super().__init__()
         self.seconds = seconds
 
@@ -68,9 +68,8 @@ class StatusBar(Widget):
             parts.append((Content.styled("⚠ SPLIT", "bold $error"), None))
         if snapshot.read_only:
             parts.append((Content.styled("⊘ READ-ONLY", "bold reverse"), None))
-        parts.extend(
-            [(Content(clock), 2), (Content(poll_age(snapshot)), 1), (liveness(snapshot), None)]
-        )
+        age = poll_age(snapshot, coarse=not self.seconds)
+        parts.extend([(Content(clock), 2), (Content(age), 1), (liveness(snapshot), None)])
         while separator.join(part for part, _ in parts).cell_length > self.size.width:
             sheddable = [entry for entry in parts if entry[1] is not None]
             if not sheddable:

@@ -2,7 +2,7 @@
 view is up and what comes next.
 
 The clock shows seconds unless told not to (low bandwidth: a clock that changes
-every second is a repaint every second).
+every second is a repaint every second); then ages count in ten-second steps.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from textual.widget import Widget
 from textual.widgets import Digits, Static
 
 from noc.model import EstateSnapshot
+from widgets.health_style import age_text
 
 
-def freshness(snapshot: EstateSnapshot) -> str:
+def freshness(snapshot: EstateSnapshot, *, coarse: bool) -> str:
     if snapshot.last_poll_age is None:
         return "waiting for the first answer"
-    return f"updated {snapshot.last_poll_age:.0f} s ago"
+    return f"updated {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
 
 
 class WallHeader(Widget):
@@ -57,7 +58,9 @@ class WallHeader(Widget):
         clock = snapshot.generated_at.strftime("%H:%M:%S" if self.seconds else "%H:%M")
         self.query_one(Digits).update(clock)
         self.query_one("#freshness", Static).update(
-            Content.assemble(Content.styled("UTC", "bold"), "\n", freshness(snapshot))
+            Content.assemble(
+                Content.styled("UTC", "bold"), "\n", freshness(snapshot, coarse=not self.seconds)
+            )
         )
 
     def watch_rotation(self, rotation: str) -> None:
