@@ -35,6 +35,7 @@ class PtyProcess:
         self.output = bytearray()
         self._hung_up_at: float | None = None
         self._cpu_at_hangup = 0.0
+        self.exit: Exit | None = None
 
     @classmethod
     def spawn(
@@ -110,27 +111,36 @@ class PtyProcess:
         os.close(self.fd)
 
     def wait(self, timeout: float) -> Exit | None:
-        """The exit after the hang-up, or None if the process outlived `timeout`."""
+        """The exit after the hang-up, or None if the process outlived `timeout`
+        (counted from the hang-up)."""
         assert self._hung_up_at is not None, "hang_up() first"
         deadline = self._hung_up_at + timeout
-        while time.monotonic() < deadline:
+        while self.exit is None and time.monotonic() < deadline:
             pid, status, usage = os.wait4(self.pid, os.WNOHANG)
             if pid:
-                return Exit(
+                self.exit = Exit(
                     code=os.waitstatus_to_exitcode(status),
                     seconds=time.monotonic() - self._hung_up_at,
                     cpu_seconds=usage.ru_utime + usage.ru_stime - self._cpu_at_hangup,
                 )
-            time.sleep(0.01)
-        return None
+            else:
+                time.sleep(0.01)
+        return self.exit
+
+    def stop(self) -> None:
+        """Hang up and let the program go its own way (the demo stops its servers);
+        kill it only if it will not."""
+        if self._hung_up_at is None:
+            self.hang_up()
+        if self.wait(timeout=10) is None:
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL and reap, for a process that would not go by itself."""
+        if self.exit is not None:
+            return
         if self._hung_up_at is None:
             os.close(self.fd)
             self._hung_up_at = time.monotonic()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):  # already gone and reaped
-            pass
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)

@@ -27,10 +27,7 @@ def steady_bytes_per_second(argv: list[str], warmup: float, seconds: float) -> f
         process.read_for(warmup)
         return process.read_for(seconds) / seconds
     finally:
-        # Hang up rather than kill: noc then stops the demo's redis-servers itself.
-        process.hang_up()
-        if process.wait(timeout=10) is None:
-            process.kill()
+        process.stop()
 
 
 def main() -> None:

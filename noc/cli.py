@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
             "--force", action="store_true", help="allow an unhealthy target (recorded)"
         )
 
+    serve = commands.add_parser(
+        "serve", parents=[common], help="publish the dashboard to browsers (textual-serve)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--public-url", metavar="URL", help="the URL browsers use, if not host:port")
+    serve.add_argument("--demo", action="store_true", help="serve the simulated estate")
+    add_display_flags(serve, default=argparse.SUPPRESS)
+
     audit = commands.add_parser("audit", help="show the audit log")
     audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
     audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
@@ -104,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "failback": _action,
         "audit": _audit,
         "config": _config,
+        "serve": _serve,
     }
     try:
         return handlers[args.command](args)
@@ -164,6 +176,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     finally:
         demo.stop()
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from noc.serve import serve
+
+    return serve(args)
 
 
 def _collect(loaded: LoadedConfig) -> Any:

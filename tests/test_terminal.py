@@ -29,7 +29,7 @@ def spawned() -> Iterator[list[PtyProcess]]:
     processes: list[PtyProcess] = []
     yield processes
     for process in processes:
-        process.kill()
+        process.stop()
 
 
 def start_demo(spawned: list[PtyProcess], tmp_path: Path, *, block_sighup: bool) -> PtyProcess:
