@@ -5,34 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import estate_config, feed_flags, feed_round
+from support import estate_config
+from test_app_snapshots import make_app as make_state
 from test_app_snapshots import wait_for_dialogs
+from textual.binding import Binding
 from textual.widgets import Static
 
 from noc.app import NocApp, binding_ids
-from noc.clock import FakeClock
 from noc.config import ConfigError, parse_config
+from widgets.action_result import ActionResultScreen
 from widgets.failover_dialog import FailoverDialog
+from widgets.fault_panel import FaultPanel
+from widgets.force_dialog import ForceDialog
 from widgets.help_screen import HelpScreen
 
 
 def make_app(tmp_path: Path, keys: dict[str, str]) -> NocApp:
-    clock = FakeClock()
-    app = NocApp(
-        estate_config(keys=keys),
-        clock=clock,
-        start_polling=False,
-        audit_path=tmp_path / "audit.jsonl",
-        config_path="noc.toml",
-    )
-    feed_round(app.scheduler.engine, clock)
-    feed_flags(app.scheduler.engine, clock, "ro")
-    return app
+    return make_state(tmp_path, "normal", config=estate_config(keys=keys))
 
 
 def test_every_binding_has_an_id() -> None:
+    screens = [NocApp, FailoverDialog, ForceDialog, FaultPanel, HelpScreen, ActionResultScreen]
+    for cls in screens:
+        for binding in cls.BINDINGS:
+            assert isinstance(binding, Binding) and binding.id, (cls.__name__, binding)
     ids = binding_ids()
-    for expected in ("failover", "failback", "refresh", "help", "quit", "dialog.cancel"):
+    for expected in ("failover", "refresh", "next_view", "help", "quit", "dialog.cancel"):
         assert expected in ids
 
 

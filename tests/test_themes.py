@@ -7,12 +7,12 @@ import math
 from pathlib import Path
 
 import pytest
-from support import estate_config, feed_round
+from support import estate_config
+from test_app_snapshots import make_app as make_state
 from textual.color import Color
 from textual.theme import Theme
 
 from noc.app import NocApp
-from noc.clock import FakeClock
 from noc.ui_settings import DEFAULT_THEME
 from themes import THEMES
 from themes.user import ThemeFileError, load_user_theme
@@ -140,15 +140,7 @@ def test_a_broken_theme_file_says_what_is_wrong(tmp_path: Path, text: str, says:
 
 
 def make_app(tmp_path: Path, **ui: object) -> NocApp:
-    clock = FakeClock()
-    app = NocApp(
-        estate_config(ui=ui),
-        clock=clock,
-        start_polling=False,
-        audit_path=tmp_path / "audit.jsonl",
-    )
-    feed_round(app.scheduler.engine, clock)
-    return app
+    return make_state(tmp_path, "normal", config=estate_config(ui=ui))
 
 
 async def test_user_theme_is_chosen_by_config(tmp_path: Path) -> None:

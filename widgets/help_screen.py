@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="dialog.close"),
-        Binding("question_mark", "close", "Close", show=False),
+        Binding("question_mark", "close", "Close", show=False, id="help.close"),
     ]
 
     def __init__(self, keys: list[tuple[str, str, str]], notes: list[str]) -> None:

@@ -149,16 +149,8 @@ def region_lines(regions: Sequence[RegionStatus], width: int) -> list[Content]:
     return lines
 
 
-class RegionList(Widget):
-    """Every region on its own line: the narrow-terminal stand-in for the region map."""
-
-    DEFAULT_CSS = """
-    RegionList {
-        height: auto;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    """
+class RegionsWidget(Widget):
+    """A widget that draws the regions, repainted only when what it draws of them changes."""
 
     snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
     _shown: tuple[object, ...] | None = None
@@ -168,6 +160,18 @@ class RegionList(Widget):
         if shown != self._shown:
             self._shown = shown
             self.refresh(layout=True)
+
+
+class RegionList(RegionsWidget):
+    """Every region on its own line: the narrow-terminal stand-in for the region map."""
+
+    DEFAULT_CSS = """
+    RegionList {
+        height: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
 
     def render(self) -> RenderResult:
         if self.snapshot is None:

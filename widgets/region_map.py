@@ -19,20 +19,18 @@ from functools import lru_cache
 
 from textual.app import RenderResult
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
-from textual.widget import Widget
 
-from noc.model import EstateSnapshot, RegionStatus
+from noc.model import RegionStatus
 from widgets.health_style import ACTIVE_MARK, COLOR
 from widgets.landmask import land_mask
 from widgets.region_list import (
     DETAILS,
     MUTED,
     WAITING,
+    RegionsWidget,
     region_cells,
     region_lines,
-    regions_shown,
 )
 
 LAT_TOP = 80.0
@@ -221,7 +219,7 @@ def layout_regions(regions: Sequence[RegionStatus], width: int, height: int) -> 
     return None
 
 
-class RegionMap(Widget):
+class RegionMap(RegionsWidget):
     """A world map with every region's location, role, health, and which one is active."""
 
     COMPONENT_CLASSES = {"region-map--land", "region-map--leader"}
@@ -240,15 +238,6 @@ class RegionMap(Widget):
         }
     }
     """
-
-    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
-    _shown: tuple[object, ...] | None = None
-
-    def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
-        shown = regions_shown(snapshot)
-        if shown != self._shown:
-            self._shown = shown
-            self.refresh()
 
     def render(self) -> RenderResult:
         width, height = self.content_size

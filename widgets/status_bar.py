@@ -22,10 +22,10 @@ def liveness(snapshot: EstateSnapshot) -> Content:
     return Content.styled(" ● LIVE ", "bold $text-success")
 
 
-def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False) -> str:
+def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False, verb: str = "polled") -> str:
     if snapshot.last_poll_age is None:
         return "no poll yet"
-    return f"polled {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
+    return f"{verb} {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
 
 
 class StatusBar(Widget):

@@ -14,13 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Digits, Static
 
 from noc.model import EstateSnapshot
-from widgets.health_style import age_text
-
-
-def freshness(snapshot: EstateSnapshot, *, coarse: bool) -> str:
-    if snapshot.last_poll_age is None:
-        return "waiting for the first answer"
-    return f"updated {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
+from widgets.status_bar import poll_age
 
 
 class WallHeader(Widget):
@@ -59,7 +53,9 @@ class WallHeader(Widget):
         self.query_one(Digits).update(clock)
         self.query_one("#freshness", Static).update(
             Content.assemble(
-                Content.styled("UTC", "bold"), "\n", freshness(snapshot, coarse=not self.seconds)
+                Content.styled("UTC", "bold"),
+                "\n",
+                poll_age(snapshot, coarse=not self.seconds, verb="updated"),
             )
         )
 
