@@ -11,40 +11,50 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from noc.audit import JsonlLog, operator_identity, state_dir
 from noc.clock import Clock, SystemClock
-from noc.config import NocConfig
+from noc.config import ConfigError, NocConfig
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, AlertNotice, AlertState, EstateSnapshot, FaultInjector, Severity
+from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.scheduler import Scheduler
 from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
+from noc.terminal import TerminalWatch
+from noc.ui_settings import DEFAULT_THEME
+from themes import STYLESHEETS, THEMES
+from themes.user import ThemeFileError, load_user_theme
 from widgets.ack_dialog import AckDialog
 from widgets.action_result import ActionResultScreen
 from widgets.alert_pane import AlertPane
 from widgets.banner import Banner
+from widgets.critical_banner import CriticalBanner
 from widgets.deliverability_screen import DeliverabilityScreen
 from widgets.deliverability_summary import DeliverabilitySummary
 from widgets.dns_screen import DnsScreen
 from widgets.dns_summary import DnsSummary
+from widgets.estate_counts import EstateCounts
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
 from widgets.force_dialog import ForceDialog
 from widgets.health_table import HealthTable
 from widgets.help_screen import HelpScreen
 from widgets.lag_detail import LagDetailScreen
+from widgets.region_board import RegionBoard
 from widgets.region_list import RegionList
 from widgets.region_map import RegionMap
 from widgets.replication_panel import ReplicationPanel
@@ -54,15 +64,20 @@ from widgets.status_bar import StatusBar
 from widgets.suppression_screen import SuppressionScreen
 from widgets.sync_dialog import SyncDialog
 from widgets.sync_summary import SyncSummary
+from widgets.view import SnapshotView
+from widgets.wall_header import WallHeader
 
-# A person reads at most a few updates a second; more only costs bandwidth.
-MIN_REPAINT_INTERVAL = 0.25
 # Everything that changes the world or the record; --read-only removes them all.
 OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence", "sync_now"})
 MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {
-    "faults", "help", "select_region", "refresh", "lag_detail", "sync_detail",
+    "faults", "help", "select_region", "refresh", "next_view", "lag_detail", "sync_detail",
     "deliverability_detail", "dns_detail",
 }  # fmt: skip
+# The overview (map or region list, and the health table) is the first view.
+OVERVIEW = "estate"
+# The views after the overview, in the order `v` and a wall screen's rotation show
+# them. A new view is a SnapshotView subclass added here.
+VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
 
 
 class SnapshotChanged(Message):
@@ -74,6 +89,7 @@ class SnapshotChanged(Message):
 
 class NocApp(App[None]):
     TITLE = "noc"
+    CSS_PATH = STYLESHEETS
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (81, "-normal"), (160, "-wide")]
     CSS = """
     #estate {
@@ -120,6 +136,7 @@ class NocApp(App[None]):
         Binding(
             "right_square_bracket", "select_region(1)", "Next region", id="next_region", show=False
         ),
+        Binding("v", "next_view", "Next view", id="next_view"),
         Binding("x", "faults", "Faults", id="faults"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -156,10 +173,30 @@ class NocApp(App[None]):
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
         self._repaint_pending = False
+        self._verdicts_shown: tuple[object, ...] = ()
+        self.ui = config.ui
+        if self.ui.low_bandwidth:
+            self.animation_level = "none"
+        self.set_keymap(_checked_keymap(config.keys, config_path))
+        self._theme_notes = self._install_themes()
+        self._terminal_watch: TerminalWatch | None = None
+        self.wall = self.ui.mode == "wall"
+        self.set_class(self.wall, "-wall-mode")
+        self.rotation = Rotation(
+            [OVERVIEW, *(view.VIEW_ID for view in VIEWS)],
+            self.ui.rotate_seconds,
+            self.clock.monotonic(),
+        )
 
     def compose(self) -> ComposeResult:
-        yield StatusBar()
+        # Low bandwidth: clocks without seconds and a banner that holds still.
+        moving = not self.ui.low_bandwidth
+        yield StatusBar(seconds=moving)
+        if self.wall:
+            yield WallHeader(seconds=moving)
+            yield CriticalBanner(pulse=moving)
         yield Banner()
+        yield EstateCounts()
         with Vertical(id="estate"):
             yield RegionMap()
             yield RegionList()
@@ -170,8 +207,10 @@ class NocApp(App[None]):
                 self.config.deliverability.complaint_critical_rate,
             )
             yield DnsSummary()
-            yield HealthTable(id="health")
+            yield HealthTable(id="health", coarse_ages=not moving)
             yield AlertPane(id="alerts")
+        for view in VIEWS:
+            yield view(id=view.VIEW_ID)
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -181,14 +220,55 @@ class NocApp(App[None]):
             loop = asyncio.get_running_loop()
             for hangup in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(hangup, self.exit)
+            # Not every lost terminal sends SIGHUP; see noc.terminal. The watch calls
+            # from its own thread, so the exit is handed to the event loop.
+            self._terminal_watch = TerminalWatch(lambda: loop.call_soon_threadsafe(self.exit))
+            self._terminal_watch.start()
         self.sub_title = f"{self.config.estate.name} ({self.config_path})"
+        for note in self._theme_notes:
+            self.notify(note, severity="warning", timeout=15, markup=False)
         self.refresh_snapshot()
-        self.set_interval(1.0, self.refresh_snapshot, name="clock tick")
+        # The clock and ages move every second; the tick obeys the repaint ceiling too.
+        self.set_interval(1.0, self.request_repaint, name="clock tick")
+        if self.wall:
+            # The overview's first period starts now, not when the app was built.
+            self.rotation.show(OVERVIEW, self.clock.monotonic())
+            self.set_interval(1.0, self._rotate, name="wall rotation")
         if self.start_polling:
             self.scheduler.start()
 
     async def on_unmount(self) -> None:
+        if self._terminal_watch is not None:
+            self._terminal_watch.stop()
         await self.scheduler.stop()
+
+    def _install_themes(self) -> list[str]:
+        """Offer noc's themes (and the user's) alone, and pick the configured one.
+
+        Textual's own themes are withdrawn: the palette then lists only themes made
+        for this screen. Returns what the operator should be told about.
+        """
+        for name in list(self.available_themes):
+            self.unregister_theme(name)
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        notes: list[str] = []
+        try:
+            user_theme = load_user_theme(self.ui.theme_path(), THEMES)
+        except ThemeFileError as exc:
+            notes.append(f"theme file ignored: {exc}")
+        else:
+            if user_theme is not None:
+                self.register_theme(user_theme)
+        wanted = self.ui.theme
+        if wanted not in self.available_themes:
+            notes.append(
+                f"theme {wanted!r} not found, using {DEFAULT_THEME!r} "
+                f"(available: {', '.join(self.available_themes)})"
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        return notes
 
     # --- one-way data flow -------------------------------------------------
 
@@ -196,7 +276,15 @@ class NocApp(App[None]):
         self.post_message(SnapshotChanged())
 
     def on_snapshot_changed(self, _: SnapshotChanged) -> None:
-        wait = MIN_REPAINT_INTERVAL - (time.monotonic() - self._last_repaint)
+        # What an operator acts on goes out at once (within the ceiling); numbers that
+        # only drift (latencies, ages) wait for the clock tick, which shows them anyway:
+        # a repaint per poll result would resend the same lines several times a second.
+        if verdicts(self.snapshot()) != self._verdicts_shown:
+            self.request_repaint()
+
+    def request_repaint(self) -> None:
+        """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""
+        wait = self.ui.repaint_interval - (time.monotonic() - self._last_repaint)
         if wait <= 0:
             self.refresh_snapshot()
         elif not self._repaint_pending:
@@ -207,6 +295,7 @@ class NocApp(App[None]):
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
         snapshot = self.snapshot()
+        self._verdicts_shown = verdicts(snapshot)
         with self.batch_update():
             self.query_one(StatusBar).snapshot = snapshot
             self.query_one(Banner).snapshot = snapshot
@@ -222,6 +311,15 @@ class NocApp(App[None]):
             self.query_one(DnsSummary).snapshot = snapshot
             if isinstance(self.screen, SnapshotScreen):
                 self.screen.snapshot = snapshot
+            self.query_one(EstateCounts).snapshot = snapshot
+            for wall_widget in (*self.query(WallHeader), *self.query(CriticalBanner)):
+                wall_widget.snapshot = snapshot
+            for header in self.query(WallHeader):
+                header.rotation = self._rotation_text()
+            # A hidden view is not drawn, so it need not be fed either.
+            for view in self.query(SnapshotView):
+                if view.display:
+                    view.snapshot = snapshot
 
     def snapshot(self) -> EstateSnapshot:
         return self.scheduler.snapshot(read_only=self.read_only)
@@ -241,6 +339,41 @@ class NocApp(App[None]):
 
     def on_alert_pane_alert_highlighted(self, event: AlertPane.AlertHighlighted) -> None:
         self.selected_alert = event.alert_id
+
+    # --- views and the wall's rotation ------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        # Any key pauses the rotation, so whoever walks up can read undisturbed.
+        if isinstance(event, events.Key):
+            self.rotation.key_pressed(self.clock.monotonic())
+        await super().on_event(event)
+
+    def action_next_view(self) -> None:
+        self.rotation.show(self.rotation.following(), self.clock.monotonic())
+        self._display_current_view()
+
+    def _rotate(self) -> None:
+        if self.rotation.tick(self.clock.monotonic()):
+            self._display_current_view()
+
+    def _display_current_view(self) -> None:
+        current = self.rotation.current
+        for view in (self.query_one(f"#{OVERVIEW}"), *self.query(SnapshotView)):
+            view.display = view.id == current
+        if current == OVERVIEW:
+            self.query_one(HealthTable).focus()
+        self.refresh_snapshot()
+
+    def _rotation_text(self) -> str:
+        titles = {OVERVIEW: "Overview", **{view.VIEW_ID: view.TITLE for view in VIEWS}}
+        rotation = self.rotation
+        now = self.clock.monotonic()
+        place = rotation.views.index(rotation.current) + 1
+        shown = f"{titles[rotation.current]} {place}/{len(rotation.views)}"
+        if rotation.paused(now):
+            return f"{shown}\n⏸ paused by a key\nresumes {PAUSE_SECONDS / 60:.0f} min after it"
+        following = titles[rotation.following()]
+        return f"{shown}\nnext: {following} in {rotation.seconds_left(now):.0f} s\nany key pauses"
 
     # --- actions -------------------------------------------------------------
 
@@ -443,12 +576,16 @@ class NocApp(App[None]):
         self.notify(f"demo: {region} now {fault.value}", timeout=3, markup=False)
 
     def action_help(self) -> None:
+        # The keys in force after [keys], each with the id that remaps it.
         keys = [
-            (self.get_key_display(active.binding), active.binding.description)
+            (
+                self.get_key_display(active.binding),
+                active.binding.description,
+                active.binding.id or "",
+            )
             for active in self.screen.active_bindings.values()
             if active.binding.description and active.enabled
         ]
-        keys.append(("ctrl+p", "Command palette: every action by name"))
         notes = [
             "",
             "Arrow keys move through the health table; the highlighted",
@@ -456,6 +593,7 @@ class NocApp(App[None]):
         ]
         if self.read_only:
             notes.append("Read-only: failover and failback are removed.")
+        notes.append('Remap a key by its id in [keys], e.g. refresh = "ctrl+r".')
         self.push_screen(HelpScreen(keys, notes))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -502,3 +640,68 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Demo faults", "Inject a fault into the demo estate", self.action_faults
             )
+
+
+def verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:
+    """What an operator acts on: every health, failure count and error, which region is
+    active, whether the picture can be trusted, and the alerts."""
+    return (
+        snapshot.authority,
+        snapshot.cut_off,
+        snapshot.stale,
+        snapshot.alerts,
+        tuple((r.health, r.is_active, r.store.reachable) for r in snapshot.regions),
+        tuple(
+            (c.health, c.consecutive_failures, c.last.error if c.last else None)
+            for r in snapshot.regions
+            for c in r.checks
+        ),
+    )
+
+
+def binding_ids() -> list[str]:
+    """Every binding id `[keys]` may remap: the app's, and those of every screen noc defines."""
+    classes: list[type[DOMNode]] = [NocApp]
+    pending: list[type[Screen[Any]]] = [Screen]
+    while pending:
+        screen = pending.pop()
+        pending.extend(screen.__subclasses__())
+        if screen.__module__.startswith("widgets."):
+            classes.append(screen)
+    return sorted(
+        {
+            binding.id
+            for cls in classes
+            for binding in cls.BINDINGS
+            if isinstance(binding, Binding) and binding.id
+        }
+    )
+
+
+def _checked_keymap(keys: Mapping[str, str], source: str) -> dict[str, str]:
+    """`[keys]` once every id in it is known and no key does two things; else a ConfigError.
+
+    Textual would quietly drop a binding whose key was given to another one.
+    """
+    source = source or "<config>"
+    known = binding_ids()
+    problems = [
+        f"{source}: keys.{binding_id}: unknown binding id (valid ids: {', '.join(known)})"
+        for binding_id in keys
+        if binding_id not in known
+    ]
+    keymap = NocApp._normalize_keymap(keys)
+    holders: dict[str, list[str]] = {}
+    for binding in NocApp.BINDINGS:
+        if isinstance(binding, Binding) and binding.id:
+            in_force = keymap.get(binding.id) or NocApp._normalize_keymap({"": binding.key})[""]
+            for key in in_force.split(","):
+                holders.setdefault(key, []).append(binding.id)
+    problems.extend(
+        f"{source}: keys: {key!r} is the key of both {' and '.join(ids)}; give each its own"
+        for key, ids in holders.items()
+        if len(ids) > 1
+    )
+    if problems:
+        raise ConfigError(problems)
+    return dict(keys)

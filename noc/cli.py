@@ -14,11 +14,19 @@ from typing import Any, NoReturn
 from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
 from noc.check import Status, report_json, report_text, verdict
 from noc.clock import SystemClock
-from noc.config import EXAMPLE, ConfigError, LoadedConfig, effective_values, load_config
+from noc.config import (
+    EXAMPLE,
+    ConfigError,
+    LoadedConfig,
+    NocConfig,
+    effective_values,
+    load_config,
+)
 from noc.failover import execute, plan_action, plan_record
 from noc.model import ActionKind, ActionPlan
 from noc.scheduler import Scheduler
 from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
+from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
 EXIT_USAGE = 3
 
@@ -44,10 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="hide every action that changes anything"
     )
+    add_display_flags(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="run the dashboard on a simulated three-region estate")
     demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
+    add_display_flags(demo, default=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check", parents=[common], help="one collection round, Nagios-style"
@@ -79,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--list", dest="lists", action="append", metavar="LIST", help="only this list (repeatable)"
     )
 
+    serve = commands.add_parser(
+        "serve", parents=[common], help="publish the dashboard to browsers (textual-serve)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--public-url", metavar="URL", help="the URL browsers use, if not host:port")
+    serve.add_argument("--demo", action="store_true", help="serve the simulated estate")
+    add_display_flags(serve, default=argparse.SUPPRESS)
+
     audit = commands.add_parser("audit", help="show the audit log")
     audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
     audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
@@ -103,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sync": _sync,
         "audit": _audit,
         "config": _config,
+        "serve": _serve,
     }
     try:
         return handlers[args.command](args)
@@ -129,12 +151,19 @@ def _log_to_file() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
+def _with_display_flags(config: NocConfig, args: argparse.Namespace) -> tuple[NocConfig, bool]:
+    """The configuration with the display flags applied, and whether it is read-only."""
+    ui = apply_display_flags(config.ui, args)
+    return config.model_copy(update={"ui": ui}), is_read_only(ui, args)
+
+
 def _run_dashboard(args: argparse.Namespace) -> int:
     loaded = _load(args)
     from noc.app import NocApp
 
     _log_to_file()
-    NocApp(loaded.config, read_only=args.read_only, config_path=str(loaded.path)).run()
+    config, read_only = _with_display_flags(loaded.config, args)
+    NocApp(config, read_only=read_only, config_path=str(loaded.path)).run()
     return 0
 
 
@@ -151,10 +180,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"noc demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        NocApp(config, read_only=args.read_only, faults=demo, config_path="demo estate").run()
+        config, read_only = _with_display_flags(config, args)
+        NocApp(config, read_only=read_only, faults=demo, config_path="demo estate").run()
     finally:
         demo.stop()
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from noc.serve import serve
+
+    return serve(args)
 
 
 def _collect(loaded: LoadedConfig) -> Any:

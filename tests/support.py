@@ -53,7 +53,9 @@ def estate_config(
     *,
     health: dict[str, Any] | None = None,
     urls: dict[str, str] | None = None,
+    **sections: Any,
 ) -> NocConfig:
+    """Three regions, two checks each; `sections` adds top-level sections ([ui], [keys])."""
     regions = []
     for rid, name, role, location in REGIONS:
         region: dict[str, Any] = {
@@ -76,6 +78,7 @@ def estate_config(
             "estate": {"name": "mail-prod", "topology": "active-passive"},
             "health": health or {"interval_seconds": 30, "failure_threshold": 3},
             "regions": regions,
+            **sections,
         }
     )
 

@@ -170,7 +170,7 @@ async def test_help_lists_the_keys(tmp_path: Path, stores: dict[str, RedisServer
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, ModalScreen))
-        keys = dict(app.screen.keys)  # type: ignore[attr-defined]
+        keys = {key: text for key, text, _ in app.screen.keys}  # type: ignore[attr-defined]
         assert (
             keys["f"] == "Failover"
             and keys["r"] == "Refresh"

@@ -28,6 +28,7 @@ from textual.screen import ModalScreen
 
 from noc.app import NocApp
 from noc.clock import FakeClock
+from noc.config import NocConfig
 from noc.model import Fault
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
@@ -49,9 +50,10 @@ class StillFaults:
         self.faults[region_id] = fault
 
 
-def make_app(tmp_path: Path, state: str, **kwargs: Any) -> NocApp:
+def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwargs: Any) -> NocApp:
     clock = FakeClock()
-    config = {"data": with_replication, "dns": with_dns}.get(state, lambda c: c)(estate_config())
+    scenario = {"data": with_replication, "dns": with_dns}.get(state, lambda c: c)
+    config = config or scenario(estate_config())
     app = NocApp(
         config,
         clock=clock,

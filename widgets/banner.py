@@ -73,12 +73,16 @@ class Banner(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Repainted only when its words change, not with every snapshot.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    _lines: tuple[Content, ...] = ()
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
-        self.set_class(snapshot is not None and bool(banner_lines(snapshot)), "-shown")
+        lines = () if snapshot is None else tuple(banner_lines(snapshot))
+        self.set_class(bool(lines), "-shown")
+        if lines != self._lines:
+            self._lines = lines
+            self.refresh(layout=True)
 
     def render(self) -> RenderResult:
-        if self.snapshot is None:
-            return ""
-        return Content("\n").join(banner_lines(self.snapshot))
+        return Content("\n").join(self._lines)

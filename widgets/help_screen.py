@@ -1,4 +1,4 @@
-"""`?`: every key in force right now (after any remapping), and what it does."""
+"""`?`: every key in force right now (after any remapping), what it does, and its id."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class HelpScreen(ModalScreen[None]):
         background: $background 60%;
     }
     HelpScreen > VerticalScroll {
-        width: 64;
+        width: 76;
         max-width: 100%;
         height: auto;
         max-height: 90%;
@@ -34,19 +34,27 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="dialog.close"),
-        Binding("question_mark", "close", "Close", show=False),
+        Binding("question_mark", "close", "Close", show=False, id="help.close"),
     ]
 
-    def __init__(self, keys: list[tuple[str, str]], notes: list[str]) -> None:
+    def __init__(self, keys: list[tuple[str, str, str]], notes: list[str]) -> None:
+        """`keys` holds (key, what it does, binding id) triples; the id is what [keys] remaps."""
         super().__init__()
         self.keys = keys
         self.notes = notes
 
     def compose(self) -> ComposeResult:
-        width = max((len(k) for k, _ in self.keys), default=4)
+        width = max((len(k) for k, _, _ in self.keys), default=4)
+        text_width = max((len(t) for _, t, _ in self.keys), default=0)
         lines = [
-            Content.assemble(Content.styled(f"{key:>{width}}", "bold $accent"), "  ", text)
-            for key, text in self.keys
+            Content.assemble(
+                Content.styled(f"{key:>{width}}", "bold $accent"),
+                "  ",
+                text.ljust(text_width),
+                "  ",
+                Content.styled(binding_id, "$foreground-muted"),
+            ).rstrip()
+            for key, text, binding_id in self.keys
         ]
         lines.extend(Content.styled(note, "$foreground-muted") for note in self.notes)
         with VerticalScroll():

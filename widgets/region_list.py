@@ -129,6 +129,20 @@ def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:
     return lines, total
 
 
+def regions_shown(snapshot: EstateSnapshot | None) -> tuple[object, ...] | None:
+    """Everything the list and the map draw of the regions.
+
+    A new snapshot arrives every second (ages and the clock move); when this has
+    not changed, repainting would only resend the same cells over the wire.
+    """
+    if snapshot is None:
+        return None
+    return tuple(
+        (r.id, r.name, r.role, r.location, r.health, r.is_active, r.store.reachable is False)
+        for r in snapshot.regions
+    )
+
+
 def region_lines(regions: Sequence[RegionStatus], width: int) -> list[Content]:
     """One aligned line per region, as spelled out as `width` cells allow."""
     if not regions:
@@ -141,7 +155,20 @@ def region_lines(regions: Sequence[RegionStatus], width: int) -> list[Content]:
     return lines
 
 
-class RegionList(Widget):
+class RegionsWidget(Widget):
+    """A widget that draws the regions, repainted only when what it draws of them changes."""
+
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    _shown: tuple[object, ...] | None = None
+
+    def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
+        shown = regions_shown(snapshot)
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh(layout=True)
+
+
+class RegionList(RegionsWidget):
     """Every region on its own line: the narrow-terminal stand-in for the region map."""
 
     DEFAULT_CSS = """
@@ -151,8 +178,6 @@ class RegionList(Widget):
         text-overflow: ellipsis;
     }
     """
-
-    snapshot: reactive[EstateSnapshot | None] = reactive(None, layout=True)
 
     def render(self) -> RenderResult:
         if self.snapshot is None:

@@ -19,14 +19,19 @@ from functools import lru_cache
 
 from textual.app import RenderResult
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
-from textual.widget import Widget
 
-from noc.model import EstateSnapshot, RegionStatus
+from noc.model import RegionStatus
 from widgets.health_style import ACTIVE_MARK, COLOR
 from widgets.landmask import land_mask
-from widgets.region_list import DETAILS, MUTED, WAITING, region_cells, region_lines
+from widgets.region_list import (
+    DETAILS,
+    MUTED,
+    WAITING,
+    RegionsWidget,
+    region_cells,
+    region_lines,
+)
 
 LAT_TOP = 80.0
 LAT_BOTTOM = -58.0
@@ -214,7 +219,7 @@ def layout_regions(regions: Sequence[RegionStatus], width: int, height: int) -> 
     return None
 
 
-class RegionMap(Widget):
+class RegionMap(RegionsWidget):
     """A world map with every region's location, role, health, and which one is active."""
 
     COMPONENT_CLASSES = {"region-map--land", "region-map--leader"}
@@ -233,8 +238,6 @@ class RegionMap(Widget):
         }
     }
     """
-
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
 
     def render(self) -> RenderResult:
         width, height = self.content_size

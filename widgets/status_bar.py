@@ -8,7 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import AlertState, EstateSnapshot, Severity
-from widgets.health_style import ACTIVE_MARK
+from widgets.health_style import ACTIVE_MARK, age_text
 
 
 def liveness(snapshot: EstateSnapshot) -> Content:
@@ -40,10 +40,10 @@ def alert_counts(snapshot: EstateSnapshot) -> Content:
     return Content(" ").join(parts)
 
 
-def poll_age(snapshot: EstateSnapshot) -> str:
+def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False, verb: str = "polled") -> str:
     if snapshot.last_poll_age is None:
         return "no poll yet"
-    return f"polled {snapshot.last_poll_age:.0f}s ago"
+    return f"{verb} {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
 
 
 class StatusBar(Widget):
@@ -58,30 +58,40 @@ class StatusBar(Widget):
 
     snapshot: reactive[EstateSnapshot | None] = reactive(None)
 
+    def __init__(self, *, seconds: bool = True) -> None:
+        """`seconds=False` for low bandwidth: a clock without seconds, ages in 10 s steps."""
+        super().__init__()
+        self.seconds = seconds
+
     def render(self) -> RenderResult:
         snapshot = self.snapshot
         if snapshot is None:
             return Content.styled(" noc  starting…", "$foreground-muted")
-        narrow = self.size.width <= 80
         separator = Content.styled(" │ ", "$foreground-muted")
         active = snapshot.active_region
-        parts: list[Content] = [
-            Content.styled(f" {snapshot.estate}", "bold"),
+        clock = snapshot.generated_at.strftime("%H:%M:%S UTC" if self.seconds else "%H:%M UTC")
+        # (part, shed order): when the bar is too narrow, parts go whole, lowest
+        # first, rather than the line being cut at the edge; None never goes.
+        parts: list[tuple[Content, int | None]] = [
+            (Content.styled(f" {snapshot.estate}", "bold"), None),
+            (Content(snapshot.topology.value), 0),
+            (
+                Content.styled(f"{ACTIVE_MARK} active {active}", "bold $accent")
+                if active
+                else Content.styled("active ? unknown", "bold $error"),
+                None,
+            ),
         ]
-        if not narrow:
-            parts.append(Content(snapshot.topology.value))
-        parts.append(
-            Content.styled(f"{ACTIVE_MARK} active {active}", "bold $accent")
-            if active
-            else Content.styled("active ? unknown", "bold $error")
-        )
         if snapshot.authority.split:
-            parts.append(Content.styled("⚠ SPLIT", "bold $error"))
+            parts.append((Content.styled("⚠ SPLIT", "bold $error"), None))
         if snapshot.read_only:
-            parts.append(Content.styled("⊘ READ-ONLY", "bold reverse"))
-        clock = snapshot.generated_at.strftime("%H:%M:%S UTC")
-        parts.append(alert_counts(snapshot))
-        age = poll_age(snapshot)
-        parts.extend([Content(clock), Content(age.removeprefix("polled ") if narrow else age)])
-        parts.append(liveness(snapshot))
-        return separator.join(parts)
+            parts.append((Content.styled("⊘ READ-ONLY", "bold reverse"), None))
+        age = poll_age(snapshot, coarse=not self.seconds)
+        parts.append((alert_counts(snapshot), 3))
+        parts.extend([(Content(clock), 2), (Content(age), 1), (liveness(snapshot), None)])
+        while separator.join(part for part, _ in parts).cell_length > self.size.width:
+            sheddable = [entry for entry in parts if entry[1] is not None]
+            if not sheddable:
+                break
+            parts.remove(min(sheddable, key=lambda entry: entry[1] or 0))
+        return separator.join(part for part, _ in parts)

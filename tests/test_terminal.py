@@ -1,0 +1,95 @@
+"""When the terminal goes away, noc goes too: promptly, without spinning, leaving nothing.
+
+Real `noc demo` processes on real pseudo-terminals; the terminal is hung up the
+way sshd or tmux does it. The bounds are generous (the requirement: 5 s); the
+measured figures are in bench/tty_hangup.py and the README.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from ptyproc import PtyProcess
+
+EXIT_WITHIN_SECONDS = 5.0
+# The clean way out (stop the scheduler and the demo's servers) costs a few tenths
+# of a CPU second; a busy loop would burn about one per second until killed.
+CPU_BOUND_SECONDS = 2.0
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[PtyProcess]]:
+    processes: list[PtyProcess] = []
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def start_demo(spawned: list[PtyProcess], tmp_path: Path, *, block_sighup: bool) -> PtyProcess:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    argv = [sys.executable, "-m", "noc", "demo"]
+    process = PtyProcess.spawn(argv, env=env, block_sighup=block_sighup)
+    spawned.append(process)
+    assert process.read_until(b"LIVE", timeout=60), process.output[-2000:]
+    return process
+
+
+@pytest.mark.parametrize("block_sighup", [False, True], ids=["sighup", "no-sighup"])
+def test_hung_up_terminal_ends_noc(
+    spawned: list[PtyProcess], tmp_path: Path, block_sighup: bool
+) -> None:
+    process = start_demo(spawned, tmp_path, block_sighup=block_sighup)
+    servers = process.children()
+    assert servers, "the demo runs its redis-servers as child processes"
+    process.hang_up()
+    ended = process.wait(EXIT_WITHIN_SECONDS)
+    assert ended is not None, f"noc still running {EXIT_WITHIN_SECONDS} s after the hang-up"
+    assert ended.code == 0
+    assert ended.cpu_seconds < CPU_BOUND_SECONDS
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()]
+
+
+def test_output_that_cannot_be_written_ends_noc(tmp_path: Path) -> None:
+    """The screen goes out on stderr (Textual's choice); here it is a pipe whose reader
+    goes away, so every write fails: noc must neither hang nor spin."""
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noc", "demo"],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        assert process.stderr is not None
+        drawn = b""
+        while b"LIVE" not in drawn:
+            chunk = process.stderr.read1(65536)
+            assert chunk, drawn[-2000:]
+            drawn += chunk
+        process.stderr.close()
+        process.wait(timeout=EXIT_WITHIN_SECONDS)
+        assert process.returncode == 0
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+
+
+def test_steady_state_output_stays_small(spawned: list[PtyProcess], tmp_path: Path) -> None:
+    """Once settled, noc resends only what changed: the clock line and the rows whose
+    numbers moved. Repainting whole widgets every second was about 4,800 bytes/s at
+    80x24; bench/tty_bandwidth.py gives the figures beside htop."""
+    process = start_demo(spawned, tmp_path, block_sighup=False)
+    process.read_for(4)
+    assert process.read_for(10) / 10 < 2000
