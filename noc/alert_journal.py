@@ -106,18 +106,21 @@ class AlertJournal:
     def restore(self, book: AlertBook) -> list[int]:
         """Fold the journal into `book`; returns the numbers of damaged lines skipped."""
         read = read_jsonl(self.path)
-        last_alert: dict[str, dict[str, Any]] = {}
         acks: dict[str, Ack] = {}
         silences: dict[str, Silence] = {}
         resolved: list[Alert] = []
-        for record in read.records:
+        firing: dict[str, Alert] = {}
+        for number, record in enumerate(read.records, start=1):
             try:
                 kind = record["event"]
                 if kind == "alert":
-                    last_alert[record["alert"]["id"]] = record
-                    if record["transition"] == "resolved":
-                        resolved.append(_alert(record["alert"]))
-                        acks.pop(record["alert"]["id"], None)
+                    alert = _alert(record["alert"])
+                    if record["transition"] == "firing":
+                        firing[alert.id] = alert
+                    elif record["transition"] == "resolved":
+                        firing.pop(alert.id, None)
+                        resolved.append(alert)
+                        acks.pop(alert.id, None)
                 elif kind == "ack":
                     acks[record["alert_id"]] = Ack(
                         record["by"], record["note"], _time(record["at"])
@@ -126,10 +129,11 @@ class AlertJournal:
                     silence = _silence(record["silence"])
                     silences[silence.id] = silence
             except (KeyError, ValueError, TypeError, AttributeError):
-                read.damaged_lines.append(-1)
-        for record in last_alert.values():
-            if record["transition"] == "firing":
-                book.restore_firing(_alert(record["alert"]))
+                # A well-formed line noc cannot use (an older or edited record):
+                # skipped and reported, never a reason not to start.
+                read.damaged_lines.append(number)
+        for alert in firing.values():
+            book.restore_firing(alert)
         for alert in resolved[-RESOLVED_KEPT:]:  # oldest first: each goes to the front
             book.restore_resolved(alert)
         for alert_id, ack in acks.items():

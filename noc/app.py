@@ -69,6 +69,9 @@ from widgets.wall_header import WallHeader
 
 # Everything that changes the world or the record; --read-only removes them all.
 OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence", "sync_now"})
+# One operator action at a time, and none ever cancels another: the group is
+# checked, not exclusive (an exclusive worker would cancel a failover mid-write).
+OPERATOR_GROUP = "operator-action"
 MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {
     "faults", "help", "select_region", "refresh", "next_view", "lag_detail", "sync_detail",
     "deliverability_detail", "dns_detail",
@@ -166,6 +169,7 @@ class NocApp(App[None]):
             on_change=self._engine_changed,
             on_alerts=self._alerts_changed,
             state_dir=state_path,
+            read_only=read_only,
         )
         self.start_polling = start_polling
         self.config_path = config_path
@@ -377,8 +381,18 @@ class NocApp(App[None]):
 
     # --- actions -------------------------------------------------------------
 
+    def operator_actions_running(self) -> int:
+        return sum(1 for w in self.workers if w.group == OPERATOR_GROUP and not w.is_finished)
+
+    def _refuse_if_busy(self) -> bool:
+        """For an action starting by a path that skips check_action (the palette)."""
+        if self.operator_actions_running() > 1:
+            self.notify("Another operator action is still running; try again when it ends")
+            return True
+        return False
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in OPERATOR_ACTIONS and self.read_only:
+        if action in OPERATOR_ACTIONS and (self.read_only or self.operator_actions_running()):
             return False
         # App bindings stay live under a dialog or detail view: a stray key typed there
         # must never start (or, the worker being exclusive, replace) another action.
@@ -418,8 +432,10 @@ class NocApp(App[None]):
     def action_failback(self) -> None:
         self.operator_action(ActionKind.FAILBACK, self.config.primary.id)
 
-    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def operator_action(self, kind: ActionKind, target: str) -> None:
+        if self._refuse_if_busy():
+            return
         plan = plan_action(self.snapshot(), self.config, kind, target, operator_identity())
         await self.audit.aappend("planned", **plan_record(plan, via="tui"))
         if not plan.allowed and not plan.needs_force:
@@ -439,18 +455,31 @@ class NocApp(App[None]):
                 )
                 return
             plan = replace(plan, forced=True)
+        # The world may have moved while the dialog was open: decide on a fresh
+        # preflight, under the same action id, and refuse if it no longer holds.
+        fresh = plan_action(self.snapshot(), self.config, kind, target, operator_identity())
+        plan = replace(fresh, action_id=plan.action_id, forced=plan.forced)
+        if not plan.allowed:
+            await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
+            self.notify(f"{kind.value} refused on a fresh preflight: {plan.refusal}",
+                        severity="error", timeout=10, markup=False)  # fmt: skip
+            return
         await self.audit.aappend(
             "confirmed", **plan_record(plan, reason=confirmation.reason, confirmation="typed")
         )
-        result = await execute(
-            plan, confirmation.reason, self.scheduler.stores, self.audit, self.clock
+        # Shielded: once writes begin they finish, are read back and audited, whatever
+        # else happens in the app.
+        result = await asyncio.shield(
+            execute(plan, confirmation.reason, self.scheduler.stores, self.audit, self.clock)
         )
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         await self.push_screen(ActionResultScreen(result))
 
-    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_ack(self) -> None:
+        if self._refuse_if_busy():
+            return
         alert = next(
             (a for a in self.snapshot().alerts if a.id == self.selected_alert),
             None,
@@ -471,8 +500,10 @@ class NocApp(App[None]):
         await self.audit.aappend("ack", alert_id=alert.id, note=note, **operator)
         self.refresh_snapshot()
 
-    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_silence(self) -> None:
+        if self._refuse_if_busy():
+            return
         alert = next((a for a in self.snapshot().alerts if a.id == self.selected_alert), None)
         dialog = SilenceDialog(alert.rule if alert else "", alert.region if alert else None)
         request = await self.push_screen(dialog, wait_for_dismiss=True)
@@ -498,7 +529,7 @@ class NocApp(App[None]):
         self.refresh_snapshot()
 
     def start_expire_silence(self, silence_id: str) -> None:
-        self.run_worker(self.expire_silence(silence_id), group="operator-action")
+        self.run_worker(self.expire_silence(silence_id), group=OPERATOR_GROUP)
 
     async def expire_silence(self, silence_id: str) -> None:
         expired = self.scheduler.engine.alerts.expire(silence_id)
@@ -510,8 +541,10 @@ class NocApp(App[None]):
         self.notify(f"Silence {expired.describe()} expired", markup=False)
         self.refresh_snapshot()
 
-    @work(exclusive=True, group="operator-action", exit_on_error=False)
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_sync_now(self) -> None:
+        if self._refuse_if_busy():
+            return
         sample = self.snapshot().suppression
         if sample is None:
             self.notify("No suppression data yet (needs two regions with a store)", timeout=4)
@@ -537,7 +570,11 @@ class NocApp(App[None]):
     def action_lag_detail(self) -> None:
         links = self.snapshot().replication
         if not links:
-            self.notify("No replication links configured ([[replication]] in config)", timeout=4)
+            self.notify(
+                "No replication links configured ([[replication]] in config)",
+                timeout=4,
+                markup=False,
+            )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
         self._show_detail(LagDetailScreen(worst.id))
@@ -560,7 +597,7 @@ class NocApp(App[None]):
     def action_dns_detail(self) -> None:
         snapshot = self.snapshot()
         if not (snapshot.dns or snapshot.email_auth or snapshot.dnsbl):
-            self.notify("No DNS data yet ([dns] and [email] in config)", timeout=4)
+            self.notify("No DNS data yet ([dns] and [email] in config)", timeout=4, markup=False)
             return
         self._show_detail(DnsScreen())
 
@@ -598,7 +635,10 @@ class NocApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if not self.read_only:
+        # Operator commands only from the main screen, with no action in progress:
+        # palette commands run without check_action.
+        on_main = screen is self.screen_stack[0]
+        if not self.read_only and on_main and not self.operator_actions_running():
             yield SystemCommand(
                 "Fail over", "Fail over to the selected region (STOP pattern)", self.action_failover
             )

@@ -234,7 +234,16 @@ def _print_plan(plan: ActionPlan) -> None:
         print(f"  store {store.region_id}: {state}; will be written")
 
 
+def _refuse_read_only(args: argparse.Namespace) -> bool:
+    if getattr(args, "read_only", False):
+        print(f"noc {args.command}: refused: --read-only was given", file=sys.stderr)
+        return True
+    return False
+
+
 def _action(args: argparse.Namespace) -> int:
+    if _refuse_read_only(args):
+        return EXIT_USAGE
     loaded = _load(args)
     kind = ActionKind(args.command)
     clock = SystemClock()
@@ -292,6 +301,8 @@ def _confirm_on_terminal(plan: ActionPlan) -> bool:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    if _refuse_read_only(args):
+        return EXIT_USAGE
     loaded = _load(args)
     clock = SystemClock()
     try:

@@ -108,14 +108,7 @@ class CheckConfig(CheckTuning):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"has an invalid port: {exc}") from None
-        return value
+        return _check_http_url(value)
 
     @model_validator(mode="after")
     def _json_pair(self) -> Self:
@@ -155,9 +148,7 @@ class RegionConfig(_Strict):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+        return None if value is None else _check_redis_url(value)
 
 
 class FailoverConfig(_Strict):
@@ -189,6 +180,10 @@ class ReplicationConfig(_Strict):
     def _metric_for_metrics(self) -> Self:
         if self.kind != "redis" and not self.metric:
             raise ValueError(f'kind = "{self.kind}" needs metric (the series or path holding lag)')
+        if self.kind == "redis":
+            _check_redis_url(self.url)
+        else:
+            _check_http_url(self.url)
         return self
 
     @property
@@ -206,6 +201,35 @@ class ReplicationConfig(_Strict):
             threshold_seconds=self.threshold_seconds,
             sustain_seconds=self.sustain_seconds,
         )
+
+
+def _check_redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port: {exc}") from None
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port: {exc}") from None
+    return value
+
+
+def _check_pattern(value: str, *placeholders: str) -> str:
+    missing = [p for p in placeholders if "{" + p + "}" not in value]
+    if missing:
+        raise ValueError(f"must contain {', '.join('{' + p + '}' for p in missing)}")
+    return value
 
 
 def _resolver(text: str) -> str:
@@ -261,6 +285,12 @@ class SuppressionConfig(_Strict):
 
     enabled: bool = True
     key_pattern: str = "suppression:{list}"
+
+    @field_validator("key_pattern")
+    @classmethod
+    def _list_placeholder(cls, value: str) -> str:
+        return _check_pattern(value, "list")
+
     lists: list[str] = Field(default_factory=lambda: ["unsubscribe", "hard_bounce", "complaint"])
     lookback_seconds: float = Field(default=3600, gt=0)
     slo_seconds: float = Field(default=60, gt=0)  # honoured in every region within this
@@ -276,6 +306,17 @@ class DeliverabilityConfig(_Strict):
     # Gmail's bulk-sender limits: keep complaints below 0.1 %, never reach 0.3 %.
     complaint_warn_rate: float = Field(default=0.001, gt=0, lt=1)
     complaint_critical_rate: float = Field(default=0.003, gt=0, lt=1)
+
+    @field_validator("key_pattern")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return _check_pattern(value, "event", "minute")
+
+    @model_validator(mode="after")
+    def _warn_below_critical(self) -> Self:
+        if self.complaint_warn_rate >= self.complaint_critical_rate:
+            raise ValueError("complaint_warn_rate must be below complaint_critical_rate")
+        return self
 
 
 class RuleOverride(_Strict):

@@ -178,7 +178,13 @@ class Engine:
         )
 
     def evaluate_alerts(self) -> list[AlertNotice]:
-        """Run every rule against the current state; returns the alert transitions."""
+        """Run every rule against the current state; returns the alert transitions.
+
+        Nothing is judged until every check has answered once (or a full cycle has
+        passed): right after a restart there is no data yet, and alerts restored as
+        firing must not resolve, only to fire and page again, for lack of it."""
+        if not self._warmed_up():
+            return []
         snapshot = self.snapshot()
         conditions = [
             *estate_conditions(snapshot),
@@ -205,6 +211,11 @@ class Engine:
             self._cut_off_since = None
         elif not self.cut_off and self._everything_unreachable():
             self._enter_cut_off(sample)
+
+    def _warmed_up(self) -> bool:
+        if all(m.last is not None for m in self._machines.values()):
+            return True
+        return self.clock.monotonic() - self._started_at > self._longest_cycle
 
     def ingest_flag(self, sample: FlagSample) -> None:
         self._flags[sample.store_region] = sample

@@ -57,14 +57,17 @@ class LagSource(Protocol):
     async def aclose(self) -> None: ...
 
 
-def lag_source(link: ReplicationConfig, config: NocConfig, clock: Clock) -> LagSource:
+def lag_source(
+    link: ReplicationConfig, config: NocConfig, clock: Clock, *, read_only: bool = False
+) -> LagSource:
     if link.kind != "redis":
         return MetricsLagCollector(link.spec(), timeout_seconds=link.timeout_seconds, clock=clock)
     source = config.region(link.source)
     return RedisReplicationCollector(
         link.spec(),
         source_url=source.redis_url if source else None,
-        heartbeat_key=link.heartbeat_key or None,
+        # Read-only writes nothing anywhere, not even a heartbeat.
+        heartbeat_key=None if read_only else (link.heartbeat_key or None),
         timeout_seconds=link.timeout_seconds,
         clock=clock,
     )
@@ -80,6 +83,7 @@ class Scheduler:
         on_change: Callable[[], None] | None = None,
         on_alerts: Callable[[list[AlertNotice]], None] | None = None,
         state_dir: Path | None = None,
+        read_only: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -97,7 +101,8 @@ class Scheduler:
             if r.redis_url
         }
         self.lag_sources = {
-            link.link_id: lag_source(link, config, clock) for link in config.replication
+            link.link_id: lag_source(link, config, clock, read_only=read_only)
+            for link in config.replication
         }
         stores = {r.id: r.redis_url for r in config.regions if r.redis_url}
         self.suppression = (
@@ -206,7 +211,10 @@ class Scheduler:
     async def evaluate_alerts(self) -> None:
         notices = self.engine.evaluate_alerts()
         if notices and self.journal is not None:
-            await self.journal.record(notices)
+            try:
+                await self.journal.record(notices)
+            except OSError:  # a full disk must not stop the pages: notify regardless
+                log.exception("alert journal %s: cannot write", self.journal.path)
         if self.notifier is not None:
             for notice in notices:
                 await self.notifier.notify(notice)

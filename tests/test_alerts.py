@@ -185,3 +185,25 @@ def test_journal_restores_firing_acks_and_silences(tmp_path: Path) -> None:
     assert [s.comment for s in restarted.silences()] == ["known"]
     # Its condition is gone now: it resolves, once.
     assert [n.event for n in restarted.evaluate([])] == ["resolved"]
+
+
+def test_restored_firing_alert_waits_for_data_before_resolving() -> None:
+    """Right after a restart nothing has answered yet: a firing alert restored from the
+    journal must not resolve (and then fire and page again) for lack of data."""
+    clock = FakeClock()
+    engine = Engine(estate_config(), clock)
+    engine.alerts.restore_firing(
+        next(n.alert for n in AlertBook(clock, single_round=True).evaluate([DOWN]))
+    )
+    assert engine.evaluate_alerts() == []  # no data yet: nothing is judged
+    feed_flags(engine, clock, "ro")
+    feed_round(engine, clock, {"bg": REFUSED})
+    feed_round(engine, clock, {"bg": REFUSED})
+    feed_round(engine, clock, {"bg": REFUSED})
+    assert engine.evaluate_alerts() == []  # still down: still firing, no second page
+    for _ in range(3):  # recovery needs three successes
+        feed_flags(engine, clock, "ro")
+        feed_round(engine, clock)
+    assert [(n.event, n.alert.id) for n in engine.evaluate_alerts()] == [
+        ("resolved", "region_down:bg")
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 from replication_fixtures import ReplicatedPair, replicated_pair_fixture  # noqa: F401
-from support import REGIONS, estate_config
+from support import REFUSED, REGIONS, estate_config, feed_round
 
 from collectors.deliverability import minute_key
 from collectors.replication import RedisReplicationCollector
@@ -70,6 +70,7 @@ def firing(engine: Engine) -> dict[str, Severity]:
 def test_lag_over_threshold_fires_only_after_the_sustain_window() -> None:
     clock = FakeClock()
     engine = Engine(with_data(estate_config()), clock)
+    feed_round(engine, clock)  # alerts are judged once every check has answered
     for _ in range(6):
         lag(engine, clock, 95)
         assert "replication_lag:suppression:ro>bg" not in firing(engine)
@@ -83,6 +84,7 @@ def test_lag_over_threshold_fires_only_after_the_sustain_window() -> None:
 def test_a_down_link_is_critical_and_says_lag_is_a_lower_bound() -> None:
     clock = FakeClock()
     engine = Engine(with_data(estate_config()), clock, single_round=True)
+    feed_round(engine, clock)  # alerts are judged once every check has answered
     lag(engine, clock, 42, LinkState.DOWN)
     engine.evaluate_alerts()
     alert = next(a for a in engine.snapshot().alerts if a.rule == "replication_link_down")
@@ -93,6 +95,7 @@ def test_a_down_link_is_critical_and_says_lag_is_a_lower_bound() -> None:
 def test_unsynced_suppression_older_than_the_slo_and_complaints() -> None:
     clock = FakeClock()
     engine = Engine(estate_config(), clock, single_round=True)
+    feed_round(engine, clock)  # alerts are judged once every check has answered
     engine.ingest_suppression(
         SuppressionSample(
             clock.monotonic(), clock.utcnow(), 3600, (),
@@ -120,8 +123,7 @@ def test_unsynced_suppression_older_than_the_slo_and_complaints() -> None:
 def test_a_down_region_inhibits_its_own_sync_alert() -> None:
     clock = FakeClock()
     engine = Engine(estate_config(), clock, single_round=True)
-    from support import REFUSED, feed_round
-
+    feed_round(engine, clock)  # alerts are judged once every check has answered
     feed_round(engine, clock, {"bg": REFUSED})
     engine.ingest_suppression(
         SuppressionSample(
@@ -251,6 +253,7 @@ async def test_a_cut_link_goes_pending_then_fires_after_the_window(
     data["regions"][0]["redis_url"] = replicated_pair.source.url
     config = parse_config(data)
     engine = Engine(config, clock)
+    feed_round(engine, clock)  # alerts are judged once every check has answered
     link = config.replication[0]
     collector = RedisReplicationCollector(
         link.spec(), source_url=replicated_pair.source.url, clock=clock

@@ -53,12 +53,14 @@ class DnsScreen(SnapshotScreen):
     def prepare(self) -> None:
         # Explicit widths: DataTable under-measures styled cells.
         columns = {
+            # The verdict (region) before the detail: at 80 columns the answers may
+            # scroll out of sight, the verdict must not.
             "records": (
-                ("Record", 24),
-                ("Resolver", 18),
-                ("Answers", 30),
+                ("Record", 22),
+                ("Region", 26),
+                ("Resolver", 16),
                 ("TTL", 5),
-                ("Region", 20),
+                ("Answers", 30),
             ),
             "auth": (("Region", 6), ("SPF", 34), ("DKIM", 24), ("DMARC", 24), ("PTR", 28)),
             "dnsbl": (("IP", 16), ("Region", 6), ("Zone", 22), ("Listed", 10), ("Meaning", 48)),

@@ -69,7 +69,7 @@ def cells(
     fails = f"{check.consecutive_failures}/{target.failure_threshold}"
     row: dict[str, Content | str] = {
         "region": target.region_id,
-        "check": _clip(target.name, widths["check"]),
+        "check": Content(_clip(target.name, widths["check"])),
         "health": (
             Content.styled(f"({health_word(check.health)})", "italic $foreground-muted")
             if last_known
@@ -114,16 +114,25 @@ class HealthTable(DataTable[Content | str]):
 
     def watch_compact(self) -> None:
         if self.is_mounted:
-            self._build_columns()
-            self._fill()
+            self._rebuild()
 
     def watch_snapshot(self) -> None:
         self._fill()
 
     def on_resize(self) -> None:
         if self._error_width() != self._widths.get("error"):
-            self._build_columns()
-            self._fill()
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """New columns for a new width, keeping the highlighted row: it is the
+        operator's failover target, and a resize must not change it."""
+        selected = (
+            self.coordinate_to_cell_key(self.cursor_coordinate).row_key if self.row_count else None
+        )
+        self._build_columns()
+        self._fill()
+        if selected is not None and selected in self.rows:
+            self.move_cursor(row=self.get_row_index(selected))
 
     def _error_width(self) -> int:
         """The last error gets whatever the other columns leave."""
