@@ -214,7 +214,7 @@ async def test_replicas_follow_the_primary_and_region_stores_stay_writable(
         info = await eventually(
             partial(replication_info, estate.replica(target).url),
             lambda i: i.get("master_link_status") == "up",
-            within=5,
+            within=20,
         )
         assert info["role"] == "slave"
     # Each region's failover flag lives in its own store: none may be a read-only replica.
@@ -236,7 +236,7 @@ async def test_suppression_entries_reach_every_region(
         synced = await eventually(
             partial(score_of, stores(config)[region], key, member),
             lambda found: found is not None,
-            within=3,
+            within=15,
         )
         assert synced == score  # the sync keeps the time the entry was added
     sample = await suppression.poll()
@@ -301,7 +301,7 @@ async def test_break_replication_grows_lag_then_drops_the_link_and_restore_heals
     down = await eventually(lambda: replication("bg"), lambda s: s.link is LinkState.DOWN)
     assert down.lag_is_floor and down.lag_seconds is not None
     assert down.lag_seconds > lagging.lag_seconds
-    await eventually(lambda: replication("pa"), healthy, within=1)
+    await eventually(lambda: replication("pa"), healthy, within=10)
 
     await estate.inject("bg", Fault.RESTORE)
     healed = await eventually(lambda: replication("bg"), healthy)

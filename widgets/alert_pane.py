@@ -42,9 +42,12 @@ NO_ALERTS = Content.styled("✓ no alerts", "$success")
 
 
 def _age(since: datetime, now: datetime) -> str:
+    """Coarse on purpose: a row that changes every second is repainted every second."""
     seconds = max(0.0, (now - since).total_seconds())
+    if seconds < 60:
+        return "<1m"
     if seconds < 120:
-        return f"{seconds:.0f}s"
+        return "1m"
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.0f}h"
@@ -91,7 +94,9 @@ class AlertPane(DataTable[Content]):
             super().__init__()
             self.alert_id = alert_id
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Children update themselves; repainting the whole widget per snapshot would
+    # resend every line of it down an SSH link once a second.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", show_header=True)

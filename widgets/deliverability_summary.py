@@ -6,9 +6,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Label, Sparkline
+from textual.widgets import Sparkline
 
 from noc.model import DeliverabilitySample, EstateSnapshot
+from widgets.text_cell import TextCell
 
 
 def percent(rate: float | None) -> str:
@@ -64,7 +65,7 @@ class DeliverabilitySummary(Horizontal):
     DeliverabilitySummary.-shown {
         display: block;
     }
-    DeliverabilitySummary > Label {
+    DeliverabilitySummary > TextCell {
         width: 1fr;
     }
     DeliverabilitySummary > Sparkline {
@@ -75,7 +76,9 @@ class DeliverabilitySummary(Horizontal):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Children update themselves; repainting the whole widget per snapshot would
+    # resend every line of it down an SSH link once a second.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def __init__(self, warn_rate: float, critical_rate: float) -> None:
         super().__init__()
@@ -83,7 +86,7 @@ class DeliverabilitySummary(Horizontal):
         self.critical_rate = critical_rate
 
     def compose(self) -> ComposeResult:
-        yield Label()
+        yield TextCell()
         yield Sparkline([], summary_function=max)
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
@@ -91,7 +94,11 @@ class DeliverabilitySummary(Horizontal):
         self.set_class(sample is not None, "-shown")
         if sample is None or snapshot is None or not self.is_mounted:
             return
-        self.query_one(Label).update(
+        self.query_one(TextCell).show(
             summary(sample, snapshot.active_region, self.warn_rate, self.critical_rate)
         )
-        self.query_one(Sparkline).data = [float(n) for n in sample.estate_complaint_series]
+        # Only a changed series is repainted: every repaint is bytes down an SSH link.
+        series = [float(n) for n in sample.estate_complaint_series]
+        spark = self.query_one(Sparkline)
+        if list(spark.data or ()) != series:
+            spark.data = series

@@ -47,6 +47,14 @@ def reputation_words(snapshot: EstateSnapshot) -> Content:
     return Content("  ").join(parts)
 
 
+def dns_line(snapshot: EstateSnapshot) -> Content:
+    parts = [consensus_words(c, snapshot.active_region) for c in snapshot.consensus]
+    reputation = reputation_words(snapshot)
+    if reputation.plain:
+        parts.append(reputation)
+    return Content.assemble(Content.styled("DNS  ", "bold"), Content("  ").join(parts))
+
+
 class DnsSummary(Widget):
     DEFAULT_CSS = """
     DnsSummary {
@@ -58,20 +66,19 @@ class DnsSummary(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Repainted only when its words change: every repaint is bytes down an SSH link.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    _line = Content("")
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
         shown = snapshot is not None and bool(
             snapshot.consensus or snapshot.email_auth or snapshot.dnsbl
         )
         self.set_class(shown, "-shown")
+        line = dns_line(snapshot) if snapshot is not None else Content("")
+        if line != self._line:
+            self._line = line
+            self.refresh()
 
     def render(self) -> RenderResult:
-        snapshot = self.snapshot
-        if snapshot is None:
-            return ""
-        parts = [consensus_words(c, snapshot.active_region) for c in snapshot.consensus]
-        reputation = reputation_words(snapshot)
-        if reputation.plain:
-            parts.append(reputation)
-        return Content.assemble(Content.styled("DNS  ", "bold"), Content("  ").join(parts))
+        return self._line

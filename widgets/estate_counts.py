@@ -50,7 +50,9 @@ class EstateCounts(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Children update themselves; repainting the whole widget per snapshot would
+    # resend every line of it down an SSH link once a second.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def compose(self) -> ComposeResult:
         labels = {health.value: f"{health_word(health).upper()} regions" for health in Health}

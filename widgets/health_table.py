@@ -60,7 +60,7 @@ def cells(
     check: CheckStatus, widths: dict[str, int], *, last_known: bool = False, coarse: bool = False
 ) -> dict[str, Content | str]:
     """One row's cells; `last_known` marks a verdict held while noc is cut off, `coarse`
-    counts seconds in steps of ten (low bandwidth)."""
+    counts the down-in countdown in steps of ten (low bandwidth; ages always are)."""
     last = check.last
     target = check.target
     error = "" if last is None or last.error is None else str(last.error)
@@ -80,7 +80,9 @@ def cells(
         "fails": Content.styled(fails, "bold $error") if check.consecutive_failures else fails,
         "down_in": _seconds(check.seconds_until_down, coarse),
         "error": Content.styled(_clip(error, widths["error"]), "$text-error" if error else ""),
-        "age": _seconds(check.age_seconds, coarse),
+        # Ages always in ten-second steps: a fresh result reads "<10s", and the rows
+        # are not resent every second; the down-in countdown keeps its seconds.
+        "age": _seconds(check.age_seconds, True),
     }
     return {key: value for key, value in row.items() if key in widths}
 

@@ -16,6 +16,7 @@ from textual.reactive import reactive
 from textual.widgets import Label
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
+from widgets.text_cell import TextCell
 
 
 def link_name(link: LinkStatus) -> str:
@@ -79,17 +80,17 @@ class LagRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(Content(link_name(self.link)), classes="name")
-        yield Label(classes="spark")
-        yield Label(lag_words(self.link), classes="value")
+        yield TextCell(classes="spark")
+        yield TextCell(lag_words(self.link), classes="value")
 
     def on_resize(self) -> None:
         self.show(self.link)
 
     def show(self, link: LinkStatus) -> None:
         self.link = link
-        spark = self.query_one(".spark", Label)
-        spark.update(lag_sparkline(link, max(1, spark.size.width)))
-        self.query_one(".value", Label).update(lag_words(link))
+        spark = self.query_one(".spark", TextCell)
+        spark.show(lag_sparkline(link, max(1, spark.size.width)))
+        self.query_one(".value", TextCell).show(lag_words(link))
 
 
 class ReplicationPanel(Vertical):
@@ -103,7 +104,9 @@ class ReplicationPanel(Vertical):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Children update themselves; repainting the whole widget per snapshot would
+    # resend every line of it down an SSH link once a second.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
         links = () if snapshot is None else snapshot.replication

@@ -18,7 +18,9 @@ class SnapshotScreen(Screen[None]):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Children update themselves; repainting the whole widget per snapshot would
+    # resend every line of it down an SSH link once a second.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def __init__(self) -> None:
         super().__init__()

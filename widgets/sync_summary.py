@@ -48,19 +48,27 @@ class SyncSummary(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Repainted only when its words change: every repaint is bytes down an SSH link.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def __init__(self, slo_seconds: float) -> None:
         super().__init__()
         self.slo_seconds = slo_seconds
+        self._line = Content("")
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
-        self.set_class(snapshot is not None and snapshot.suppression is not None, "-shown")
+        sample = None if snapshot is None else snapshot.suppression
+        self.set_class(sample is not None, "-shown")
+        line = (
+            Content("")
+            if sample is None
+            else Content.assemble(
+                Content.styled("Suppression  ", "bold"), sync_words(sample, self.slo_seconds)
+            )
+        )
+        if line != self._line:
+            self._line = line
+            self.refresh()
 
     def render(self) -> RenderResult:
-        sample = None if self.snapshot is None else self.snapshot.suppression
-        if sample is None:
-            return ""
-        return Content.assemble(
-            Content.styled("Suppression  ", "bold"), sync_words(sample, self.slo_seconds)
-        )
+        return self._line
