@@ -56,14 +56,32 @@ class StatusBar(Widget):
     }
     """
 
-    snapshot: reactive[EstateSnapshot | None] = reactive(None)
+    # Repainted only when the line changes (a clock without seconds: once a minute).
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
 
     def __init__(self, *, seconds: bool = True) -> None:
         """`seconds=False` for low bandwidth: a clock without seconds, ages in 10 s steps."""
         super().__init__()
         self.seconds = seconds
 
+    _line: Content | None = None
+
+    def watch_snapshot(self) -> None:
+        self._repaint_if_changed()
+
+    def on_resize(self) -> None:
+        self._repaint_if_changed()
+
+    def _repaint_if_changed(self) -> None:
+        line = self._compose_line()
+        if self._line is None or (line.plain, line.spans) != (self._line.plain, self._line.spans):
+            self._line = line
+            self.refresh()
+
     def render(self) -> RenderResult:
+        return self._line if self._line is not None else self._compose_line()
+
+    def _compose_line(self) -> Content:
         snapshot = self.snapshot
         if snapshot is None:
             return Content.styled(" noc  starting…", "$foreground-muted")
