@@ -581,7 +581,13 @@ def _describe(path: Path | str, error: Any) -> str:
         received = error.get("input")
         shown = received if not isinstance(received, dict | list) else None
         fix = f"got {_safe_repr(key, shown)}" if shown is not None else ""
-    return f"{path}: {key}: {message}" + (f" ({fix})" if fix else "")
+    return f"{_source(path, key)}: {key}: {message}" + (f" ({fix})" if fix else "")
+
+
+def _source(path: Path | str, key: str) -> str:
+    """Where a bad value came from: an environment override wins over the file."""
+    variable = ENV_PREFIX + key.replace(".", "__").upper()
+    return f"{path} (overridden by ${variable})" if variable in os.environ else str(path)
 
 
 def _safe_repr(key: str, value: Any) -> str:
