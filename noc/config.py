@@ -203,26 +203,27 @@ class ReplicationConfig(_Strict):
         )
 
 
-def _check_redis_url(value: str) -> str:
+def _check_url(value: str, schemes: tuple[str, ...], *, host: bool) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if parts.scheme not in schemes or (host and not parts.hostname):
+        *first, last = (f"{scheme}://" for scheme in schemes)
+        names = f"{', '.join(first)} or {last}"
+        raise ValueError(
+            f"must be a URL starting with {names}" + (" and naming a host" if host else "")
+        )
     try:
         _ = parts.port
     except ValueError as exc:
         raise ValueError(f"has an invalid port: {exc}") from None
     return value
+
+
+def _check_redis_url(value: str) -> str:
+    return _check_url(value, ("redis", "rediss", "unix"), host=False)
 
 
 def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    try:
-        _ = parts.port
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {exc}") from None
-    return value
+    return _check_url(value, ("http", "https"), host=True)
 
 
 def _check_pattern(value: str, *placeholders: str) -> str:
