@@ -192,3 +192,16 @@ def test_dns_detail(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) ->
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path, "dns"), terminal_size=size, run_before=open_detail)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("key", ["a", "s"], ids=["ack", "silence"])
+def test_alert_dialogs(snap_compare: Any, tmp_path: Path, size: tuple[int, int], key: str) -> None:
+    async def open_dialog(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        pilot.app.query_one("#alerts").focus()
+        await pilot.pause()
+        await pilot.press(key)
+        await wait_for_dialogs(pilot, 1)
+
+    assert snap_compare(make_app(tmp_path, "ro-down"), terminal_size=size, run_before=open_dialog)

@@ -50,6 +50,17 @@ class SilenceDialog(ModalScreen[SilenceRequest | None]):
         width: 100%;
         content-align: center middle;
     }
+    SilenceDialog .field {
+        height: 3;
+    }
+    SilenceDialog .field > Label {
+        width: 8;
+        padding: 1 1 0 0;
+        text-style: bold;
+    }
+    SilenceDialog .field > Input {
+        width: 1fr;
+    }
     SilenceDialog #buttons {
         height: auto;
         align-horizontal: right;
@@ -69,11 +80,17 @@ class SilenceDialog(ModalScreen[SilenceRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Silence alerts", id="title")
-            yield Static("Matching rule and region (clear a field to match any):")
-            yield Input(self.initial_rule, placeholder="rule", id="rule")
-            yield Input(self.initial_region, placeholder="region", id="region")
-            yield Input("2h", placeholder="duration: 30m, 2h, 1d", id="duration")
-            yield Input(placeholder="comment (required): why, and who to ask", id="comment")
+            yield Static("Mute alerts matching rule and region (clear a field to match any).")
+            fields = (
+                ("Rule", Input(self.initial_rule, placeholder="any rule", id="rule")),
+                ("Region", Input(self.initial_region, placeholder="any region", id="region")),
+                ("For", Input("2h", placeholder="30m, 2h, 1d", id="duration")),
+                ("Why", Input(placeholder="required: why, and who to ask", id="comment")),
+            )
+            for label, field in fields:
+                with Horizontal(classes="field"):
+                    yield Label(label)
+                    yield field
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Silence", id="confirm", variant="warning", disabled=True)
