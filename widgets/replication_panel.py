@@ -42,7 +42,8 @@ BARS = "▁▂▃▄▅▆▇█"
 
 
 def lag_sparkline(link: LinkStatus, width: int) -> Content:
-    """The last `width` readings, 0 to 1.5 x threshold (higher readings are clipped)."""
+    """The last `width` readings, 0 to 1.5 x threshold (higher readings are clipped),
+    right-aligned in `width` cells."""
     threshold = link.spec.threshold_seconds
     ceiling = threshold * 1.5
     parts = []
@@ -53,7 +54,8 @@ def lag_sparkline(link: LinkStatus, width: int) -> Content:
             continue
         level = min(len(BARS) - 1, int(min(lag, ceiling) / ceiling * (len(BARS) - 1) + 0.5))
         parts.append(Content.styled(BARS[level], "$error" if lag > threshold else "$success"))
-    return Content.assemble(*parts)
+    # Right-aligned: the newest reading sits next to the value it explains.
+    return Content.assemble(Content(" " * (width - len(parts))), *parts)
 
 
 class LagRow(Horizontal):
