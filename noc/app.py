@@ -21,6 +21,7 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
@@ -296,6 +297,12 @@ class NocApp(App[None]):
             self.set_timer(wait, self.refresh_snapshot)
 
     def refresh_snapshot(self) -> None:
+        # A timer or a poll result can arrive while the app is shutting down, after its
+        # widgets are gone: there is nothing left to draw, and no reason to fail.
+        try:
+            self.query_one(StatusBar)
+        except NoMatches:
+            return
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
         snapshot = self.snapshot()
