@@ -45,15 +45,11 @@ def plan_action(
 ) -> ActionPlan:
     region = snapshot.region(target)
     source = snapshot.active_region
+    with_store = {r.id for r in config.regions if r.redis_url}
     stores = tuple(
-        StorePlan(
-            r.id,
-            r.store.reachable,
-            r.store.flag.active if r.store.flag else (source if r.store.reachable else None),
-            r.store.error,
-        )
+        StorePlan(r.id, r.store.reachable, r.store.error)
         for r in snapshot.regions
-        if config.region(r.id) is not None and config.region(r.id).redis_url  # type: ignore[union-attr]
+        if r.id in with_store
     )
     checks: list[Preflight] = []
     if region is None:

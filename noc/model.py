@@ -383,7 +383,6 @@ class Preflight:
 class StorePlan:
     region_id: str
     reachable: bool | None
-    current_active: str | None
     error: str | None
 
 
@@ -421,10 +420,6 @@ class ActionPlan:
         if self.allowed:
             return None
         return "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
-
-    @property
-    def writable_stores(self) -> tuple[str, ...]:
-        return tuple(s.region_id for s in self.stores if s.reachable)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -20,9 +20,6 @@ from textual_serve.server import Server
 
 from noc.config import load_config
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
