@@ -29,7 +29,16 @@ from textual.screen import ModalScreen
 from noc.app import NocApp
 from noc.clock import FakeClock
 from noc.config import NocConfig
-from noc.model import Fault
+from noc.failover import plan_action
+from noc.model import (
+    ActionKind,
+    ActionResult,
+    FailoverFlag,
+    Fault,
+    StoreOutcome,
+    StoreResult,
+)
+from widgets.action_result import ActionResultScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
 
@@ -205,3 +214,29 @@ def test_alert_dialogs(snap_compare: Any, tmp_path: Path, size: tuple[int, int],
         await wait_for_dialogs(pilot, 1)
 
     assert snap_compare(make_app(tmp_path, "ro-down"), terminal_size=size, run_before=open_dialog)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failover_result(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The outcome per store, as after a failover away from a region whose Redis died."""
+    app = make_app(tmp_path, "normal")
+    plan = plan_action(
+        app.snapshot(), app.config, ActionKind.FAILOVER, "bg", {"operator": "op@noc1"}
+    )
+    flag = FailoverFlag("bg", "ro", "op@noc1", "ro lost", "2026-11-23T03:00:30Z", plan.action_id)
+    result = ActionResult(
+        plan,
+        flag,
+        (
+            StoreResult("ro", StoreOutcome.UNREACHABLE, "connection refused"),
+            StoreResult("bg", StoreOutcome.VERIFIED),
+            StoreResult("pa", StoreOutcome.VERIFIED),
+        ),
+    )
+
+    async def show(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        await pilot.app.push_screen(ActionResultScreen(result))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=show)
