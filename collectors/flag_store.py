@@ -1,5 +1,8 @@
 """The STOP-pattern failover flag in one region's Redis: a small hash.
 
+The same store holds the cross-process failover lock (a string set with NX and an
+expiry, whose value names the holder) and the cooldown ack (a field of the flag).
+
 Reads return a FlagSample and writes return an error text or None: nothing here
 raises for a store that is down, hung or answering garbage.
 """
@@ -13,7 +16,21 @@ from redis.typing import EncodableT, FieldT
 
 from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock
-from noc.model import FailoverFlag, FlagSample, mask_url
+from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
+
+# Delete the lock only if it is still ours: a lock that expired and was taken by
+# someone else must survive our release.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Ack the cooldown of one failover only: if the flag has moved on since the
+# operator looked, the ack would clear a cooldown nobody saw.
+_ACK = """
+if redis.call('HGET', KEYS[1], 'action_id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'cooldown_ack', ARGV[2])
+return 1
+"""
 
 
 class FlagStore:
@@ -53,6 +70,59 @@ class FlagStore:
         except (RedisError, OSError, TimeoutError) as exc:
             return redis_error_text(exc)
         return None
+
+    async def restore(self, flag: FailoverFlag | None) -> str | None:
+        """Put back the flag as it was before an action (no flag: remove it)."""
+        if flag is not None:
+            return await self.write(flag)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.delete(self.key)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return redis_error_text(exc)
+        return None
+
+    async def try_lock(
+        self, key: str, holder: LockHolder, ttl_seconds: float
+    ) -> tuple[bool, LockHolder | None, str | None]:
+        """(acquired, the other holder when not, error): SET NX with an expiry."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                taken = await self._client.set(
+                    key, holder.as_text(), nx=True, px=max(1, int(ttl_seconds * 1000))
+                )
+                if taken:
+                    return True, None, None
+                current = await self._client.get(key)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return False, None, redis_error_text(exc)
+        # Expired between SET and GET: nobody holds it, but this attempt did not get it.
+        return False, LockHolder.from_text(_text(current)) if current else None, None
+
+    async def read_lock(self, key: str) -> tuple[LockHolder | None, str | None]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                current = await self._client.get(key)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return None, redis_error_text(exc)
+        return (LockHolder.from_text(_text(current)) if current else None), None
+
+    async def unlock(self, key: str, holder: LockHolder) -> str | None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.eval(_RELEASE, 1, key, holder.as_text())
+        except (RedisError, OSError, TimeoutError) as exc:
+            return redis_error_text(exc)
+        return None
+
+    async def ack_cooldown(self, action_id: str, ack: str) -> tuple[bool, str | None]:
+        """(acked, error): False without error when the flag is no longer that action's."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                done = await self._client.eval(_ACK, 1, self.key, action_id, ack)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return False, redis_error_text(exc)
+        return bool(done), None
 
     async def aclose(self) -> None:
         await self._client.aclose()
