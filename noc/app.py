@@ -28,11 +28,23 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from noc.audit import JsonlLog, operator_identity, state_dir
+from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
-from noc.failover import execute, plan_action, plan_record
-from noc.model import ActionKind, AlertNotice, AlertState, EstateSnapshot, FaultInjector, Severity
+from noc.failover import ack_cooldown, execute, gather_facts, plan_action, plan_record, verify
+from noc.model import (
+    ActionKind,
+    ActionPlan,
+    ActionResult,
+    AlertNotice,
+    AlertState,
+    EstateSnapshot,
+    FaultInjector,
+    Severity,
+    Topology,
+)
 from noc.rotation import PAUSE_SECONDS, Rotation
+from noc.safety import replication_drained
 from noc.scheduler import Scheduler
 from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
 from noc.terminal import TerminalWatch
@@ -48,6 +60,7 @@ from widgets.deliverability_screen import DeliverabilityScreen
 from widgets.deliverability_summary import DeliverabilitySummary
 from widgets.dns_screen import DnsScreen
 from widgets.dns_summary import DnsSummary
+from widgets.drain_wait import DrainWait
 from widgets.estate_counts import EstateCounts
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
@@ -69,7 +82,12 @@ from widgets.view import SnapshotView
 from widgets.wall_header import WallHeader
 
 # Everything that changes the world or the record; --read-only removes them all.
-OPERATOR_ACTIONS = frozenset({"failover", "failback", "ack", "silence", "sync_now"})
+OPERATOR_ACTIONS = frozenset(
+    {"failover", "failback", "switchover", "drain", "restore", "ack", "silence", "sync_now",
+     "ack_cooldown", "toggle_auto"}
+)  # fmt: skip
+# Only an active-active estate drains and restores regions.
+ACTIVE_ACTIVE_ACTIONS = frozenset({"drain", "restore"})
 # One operator action at a time, and none ever cancels another: the group is
 # checked, not exclusive (an exclusive worker would cancel a failover mid-write).
 OPERATOR_GROUP = "operator-action"
@@ -126,6 +144,11 @@ class NocApp(App[None]):
     BINDINGS = [
         Binding("f", "failover", "Failover", id="failover"),
         Binding("b", "failback", "Failback", id="failback"),
+        Binding("w", "switchover", "Switchover", id="switchover", show=False),
+        Binding("D", "drain", "Drain region", id="drain", show=False),
+        Binding("R", "restore", "Restore region", id="restore", show=False),
+        Binding("c", "ack_cooldown", "Ack cooldown", id="ack_cooldown", show=False),
+        Binding("P", "toggle_auto", "Auto pause", id="toggle_auto", show=False),
         Binding("l", "lag_detail", "Lag", id="lag_detail"),
         Binding("u", "sync_detail", "Sync", id="sync_detail", show=False),
         Binding("d", "deliverability_detail", "Mail", id="deliverability_detail", show=False),
@@ -174,6 +197,7 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
+        self.auto = AutoFailover(config, self.clock, state_path / "automation.jsonl")
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -239,6 +263,8 @@ class NocApp(App[None]):
             # The overview's first period starts now, not when the app was built.
             self.rotation.show(OVERVIEW, self.clock.monotonic())
             self.set_interval(1.0, self._rotate, name="wall rotation")
+        if self.auto.enabled:
+            self.set_interval(1.0, self._auto_tick, name="automated failover")
         if self.start_polling:
             self.scheduler.start()
 
@@ -333,7 +359,8 @@ class NocApp(App[None]):
                     view.snapshot = snapshot
 
     def snapshot(self) -> EstateSnapshot:
-        return self.scheduler.snapshot(read_only=self.read_only)
+        snapshot = self.scheduler.snapshot(read_only=self.read_only)
+        return replace(snapshot, automation=self.auto.status())
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_snapshot)
@@ -401,6 +428,13 @@ class NocApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in OPERATOR_ACTIONS and (self.read_only or self.operator_actions_running()):
             return False
+        if (
+            action in ACTIVE_ACTIVE_ACTIONS
+            and self.config.estate.topology is not Topology.ACTIVE_ACTIVE
+        ):
+            return False
+        if action == "toggle_auto" and not self.auto.enabled:
+            return False
         # App bindings stay live under a dialog or detail view: a stray key typed there
         # must never start (or, the worker being exclusive, replace) another action.
         if action in MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
@@ -439,11 +473,40 @@ class NocApp(App[None]):
     def action_failback(self) -> None:
         self.operator_action(ActionKind.FAILBACK, self.config.primary.id)
 
+    def action_switchover(self) -> None:
+        target = self.selected_region
+        snapshot = self.snapshot()
+        if target is None or target == snapshot.active_region:
+            target = self.config.primary.id
+        self.operator_action(ActionKind.SWITCHOVER, target)
+
+    def action_drain(self) -> None:
+        self.operator_action(ActionKind.DRAIN, self.selected_region or self.config.regions[0].id)
+
+    def action_restore(self) -> None:
+        self.operator_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
+
+    async def _plan(
+        self, kind: ActionKind, target: str, operator: Mapping[str, str], *, force: bool = False
+    ) -> ActionPlan:
+        """A plan on the freshest facts: what the actuators say now, and the snapshot."""
+        gathering = asyncio.ensure_future(gather_facts(self.config, self.scheduler.actuators, kind))
+        # Said only when it is slow (a DNS server or a store timing out), so the word
+        # does not sit over the dialog's buttons on every plan.
+        if not (await asyncio.wait({gathering}, timeout=0.5))[0]:
+            self.notify(
+                f"Planning {kind.value}: asking the DNS server and the stores…",
+                timeout=2,
+                markup=False,
+            )
+        facts = await gathering
+        return plan_action(self.snapshot(), self.config, kind, target, operator, facts, force=force)
+
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def operator_action(self, kind: ActionKind, target: str) -> None:
         if self._refuse_if_busy():
             return
-        plan = plan_action(self.snapshot(), self.config, kind, target, operator_identity())
+        plan = await self._plan(kind, target, operator_identity())
         await self.audit.aappend("planned", **plan_record(plan, via="tui"))
         if not plan.allowed and not plan.needs_force:
             await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
@@ -452,20 +515,30 @@ class NocApp(App[None]):
             await self.audit.aappend("cancelled", **plan_record(plan))
             self.notify(f"{kind.value} cancelled: nothing was changed", timeout=4, markup=False)
             return
-        if confirmation.force:
-            if not await self.push_screen(ForceDialog(plan), wait_for_dismiss=True):
-                await self.audit.aappend(
-                    "cancelled", **plan_record(plan, reason=confirmation.reason)
-                )
-                self.notify(
-                    f"forced {kind.value} cancelled: nothing was changed", timeout=4, markup=False
-                )
-                return
-            plan = replace(plan, forced=True)
+        if confirmation.force and not await self.push_screen(
+            ForceDialog(plan), wait_for_dismiss=True
+        ):
+            await self.audit.aappend("cancelled", **plan_record(plan, reason=confirmation.reason))
+            self.notify(
+                f"break-glass {kind.value} cancelled: nothing was changed",
+                timeout=4,
+                markup=False,
+            )
+            return
         # The world may have moved while the dialog was open: decide on a fresh
         # preflight, under the same action id, and refuse if it no longer holds.
-        fresh = plan_action(self.snapshot(), self.config, kind, target, operator_identity())
-        plan = replace(fresh, action_id=plan.action_id, forced=plan.forced)
+        fresh = await self._plan(kind, target, operator_identity(), force=confirmation.force)
+        seen = {c.name for c in plan.failed}
+        unseen = [c for c in fresh.failed if c.name not in seen]
+        plan = replace(fresh, action_id=plan.action_id)
+        if unseen and plan.forced:
+            # A break-glass override bypasses only the rules the operator was shown.
+            plan = replace(
+                plan,
+                checks=tuple(
+                    replace(c, forceable=False) if c in unseen else c for c in plan.checks
+                ),
+            )
         if not plan.allowed:
             await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
             self.notify(f"{kind.value} refused on a fresh preflight: {plan.refusal}",
@@ -474,14 +547,136 @@ class NocApp(App[None]):
         await self.audit.aappend(
             "confirmed", **plan_record(plan, reason=confirmation.reason, confirmation="typed")
         )
-        # Shielded: once writes begin they finish, are read back and audited, whatever
-        # else happens in the app.
+        await self._carry_out(plan, confirmation.reason)
+
+    async def _carry_out(self, plan: ActionPlan, reason: str) -> ActionResult:
+        """Execute (shielded: once writes begin they finish, are read back and audited,
+        whatever else happens in the app), show the result, then watch DNS move."""
+        confirmed_at = self.clock.monotonic()
+        if plan.kind is ActionKind.SWITCHOVER:
+            waited = await self._wait_for_drain(plan)
+            if waited is not None:
+                await self.audit.aappend("cancelled", **plan_record(plan, reason=waited))
+                self.notify(f"switchover stopped: {waited}; nothing was changed",
+                            severity="warning", timeout=8, markup=False)  # fmt: skip
+                return ActionResult(plan, None, aborted=waited)
+        actuators = self.scheduler.actuators
         result = await asyncio.shield(
-            execute(plan, confirmation.reason, self.scheduler.stores, self.audit, self.clock)
+            execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=confirmed_at)
         )
         await self.scheduler.read_flags()
         self.refresh_snapshot()
-        await self.push_screen(ActionResultScreen(result))
+        screen = ActionResultScreen(result, watching=result.aborted is None)
+        self.push_screen(screen)
+        final = await asyncio.shield(
+            verify(
+                result,
+                actuators,
+                self.audit,
+                self.clock,
+                confirmed_at=confirmed_at,
+                on_progress=partial(screen.show_result, watching=True),
+            )
+        )
+        screen.show_result(final, watching=False)
+        self.scheduler.poll_now()
+        return final
+
+    async def _wait_for_drain(self, plan: ActionPlan) -> str | None:
+        """Hold a switchover until replication toward the target has drained; None when it
+        has, else why it stopped (the operator cancelled, or it did not drain in time)."""
+        dialog = DrainWait(plan)
+        self.push_screen(dialog)
+        try:
+            deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
+            while True:
+                drained, detail = replication_drained(self.snapshot(), plan.source, plan.target)
+                dialog.progress = detail
+                if drained:
+                    return None
+                if dialog.cancelled:
+                    return "cancelled by the operator while waiting for lag to drain"
+                if self.clock.monotonic() >= deadline:
+                    limit = self.config.failover.drain_timeout_seconds
+                    return f"lag did not drain within {limit:g} s ({detail})"
+                self.scheduler.poll_now()
+                await asyncio.sleep(1.0)
+        finally:
+            if dialog.is_attached:
+                dialog.dismiss(None)
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def action_ack_cooldown(self) -> None:
+        if self._refuse_if_busy():
+            return
+        cleared, text = await ack_cooldown(
+            self.snapshot(),
+            self.scheduler.stores,
+            self.audit,
+            self.clock,
+            operator_identity(),
+            "cooldown acked from the dashboard",
+        )
+        await self.scheduler.read_flags()
+        self.refresh_snapshot()
+        self.notify(text, severity="information" if cleared else "warning", timeout=6, markup=False)
+
+    async def action_toggle_auto(self) -> None:
+        auto = self.auto
+        if not auto.enabled:
+            self.notify("Automated failover is off ([failover] auto = true turns it on)",
+                        timeout=5, markup=False)  # fmt: skip
+            return
+        await auto.set_paused(not auto.paused, operator_identity())
+        await self.audit.aappend(
+            "auto_paused" if auto.paused else "auto_resumed", **operator_identity()
+        )
+        state = "PAUSED: it will not act" if auto.paused else "armed again"
+        self.notify(f"Automated failover {state}", timeout=5, markup=False)
+        self.refresh_snapshot()
+
+    def _auto_tick(self) -> None:
+        snapshot = self.snapshot()
+        self.auto.observe(snapshot)
+        target = self.auto.due(snapshot)
+        if target is not None and not self.read_only and not self.operator_actions_running():
+            self.auto.acting = True
+            self.automated_failover(target)
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def automated_failover(self, target: str) -> None:
+        auto = self.auto
+        try:
+            operator = auto_operator()
+            plan = await self._plan(ActionKind.FAILOVER, target, operator)
+            source = plan.source or "?"
+            down = auto.down_seconds() or 0
+            reason = (
+                f"automated: {source} down for {down:.0f} s (auto_after_seconds {auto.after:g})"
+            )
+            if not plan.allowed:
+                if auto.held != plan.refusal:
+                    await self.audit.aappend("auto_held", **plan_record(plan, refusal=plan.refusal))
+                auto.held = plan.refusal
+                return
+            await self.audit.aappend("planned", **plan_record(plan, via="auto"))
+            await self.audit.aappend(
+                "confirmed", **plan_record(plan, reason=reason, confirmation="automatic")
+            )
+            auto.fired = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
+            self.bell()
+            self.notify(
+                f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
+                "fail back by hand after validation.",
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
+            result = await self._carry_out(plan, reason)
+            auto.fired += "" if result.success else " (FAILED: see the result)"
+        finally:
+            auto.acting = False
+            self.refresh_snapshot()
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_ack(self) -> None:
@@ -652,6 +847,32 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Fail back", "Fail back to the primary region", self.action_failback
             )
+            yield SystemCommand(
+                "Switchover",
+                "Planned: wait for replication to drain, then move to the selected region",
+                self.action_switchover,
+            )
+            if self.config.estate.topology is Topology.ACTIVE_ACTIVE:
+                yield SystemCommand(
+                    "Drain region", "Take the selected region out of the DNS records",
+                    self.action_drain,
+                )  # fmt: skip
+                yield SystemCommand(
+                    "Restore region", "Put the selected region back in the DNS records",
+                    self.action_restore,
+                )  # fmt: skip
+            yield SystemCommand(
+                "Ack failover cooldown",
+                "Clear the anti-flap cooldown of the last failover (recorded)",
+                self.action_ack_cooldown,
+            )
+            if self.auto.enabled:
+                verb = "Resume" if self.auto.paused else "Pause"
+                yield SystemCommand(
+                    f"{verb} automated failover",
+                    "The automation's pause switch (recorded)",
+                    self.action_toggle_auto,
+                )
             yield SystemCommand(
                 "Ack alert", "Acknowledge the selected firing alert", self.action_ack
             )

@@ -22,8 +22,9 @@ from noc.config import (
     effective_values,
     load_config,
 )
-from noc.failover import execute, plan_action, plan_record
-from noc.model import ActionKind, ActionPlan
+from noc.failover import ack_cooldown, execute, gather_facts, plan_action, plan_record, verify
+from noc.model import ActionKind, ActionPlan, ActionResult
+from noc.safety import replication_drained
 from noc.scheduler import Scheduler
 from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
@@ -65,22 +66,46 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     for kind in ActionKind:
+        moves_region = kind in (ActionKind.DRAIN, ActionKind.RESTORE)
+        helps = {
+            ActionKind.SWITCHOVER: "planned move: wait for replication to drain, then flip",
+            ActionKind.DRAIN: "active-active: take a region out of the DNS records",
+            ActionKind.RESTORE: "active-active: put a drained region back",
+        }
         action = commands.add_parser(
-            kind.value, parents=[common], help=f"{kind.value} to a region (STOP pattern)"
+            kind.value,
+            parents=[common],
+            help=helps.get(kind, f"{kind.value} to a region (STOP pattern)"),
         )
-        action.add_argument(
-            "--to", required=True, metavar="REGION", help="the region to make active"
-        )
+        if moves_region:
+            action.add_argument(
+                "--region", dest="to", required=True, metavar="REGION", help="the region"
+            )
+        else:
+            action.add_argument(
+                "--to", required=True, metavar="REGION", help="the region to make active"
+            )
         action.add_argument(
             "--reason", required=True, metavar="TEXT", help="why (goes to the audit log)"
         )
-        action.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+        action.add_argument(
+            "--dry-run", action="store_true", help="show the plan and blast radius; change nothing"
+        )
         action.add_argument(
             "--yes", action="store_true", help="do not ask for the typed confirmation"
         )
         action.add_argument(
-            "--force", action="store_true", help="allow an unhealthy target (recorded)"
+            "--force",
+            action="store_true",
+            help="break glass: bypass the failed safety rules (each is listed and recorded)",
         )
+
+    cooldown = commands.add_parser(
+        "ack-cooldown",
+        parents=[common],
+        help="clear the anti-flap cooldown of the last failover (recorded)",
+    )
+    cooldown.add_argument("--reason", required=True, metavar="TEXT", help="why (audit log)")
 
     sync = commands.add_parser("sync", parents=[common], help="copy missing suppression entries")
     sync.add_argument("--from", dest="source", required=True, metavar="REGION")
@@ -119,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         None: _run_dashboard,
         "demo": _run_demo,
         "check": _check,
-        "failover": _action,
-        "failback": _action,
+        **{kind.value: _action for kind in ActionKind},
+        "ack-cooldown": _ack_cooldown,
         "sync": _sync,
         "audit": _audit,
         "config": _config,
@@ -226,12 +251,30 @@ def _print_plan(plan: ActionPlan) -> None:
     print(
         f"{plan.kind.value}: {plan.source or 'unknown'} -> {plan.target}  (action {plan.action_id})"
     )
+    print(f"  actuators: {' -> '.join(plan.actuators)}")
     for check in plan.checks:
         mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
         print(f"  [{mark}] {check.name}: {check.detail}")
     for store in plan.stores:
         state = "reachable" if store.reachable else f"unreachable ({store.error or 'not read'})"
         print(f"  store {store.region_id}: {state}; will be written")
+    blast = plan.blast
+    print("blast radius:")
+    for change in blast.changes:
+        left = f"; clients move within {change.remaining_ttl} s" if change.remaining_ttl else ""
+        print(f"  dns {change.describe()}{left}")
+    if "dns" not in plan.actuators:
+        print("  dns: not changed (no dns actuator)")
+    for ip, state in blast.sending_ips:
+        print(f"  sending IP {ip}: {state}")
+    print(f"  complaint rate of {plan.target}: {blast.complaint_headroom}")
+    for risk in blast.data_at_risk:
+        print(f"  data at risk: {risk.describe()}")
+    if blast.unsynced_suppression:
+        print(
+            f"  suppression: {blast.unsynced_suppression} address(es) missing in {plan.target} "
+            "would be mailed against their will"
+        )
 
 
 def _refuse_read_only(args: argparse.Namespace) -> bool:
@@ -245,44 +288,129 @@ def _action(args: argparse.Namespace) -> int:
     if _refuse_read_only(args):
         return EXIT_USAGE
     loaded = _load(args)
+    try:
+        return asyncio.run(_run_action(args, loaded.config))
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing further was changed (see noc audit)", file=sys.stderr)
+        return 1
+
+
+async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
     kind = ActionKind(args.command)
     clock = SystemClock()
     audit = JsonlLog(default_audit_path(), clock)
-    snapshot = _collect(loaded)
-    plan = plan_action(
-        snapshot, loaded.config, kind, args.to, operator_identity(), force=args.force
-    )
-    _print_plan(plan)
-    audit.append(
-        "planned", **plan_record(plan, reason=args.reason, dry_run=args.dry_run, via="cli")
-    )
-    if not plan.allowed:
-        hint = " (--force overrides, and is recorded)" if plan.needs_force else ""
-        print(f"refused: {plan.refusal}{hint}", file=sys.stderr)
-        audit.append("refused", **plan_record(plan, reason=args.reason, refusal=plan.refusal))
+    scheduler = Scheduler(config, clock, single_round=True)
+    try:
+        await scheduler.collect_once()
+        facts = await gather_facts(config, scheduler.actuators, kind)
+        plan = plan_action(
+            scheduler.engine.snapshot(),
+            config,
+            kind,
+            args.to,
+            operator_identity(),
+            facts,
+            force=args.force,
+        )
+        _print_plan(plan)
+        await audit.aappend(
+            "planned", **plan_record(plan, reason=args.reason, dry_run=args.dry_run, via="cli")
+        )
+        if not plan.allowed:
+            hint = " (--force breaks glass, and is recorded)" if plan.needs_force else ""
+            print(f"refused: {plan.refusal}{hint}", file=sys.stderr)
+            await audit.aappend(
+                "refused", **plan_record(plan, reason=args.reason, refusal=plan.refusal)
+            )
+            return 1
+        if args.dry_run:
+            print("dry run: nothing was changed")
+            return 0
+        if not args.yes and not await asyncio.to_thread(_confirm_on_terminal, plan):
+            print("cancelled: nothing was changed", file=sys.stderr)
+            await audit.aappend("cancelled", **plan_record(plan, reason=args.reason))
+            return 1
+        confirmation = "--yes" if args.yes else "typed"
+        await audit.aappend(
+            "confirmed", **plan_record(plan, reason=args.reason, confirmation=confirmation)
+        )
+        confirmed_at = clock.monotonic()
+        if kind is ActionKind.SWITCHOVER:
+            stopped = await _wait_for_drain(scheduler, config, plan)
+            if stopped is not None:
+                print(f"switchover stopped: {stopped}; nothing was changed", file=sys.stderr)
+                await audit.aappend("cancelled", **plan_record(plan, reason=stopped))
+                return 1
+        result = await asyncio.shield(
+            execute(plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at)
+        )
+        for step in result.steps:
+            print(f"  {step.actuator}: {'ok' if step.ok else 'FAILED'} {step.detail}")
+        if result.aborted is None and plan.blast.changes:
+            print("watching DNS until every server serves the new answers or the TTL passes…")
+        final = await verify(
+            result,
+            scheduler.actuators,
+            audit,
+            clock,
+            confirmed_at=confirmed_at,
+            on_progress=_print_progress,
+        )
+    finally:
+        await scheduler.stop()
+    for store in final.stores:
+        print(f"  {store.region_id}: {store.outcome.value} {store.detail}".rstrip())
+    if final.timeline:
+        print("  timeline: " + ", ".join(f"{event} {s:.1f} s" for event, s in final.timeline))
+    print(final.summary)
+    if final.aborted is not None:
         return 1
-    if args.dry_run:
-        print("dry run: nothing was changed")
-        return 0
-    if not args.yes and not _confirm_on_terminal(plan):
-        print("cancelled: nothing was changed", file=sys.stderr)
-        audit.append("cancelled", **plan_record(plan, reason=args.reason))
-        return 1
-    confirmation = "--yes" if args.yes else "typed"
-    audit.append("confirmed", **plan_record(plan, reason=args.reason, confirmation=confirmation))
+    return 0 if final.success else 2
 
-    async def run() -> Any:
-        scheduler = Scheduler(loaded.config, clock)
+
+def _print_progress(result: ActionResult) -> None:
+    if result.propagation_text:
+        print(f"  {result.propagation_text}")
+
+
+async def _wait_for_drain(scheduler: Scheduler, config: NocConfig, plan: ActionPlan) -> str | None:
+    """Poll until replication toward the target has drained; None, or why it stopped."""
+    deadline = scheduler.clock.monotonic() + config.failover.drain_timeout_seconds
+    while True:
+        drained, detail = replication_drained(scheduler.engine.snapshot(), plan.source, plan.target)
+        print(f"  switchover: {detail}")
+        if drained:
+            return None
+        if scheduler.clock.monotonic() >= deadline:
+            return f"lag did not drain within {config.failover.drain_timeout_seconds:g} s"
+        await asyncio.sleep(1.0)
+        await scheduler.collect_once()
+
+
+def _ack_cooldown(args: argparse.Namespace) -> int:
+    if _refuse_read_only(args):
+        return EXIT_USAGE
+    loaded = _load(args)
+
+    async def run() -> tuple[bool, str]:
+        clock = SystemClock()
+        scheduler = Scheduler(loaded.config, clock, single_round=True)
         try:
-            return await execute(plan, args.reason, scheduler.stores, audit, clock)
+            await scheduler.collect_once()
+            return await ack_cooldown(
+                scheduler.engine.snapshot(),
+                scheduler.stores,
+                JsonlLog(default_audit_path(), clock),
+                clock,
+                operator_identity(),
+                args.reason,
+            )
         finally:
             await scheduler.stop()
 
-    result = asyncio.run(run())
-    for store in result.stores:
-        print(f"  {store.region_id}: {store.outcome.value} {store.detail}".rstrip())
-    print(result.summary)
-    return 0 if result.success else 2
+    cleared, text = asyncio.run(run())
+    print(text)
+    return 0 if cleared else 2
 
 
 def _confirm_on_terminal(plan: ActionPlan) -> bool:

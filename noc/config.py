@@ -10,6 +10,7 @@ Every problem is reported as one line naming the file, the key path
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -151,12 +152,132 @@ class RegionConfig(_Strict):
         return None if value is None else _check_redis_url(value)
 
 
+TsigAlgorithm = Literal[
+    "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
+]
+Actuator = Literal["flag", "dns", "hook"]
+
+
+class FailoverDnsConfig(_Strict):
+    """The authoritative server that takes RFC 2136 updates signed with TSIG."""
+
+    server: str = Field(min_length=1)  # "ns1.example.com:53", "192.0.2.53", "[2001:db8::53]:53"
+    zone: str = Field(min_length=1)
+    key_name: str = Field(min_length=1)
+    key_secret: SecretStr
+    algorithm: TsigAlgorithm = "hmac-sha256"
+    timeout_seconds: float = Field(default=2, gt=0)
+
+    @field_validator("key_secret")
+    @classmethod
+    def _base64(cls, value: SecretStr) -> SecretStr:
+        try:
+            base64.b64decode(value.get_secret_value(), validate=True)
+        except ValueError:
+            raise ValueError(
+                "is not base64 (as in named.conf's key { secret ...; }; tsig-keygen makes one)"
+            ) from None
+        return value
+
+    @field_validator("zone")
+    @classmethod
+    def _absolute_zone(cls, value: str) -> str:
+        return value if value.endswith(".") else value + "."
+
+    def host_port(self) -> tuple[str, int]:
+        """The server as (host, port); the host may be a name, resolved when used."""
+        return split_host_port(self.server)
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        try:
+            split_host_port(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not host, host:port or [IPv6]:port") from None
+        return value
+
+
+def split_host_port(text: str, default_port: int = 53) -> tuple[str, int]:
+    """ "ns1.example.com:53", "192.0.2.53", "2001:db8::53" or "[2001:db8::53]:53"."""
+    spec = text.strip()
+    if spec.startswith("["):
+        host, bracket, rest = spec[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(spec)
+        port = int(rest[1:]) if rest else default_port
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    else:
+        host, port = spec, default_port
+    if not host or not 0 < port < 65536:
+        raise ValueError(spec)
+    return host, port
+
+
+class FailoverHooksConfig(_Strict):
+    """Commands run with the plan in NOC_* environment variables (no shell)."""
+
+    pre: str | None = None  # before anything changes; a non-zero exit aborts
+    run: str | None = None  # the "hook" actuator, at its place in `actuators`
+    undo: str | None = None  # rolls `run` back when a later actuator fails
+    post: str | None = None  # after verification; its failure is reported, not undone
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
 class FailoverConfig(_Strict):
     # The Redis hash holding the STOP flag, in every region's store.
     flag_key: str = "noc:failover"
     store_timeout_seconds: float = Field(default=2, gt=0)
     # How often the flag is read from every store.
     flag_interval_seconds: float = Field(default=10, gt=0)
+    # In order; "dns" needs [failover.dns], "hook" needs [failover.hooks] run.
+    # Unset: "flag", then "dns" when [failover.dns] is configured.
+    actuators: list[Actuator] | None = None
+    # Anti-flap: a second failover within this many seconds of the last needs an
+    # explicit ack of the cooldown (or a break-glass override).
+    cooldown_seconds: float = Field(default=600, ge=0)
+    auto: bool = False  # automated failover (STOP pattern); never fails back
+    auto_after_seconds: float = Field(default=90, gt=0)
+    # The cross-process lock (SET NX with expiry on a majority of stores).
+    lock_key: str = "noc:failover:lock"
+    lock_ttl_seconds: float = Field(default=120, gt=0)
+    # The longest wait for every resolver to serve the new answers, on top of the TTL.
+    verify_grace_seconds: float = Field(default=5, ge=0)
+    # A switchover waits at most this long for replication to drain before it flips.
+    drain_timeout_seconds: float = Field(default=300, gt=0)
+    dns: FailoverDnsConfig | None = None
+    hooks: FailoverHooksConfig = Field(default_factory=FailoverHooksConfig)
+
+    @model_validator(mode="after")
+    def _actuators(self) -> Self:
+        # The lock must outlast the pre hook and the hook actuator, or a second
+        # operator could start while the first is still changing things.
+        hooked = (self.hooks.pre is not None) + (self.hooks.run is not None)
+        if hooked and self.lock_ttl_seconds <= hooked * self.hooks.timeout_seconds:
+            raise ValueError(
+                f"lock_ttl_seconds ({self.lock_ttl_seconds:g}) must outlast the hooks run "
+                f"under the lock ({hooked} x hooks.timeout_seconds {self.hooks.timeout_seconds:g})"
+            )
+        chosen = self.actuators
+        if chosen is None:
+            return self
+        repeated = sorted({a for a in chosen if chosen.count(a) > 1})
+        if repeated:
+            raise ValueError(f"actuators: {', '.join(repeated)} listed twice")
+        if "dns" in chosen and self.dns is None:
+            raise ValueError('actuators includes "dns": add [failover.dns] server, zone, key_name')
+        if "hook" in chosen and not self.hooks.run:
+            raise ValueError('actuators includes "hook": set [failover.hooks] run = "command"')
+        return self
+
+    @property
+    def chain(self) -> tuple[Actuator, ...]:
+        """The actuators in order, defaults filled in."""
+        if self.actuators is not None:
+            return tuple(self.actuators)
+        return ("flag", "dns") if self.dns is not None else ("flag",)
 
 
 class ReplicationConfig(_Strict):
@@ -172,6 +293,8 @@ class ReplicationConfig(_Strict):
     sustain_seconds: float = Field(default=60, ge=0)
     interval_seconds: float = Field(default=10, gt=0)
     timeout_seconds: float = Field(default=2, gt=0)
+    # The data loss this class accepts on failover; unset: [estate] rpo_seconds.
+    rpo_seconds: float | None = Field(default=None, ge=0)
     # redis: noc writes a timestamp here on the source and reads it on the replica
     # (lag in seconds, pt-heartbeat style); "" for read-only deployments.
     heartbeat_key: str = "noc:heartbeat"
@@ -430,6 +553,8 @@ class NocConfig(BaseSettings):
                     )
         if self.dns.records and not self.dns.resolvers:
             raise ValueError("dns.records needs at least one resolver in dns.resolvers")
+        if "dns" in self.failover.chain:
+            self._check_dns_actuator()
         if (self.email.domain or self.email.dnsbl_zones) and not self.email_resolver:
             raise ValueError("[email] checks need a resolver: set email.resolver or dns.resolvers")
         labels = [n.label for n in self.notify]
@@ -446,6 +571,27 @@ class NocConfig(BaseSettings):
                 f"found {len(primaries)}"
             )
         return self
+
+    def _check_dns_actuator(self) -> None:
+        assert self.failover.dns is not None  # FailoverConfig guarantees it
+        zone = self.failover.dns.zone.lower()
+        if not self.dns.records:
+            raise ValueError(
+                "the dns actuator rewrites [[dns.records]]: add the failover records "
+                "(and dns.resolvers to verify them)"
+            )
+        for index, record in enumerate(self.dns.records):
+            name = record.name.lower().rstrip(".") + "."
+            if record.type == "CNAME":
+                raise ValueError(
+                    f"dns.records[{index}]: the dns actuator rewrites A, AAAA and MX records, "
+                    f"not CNAME; list the name {record.name} points to instead"
+                )
+            if not (name == zone or name.endswith("." + zone)):
+                raise ValueError(
+                    f"dns.records[{index}]: {record.name} is outside failover.dns.zone "
+                    f"{self.failover.dns.zone}"
+                )
 
     @property
     def email_resolver(self) -> str:
@@ -678,6 +824,27 @@ max_in_flight = 16                   # probes running at once, across the estate
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
 store_timeout_seconds = 2
 flag_interval_seconds = 10
+# actuators = ["flag", "dns"]        # in order (default: flag, then dns when [failover.dns]
+#                                    # is set); "hook" runs [failover.hooks] run
+cooldown_seconds = 600               # anti-flap: another failover within this needs an ack
+auto = false                         # automated failover after auto_after_seconds down
+auto_after_seconds = 90              # (STOP pattern: never fails back by itself)
+lock_ttl_seconds = 120               # the cross-process lock on a majority of stores
+# The DNS actuator: an RFC 2136 update signed with TSIG replaces each [[dns.records]]
+# RRset with the target's service_ips (A/AAAA) or mx_host (MX), keeping its TTL.
+#   [failover.dns]
+#   server = "ns1.example.com:53"     # the primary authoritative server
+#   zone = "example.com."
+#   key_name = "noc."
+#   key_secret = "..."                # base64; better: NOC_FAILOVER__DNS__KEY_SECRET
+#   algorithm = "hmac-sha256"
+# Commands get NOC_ACTION, NOC_FROM, NOC_TO, NOC_REASON, NOC_OPERATOR, NOC_ACTION_ID.
+#   [failover.hooks]
+#   pre = "/usr/local/bin/pre-failover"     # a non-zero exit aborts, its output shown
+#   run = "/usr/local/bin/move-traffic"     # the "hook" actuator
+#   undo = "/usr/local/bin/unmove-traffic"  # rolls "run" back if a later actuator fails
+#   post = "/usr/local/bin/post-failover"   # after verification
+#   timeout_seconds = 30
 
 # Where traffic really goes, and whether answers can be trusted: every record is
 # asked of every resolver, fresh each time.

@@ -1,37 +1,159 @@
-"""Failover and failback under the STOP pattern: plan, execute, verify, audit.
+"""Actions that move traffic, under the STOP pattern: gather, plan, execute, verify, audit.
 
-`plan_action()` is pure: it computes the preflight from a snapshot, so the
-dialog, `--dry-run` and the real run show the same thing. `execute()` writes
-the flag to every region's store at once and reads it back from each. Success
-means verified on every store that could be written, and on a majority of the
-regions: failing away from a dead region whose store is dead too is the normal
-case, not an error.
+- `gather_facts()` asks the actuators what the plan needs (the RRsets as the
+  authoritative server holds them, whether it accepts noc's TSIG key, who holds
+  the lock), so that `plan_action()` stays pure: the dialog, `--dry-run` and the
+  real run show the same plan, safety rules and blast radius.
+- `execute()` takes the cross-process lock on a majority of stores, runs the pre
+  hook, then each actuator in order. All or nothing: when one fails, the ones
+  before it are rolled back, so the flag and DNS are never left disagreeing
+  because of noc. The flag counts as applied when verified on every store that
+  could be written and on a majority of them: failing away from a dead region
+  whose store is dead too is the normal case, not an error.
+- `verify()` reads the authoritative server and every resolver until all serve
+  the new answers or the TTL has run out, records the timeline (confirmed,
+  executed, first resolver moved, all moved: the measured RTO of the change),
+  then runs the post hook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
+from collectors.dns_records import ResolverAddress, parse_resolver
+from collectors.dns_update import DnsUpdater
 from collectors.flag_store import FlagStore
+from collectors.hooks import HookOutcome, run_hook
 from noc.audit import JsonlLog
 from noc.clock import Clock, iso_utc
-from noc.config import NocConfig
+from noc.config import NocConfig, split_host_port
 from noc.model import (
     ActionKind,
     ActionPlan,
     ActionResult,
+    ActuatorFacts,
+    ActuatorStep,
     EstateSnapshot,
     FailoverFlag,
     Health,
+    LockHolder,
     Preflight,
+    PropagationProgress,
     Role,
     StoreOutcome,
     StorePlan,
     StoreResult,
+    Topology,
 )
+from noc.safety import (
+    actuator_checks,
+    current_flag,
+    record_changes,
+    safety_rules,
+    target_health_rule,
+)
+
+
+@dataclass
+class Actuators:
+    """The I/O of an action: flag stores, the DNS updater, the resolvers to watch."""
+
+    config: NocConfig
+    stores: Mapping[str, FlagStore]
+    _dns: DnsUpdater | None = field(default=None, init=False)
+
+    async def dns(self) -> tuple[DnsUpdater | None, str | None]:
+        """The updater, created once its server's name resolves; or why there is none."""
+        settings = self.config.failover.dns
+        if settings is None:
+            return None, "no [failover.dns] configured"
+        if self._dns is None:
+            host, port = split_host_port(settings.server)
+            try:
+                async with asyncio.timeout(settings.timeout_seconds):
+                    infos = await asyncio.get_running_loop().getaddrinfo(
+                        host, port, type=socket.SOCK_DGRAM
+                    )
+            except (OSError, TimeoutError) as exc:
+                return None, f"cannot resolve the DNS server {host}: {exc or 'timeout'}"
+            address = str(infos[0][4][0])
+            try:
+                self._dns = DnsUpdater(
+                    ResolverAddress(address, port),
+                    settings.zone,
+                    settings.key_name,
+                    settings.key_secret.get_secret_value(),
+                    settings.algorithm,
+                    settings.timeout_seconds,
+                )
+            except ValueError as exc:
+                return None, f"[failover.dns]: {exc}"
+        return self._dns, None
+
+    def resolvers(self) -> tuple[ResolverAddress, ...]:
+        return tuple(parse_resolver(text) for text in self.config.dns.resolvers)
+
+
+async def gather_facts(config: NocConfig, actuators: Actuators, kind: ActionKind) -> ActuatorFacts:
+    """What the actuators say now; never raises (a failure becomes a fact)."""
+    rrsets: tuple[Any, ...] = ()
+    key_error: str | None = None
+    if "dns" in action_chain(config, kind):
+        updater, key_error = await actuators.dns()
+        if updater is not None:
+            records = [r.record() for r in config.dns.records]
+            key_error, rrsets = await asyncio.gather(updater.probe(), updater.read(records))
+    holder, lock_error = await _read_lock(config, actuators.stores)
+    return ActuatorFacts(
+        rrsets=rrsets,
+        dns_key_error=key_error,
+        lock_holder=holder,
+        lock_stale=holder is not None and holder_is_dead(holder),
+        lock_error=lock_error,
+    )
+
+
+def holder_is_dead(holder: LockHolder) -> bool:
+    """A lock left by a process of this host that no longer runs (killed, crashed).
+
+    Only the same host can tell; any other holder keeps the lock until its expiry.
+    """
+    if not holder.pid or holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
+async def _read_lock(
+    config: NocConfig, stores: Mapping[str, FlagStore]
+) -> tuple[LockHolder | None, str | None]:
+    if not stores:
+        return None, None
+    reads = await asyncio.gather(*(s.read_lock(config.failover.lock_key) for s in stores.values()))
+    holders = [h for h, _ in reads if h is not None]
+    failed = [r for r, (_, e) in zip(stores, reads, strict=True) if e is not None]
+    if holders:
+        return holders[0], None
+    if len(failed) > len(stores) / 2:
+        return None, f"lock unreadable on {len(failed)}/{len(stores)} stores ({', '.join(failed)})"
+    return None, None
+
+
+def action_chain(config: NocConfig, kind: ActionKind) -> tuple[str, ...]:
+    chain = config.failover.chain
+    return chain if kind.moves_flag else tuple(a for a in chain if a != "flag")
 
 
 def plan_action(
@@ -40,61 +162,33 @@ def plan_action(
     kind: ActionKind,
     target: str,
     operator: Mapping[str, str],
+    facts: ActuatorFacts | None = None,
     *,
     force: bool = False,
+    now: datetime | None = None,
 ) -> ActionPlan:
+    facts = facts or ActuatorFacts()
     region = snapshot.region(target)
     source = snapshot.active_region
+    chain = action_chain(config, kind)
     with_store = {r.id for r in config.regions if r.redis_url}
     stores = tuple(
         StorePlan(r.id, r.store.reachable, r.store.error)
         for r in snapshot.regions
-        if r.id in with_store
+        if r.id in with_store and "flag" in chain
     )
     checks: list[Preflight] = []
     if region is None:
         known = ", ".join(r.id for r in snapshot.regions)
         checks.append(Preflight("target exists", False, f"no region {target!r} (known: {known})"))
-        return _plan(kind, source, target, Health.UNKNOWN, operator, force, checks, stores)
+        return _plan(kind, source, target, Health.UNKNOWN, operator, force, checks, stores, chain)
 
-    primary = config.primary.id
-    if kind is ActionKind.FAILOVER and region.role is Role.PRIMARY and source != target:
-        checks.append(
-            Preflight(
-                "direction",
-                False,
-                f"{target} is the primary: returning to it is a failback "
-                f"(noc failback --to {target})",
-            )
-        )
-    elif kind is ActionKind.FAILBACK and target != primary:
-        checks.append(
-            Preflight(
-                "direction", False, f"failback returns to the primary ({primary}), not {target}"
-            )
-        )
-    else:
-        checks.append(Preflight("direction", True, f"{kind.value} to {target}"))
-
-    if source is None:
-        checks.append(
-            Preflight("active region known", False, "no store could be read: the flag is unknown")
-        )
-    elif source == target:
-        checks.append(Preflight("target not already active", False, f"{target} is already active"))
-    else:
-        checks.append(
-            Preflight("active region known", True, f"{source} ({snapshot.authority.source})")
-        )
-
-    checks.append(
-        Preflight(
-            "target healthy",
-            region.health is Health.HEALTHY,
-            f"{target} is {region.health.value}",
-            forceable=True,
-        )
-    )
+    checks.append(_direction(config, snapshot, kind, target))
+    if kind.moves_flag:
+        checks.append(_active_known(source, target, snapshot))
+    if kind is ActionKind.SWITCHOVER:
+        checks.append(_source_healthy(snapshot, source))
+    checks.append(target_health_rule(region.health, target, kind))
     checks.append(
         Preflight(
             "noc can see the estate",
@@ -105,13 +199,80 @@ def plan_action(
             forceable=True,
         )
     )
+    if "flag" in chain:
+        checks += _store_checks(snapshot, stores)
+    checks += actuator_checks(config, chain, facts)
+    changes: tuple[Any, ...] = ()
+    if "dns" in chain:
+        changes, problems = record_changes(config, snapshot, kind, target, facts.rrsets)
+        checks += problems
+    rules, blast = safety_rules(snapshot, config, kind, target, facts, now or snapshot.generated_at)
+    checks += rules
+    plan = _plan(kind, source, target, region.health, operator, force, checks, stores, chain)
+    return replace(
+        plan, blast=replace(blast, changes=changes), previous_flag=current_flag(snapshot)
+    )
+
+
+def _direction(
+    config: NocConfig, snapshot: EstateSnapshot, kind: ActionKind, target: str
+) -> Preflight:
+    region = snapshot.region(target)
+    assert region is not None
+    primary = config.primary.id
+    source = snapshot.active_region
+    if kind in (ActionKind.DRAIN, ActionKind.RESTORE):
+        if config.estate.topology is not Topology.ACTIVE_ACTIVE:
+            return Preflight(
+                "direction", False, f"{kind.value} is for active-active estates; use failover"
+            )
+        if "dns" not in config.failover.chain:
+            return Preflight(
+                "direction", False, f"{kind.value} moves DNS: configure [failover.dns]"
+            )
+        return Preflight("direction", True, f"{kind.value} {target} in the failover records")
+    if kind is ActionKind.FAILOVER and region.role is Role.PRIMARY and source != target:
+        return Preflight(
+            "direction",
+            False,
+            f"{target} is the primary: returning to it is a failback (noc failback --to {target})",
+        )
+    if kind is ActionKind.FAILBACK and target != primary:
+        return Preflight(
+            "direction", False, f"failback returns to the primary ({primary}), not {target}"
+        )
+    return Preflight("direction", True, f"{kind.value} to {target}")
+
+
+def _source_healthy(snapshot: EstateSnapshot, source: str | None) -> Preflight:
+    status = snapshot.region(source) if source else None
+    health = status.health if status else Health.UNKNOWN
+    return Preflight(
+        "source healthy",
+        health is Health.HEALTHY,
+        f"{source or 'the active region'} is {health.value}: a switchover is planned; "
+        "when the source is down, fail over instead",
+    )
+
+
+def _active_known(source: str | None, target: str, snapshot: EstateSnapshot) -> Preflight:
+    if source is None:
+        return Preflight(
+            "active region known", False, "no store could be read: the flag is unknown"
+        )
+    if source == target:
+        return Preflight("target not already active", False, f"{target} is already active")
+    return Preflight("active region known", True, f"{source} ({snapshot.authority.source})")
+
+
+def _store_checks(snapshot: EstateSnapshot, stores: tuple[StorePlan, ...]) -> list[Preflight]:
     reachable = [s.region_id for s in stores if s.reachable]
     unreachable = [s.region_id for s in stores if not s.reachable]
     majority = len(stores) // 2 + 1
     detail = f"{len(reachable)}/{len(stores)} stores reachable ({', '.join(reachable) or 'none'})"
     if unreachable:
         detail += f"; unreachable: {', '.join(unreachable)}"
-    checks.append(Preflight("flag stores", len(reachable) >= majority, detail))
+    checks = [Preflight("flag stores", len(reachable) >= majority, detail)]
     if snapshot.authority.split:
         others = ", ".join(f"{s} says {a}" for s, a in snapshot.authority.disagreeing)
         checks.append(
@@ -119,7 +280,7 @@ def plan_action(
                 "stores agree", False, f"split: {others}; this write realigns them", blocking=False
             )
         )
-    return _plan(kind, source, target, region.health, operator, force, checks, stores)
+    return checks
 
 
 def _plan(
@@ -131,6 +292,7 @@ def _plan(
     force: bool,
     checks: list[Preflight],
     stores: tuple[StorePlan, ...],
+    chain: tuple[str, ...],
 ) -> ActionPlan:
     return ActionPlan(
         action_id=uuid.uuid4().hex[:12],
@@ -142,6 +304,7 @@ def _plan(
         forced=force,
         checks=tuple(checks),
         stores=stores,
+        actuators=chain,
     )
 
 
@@ -150,63 +313,367 @@ def plan_record(plan: ActionPlan, **extra: Any) -> dict[str, Any]:
     return {**plan.describe(), **plan.operator, **extra}
 
 
+def hook_environment(plan: ActionPlan, reason: str) -> dict[str, str]:
+    """The plan as NOC_* variables, for pre, run, undo and post hooks."""
+    return {
+        "NOC_ACTION": plan.kind.value,
+        "NOC_ACTION_ID": plan.action_id,
+        "NOC_FROM": plan.source or "",
+        "NOC_TO": plan.target,
+        "NOC_REASON": reason,
+        "NOC_OPERATOR": plan.operator.get("operator", ""),
+        "NOC_FORCED": "1" if plan.forced else "0",
+        "NOC_OVERRIDDEN": ",".join(plan.overridden),
+    }
+
+
+@dataclass
+class _Run:
+    """One execution in progress: what has been applied, for rollback and the audit."""
+
+    plan: ActionPlan
+    reason: str
+    actuators: Actuators
+    audit: JsonlLog
+    clock: Clock
+    confirmed_at: float
+    flag: FailoverFlag | None = None
+    store_results: list[StoreResult] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    steps: list[ActuatorStep] = field(default_factory=list)
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+
+    def mark(self, event: str) -> float:
+        seconds = round(self.clock.monotonic() - self.confirmed_at, 3)
+        self.timeline.append((event, seconds))
+        return seconds
+
+    def result(self, aborted: str | None = None) -> ActionResult:
+        return ActionResult(
+            self.plan,
+            self.flag,
+            tuple(self.store_results),
+            tuple(self.steps),
+            aborted,
+            None,
+            tuple(self.timeline),
+        )
+
+    async def record(self, event: str, **fields: Any) -> None:
+        plan = self.plan
+        await self.audit.aappend(
+            event,
+            action_id=plan.action_id,
+            action=plan.kind.value,
+            **{"from": plan.source, "to": plan.target},
+            **plan.operator,
+            **fields,
+        )
+
+
 async def execute(
     plan: ActionPlan,
     reason: str,
-    stores: Mapping[str, FlagStore],
+    actuators: Actuators,
     audit: JsonlLog,
     clock: Clock,
+    *,
+    confirmed_at: float | None = None,
 ) -> ActionResult:
-    """Write the flag to every store (all of them: the last read may be stale), then
-    read it back from each. The caller has already audited planned/confirmed."""
+    """Apply the plan all or nothing. The caller has already audited planned/confirmed."""
     if not reason.strip():
         raise ValueError("a failover needs a reason")
     if not plan.allowed:
         raise ValueError(f"refused plan cannot be executed: {plan.refusal}")
-    flag = FailoverFlag(
+    run = _Run(plan, reason.strip(), actuators, audit, clock, confirmed_at or clock.monotonic())
+    run.mark("confirmed")
+    holder = LockHolder(
+        plan.operator.get("operator", "?"), plan.action_id, iso_utc(clock.utcnow()), os.getpid()
+    )
+    refusal = await _take_lock(run, holder)
+    if refusal is not None:
+        await run.record("refused", refusal=refusal)
+        return run.result(aborted=refusal)
+    try:
+        return await _apply(run)
+    finally:
+        await _release_lock(run, holder)
+
+
+async def _apply(run: _Run) -> ActionResult:
+    hooks = run.actuators.config.failover.hooks
+    env = hook_environment(run.plan, run.reason)
+    if hooks.pre:
+        outcome = await run_hook(hooks.pre, env, hooks.timeout_seconds)
+        run.steps.append(ActuatorStep("pre hook", outcome.ok, outcome.describe()))
+        if not outcome.ok:
+            why = f"pre hook {hooks.pre} failed ({outcome.describe()})"
+            await run.record("aborted", refusal=why, hook_output=outcome.output)
+            return run.result(aborted=why)
+    applied: list[str] = []
+    for actuator in run.plan.actuators:
+        step = await _ACTUATORS[actuator](run, env)
+        run.steps.append(step)
+        if not step.ok:
+            rolled = await _roll_back(run, applied, env)
+            why = f"{actuator} failed ({step.detail})"
+            if applied:
+                why += f"; rolled back: {', '.join(rolled)}"
+            await run.record(
+                "rolled_back" if applied else "aborted",
+                refusal=why,
+                steps=[_step_json(s) for s in run.steps],
+            )
+            return run.result(aborted=why)
+        applied.append(actuator)
+    seconds = run.mark("executed")
+    await run.record(
+        "executed",
+        before={"active": run.plan.source},
+        after=run.flag.as_mapping()
+        if run.flag
+        else {"dns": [c.describe() for c in run.plan.blast.changes]},
+        written=run.written,
+        unreachable={
+            s.region_id: s.detail
+            for s in run.store_results
+            if s.outcome is StoreOutcome.UNREACHABLE
+        },
+        steps=[_step_json(s) for s in run.steps],
+        seconds_since_confirm=seconds,
+    )
+    return run.result()
+
+
+async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
+    plan = run.plan
+    stores = run.actuators.stores
+    run.flag = FailoverFlag(
         active=plan.target,
         previous=plan.source,
         operator=plan.operator.get("operator", ""),
-        reason=reason.strip(),
-        at=iso_utc(clock.utcnow()),
+        reason=run.reason,
+        at=iso_utc(run.clock.utcnow()),
         action_id=plan.action_id,
     )
+    flag = run.flag
     regions = list(stores)
     errors = await asyncio.gather(*(stores[r].write(flag) for r in regions))
     written = {r: e for r, e in zip(regions, errors, strict=True)}
-    await audit.aappend(
-        "executed",
-        action_id=plan.action_id,
-        action=plan.kind.value,
-        **{"from": plan.source, "to": plan.target},
-        **plan.operator,
-        before={"active": plan.source},
-        after=flag.as_mapping(),
-        written=[r for r, e in written.items() if e is None],
-        unreachable={r: e for r, e in written.items() if e is not None},
-    )
+    run.written = [r for r, e in written.items() if e is None]
     readbacks = await asyncio.gather(*(stores[r].read() for r in regions))
-    results = []
     for region_id, sample in zip(regions, readbacks, strict=True):
-        if written[region_id] is not None:
-            results.append(
-                StoreResult(region_id, StoreOutcome.UNREACHABLE, written[region_id] or "")
-            )
+        error = written[region_id]
+        if error is not None:
+            run.store_results.append(StoreResult(region_id, StoreOutcome.UNREACHABLE, error))
         elif sample.flag is not None and sample.flag.action_id == plan.action_id:
-            results.append(StoreResult(region_id, StoreOutcome.VERIFIED))
+            run.store_results.append(StoreResult(region_id, StoreOutcome.VERIFIED))
         else:
             seen = sample.error or (sample.flag.active if sample.flag else "no flag")
-            results.append(StoreResult(region_id, StoreOutcome.WRITTEN, f"read back: {seen}"))
-    result = ActionResult(plan, flag, tuple(results))
-    await audit.aappend(
-        "verified" if result.success else "verify_failed",
-        action_id=plan.action_id,
-        action=plan.kind.value,
-        **{"from": plan.source, "to": plan.target},
-        **plan.operator,
+            run.store_results.append(
+                StoreResult(region_id, StoreOutcome.WRITTEN, f"read back: {seen}")
+            )
+    verified = run.result().flag_verified
+    detail = f"{len(run.result().verified)}/{len(stores)} stores verified"
+    return ActuatorStep("flag", verified, detail)
+
+
+async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
+    updater, error = await run.actuators.dns()
+    changes = [c for c in run.plan.blast.changes if c.changed]
+    if updater is None:
+        return ActuatorStep("dns", False, error or "no DNS updater")
+    if not changes:
+        return ActuatorStep("dns", True, "records already as planned: nothing to change")
+    error = await updater.replace(changes)
+    if error is not None:
+        return ActuatorStep("dns", False, error)
+    return ActuatorStep("dns", True, f"{len(changes)} RRset(s) replaced in one signed update")
+
+
+async def _apply_hook(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
+    hooks = run.actuators.config.failover.hooks
+    assert hooks.run is not None  # the config refuses "hook" without it
+    outcome = await run_hook(hooks.run, env, hooks.timeout_seconds)
+    return ActuatorStep("hook", outcome.ok, outcome.describe())
+
+
+_ACTUATORS: dict[str, Callable[[_Run, Mapping[str, str]], Awaitable[ActuatorStep]]] = {
+    "flag": _apply_flag,
+    "dns": _apply_dns,
+    "hook": _apply_hook,
+}
+
+
+async def _roll_back(run: _Run, applied: list[str], env: Mapping[str, str]) -> list[str]:
+    """Undo what was applied, newest first; the failed actuator's own partial writes too."""
+    rolled: list[str] = []
+    failed = run.plan.actuators[len(applied)]
+    for actuator in [failed, *reversed(applied)]:
+        outcome = await _undo(run, actuator, env)
+        if outcome is None:
+            continue
+        ok, detail = outcome
+        run.steps.append(ActuatorStep(actuator, ok, f"rollback: {detail}", rolled_back=True))
+        rolled.append(actuator if ok else f"{actuator} (rollback FAILED: {detail})")
+    return rolled
+
+
+async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool, str] | None:
+    if actuator == "flag":
+        if not run.written:
+            return None
+        stores = run.actuators.stores
+        errors = await asyncio.gather(
+            *(stores[r].restore(run.plan.previous_flag) for r in run.written)
+        )
+        bad = {r: e for r, e in zip(run.written, errors, strict=True) if e}
+        previous = run.plan.previous_flag.active if run.plan.previous_flag else "no flag"
+        if bad:
+            return False, f"{previous} not restored on " + ", ".join(
+                f"{r} ({e})" for r, e in bad.items()
+            )
+        return True, f"{previous} restored on {', '.join(run.written)}"
+    if actuator == "dns":
+        applied = [s for s in run.steps if s.actuator == "dns" and s.ok and not s.rolled_back]
+        updater, _ = await run.actuators.dns()
+        if not applied or updater is None:
+            return None
+        changes = [c.reverse() for c in run.plan.blast.changes if c.changed]
+        error = await updater.replace(changes)
+        return (error is None), error or f"{len(changes)} RRset(s) put back"
+    hooks = run.actuators.config.failover.hooks
+    if not hooks.undo:
+        return False, "no [failover.hooks] undo configured: undo it by hand"
+    outcome: HookOutcome = await run_hook(hooks.undo, env, hooks.timeout_seconds)
+    return outcome.ok, outcome.describe()
+
+
+def _step_json(step: ActuatorStep) -> dict[str, Any]:
+    return {
+        "actuator": step.actuator,
+        "ok": step.ok,
+        "detail": step.detail,
+        "rolled_back": step.rolled_back,
+    }
+
+
+async def _take_lock(run: _Run, holder: LockHolder) -> str | None:
+    """None when held on a majority of stores; else why not, naming the other holder.
+
+    A lock left by a dead process of this host is taken over (and the step says so)."""
+    stores = run.actuators.stores
+    if not stores:
+        return None
+    config = run.actuators.config.failover
+    for attempt in range(2):
+        attempts = await asyncio.gather(
+            *(s.try_lock(config.lock_key, holder, config.lock_ttl_seconds) for s in stores.values())
+        )
+        taken = [r for r, (ok, _, _) in zip(stores, attempts, strict=True) if ok]
+        if len(taken) > len(stores) / 2:
+            run.steps.append(
+                ActuatorStep("lock", True, f"held on {len(taken)}/{len(stores)} stores")
+            )
+            return None
+        await asyncio.gather(*(stores[r].unlock(config.lock_key, holder) for r in taken))
+        others = [other for _, other, _ in attempts if other is not None]
+        dead = [other for other in others if holder_is_dead(other)]
+        if attempt == 0 and dead and len(dead) == len(others):
+            # Compare-and-delete: only the dead holder's own value goes.
+            await asyncio.gather(
+                *(s.unlock(config.lock_key, d) for s in stores.values() for d in set(dead))
+            )
+            run.steps.append(
+                ActuatorStep("lock", True, f"taken over from {dead[0].describe()}: dead")
+            )
+            continue
+        if others:
+            return f"failover lock held by {others[0].describe()}"
+        errors = ", ".join(f"{r}: {e}" for r, (_, _, e) in zip(stores, attempts, strict=True) if e)
+        return f"failover lock not taken on a majority of stores ({errors or 'expired meanwhile'})"
+    return "failover lock not taken: a dead holder's lock came back"
+
+
+async def _release_lock(run: _Run, holder: LockHolder) -> None:
+    stores = run.actuators.stores
+    key = run.actuators.config.failover.lock_key
+    await asyncio.gather(*(s.unlock(key, holder) for s in stores.values()))
+
+
+async def verify(
+    result: ActionResult,
+    actuators: Actuators,
+    audit: JsonlLog,
+    clock: Clock,
+    *,
+    confirmed_at: float,
+    on_progress: Callable[[ActionResult], None] | None = None,
+) -> ActionResult:
+    """Watch DNS move, record the timeline, run the post hook; the final result."""
+    if result.aborted is not None:
+        return result
+    plan = result.plan
+    run = _Run(plan, "", actuators, audit, clock, confirmed_at)
+    run.timeline = list(result.timeline)
+    changes = [c for c in plan.blast.changes if c.changed]
+    propagation: PropagationProgress | None = None
+    updater, _ = await actuators.dns() if changes else (None, None)
+    if updater is not None:
+        servers = (updater.server, *actuators.resolvers())
+        ttl = max((c.remaining_ttl or c.ttl for c in changes), default=0)
+        deadline = ttl + actuators.config.failover.verify_grace_seconds
+        reported: set[str] = set()
+
+        def progress(update: PropagationProgress) -> None:
+            first = "first_resolver_moved"
+            if update.moved and first not in reported:
+                reported.add(first)
+                run.mark(first)
+            if on_progress is not None:
+                on_progress(replace(result, propagation=update, timeline=tuple(run.timeline)))
+
+        propagation = await updater.watch(changes, servers, clock, deadline, on_progress=progress)
+        run.mark("ttl_passed" if propagation.ttl_expired else "all_moved")
+    steps = list(result.steps)
+    hooks = actuators.config.failover.hooks
+    if hooks.post:
+        outcome = await run_hook(hooks.post, hook_environment(plan, ""), hooks.timeout_seconds)
+        steps.append(ActuatorStep("post hook", outcome.ok, outcome.describe()))
+    final = replace(
+        result, steps=tuple(steps), propagation=propagation, timeline=tuple(run.timeline)
+    )
+    await run.record(
+        "verified" if final.success else "verify_failed",
         before={"active": plan.source},
         after={"active": plan.target},
-        stores={s.region_id: s.outcome.value for s in result.stores},
-        summary=result.summary,
+        stores={s.region_id: s.outcome.value for s in final.stores},
+        propagation=final.propagation_text,
+        timeline=dict(final.timeline),
+        summary=final.summary,
     )
-    return result
+    return final
+
+
+async def ack_cooldown(
+    snapshot: EstateSnapshot,
+    stores: Mapping[str, FlagStore],
+    audit: JsonlLog,
+    clock: Clock,
+    operator: Mapping[str, str],
+    note: str,
+) -> tuple[bool, str]:
+    """Clear the anti-flap cooldown of the last failover on every store: (cleared, what
+    happened). Cleared means acked on a majority, so every reader sees it."""
+    flag = current_flag(snapshot)
+    if flag is None:
+        return False, "no failover recorded: there is no cooldown to ack"
+    ack = f"{operator.get('operator', '?')} at {iso_utc(clock.utcnow())}: {note}".strip()
+    outcomes = await asyncio.gather(*(s.ack_cooldown(flag.action_id, ack) for s in stores.values()))
+    acked = [r for r, (ok, _) in zip(stores, outcomes, strict=True) if ok]
+    await audit.aappend(
+        "cooldown_ack", action_id=flag.action_id, note=note, acked=acked, **operator
+    )
+    if len(acked) > len(stores) / 2:
+        return True, f"cooldown of {flag.action_id} cleared on {len(acked)}/{len(stores)} stores"
+    return False, f"cooldown ack reached only {len(acked)}/{len(stores)} stores: try again"

@@ -118,9 +118,12 @@ class FailoverFlag:
     reason: str
     at: str  # UTC ISO-8601
     action_id: str = ""
+    # Who cleared the anti-flap cooldown after this failover ("alice@noc1 at ..."):
+    # set in the stores by an explicit ack, so every process sees it.
+    cooldown_ack: str = ""
 
     def as_mapping(self) -> dict[str, str]:
-        return {
+        fields = {
             "active": self.active,
             "previous": self.previous or "",
             "operator": self.operator,
@@ -128,6 +131,7 @@ class FailoverFlag:
             "at": self.at,
             "action_id": self.action_id,
         }
+        return fields | ({"cooldown_ack": self.cooldown_ack} if self.cooldown_ack else {})
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, str]) -> FailoverFlag | None:
@@ -141,6 +145,7 @@ class FailoverFlag:
             reason=raw.get("reason", ""),
             at=raw.get("at", ""),
             action_id=raw.get("action_id", ""),
+            cooldown_ack=raw.get("cooldown_ack", ""),
         )
 
 
@@ -347,6 +352,7 @@ class EstateSnapshot:
     dnsbl: tuple[DnsblSample, ...] = field(default=())
     notifications: tuple[ChannelStatus, ...] = field(default=())
     notifications_problem: str | None = None  # the outbox could not be opened, ...
+    automation: AutoStatus | None = None  # None: automated failover is not configured
 
     @property
     def active_region(self) -> str | None:
@@ -366,6 +372,15 @@ class EstateSnapshot:
 class ActionKind(StrEnum):
     FAILOVER = "failover"
     FAILBACK = "failback"
+    # Planned: the source is healthy, replication drains to zero, then the flip.
+    SWITCHOVER = "switchover"
+    # Active-active: take a region's values out of the records, or put them back.
+    DRAIN = "drain"
+    RESTORE = "restore"
+
+    @property
+    def moves_flag(self) -> bool:
+        return self not in (ActionKind.DRAIN, ActionKind.RESTORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +389,7 @@ class Preflight:
     ok: bool
     detail: str
     # A failed blocking check refuses the action; `forceable` ones can be
-    # overridden by a second, recorded confirmation.
+    # bypassed by a break-glass override: a second, recorded confirmation.
     blocking: bool = True
     forceable: bool = False
 
@@ -384,6 +399,115 @@ class StorePlan:
     region_id: str
     reachable: bool | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds the cross-process failover lock, stored as its value in every store."""
+
+    holder: str  # "alice@noc1"
+    action_id: str
+    at: str  # UTC ISO-8601
+    pid: int = 0  # lets a process on the same host see that the holder has died
+
+    def as_text(self) -> str:
+        return f"{self.holder} {self.action_id} {self.at} {self.pid}"
+
+    @classmethod
+    def from_text(cls, text: str) -> LockHolder:
+        holder, action_id, at, pid, *_ = [*text.split(" ", 3), "", "", "", ""]
+        return cls(holder or text, action_id, at, int(pid) if pid.isdigit() else 0)
+
+    @property
+    def host(self) -> str:
+        return self.holder.rpartition("@")[2]
+
+    def describe(self) -> str:
+        pid = f" pid {self.pid}" if self.pid else ""
+        return f"{self.holder}{pid} (action {self.action_id or '?'}, since {self.at or '?'})"
+
+
+@dataclass(frozen=True, slots=True)
+class ActuatorFacts:
+    """What the actuators said just before planning, so the plan itself stays pure.
+
+    Gathered by I/O (`noc.failover.gather_facts`): the RRsets as the authoritative
+    server holds them, whether it accepts noc's TSIG key, and the lock's holder.
+    """
+
+    rrsets: tuple[RRsetState, ...] = ()
+    dns_key_error: str | None = None  # None: accepted (or no DNS actuator)
+    lock_holder: LockHolder | None = None
+    lock_stale: bool = False  # its holder is a dead process on this host: it will be taken over
+    lock_error: str | None = None  # the lock could not be read on a majority of stores
+
+
+@dataclass(frozen=True, slots=True)
+class DataRisk:
+    """Data a failover may lose: the current lag of one data class toward the target."""
+
+    data_class: str
+    link: str  # "suppression:ro>bg"
+    lag_seconds: float | None  # None: unknown
+    rpo_seconds: float
+    is_floor: bool = False  # "at least": the link is down and the figure grows
+
+    @property
+    def within(self) -> bool:
+        return self.lag_seconds is not None and self.lag_seconds <= self.rpo_seconds
+
+    def describe(self) -> str:
+        if self.lag_seconds is None:
+            return f"{self.data_class}: lag unknown (RPO {self.rpo_seconds:g} s)"
+        floor = "at least " if self.is_floor else ""
+        return f"{self.data_class}: {floor}{self.lag_seconds:.1f} s (RPO {self.rpo_seconds:g} s)"
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    """What an action will change and put at risk, shown before the key takes effect."""
+
+    changes: tuple[RecordChange, ...] = ()
+    # The target's sending IPs and their blocklist state ("clean", "listed on ...").
+    sending_ips: tuple[tuple[str, str], ...] = ()
+    complaint_rate: float | None = None  # the target's current rate
+    complaint_limit: float = 0.003  # Gmail's
+    data_at_risk: tuple[DataRisk, ...] = ()
+    # Suppressed addresses the target lacks: they would be mailed against their will.
+    unsynced_suppression: int | None = None
+
+    @property
+    def complaint_headroom(self) -> str:
+        if self.complaint_rate is None:
+            return f"unknown (no delivered mail in the window; limit {self.complaint_limit:.1%})"
+        left = self.complaint_limit - self.complaint_rate
+        return (
+            f"{self.complaint_rate:.2%} now, {left:.2%} below the {self.complaint_limit:.1%} limit"
+            if left > 0
+            else f"{self.complaint_rate:.2%} now: OVER the {self.complaint_limit:.1%} limit"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "changes": [
+                {
+                    "name": c.name,
+                    "type": c.rtype.value,
+                    "old": list(c.old),
+                    "new": list(c.new),
+                    "ttl": c.ttl,
+                    "remaining_ttl": c.remaining_ttl,
+                }
+                for c in self.changes
+            ],
+            "sending_ips": dict(self.sending_ips),
+            "complaint_rate": self.complaint_rate,
+            "data_at_risk": {
+                d.data_class: {"lag_seconds": d.lag_seconds, "rpo_seconds": d.rpo_seconds}
+                for d in self.data_at_risk
+            },
+            "unsynced_suppression": self.unsynced_suppression,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +521,10 @@ class ActionPlan:
     forced: bool
     checks: tuple[Preflight, ...]
     stores: tuple[StorePlan, ...]
+    actuators: tuple[str, ...] = ("flag",)
+    blast: BlastRadius = field(default_factory=BlastRadius)
+    # The flag as the stores hold it now: what a rollback writes back.
+    previous_flag: FailoverFlag | None = None
 
     @property
     def failed(self) -> tuple[Preflight, ...]:
@@ -404,7 +532,7 @@ class ActionPlan:
 
     @property
     def needs_force(self) -> bool:
-        """Refused only by checks that a forced confirmation may override."""
+        """Refused only by checks that a break-glass override may bypass."""
         return bool(self.failed) and all(c.forceable for c in self.failed)
 
     @property
@@ -430,6 +558,7 @@ class ActionPlan:
             "target_health": self.target_health.value,
             "forced": self.forced,
             "overridden": list(self.overridden),
+            "actuators": list(self.actuators),
             "preflight": [
                 {"check": c.name, "ok": c.ok, "detail": c.detail, "blocking": c.blocking}
                 for c in self.checks
@@ -438,6 +567,7 @@ class ActionPlan:
                 s.region_id: "reachable" if s.reachable else (s.error or "not read")
                 for s in self.stores
             },
+            "blast_radius": self.blast.as_json(),
         }
 
 
@@ -455,29 +585,69 @@ class StoreResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ActuatorStep:
+    """What one actuator (or hook) did: applied, failed, rolled back, skipped."""
+
+    actuator: str  # "flag", "dns", "hook", "pre hook", "post hook", "lock"
+    ok: bool
+    detail: str
+    rolled_back: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ActionResult:
     plan: ActionPlan
-    flag: FailoverFlag
+    flag: FailoverFlag | None
     stores: tuple[StoreResult, ...] = field(default=())
+    steps: tuple[ActuatorStep, ...] = field(default=())
+    # Set when nothing was left changed: the lock was held, a pre hook failed, or
+    # an actuator failed and the earlier ones were rolled back.
+    aborted: str | None = None
+    propagation: PropagationProgress | None = None
+    # (event, seconds since confirmation): the measured RTO of the change.
+    timeline: tuple[tuple[str, float], ...] = field(default=())
 
     @property
     def verified(self) -> tuple[str, ...]:
         return tuple(s.region_id for s in self.stores if s.outcome is StoreOutcome.VERIFIED)
 
     @property
-    def success(self) -> bool:
+    def flag_verified(self) -> bool:
         written = [s for s in self.stores if s.outcome is not StoreOutcome.UNREACHABLE]
         every_written_verified = all(s.outcome is StoreOutcome.VERIFIED for s in written)
         return every_written_verified and len(self.verified) > len(self.stores) / 2
 
     @property
-    def summary(self) -> str:
-        verdict = "verified" if self.success else "FAILED"
-        parts = ", ".join(f"{s.region_id} {s.outcome.value}" for s in self.stores)
-        return (
-            f"{self.plan.kind.value} to {self.plan.target} {verdict}: "
-            f"{len(self.verified)}/{len(self.stores)} stores verified ({parts})"
+    def success(self) -> bool:
+        if self.aborted is not None or not all(s.ok for s in self.steps):
+            return False
+        return self.flag_verified if "flag" in self.plan.actuators else True
+
+    @property
+    def propagation_text(self) -> str | None:
+        p = self.propagation
+        if p is None:
+            return None
+        text = (
+            f"{len(p.moved)}/{p.asked} DNS servers on {self.plan.target} "
+            f"after {p.elapsed_seconds:.0f} s"
         )
+        return text + (" (TTL passed)" if p.ttl_expired else "")
+
+    @property
+    def summary(self) -> str:
+        kind, target = self.plan.kind.value, self.plan.target
+        if self.aborted is not None:
+            return f"{kind} to {target} ABORTED, nothing left changed: {self.aborted}"
+        verdict = "verified" if self.success else "FAILED"
+        parts = []
+        if "flag" in self.plan.actuators:
+            stores = ", ".join(f"{s.region_id} {s.outcome.value}" for s in self.stores)
+            parts.append(f"{len(self.verified)}/{len(self.stores)} stores verified ({stores})")
+        parts += [f"{s.actuator}: {s.detail}" for s in self.steps if s.actuator != "flag"]
+        if self.propagation_text:
+            parts.append(self.propagation_text)
+        return f"{kind} to {target} {verdict}: " + "; ".join(parts)
 
 
 class Fault(StrEnum):
@@ -962,3 +1132,80 @@ class DnsConsensus:
     @property
     def share(self) -> str:
         return f"{self.agreeing}/{self.asked}"
+
+
+# --- Failover actuators: what the DNS actuator reads, changes and watches ---
+
+
+@dataclass(frozen=True, slots=True)
+class RRsetState:
+    """One failover record's RRset as the authoritative server holds it right now.
+
+    `values` are sorted text forms as `collectors.dns_records.answer_text` gives
+    them ("192.0.2.10", "10 mx.ro.example.com"); () when the RRset does not exist.
+    `error` says why it could not be read; such a record cannot be planned.
+    """
+
+    name: str
+    rtype: FailoverRecordType
+    values: tuple[str, ...] = ()
+    ttl: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """One RRset replaced by a failover: exactly `old` (a prerequisite) becomes `new`."""
+
+    name: str
+    rtype: FailoverRecordType
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    ttl: int
+    # The longest TTL a configured resolver still reports for the old answer: how
+    # long clients may keep using it. None when no resolver answered.
+    remaining_ttl: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        return set(self.old) != set(self.new)
+
+    def reverse(self) -> RecordChange:
+        return RecordChange(self.name, self.rtype, self.new, self.old, self.ttl)
+
+    def describe(self) -> str:
+        old = ", ".join(self.old) or "(none)"
+        new = ", ".join(self.new) or "(none)"
+        return f"{self.name} {self.rtype.value}: {old} -> {new} (TTL {self.ttl} s)"
+
+
+@dataclass(frozen=True, slots=True)
+class PropagationProgress:
+    """How many of the servers asked already serve the new answers, after how long."""
+
+    elapsed_seconds: float
+    moved: tuple[str, ...]  # servers (as "host:port") answering every change's new values
+    waiting: tuple[tuple[str, str], ...]  # (server, what it still answers or its error)
+    done: bool  # every server moved, or the TTL has run out
+    ttl_expired: bool = False
+
+    @property
+    def asked(self) -> int:
+        return len(self.moved) + len(self.waiting)
+
+
+class AutoMode(StrEnum):
+    OFF = "off"  # [failover] auto = false
+    ARMED = "armed"  # watching the active region
+    COUNTING = "counting"  # the active region is down; acting at auto_after_seconds
+    PAUSED = "paused"  # the operator's pause switch
+    HELD = "held"  # due, but a safety rule or noc's own view says no
+    FIRED = "fired"  # it has acted once; it will not act again until re-armed
+
+
+@dataclass(frozen=True, slots=True)
+class AutoStatus:
+    """Automated failover, as the status bar and the wall show it."""
+
+    mode: AutoMode
+    detail: str = ""

@@ -30,6 +30,7 @@ from noc.alert_journal import AlertJournal
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig
 from noc.engine import Engine
+from noc.failover import Actuators
 from noc.model import (
     AlertNotice,
     CheckSample,
@@ -100,6 +101,8 @@ class Scheduler:
             for r in config.regions
             if r.redis_url
         }
+        # What an operator action acts through: these stores, and the DNS updater.
+        self.actuators = Actuators(config, self.stores)
         self.lag_sources = {
             link.link_id: lag_source(link, config, clock, read_only=read_only)
             for link in config.replication

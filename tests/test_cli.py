@@ -271,8 +271,15 @@ async def test_failback_is_its_own_act(estate: Estate) -> None:
     assert wrong_way.code == 1 and "failback" in wrong_way.err
     not_primary = await act(estate, "failback", "bg", "--yes")
     assert not_primary.code == 1
+    # Straight back is a flap: the cooldown refuses it until someone acks it.
+    too_soon = await act(estate, "failback", "ro", "--yes", reason="validated")
+    assert too_soon.code == 1 and "cooldown" in too_soon.err
+    ack = await noc(estate, "ack-cooldown", *config_args(estate), "--reason", "pa validated")
+    assert ack.code == 0, ack.out + ack.err
+    assert "cleared on 3/3 stores" in ack.out
     back = await act(estate, "failback", "ro", "--yes", reason="validated")
     assert back.code == 0, back.err
+    assert "cooldown_ack" not in estate.flag("ro")  # a new failover starts a new cooldown
     assert estate.flag("pa") | {"at": "", "action_id": "", "operator": ""} == {
         "active": "ro",
         "previous": "pa",

@@ -1,15 +1,22 @@
-"""What a failover or failback did, store by store: written, verified, unreachable."""
+"""What an action did: the flag per store, each actuator's step, DNS moving, the timeline.
+
+The app shows this screen as soon as the actuators have run and calls
+`show_result()` while it watches DNS propagate: first with no propagation yet
+("watching DNS"), then with each progress report, then with the final result.
+"""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Label
 
-from noc.model import ActionResult, StoreOutcome
+from noc.model import ActionResult, ActuatorStep, StoreOutcome
+from widgets.blast_radius import RowsView, hanging
+from widgets.failover_dialog import fit_scroll_body, plan_title
 
 OUTCOME_STYLE = {
     StoreOutcome.VERIFIED: ("✓", "$success"),
@@ -17,24 +24,133 @@ OUTCOME_STYLE = {
     StoreOutcome.UNREACHABLE: ("✗", "$error"),
 }
 
+LABEL_WIDTH = 13  # "✓ post hook" and two spaces
 
-def result_body(result: ActionResult) -> Content:
-    lines = []
+Row = tuple[Content, Content]
+
+
+def rollback_failed(result: ActionResult) -> bool:
+    return any(s.rolled_back and not s.ok for s in result.steps)
+
+
+def result_verdict(result: ActionResult, watching: bool = False) -> str:
+    if result.aborted is not None:
+        return "ABORTED, ROLLBACK FAILED" if rollback_failed(result) else "ABORTED: nothing changed"
+    if watching:
+        # Without a DNS actuator there is nothing to watch, only the post hook to run.
+        return "WATCHING DNS" if "dns" in result.plan.actuators else "VERIFYING"
+    return "VERIFIED" if result.success else "FAILED OR PARTIAL"
+
+
+def step_row(step: ActuatorStep) -> Row:
+    detail = step.detail.removeprefix("rollback: ")
+    if step.rolled_back and step.ok:
+        return Content.styled(f"↶ {step.actuator}", "$warning"), Content(f"rolled back: {detail}")
+    if step.rolled_back:
+        return (
+            Content.styled(f"✗ {step.actuator}", "bold $error"),
+            Content.styled(f"rollback FAILED, still changed: {detail}", "bold $error"),
+        )
+    if step.ok:
+        return Content.styled(f"✓ {step.actuator}", "$success"), Content(detail)
+    return Content.styled(f"✗ {step.actuator}", "bold $error"), Content.styled(detail, "$error")
+
+
+def store_rows(result: ActionResult) -> list[Row]:
+    if "flag" not in result.plan.actuators or not result.stores:
+        return []
+    rolled_back = any(s.actuator == "flag" and s.rolled_back and s.ok for s in result.steps)
+    heading = "Flag stores, before the rollback" if rolled_back else "Flag stores"
+    rows: list[Row] = [(Content.styled(heading, "bold"), Content(""))]
     for store in result.stores:
         glyph, style = OUTCOME_STYLE[store.outcome]
-        lines.append(
-            Content.assemble(
-                Content.styled(f"{glyph} {store.region_id:<6} {store.outcome.value}", style),
-                f"  {store.detail}" if store.detail else "",
+        rows.append(
+            (
+                Content.styled(f"{glyph} {store.region_id}", style),
+                Content.assemble(
+                    (store.outcome.value, style), f"  {store.detail}" if store.detail else ""
+                ),
             )
         )
-    lines.append(Content(""))
-    lines.append(Content.styled(result.summary, "bold"))
-    if result.plan.overridden:
-        lines.append(
-            Content.styled(f"forced: overrode {', '.join(result.plan.overridden)}", "$warning")
+    return rows
+
+
+def propagation_rows(result: ActionResult, watching: bool) -> list[Row]:
+    progress = result.propagation
+    label = Content.styled("DNS", "bold")
+    if progress is None:
+        if watching and result.aborted is None and "dns" in result.plan.actuators:
+            text = "watching DNS: asking the authoritative server and every resolver…"
+            return [(label, Content.styled(text, "$warning"))]
+        return []
+    text = result.propagation_text or ""
+    if not progress.done:
+        text += ", watching…"
+    all_moved = progress.done and not progress.waiting
+    rows: list[Row] = [(label, Content.styled(text, "$success" if all_moved else "$warning"))]
+    rows += [
+        (Content(""), Content.styled(f"{server} still answers {answer}", "$warning"))
+        for server, answer in progress.waiting
+    ]
+    return rows
+
+
+def timeline_text(result: ActionResult) -> Content:
+    return Content(
+        " · ".join(
+            f"{event.replace('_', ' ')} {seconds:.1f} s" for event, seconds in result.timeline
         )
-    return Content("\n").join(lines)
+    )
+
+
+def result_rows(result: ActionResult, watching: bool = False) -> list[Row]:
+    # No blank rows between sections: at 80x24 every row counts; bold headings separate.
+    rows = store_rows(result)
+    if result.steps:
+        rows.append((Content.styled("Steps", "bold"), Content("")))
+        rows += [step_row(s) for s in result.steps]
+    if result.aborted is not None:
+        undone = not rollback_failed(result)
+        words = "nothing left changed" if undone else "NOT everything was put back"
+        rows.append(
+            (
+                Content.styled("✗ Aborted", "bold $error"),
+                Content.styled(f"{words}: {result.aborted}", "bold $error"),
+            )
+        )
+    rows += propagation_rows(result, watching)
+    if result.timeline:
+        rows.append((Content.styled("Timeline", "bold"), timeline_text(result)))
+    if result.plan.overridden:
+        rows.append(
+            (
+                Content.styled("Break glass", "bold $warning"),
+                Content.styled(f"bypassed {', '.join(result.plan.overridden)}", "$warning"),
+            )
+        )
+    return rows
+
+
+def result_body(result: ActionResult, watching: bool = False, width: int | None = None) -> Content:
+    return Content("\n").join(hanging(result_rows(result, watching), LABEL_WIDTH, width))
+
+
+class ResultBody(RowsView):
+    """The rows of a result; a long detail wraps under its own column."""
+
+    def __init__(
+        self, result: ActionResult, watching: bool = False, *, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.result = result
+        self.watching = watching
+
+    def show(self, result: ActionResult, watching: bool = False) -> None:
+        self.result, self.watching = result, watching
+        self.refresh(layout=True)
+
+    def lines(self, width: int) -> Content:
+        return result_body(self.result, self.watching, width)
 
 
 class ActionResultScreen(ModalScreen[None]):
@@ -43,45 +159,94 @@ class ActionResultScreen(ModalScreen[None]):
         align: center middle;
         background: $background 60%;
     }
-    ActionResultScreen > Vertical {
-        width: 90;
+    ActionResultScreen > #dialog {
+        width: 110;
         max-width: 100%;
         height: auto;
+        max-height: 100%;
         border: thick $success;
         background: $surface;
         padding: 0 1;
     }
-    ActionResultScreen.-failed > Vertical {
+    ActionResultScreen.-watching > #dialog {
+        border: thick $warning;
+    }
+    ActionResultScreen.-failed > #dialog {
         border: thick $error;
     }
     ActionResultScreen #title {
         text-style: bold;
         width: 100%;
         content-align: center middle;
+        background: $success-muted;
     }
-    ActionResultScreen Static {
+    ActionResultScreen.-watching #title {
+        background: $warning-muted;
+    }
+    ActionResultScreen.-failed #title {
+        background: $error-muted;
+    }
+    ActionResultScreen #body {
+        height: auto;
         margin: 1 0;
     }
     """
 
-    BINDINGS = [Binding("escape", "close", "Close", id="dialog.close")]
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="dialog.close"),
+        Binding("pageup", "scroll_body(-1)", "Scroll up", show=False, id="dialog.page_up"),
+        Binding("pagedown", "scroll_body(1)", "Scroll down", show=False, id="dialog.page_down"),
+    ]
 
-    def __init__(self, result: ActionResult) -> None:
-        super().__init__(classes="" if result.success else "-failed")
+    def __init__(self, result: ActionResult, *, watching: bool = False) -> None:
+        super().__init__()
         self.result = result
+        self.watching = watching
+        self._set_classes()
 
     def compose(self) -> ComposeResult:
-        verdict = "VERIFIED" if self.result.success else "FAILED OR PARTIAL"
-        plan = self.result.plan
-        with Vertical():
-            yield Label(
-                Content(f"{plan.kind.value.upper()} to {plan.target}: {verdict}"), id="title"
-            )
-            yield Static(result_body(self.result))
+        with Vertical(id="dialog"):
+            yield Label(self._title(), id="title")
+            with VerticalScroll(id="body", can_focus=False):
+                yield ResultBody(self.result, self.watching, id="outcome")
             yield Button("Close", id="close", variant="primary")
+
+    def show_result(self, result: ActionResult, *, watching: bool = False) -> None:
+        """Re-render in place: `watching` while DNS propagation is still being watched."""
+        self.result = result
+        self.watching = watching
+        self._set_classes()
+        # The operator may have closed the screen while the app still watches DNS.
+        for title in self.query("#title").results(Label):
+            title.update(self._title())
+        for body in self.query("#outcome").results(ResultBody):
+            body.show(result, watching)
+            self.call_after_refresh(self._fit)  # the "more" hint follows the new length
+
+    def _title(self) -> Content:
+        verdict = result_verdict(self.result, self.watching)
+        return Content(f"{plan_title(self.result.plan)} — {verdict}")
+
+    def _set_classes(self) -> None:
+        watching = self.watching and self.result.aborted is None
+        self.set_class(watching, "-watching")
+        self.set_class(not watching and not self.result.success, "-failed")
 
     def on_mount(self) -> None:
         self.query_one(Button).focus()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        fit_scroll_body(self.query_one("#dialog"), self.query_one("#body"), self.size.height)
+
+    def action_scroll_body(self, direction: int) -> None:
+        body = self.query_one("#body", VerticalScroll)
+        if direction < 0:
+            body.scroll_page_up()
+        else:
+            body.scroll_page_down()
 
     def on_button_pressed(self) -> None:
         self.dismiss(None)

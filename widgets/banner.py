@@ -1,7 +1,8 @@
 """A banner across the screen when the picture cannot be trusted as it stands.
 
-Shown when noc is cut off (last known status only), when polls are stale, or when
-the regions' stores disagree on which region is active (split-brain risk).
+Shown when noc is cut off (last known status only), when polls are stale, when
+the regions' stores disagree on which region is active (split-brain risk), and
+while automated failover counts down, is held back, or has fired.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from noc.model import EstateSnapshot
+from noc.model import AutoMode, EstateSnapshot
 
 
 def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
@@ -56,7 +57,18 @@ def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
             )
     if snapshot.active_region is None:
         lines.append(Content.styled("? active region unknown: no flag store could be read", "bold"))
+    automation = snapshot.automation
+    if automation is not None and automation.mode in LOUD_AUTO_MODES:
+        lines.append(Content.styled(LOUD_AUTO_MODES[automation.mode] + automation.detail, "bold"))
     return lines
+
+
+# The automation's states an operator must see in words, not just as a status-bar mark.
+LOUD_AUTO_MODES = {
+    AutoMode.COUNTING: "⚡ AUTOMATED FAILOVER COUNTING DOWN: ",
+    AutoMode.HELD: "⚡ AUTOMATED FAILOVER HELD BACK: ",
+    AutoMode.FIRED: "⚡ AUTOMATED FAILOVER FIRED (it will not fail back; P re-arms): ",
+}
 
 
 class Banner(Widget):

@@ -1,23 +1,28 @@
-"""The failover/failback confirmation: preflight first, focus on Cancel, typed id.
+"""The confirmation of an action that moves traffic: rules first, focus on Cancel, typed id.
 
 The operator must type the target region's id and a reason before the confirm
-button works. A plan refused only because the target is not healthy (or noc is
-cut off) offers "Force…", which the app follows with a second confirmation.
+button works. The body (the safety rules, the stores, the blast radius) scrolls,
+so at 80x24 the inputs and the buttons stay on screen however long it is. A plan
+refused only by rules a break-glass override may bypass offers "Break glass…",
+which the app follows with a second confirmation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
-from noc.model import ActionPlan, Preflight
+from noc.model import ActionKind, ActionPlan, Preflight
+from widgets.blast_radius import BlastRadiusView, RowsView, hanging
 from widgets.health_style import health_content
 
 
@@ -27,25 +32,118 @@ class Confirmation:
     force: bool
 
 
-def preflight_line(check: Preflight) -> Content:
+MARK_WIDTH = 7  # "✗ FAIL" and a space
+
+
+def preflight_mark(check: Preflight) -> Content:
     if check.ok:
-        mark = Content.styled("✓ ok  ", "$success")
-    elif not check.blocking:
-        mark = Content.styled("▲ warn", "$warning")
-    elif check.forceable:
-        mark = Content.styled("✗ FAIL", "bold $warning")
-    else:
-        mark = Content.styled("✗ FAIL", "bold $error")
-    return Content.assemble(mark, " ", Content.styled(check.name, "bold"), ": ", check.detail)
+        return Content.styled("✓ ok", "$success")
+    if not check.blocking:
+        return Content.styled("▲ warn", "$warning")
+    # Amber when a break-glass override may bypass it, red when nothing can.
+    return Content.styled("✗ FAIL", "bold $warning" if check.forceable else "bold $error")
 
 
-def plan_body(plan: ActionPlan) -> Content:
-    lines = [preflight_line(c) for c in plan.checks]
+def preflight_line(check: Preflight) -> Content:
+    return Content.assemble(Content.styled(check.name, "bold"), ": ", check.detail)
+
+
+def ordered_checks(plan: ActionPlan) -> list[Preflight]:
+    """What refuses the action first, then warnings, then what passed: at 80x24 the
+    body scrolls, and the rules that matter must not be the ones below the fold."""
+    return sorted(plan.checks, key=lambda c: 2 if c.ok else (1 if not c.blocking else 0))
+
+
+def stores_line(plan: ActionPlan) -> Content | None:
+    if "flag" not in plan.actuators:
+        return None
     stores = ", ".join(
         f"{s.region_id} ({'reachable' if s.reachable else 'unreachable'})" for s in plan.stores
     )
-    lines.append(Content.assemble(Content.styled("Flag written to: ", "bold"), stores or "none"))
+    return Content.assemble(Content.styled("Flag written to: ", "bold"), stores or "none")
+
+
+def checks_body(checks: Sequence[Preflight], width: int | None = None) -> list[Content]:
+    return hanging([(preflight_mark(c), preflight_line(c)) for c in checks], MARK_WIDTH, width)
+
+
+def plan_body(plan: ActionPlan, width: int | None = None) -> Content:
+    """The rules, worst first, and where the flag is written; wrapped at `width`."""
+    lines = checks_body(ordered_checks(plan), width)
+    stores = stores_line(plan)
+    if stores is not None:
+        lines += [stores] if width is None else stores.wrap(width)
     return Content("\n").join(lines)
+
+
+class PreflightView(RowsView):
+    """The plan's rules (or only `checks`); a long detail wraps under the rule's name."""
+
+    def __init__(
+        self,
+        plan: ActionPlan,
+        checks: Sequence[Preflight] | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.plan = plan
+        self.checks = checks
+
+    def lines(self, width: int) -> Content:
+        if self.checks is not None:
+            return Content("\n").join(checks_body(self.checks, width))
+        return plan_body(self.plan, width)
+
+
+def fit_scroll_body(dialog: Widget, body: Widget, height: int) -> None:
+    """Cap a dialog's scrolling body at what `height` rows leave after its fixed parts.
+
+    CSS cannot say it: a `1fr` child of an auto-height container does not shrink to
+    the container's max-height, so a long body would push the inputs and buttons
+    off an 80x24 screen. The fixed parts do not depend on the body, so one pass fits.
+    """
+    fixed = dialog.outer_size.height - dialog.size.height  # border and padding
+    for child in dialog.children:
+        margin = child.styles.margin
+        fixed += margin.top + margin.bottom
+        if child is not body and child.display:
+            fixed += child.outer_size.height
+    room = max(3, height - fixed)
+    body.styles.max_height = room
+    # The scrollbar alone is easy to miss: say on the border that there is more.
+    dialog.border_subtitle = "PgUp/PgDn: more" if body.virtual_size.height > room else ""
+
+
+def plan_title(plan: ActionPlan) -> str:
+    verb = plan.kind.value.upper()
+    if plan.kind in (ActionKind.DRAIN, ActionKind.RESTORE):
+        # Active-active: the region leaves (or rejoins) the records; nothing moves "to" it.
+        return f"{verb} {plan.target}"
+    return f"{verb} {plan.source or '?'} → {plan.target}"
+
+
+def plan_facts(plan: ActionPlan) -> Content:
+    return Content.assemble(
+        "Target ",
+        health_content(plan.target_health, bold=True),
+        "   Actuators: ",
+        Content.styled(" → ".join(plan.actuators) or "none", "bold"),
+    )
+
+
+def verdict(plan: ActionPlan) -> Content:
+    if plan.allowed:
+        return Content.styled("Rules passed. Type the target id and a reason.", "$success")
+    if plan.needs_force:
+        return Content.styled(
+            "Refused unless you break glass: the override lists every rule it bypasses "
+            "and is recorded.",
+            "$warning",
+        )
+    # The failed rules are in the body, each with why; here only their names.
+    names = ", ".join(c.name for c in plan.failed if not c.forceable)
+    return Content.styled(f"Refused: no override may bypass {names}.", "$error")
 
 
 class FailoverDialog(ModalScreen[Confirmation | None]):
@@ -54,8 +152,8 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
         align: center middle;
         background: $background 60%;
     }
-    FailoverDialog > Vertical {
-        width: 90;
+    FailoverDialog > #dialog {
+        width: 128;
         max-width: 100%;
         height: auto;
         max-height: 100%;
@@ -69,11 +167,24 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
         content-align: center middle;
         background: $error-muted;
     }
-    FailoverDialog #preflight {
+    FailoverDialog #body {
+        height: auto;
         margin: 1 0;
+    }
+    FailoverDialog #blast {
+        margin-top: 1;
     }
     FailoverDialog #verdict {
         text-style: bold;
+    }
+    FailoverDialog #inputs {
+        height: auto;
+    }
+    FailoverDialog #typed {
+        width: 26;
+    }
+    FailoverDialog #reason {
+        width: 1fr;
     }
     FailoverDialog #buttons {
         height: auto;
@@ -84,7 +195,13 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
     }
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        # The body does not take focus (Tab goes Cancel → typed id → reason), so
+        # the keyboard scrolls it from wherever focus is.
+        Binding("pageup", "scroll_body(-1)", "Scroll up", show=False, id="dialog.page_up"),
+        Binding("pagedown", "scroll_body(1)", "Scroll down", show=False, id="dialog.page_down"),
+    ]
 
     def __init__(self, plan: ActionPlan) -> None:
         super().__init__()
@@ -92,35 +209,40 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
 
     def compose(self) -> ComposeResult:
         plan = self.plan
-        verb = plan.kind.value.upper()
-        with Vertical():
-            yield Label(Content(f"{verb}  {plan.source or '?'} → {plan.target}"), id="title")
-            yield Static(
-                Content.assemble("Target health: ", health_content(plan.target_health, bold=True)),
-            )
-            yield Static(plan_body(plan), id="preflight")
-            yield Static(self._verdict(), id="verdict")
-            if plan.allowed or plan.needs_force:
-                yield Input(placeholder=f"type {plan.target} to confirm", id="typed")
-                yield Input(placeholder="reason (recorded in the audit log)", id="reason")
+        confirmable = plan.allowed or plan.needs_force
+        with Vertical(id="dialog"):
+            yield Label(Content(plan_title(plan)), id="title")
+            yield Static(plan_facts(plan), id="facts")
+            with VerticalScroll(id="body", can_focus=False):
+                yield PreflightView(plan, id="preflight")
+                yield BlastRadiusView(plan.blast, plan.actuators, plan.target, id="blast")
+            yield Static(verdict(plan), id="verdict")
+            if confirmable:
+                with Horizontal(id="inputs"):
+                    yield Input(placeholder=f"type {plan.target} to confirm", id="typed")
+                    yield Input(placeholder="reason (recorded in the audit log)", id="reason")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                if plan.allowed or plan.needs_force:
-                    label = "Force…" if plan.needs_force else verb.capitalize()
+                if confirmable:
+                    label = "Break glass…" if plan.needs_force else plan.kind.value.capitalize()
                     yield Button(label, id="confirm", variant="error", disabled=True)
-
-    def _verdict(self) -> Content:
-        plan = self.plan
-        if plan.allowed:
-            return Content.styled("Preflight passed. Type the target id and a reason.", "$success")
-        if plan.needs_force:
-            return Content.styled(
-                "Refused unless forced: a forced action is recorded as such.", "$warning"
-            )
-        return Content.styled(f"Refused: {plan.refusal}", "$error")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+
+    def on_resize(self) -> None:
+        # After the layout: the fixed parts' heights depend on the width (the verdict wraps).
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        fit_scroll_body(self.query_one("#dialog"), self.query_one("#body"), self.size.height)
+
+    def action_scroll_body(self, direction: int) -> None:
+        body = self.query_one("#body", VerticalScroll)
+        if direction < 0:
+            body.scroll_page_up()
+        else:
+            body.scroll_page_down()
 
     @on(Input.Changed)
     def _typed(self) -> None:

@@ -1,16 +1,22 @@
-"""The second confirmation for a forced action: says what it overrides; type FORCE."""
+"""The break-glass override: the second confirmation of an action the rules refuse.
+
+It names every rule it bypasses (each one, with why it failed) and says it is
+recorded; the operator types FORCE to go on. Only rules marked forceable can get
+here: the lock, the DNS key and "never zero active" are never bypassed.
+"""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionPlan
+from widgets.failover_dialog import PreflightView, fit_scroll_body, plan_title
 
 FORCE_WORD = "FORCE"
 
@@ -21,15 +27,17 @@ class ForceDialog(ModalScreen[bool]):
         align: center middle;
         background: $background 60%;
     }
-    ForceDialog > Vertical {
-        width: 72;
+    ForceDialog > #dialog {
+        width: 96;
         max-width: 100%;
         height: auto;
+        max-height: 100%;
         border: thick $error;
         background: $surface;
         padding: 0 1;
     }
     ForceDialog #title {
+        margin: 0;
         text-style: bold;
         width: 100%;
         content-align: center middle;
@@ -38,6 +46,9 @@ class ForceDialog(ModalScreen[bool]):
     }
     ForceDialog Static, ForceDialog Input {
         margin: 1 0 0 0;
+    }
+    ForceDialog #rules {
+        height: auto;
     }
     ForceDialog #buttons {
         height: auto;
@@ -49,28 +60,48 @@ class ForceDialog(ModalScreen[bool]):
     }
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("pageup", "scroll_rules(-1)", "Scroll up", show=False, id="dialog.page_up"),
+        Binding("pagedown", "scroll_rules(1)", "Scroll down", show=False, id="dialog.page_down"),
+    ]
 
     def __init__(self, plan: ActionPlan) -> None:
         super().__init__()
         self.plan = plan
 
     def compose(self) -> ComposeResult:
-        failed = "\n".join(f"  ✗ {c.name}: {c.detail}" for c in self.plan.failed)
-        with Vertical():
-            yield Label(
-                Content(f"FORCED {self.plan.kind.value.upper()} to {self.plan.target}"), id="title"
-            )
+        plan = self.plan
+        count = len(plan.failed)
+        rules = f"{count} safety rule{'s' if count != 1 else ''}"
+        with Vertical(id="dialog"):
+            yield Label(Content(f"Break-glass override: {plan_title(plan)}"), id="title")
+            yield Static(Content.assemble("This bypasses ", (rules, "bold"), ":"))
+            with VerticalScroll(id="rules", can_focus=False):
+                yield PreflightView(plan, plan.failed)
             yield Static(
-                Content(f"This overrides:\n{failed}\nand is recorded in the audit log as forced.")
+                "The audit log records the override, every rule it bypassed, you and your reason."
             )
-            yield Input(placeholder=f"type {FORCE_WORD} to proceed", id="force")
+            yield Input(placeholder=f"type {FORCE_WORD} to break glass", id="force")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Force", id="confirm", variant="error", disabled=True)
+                yield Button("Break glass", id="confirm", variant="error", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        fit_scroll_body(self.query_one("#dialog"), self.query_one("#rules"), self.size.height)
+
+    def action_scroll_rules(self, direction: int) -> None:
+        rules = self.query_one("#rules", VerticalScroll)
+        if direction < 0:
+            rules.scroll_page_up()
+        else:
+            rules.scroll_page_down()
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:

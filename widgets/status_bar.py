@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from noc.model import AlertState, EstateSnapshot, Severity
+from noc.model import AlertState, AutoMode, AutoStatus, EstateSnapshot, Severity
 from widgets.health_style import ACTIVE_MARK, age_text
 
 
@@ -38,6 +38,21 @@ def alert_counts(snapshot: EstateSnapshot) -> Content:
     if pending:
         parts.append(Content.styled(f"◔ {pending} pend", "$foreground-muted"))
     return Content(" ").join(parts)
+
+
+AUTO_MARKS = {
+    AutoMode.ARMED: ("⚡ AUTO armed", "$success"),
+    AutoMode.COUNTING: ("⚡ AUTO counting", "bold $warning"),
+    AutoMode.PAUSED: ("⏸ AUTO paused", "bold $warning"),
+    AutoMode.HELD: ("⚡ AUTO held", "bold $error"),
+    AutoMode.FIRED: ("⚡ AUTO FIRED", "bold $text-error on $error-muted"),
+}
+
+
+def automation_mark(status: AutoStatus) -> Content:
+    """The automated failover's state: always on screen when it is configured."""
+    text, style = AUTO_MARKS.get(status.mode, ("AUTO off", "$foreground-muted"))
+    return Content.styled(text, style)
 
 
 def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False, verb: str = "polled") -> str:
@@ -104,6 +119,8 @@ class StatusBar(Widget):
             parts.append((Content.styled("⚠ SPLIT", "bold $error"), None))
         if snapshot.read_only:
             parts.append((Content.styled("⊘ READ-ONLY", "bold reverse"), None))
+        if snapshot.automation is not None:
+            parts.append((automation_mark(snapshot.automation), None))
         age = poll_age(snapshot, coarse=not self.seconds)
         parts.append((alert_counts(snapshot), 3))
         parts.extend([(Content(clock), 2), (Content(age), 1), (liveness(snapshot), None)])

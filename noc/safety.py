@@ -1,0 +1,428 @@
+"""Safety rules and blast radius of an action that moves traffic: pure, from a snapshot.
+
+Route 53 ARC calls these safety rules, orchestrator recovery blocks, Patroni lag
+limits: named checks evaluated in the plan and shown before the confirming key
+takes effect. A rule that a break-glass override may bypass is `forceable`; the
+lock, the DNS key and "never zero active" are not, since bypassing them cannot
+make the action safe, only broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from ipaddress import ip_address
+
+from noc.config import NocConfig, RegionConfig
+from noc.model import (
+    ActionKind,
+    ActuatorFacts,
+    BlastRadius,
+    DataRisk,
+    EstateSnapshot,
+    FailoverFlag,
+    FailoverRecordType,
+    Health,
+    LinkState,
+    Preflight,
+    RecordChange,
+    RRsetState,
+)
+
+GMAIL_COMPLAINT_LIMIT = 0.003
+_DEFAULT_MX_PREFERENCE = 10
+
+
+def current_flag(snapshot: EstateSnapshot) -> FailoverFlag | None:
+    """The flag the agreeing stores hold: what the last failover wrote."""
+    flags = [
+        r.store.flag
+        for r in snapshot.regions
+        if r.store.flag is not None and r.store.flag.active == snapshot.active_region
+    ]
+    return max(flags, key=lambda f: f.at, default=None)
+
+
+def record_changes(
+    config: NocConfig,
+    snapshot: EstateSnapshot,
+    kind: ActionKind,
+    target: str,
+    rrsets: Sequence[RRsetState],
+) -> tuple[tuple[RecordChange, ...], list[Preflight]]:
+    """The DNS changes of an action, and the checks they fail (unreadable, would be empty)."""
+    region = config.region(target)
+    changes: list[RecordChange] = []
+    problems: list[Preflight] = []
+    if region is None:
+        return (), problems
+    for rrset in rrsets:
+        label = f"{rrset.name} {rrset.rtype.value}"
+        if rrset.error is not None:
+            problems.append(Preflight("DNS records read", False, f"{label}: {rrset.error}"))
+            continue
+        new = _new_values(kind, region, rrset)
+        if not new:
+            problems.append(
+                Preflight(
+                    "never zero active",
+                    False,
+                    f"{label} would be left with no value"
+                    + (f" ({target} has none for {rrset.rtype.value})" if kind.moves_flag else ""),
+                )
+            )
+            continue
+        changes.append(
+            RecordChange(
+                rrset.name,
+                rrset.rtype,
+                rrset.values,
+                new,
+                rrset.ttl or 0,
+                _remaining_ttl(snapshot, rrset),
+            )
+        )
+    return tuple(changes), problems
+
+
+def _new_values(kind: ActionKind, region: RegionConfig, rrset: RRsetState) -> tuple[str, ...]:
+    own = _region_values(region, rrset)
+    if kind is ActionKind.DRAIN:
+        keep = [v for v in rrset.values if _host(v) not in {_host(o) for o in own}]
+        return tuple(sorted(keep, key=_sort_key))
+    if kind is ActionKind.RESTORE:
+        merged = {_host(v): v for v in rrset.values} | {_host(o): o for o in own}
+        return tuple(sorted(merged.values(), key=_sort_key))
+    return tuple(sorted(own, key=_sort_key))
+
+
+def _region_values(region: RegionConfig, rrset: RRsetState) -> list[str]:
+    match rrset.rtype:
+        case FailoverRecordType.A | FailoverRecordType.AAAA:
+            version = 4 if rrset.rtype is FailoverRecordType.A else 6
+            return [str(ip) for ip in region.service_ips if ip.version == version]
+        case FailoverRecordType.MX if region.mx_host:
+            # Keep the record's best preference: only the exchange moves.
+            preferences = [int(v.split()[0]) for v in rrset.values if v.split()[0].isdigit()]
+            preference = min(preferences, default=_DEFAULT_MX_PREFERENCE)
+            return [f"{preference} {region.mx_host.lower().rstrip('.')}"]
+    return []
+
+
+def _host(value: str) -> str:
+    """The part of a value that names where traffic goes: the address, or the exchange."""
+    first, _, rest = value.partition(" ")
+    return (rest if rest and first.isdigit() else value).lower().rstrip(".")
+
+
+def _sort_key(value: str) -> tuple[int, str]:
+    first, _, rest = value.partition(" ")
+    if rest and first.isdigit():
+        return int(first), rest
+    try:
+        address = ip_address(value)
+    except ValueError:
+        return 0, value
+    return 0, f"{address.version}:{int(address):040d}"
+
+
+def _remaining_ttl(snapshot: EstateSnapshot, rrset: RRsetState) -> int | None:
+    ttls = [
+        view.sample.ttl
+        for view in snapshot.dns
+        if view.sample.ttl is not None
+        and view.sample.rtype is rrset.rtype
+        and view.sample.name.lower().rstrip(".") == rrset.name.lower().rstrip(".")
+    ]
+    return max(ttls, default=None)
+
+
+def safety_rules(
+    snapshot: EstateSnapshot,
+    config: NocConfig,
+    kind: ActionKind,
+    target: str,
+    facts: ActuatorFacts,
+    now: datetime,
+) -> tuple[list[Preflight], BlastRadius]:
+    """The named rules of an action toward `target`, and what it puts at risk."""
+    checks: list[Preflight] = []
+    source = snapshot.active_region
+    moves_data = kind.moves_flag
+    risks = _data_at_risk(snapshot, config, source, target) if moves_data else ()
+    if moves_data:
+        checks.append(_rpo_rule(risks, kind))
+    unsynced = _suppression_rule(snapshot, config, target, checks) if moves_data else None
+    sending = _sending_rule(snapshot, config, target, checks)
+    _spf_rule(snapshot, config, target, checks)
+    checks.append(_cooldown_rule(snapshot, config, now))
+    checks.append(_lock_rule(facts, config))
+    blast = BlastRadius(
+        sending_ips=sending,
+        complaint_rate=_complaint_rate(snapshot, target),
+        complaint_limit=GMAIL_COMPLAINT_LIMIT,
+        data_at_risk=risks,
+        unsynced_suppression=unsynced,
+    )
+    return checks, blast
+
+
+def _data_at_risk(
+    snapshot: EstateSnapshot, config: NocConfig, source: str | None, target: str
+) -> tuple[DataRisk, ...]:
+    rpo = {link.link_id: link.rpo_seconds for link in config.replication}
+    source_status = snapshot.region(source) if source else None
+    source_down = source_status is not None and source_status.health is Health.DOWN
+    risks = []
+    for link in snapshot.replication:
+        if link.spec.target != target or (source is not None and link.spec.source != source):
+            continue
+        last = link.last
+        lag = None if last is None else last.lag_seconds
+        is_floor = last is not None and last.lag_is_floor
+        if is_floor and source_down:
+            # A dead source writes nothing more: what is lost is the lag when the link
+            # went down, not a floor that keeps growing with the outage.
+            up = [p for p in link.history if p.link is LinkState.UP and p.lag_seconds is not None]
+            lag, is_floor = (up[-1].lag_seconds, False) if up else (None, False)
+        risks.append(
+            DataRisk(
+                data_class=link.spec.data_class,
+                link=link.id,
+                lag_seconds=lag,
+                rpo_seconds=rpo.get(link.id) or config.estate.rpo_seconds,
+                is_floor=is_floor,
+            )
+        )
+    return tuple(risks)
+
+
+def _rpo_rule(risks: Sequence[DataRisk], kind: ActionKind) -> Preflight:
+    name = "replication within RPO"
+    if not risks:
+        return Preflight(name, True, "no replication link toward the target is configured")
+    over = [r for r in risks if not r.within]
+    detail = "; ".join(r.describe() for r in (over or risks))
+    if kind is ActionKind.SWITCHOVER:
+        # A switchover waits for the lag to drain before it flips.
+        return Preflight(name, True, f"waits for lag to drain to 0: {detail}", blocking=False)
+    return Preflight(name, not over, detail, forceable=True)
+
+
+def _suppression_rule(
+    snapshot: EstateSnapshot, config: NocConfig, target: str, checks: list[Preflight]
+) -> int | None:
+    name = "suppression synced"
+    sample = snapshot.suppression
+    if not config.suppression.enabled:
+        return None
+    if sample is None:
+        checks.append(Preflight(name, False, "not measured yet", blocking=False))
+        return None
+    pairs = [p for p in sample.pairs if p.target == target]
+    unknown = [p for p in pairs if p.unsynced is None]
+    if unknown:
+        # Usually the source's store is down with the region being failed away from:
+        # unknowable then, and no reason to refuse; the operator syncs once it is back.
+        sources = sorted({p.source for p in unknown})
+        checks.append(
+            Preflight(
+                name,
+                False,
+                f"unknown: {', '.join(sources)} cannot be read ({unknown[0].error}); "
+                f"entries suppressed there lately may be missing in {target}: sync when it is back",
+                blocking=False,
+            )
+        )
+        return None
+    total = sum(p.unsynced or 0 for p in pairs)
+    slo = config.suppression.slo_seconds
+    ages = [p.oldest_unsynced_age_seconds for p in pairs if p.oldest_unsynced_age_seconds]
+    oldest = max(ages, default=None)
+    if oldest is not None and oldest > slo:
+        checks.append(
+            Preflight(
+                name,
+                False,
+                f"{total} suppressed address(es) missing in {target}, oldest {oldest:.0f} s "
+                f"(SLO {slo:g} s): they would be mailed against their will; sync first (y)",
+                forceable=True,
+            )
+        )
+    else:
+        within = f"{total} unsynced, all within the {slo:g} s SLO" if total else "in sync"
+        checks.append(Preflight(name, True, within))
+    return total
+
+
+def _sending_rule(
+    snapshot: EstateSnapshot, config: NocConfig, target: str, checks: list[Preflight]
+) -> tuple[tuple[str, str], ...]:
+    region = config.region(target)
+    ips = [str(ip) for ip in region.sending_ips] if region else []
+    if not ips or not config.email.dnsbl_zones:
+        return tuple((ip, "not checked") for ip in ips)
+    samples = [s for s in snapshot.dnsbl if s.region == target]
+    states = []
+    listed: list[str] = []
+    unknown: list[str] = []
+    for ip in ips:
+        mine = [s for s in samples if s.ip == ip]
+        hits = [f"{s.zone} ({s.meaning})" for s in mine if s.listed]
+        if hits:
+            listed.append(f"{ip} on {', '.join(hits)}")
+            states.append((ip, "LISTED on " + ", ".join(hits)))
+        elif not mine or any(s.listed is None for s in mine):
+            unknown.append(ip)
+            states.append((ip, "unknown" if mine else "not checked yet"))
+        else:
+            states.append((ip, "clean"))
+    name = "sending IPs not blocklisted"
+    if listed:
+        checks.append(Preflight(name, False, "; ".join(listed), forceable=True))
+    elif unknown:
+        checks.append(Preflight(name, False, f"unknown for {', '.join(unknown)}", blocking=False))
+    else:
+        checks.append(Preflight(name, True, f"{len(ips)} IP(s) clean on every list"))
+    return tuple(states)
+
+
+def _spf_rule(
+    snapshot: EstateSnapshot, config: NocConfig, target: str, checks: list[Preflight]
+) -> None:
+    if not config.email.domain:
+        return
+    name = "SPF covers the target"
+    sample = next((s for s in snapshot.email_auth if s.region == target), None)
+    if sample is None:
+        checks.append(Preflight(name, False, "not checked yet", blocking=False))
+    elif sample.spf.ok is None:
+        checks.append(Preflight(name, False, f"unknown: {sample.spf.reason}", blocking=False))
+    else:
+        checks.append(Preflight(name, sample.spf.ok, sample.spf.reason, forceable=True))
+
+
+def _cooldown_rule(snapshot: EstateSnapshot, config: NocConfig, now: datetime) -> Preflight:
+    name = "cooldown"
+    cooldown = config.failover.cooldown_seconds
+    flag = current_flag(snapshot)
+    at = _parse_time(flag.at) if flag is not None else None
+    if flag is None or at is None or cooldown <= 0:
+        return Preflight(name, True, "no recent failover recorded")
+    age = (now - at).total_seconds()
+    last = (
+        f"last {flag.previous or '?'} -> {flag.active} {_ago(age)} ago by "
+        f"{flag.operator or '?'} (action {flag.action_id or '?'})"
+    )
+    if age >= cooldown:
+        return Preflight(name, True, f"{last}; cooldown {cooldown:g} s passed")
+    if flag.cooldown_ack:
+        return Preflight(name, True, f"{last}; cooldown cleared by {flag.cooldown_ack}")
+    return Preflight(
+        name,
+        False,
+        f"{last}; {_ago(cooldown - age)} of the {cooldown:g} s cooldown left: "
+        "ack the cooldown (c) to clear it",
+        forceable=True,
+    )
+
+
+def _lock_rule(facts: ActuatorFacts, config: NocConfig) -> Preflight:
+    name = "failover lock"
+    if facts.lock_holder is not None and facts.lock_stale:
+        return Preflight(
+            name, True, f"left by {facts.lock_holder.describe()}, which is dead: taken over"
+        )
+    if facts.lock_holder is not None:
+        return Preflight(
+            name,
+            False,
+            f"held by {facts.lock_holder.describe()}: another failover is running "
+            f"(it expires by itself within {config.failover.lock_ttl_seconds:g} s)",
+        )
+    if facts.lock_error is not None:
+        return Preflight(name, False, facts.lock_error, blocking=False)
+    return Preflight(name, True, "free; taken on a majority of stores before any change")
+
+
+def actuator_checks(
+    config: NocConfig, chain: Iterable[str], facts: ActuatorFacts
+) -> list[Preflight]:
+    checks = []
+    if "dns" in chain and config.failover.dns is not None:
+        dns = config.failover.dns
+        if facts.dns_key_error is None:
+            detail = f"{dns.server} accepts key {dns.key_name} for {dns.zone}"
+            checks.append(Preflight("DNS update key", True, detail))
+        else:
+            checks.append(Preflight("DNS update key", False, facts.dns_key_error))
+    hooks = config.failover.hooks
+    if hooks.pre:
+        checks.append(Preflight("pre hook", True, f"runs {hooks.pre} first; non-zero aborts"))
+    return checks
+
+
+def target_health_rule(health: Health, target: str, kind: ActionKind) -> Preflight:
+    if kind is ActionKind.DRAIN:
+        return Preflight("target healthy", True, f"{target} is {health.value} (being drained)")
+    return Preflight(
+        "target healthy", health is Health.HEALTHY, f"{target} is {health.value}", forceable=True
+    )
+
+
+def _complaint_rate(snapshot: EstateSnapshot, target: str) -> float | None:
+    sample = snapshot.deliverability
+    if sample is None:
+        return None
+    region = next((r for r in sample.regions if r.region == target), None)
+    return None if region is None or region.counts is None else region.counts.complaint_rate
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+# A heartbeat-based lag overstates by up to the heartbeat period, so "drained" means
+# the replica holds every byte (offset lag 0) where that is known, else under this.
+DRAINED_LAG_SECONDS = 1.0
+
+
+def replication_drained(
+    snapshot: EstateSnapshot, source: str | None, target: str
+) -> tuple[bool, str]:
+    """Whether every link from `source` to `target` has caught up, and how far each is."""
+    links = [
+        link
+        for link in snapshot.replication
+        if link.spec.target == target and (source is None or link.spec.source == source)
+    ]
+    if not links:
+        return True, f"no replication toward {target} is configured"
+    waiting = []
+    for link in links:
+        last = link.last
+        if last is None or last.link is not LinkState.UP:
+            waiting.append(
+                f"{link.spec.data_class}: link {last.link.value if last else 'not read'}"
+            )
+        elif last.offset_lag_bytes is not None:
+            if last.offset_lag_bytes > 0:
+                waiting.append(f"{link.spec.data_class}: {last.offset_lag_bytes} bytes behind")
+        elif last.lag_seconds is None or last.lag_seconds > DRAINED_LAG_SECONDS:
+            lag = "unknown" if last.lag_seconds is None else f"{last.lag_seconds:.1f} s"
+            waiting.append(f"{link.spec.data_class}: lag {lag}")
+    if waiting:
+        return False, "waiting: " + "; ".join(waiting)
+    return True, f"{len(links)} link(s) toward {target} drained"

@@ -1,0 +1,157 @@
+"""Automated failover (STOP pattern): fires once, never fails back, has a pause switch.
+
+The app runs against a real BIND with TSIG and real redis-servers; the engine is
+fed health samples on a fake clock, so "down for 90 s" takes no real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from named import NamedServer, Zone, named_servers  # noqa: F401
+from support import REFUSED, feed_round
+from test_failover_actuators import DOMAIN, KEY, MOVED, ZONE_TEXT, Estate, failover_config
+from textual.pilot import Pilot
+
+from noc.app import NocApp
+from noc.audit import read_jsonl
+from noc.auto import AutoFailover
+from noc.clock import FakeClock, iso_utc
+from noc.model import AutoMode, FailoverFlag
+from noc.simulator import RedisServer
+from widgets.action_result import ActionResultScreen
+from widgets.banner import Banner
+
+AUTO = {"auto": True, "auto_after_seconds": 90, "cooldown_seconds": 600}
+
+
+@pytest.fixture
+def named(named_servers: Callable[..., NamedServer]) -> NamedServer:  # noqa: F811
+    return named_servers([Zone(DOMAIN, ZONE_TEXT, allow_update=True)], tsig=KEY)
+
+
+@pytest.fixture
+def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
+    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
+
+
+def make_app(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> tuple[NocApp, FakeClock, Estate]:
+    config = failover_config(named, stores, failover=AUTO)
+    clock = FakeClock()
+    app = NocApp(config, clock=clock, start_polling=False, state_path=tmp_path)
+    feed_round(app.scheduler.engine, clock)
+    audit = app.audit
+    return app, clock, Estate(config, app.scheduler, clock, audit, named, stores)
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached")
+
+
+def audit_records(tmp_path: Path) -> list[dict[str, object]]:
+    return read_jsonl(tmp_path / "audit.jsonl").records
+
+
+async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_fails_back(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    app, clock, estate = make_app(tmp_path, named, stores)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        app._auto_tick()
+        assert app.snapshot().automation is not None
+        assert app.snapshot().automation.mode is AutoMode.ARMED  # type: ignore[union-attr]
+        for _ in range(3):  # ro is declared down
+            feed_round(app.scheduler.engine, clock, {"ro": REFUSED})
+        app._auto_tick()
+        status = app.snapshot().automation
+        assert status is not None and status.mode is AutoMode.COUNTING
+        assert status.detail == "ro down 0/90 s"
+        clock.advance(60)
+        app._auto_tick()
+        assert not app.operator_actions_running()  # not yet: 60 of 90 s
+        clock.advance(31)
+        app._auto_tick()
+        await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
+        await until(pilot, lambda: not app.operator_actions_running())
+        assert {estate.flag(r)["active"] for r in stores} == {"bg"}
+        assert await estate.records() == MOVED
+        confirmed = next(r for r in audit_records(tmp_path) if r["event"] == "confirmed")
+        assert confirmed["confirmation"] == "automatic"
+        assert str(confirmed["operator"]).startswith("noc-auto@")
+        assert "ro down for 91 s" in str(confirmed["reason"])
+        status = app.snapshot().automation
+        assert status is not None and status.mode is AutoMode.FIRED
+        assert "AUTOMATED FAILOVER FIRED" in str(app.query_one(Banner).render())
+
+        # ro comes back and bg dies: automation has fired, and never fails back.
+        await pilot.press("escape")
+        await app.scheduler.read_flags()
+        for _ in range(3):
+            feed_round(app.scheduler.engine, clock, {"bg": REFUSED})
+        for _ in range(5):
+            clock.advance(60)
+            app._auto_tick()
+            await pilot.pause(0.05)
+        assert not app.operator_actions_running()
+    executed = [r for r in audit_records(tmp_path) if r["event"] == "executed"]
+    assert len(executed) == 1
+    assert {estate.flag(r)["active"] for r in stores} == {"bg"}
+
+
+async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    app, clock, estate = make_app(tmp_path, named, stores)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("P")
+        await until(pilot, lambda: app.auto.paused)
+        for _ in range(3):
+            feed_round(app.scheduler.engine, clock, {"ro": REFUSED})
+        app._auto_tick()
+        clock.advance(200)
+        app._auto_tick()
+        await pilot.pause(0.1)
+        assert not app.operator_actions_running()
+        status = app.snapshot().automation
+        assert status is not None and status.mode is AutoMode.PAUSED
+    assert all(estate.flag(r) == {} for r in stores)
+    assert "auto_paused" in [r["event"] for r in audit_records(tmp_path)]
+    # A new process reads the switch where the operator left it.
+    again = AutoFailover(estate.config, FakeClock(), tmp_path / "automation.jsonl")
+    assert again.paused
+
+
+async def test_a_failing_safety_rule_holds_the_automation_and_says_why(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    app, clock, estate = make_app(tmp_path, named, stores)
+    # A failback to ro a minute ago: failing over again now would be a flap.
+    recent = FailoverFlag("ro", "bg", "op@test", "validated", iso_utc(clock.utcnow()), "fb1")
+    for store in app.scheduler.stores.values():
+        assert await store.write(recent) is None
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        clock.advance(60)
+        for _ in range(3):
+            feed_round(app.scheduler.engine, clock, {"ro": REFUSED})
+        app._auto_tick()
+        clock.advance(91)
+        app._auto_tick()
+        await until(pilot, lambda: app.auto.held is not None)
+        await until(pilot, lambda: not app.operator_actions_running())
+        status = app.snapshot().automation
+        assert status is not None and status.mode is AutoMode.HELD
+        assert status.detail.startswith("cooldown: last bg -> ro")
+        assert "AUTOMATED FAILOVER HELD BACK: cooldown" in str(app.query_one(Banner).render())
+    assert {estate.flag(r)["active"] for r in stores} == {"ro"}
+    assert [r["event"] for r in audit_records(tmp_path)] == ["auto_held"]

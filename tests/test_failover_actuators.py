@@ -1,0 +1,417 @@
+"""Failover through every actuator against a real BIND 9 (TSIG updates) and real redis-servers.
+
+The engine is fed health samples (regions are not what these tests are about); the
+flag stores, the lock, the DNS server, its key and the hooks are all real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
+from support import estate_config, feed_round
+
+from collectors.dns_records import parse_resolver, query
+from collectors.dns_update import DnsUpdater
+from noc.audit import JsonlLog, read_jsonl
+from noc.clock import FakeClock
+from noc.config import NocConfig, parse_config
+from noc.failover import ack_cooldown, execute, gather_facts, plan_action, verify
+from noc.model import (
+    ActionKind,
+    ActionPlan,
+    ActionResult,
+    FailoverRecordType,
+    LagBasis,
+    LinkState,
+    LockHolder,
+    RecordChange,
+    ReplicationSample,
+)
+from noc.scheduler import Scheduler
+from noc.simulator import RedisServer
+
+KEY = TsigKey("noc-failover", base64.b64encode(secrets.token_bytes(32)).decode())
+DOMAIN = "mail.test"
+SMTP = f"smtp.{DOMAIN}"
+ZONE_TEXT = (
+    "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n"
+    "smtp 60 A 192.0.2.10\n"
+    f"@ 300 MX 10 mx.ro.{DOMAIN}.\n"
+    "mx.ro A 192.0.2.10\nmx.bg A 192.0.2.20\nmx.pa A 192.0.2.30\n"
+)
+OPERATOR = {"operator": "op@test"}
+FLAG_KEY = "noc:failover"
+LOCK_KEY = "noc:failover:lock"
+
+
+def failover_config(
+    named: NamedServer, stores: dict[str, RedisServer], *, secret: str = KEY.secret, **extra: Any
+) -> NocConfig:
+    data = estate_config({rid: s.url for rid, s in stores.items()}).model_dump(mode="json")
+    data["dns"] = {
+        "resolvers": [named.address],
+        "records": [{"name": SMTP, "type": "A"}, {"name": DOMAIN, "type": "MX"}],
+    }
+    for region, octet in zip(data["regions"], (10, 20, 30), strict=True):
+        region["service_ips"] = [f"192.0.2.{octet}"]
+        region["mx_host"] = f"mx.{region['id']}.{DOMAIN}."
+    dns = {"server": named.address, "zone": DOMAIN, "key_name": KEY.name, "key_secret": secret}
+    data["failover"] = {"store_timeout_seconds": 1, "dns": dns, **extra.pop("failover", {})}
+    return parse_config({**data, **extra})
+
+
+@dataclass
+class Estate:
+    config: NocConfig
+    scheduler: Scheduler
+    clock: FakeClock
+    audit: JsonlLog
+    named: NamedServer
+    stores: dict[str, RedisServer]
+
+    async def plan(
+        self, kind: ActionKind = ActionKind.FAILOVER, target: str = "bg", *, force: bool = False
+    ) -> ActionPlan:
+        await self.scheduler.read_flags()
+        facts = await gather_facts(self.config, self.scheduler.actuators, kind)
+        snapshot = self.scheduler.snapshot()
+        return plan_action(
+            snapshot,
+            self.config,
+            kind,
+            target,
+            OPERATOR,
+            facts,
+            force=force,
+            now=self.clock.utcnow(),
+        )
+
+    async def run(self, plan: ActionPlan, reason: str = "drill") -> ActionResult:
+        at = self.clock.monotonic()
+        actuators = self.scheduler.actuators
+        result = await execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=at)
+        return await verify(result, actuators, self.audit, self.clock, confirmed_at=at)
+
+    def flag(self, region: str) -> dict[str, str]:
+        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
+        try:
+            return client.hgetall(FLAG_KEY)  # type: ignore[return-value]
+        finally:
+            client.close()
+
+    def lock(self, region: str) -> str | None:
+        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
+        try:
+            return client.get(LOCK_KEY)  # type: ignore[return-value]
+        finally:
+            client.close()
+
+    async def records(self) -> dict[str, tuple[tuple[str, ...], int | None]]:
+        found = {}
+        for name, rtype in ((SMTP, "A"), (DOMAIN, "MX")):
+            answer = await query(parse_resolver(self.named.address), name, rtype, 2.0)
+            values = tuple(sorted(r.to_text().rstrip(".") for r in answer.records))
+            found[rtype] = (values, answer.ttl)
+        return found
+
+    def events(self) -> list[str]:
+        return [r["event"] for r in read_jsonl(self.audit.path).records]
+
+
+ORIGINAL = {"A": (("192.0.2.10",), 60), "MX": ((f"10 mx.ro.{DOMAIN}",), 300)}
+MOVED = {"A": (("192.0.2.20",), 60), "MX": ((f"10 mx.bg.{DOMAIN}",), 300)}
+
+
+@pytest.fixture
+def named(named_servers: Callable[..., NamedServer]) -> NamedServer:  # noqa: F811
+    return named_servers([Zone(DOMAIN, ZONE_TEXT, allow_update=True)], tsig=KEY)
+
+
+@pytest.fixture
+def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
+    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
+
+
+@pytest.fixture
+def make_estate(
+    named: NamedServer, stores: dict[str, RedisServer], tmp_path: Path
+) -> Callable[..., Estate]:
+    made: list[Scheduler] = []
+
+    def make(**options: Any) -> Estate:
+        config = failover_config(named, stores, **options)
+        clock = FakeClock()
+        scheduler = Scheduler(config, clock)
+        made.append(scheduler)
+        feed_round(scheduler.engine, clock)
+        audit = JsonlLog(tmp_path / "audit.jsonl", clock)
+        return Estate(config, scheduler, clock, audit, named, stores)
+
+    return make
+
+
+@pytest.fixture
+async def estate(make_estate: Callable[..., Estate]) -> AsyncIterator[Estate]:
+    made = make_estate()
+    yield made
+    await made.scheduler.stop()
+
+
+async def test_failover_replaces_the_records_and_is_verified(estate: Estate) -> None:
+    plan = await estate.plan()
+    assert plan.allowed, plan.refusal
+    assert [c.describe() for c in plan.blast.changes] == [
+        f"{SMTP} A: 192.0.2.10 -> 192.0.2.20 (TTL 60 s)",
+        f"{DOMAIN} MX: 10 mx.ro.{DOMAIN} -> 10 mx.bg.{DOMAIN} (TTL 300 s)",
+    ]
+    assert await estate.records() == ORIGINAL  # planning changed nothing
+    result = await estate.run(plan)
+    assert result.success, result.summary
+    assert await estate.records() == MOVED  # TTLs kept
+    assert {estate.flag(r)["active"] for r in ("ro", "bg", "pa")} == {"bg"}
+    assert result.propagation is not None and result.propagation.done
+    assert not result.propagation.ttl_expired
+    assert result.propagation_text == "1/1 DNS servers on bg after 0 s"
+    assert [event for event, _ in result.timeline] == [
+        "confirmed",
+        "executed",
+        "first_resolver_moved",
+        "all_moved",
+    ]
+    assert estate.events() == ["executed", "verified"]
+    verified = read_jsonl(estate.audit.path).records[-1]
+    assert set(verified["timeline"]) == {
+        "confirmed",
+        "executed",
+        "first_resolver_moved",
+        "all_moved",
+    }
+    assert all(estate.lock(r) is None for r in ("ro", "bg", "pa"))  # released
+
+
+async def test_a_wrong_key_is_refused_before_anything_changes(
+    make_estate: Callable[..., Estate],
+) -> None:
+    estate = make_estate(secret=base64.b64encode(secrets.token_bytes(32)).decode())
+    try:
+        plan = await estate.plan()
+    finally:
+        await estate.scheduler.stop()
+    key_check = next(c for c in plan.checks if c.name == "DNS update key")
+    assert not key_check.ok and "BADSIG" in key_check.detail
+    assert not plan.allowed and not plan.needs_force  # no override can make a bad key work
+    assert await estate.records() == ORIGINAL
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))
+
+
+async def test_a_record_changed_behind_nocs_back_fails_and_the_flag_is_rolled_back(
+    estate: Estate,
+) -> None:
+    plan = await estate.plan()
+    assert plan.allowed, plan.refusal
+    someone = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+    moved_by_hand = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",), ("203.0.113.9",), 60)
+    assert await someone.replace([moved_by_hand]) is None
+    result = await estate.run(plan)
+    assert not result.success
+    assert result.aborted is not None and "prerequisite failed" in result.aborted
+    assert "rolled back: flag" in result.aborted
+    # The other change in the same update was not applied either, and noc overwrote nothing.
+    records = await estate.records()
+    assert records["A"] == (("203.0.113.9",), 60) and records["MX"] == ORIGINAL["MX"]
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))  # no flag before: none after
+    rollback = next(s for s in result.steps if s.rolled_back)
+    assert rollback.actuator == "flag" and rollback.ok
+    assert estate.events() == ["rolled_back"]
+
+
+async def test_a_failing_pre_hook_aborts_with_its_output(
+    make_estate: Callable[..., Estate], tmp_path: Path
+) -> None:
+    script = tmp_path / "pre.py"
+    script.write_text(
+        "import os, sys\n"
+        "print('change freeze until 06:00', os.environ['NOC_FROM'], os.environ['NOC_TO'])\n"
+        "sys.exit(4)\n"
+    )
+    estate = make_estate(failover={"hooks": {"pre": f"{sys.executable} {script}"}})
+    try:
+        plan = await estate.plan()
+        result = await estate.run(plan)
+    finally:
+        await estate.scheduler.stop()
+    assert result.aborted is not None
+    assert "exit 4: change freeze until 06:00 ro bg" in result.aborted
+    assert await estate.records() == ORIGINAL
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))
+    assert all(estate.lock(r) is None for r in ("ro", "bg", "pa"))
+    assert estate.events() == ["aborted"]
+
+
+async def test_hooks_get_the_plan_and_a_hook_actuator_is_undone_on_a_later_failure(
+    make_estate: Callable[..., Estate], tmp_path: Path
+) -> None:
+    log = tmp_path / "hooks.log"
+    script = tmp_path / "hook.py"
+    script.write_text(
+        "import os, sys\n"
+        f"with open({str(log)!r}, 'a') as out:\n"
+        "    keys = ('NOC_ACTION', 'NOC_FROM', 'NOC_TO', 'NOC_REASON', 'NOC_OPERATOR')\n"
+        "    out.write(sys.argv[1] + ' ' + ' '.join(os.environ[k] for k in keys) + '\\n')\n"
+    )
+    hook = f"{sys.executable} {script}"
+    estate = make_estate(
+        failover={
+            "actuators": ["flag", "hook", "dns"],
+            "hooks": {"pre": f"{hook} pre", "run": f"{hook} run", "undo": f"{hook} undo"},
+        }
+    )
+    try:
+        plan = await estate.plan()
+        someone = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+        change = RecordChange(DOMAIN, FailoverRecordType.MX, (f"10 mx.ro.{DOMAIN}",), (), 300)
+        assert await someone.replace([change]) is None
+        result = await estate.run(plan, reason="region drill")
+    finally:
+        await estate.scheduler.stop()
+    assert result.aborted is not None and "rolled back: hook, flag" in result.aborted
+    assert log.read_text().splitlines() == [
+        "pre failover ro bg region drill op@test",
+        "run failover ro bg region drill op@test",
+        "undo failover ro bg region drill op@test",
+    ]
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))
+
+
+async def test_the_cooldown_blocks_a_second_failover_until_acked(estate: Estate) -> None:
+    first = await estate.run(await estate.plan(target="bg"))
+    assert first.success, first.summary
+    estate.clock.advance(30)
+    second = await estate.plan(target="pa")
+    cooldown = next(c for c in second.checks if c.name == "cooldown")
+    assert not cooldown.ok and cooldown.forceable
+    assert "by op@test" in cooldown.detail and "ack the cooldown" in cooldown.detail
+    assert not second.allowed and second.needs_force
+    await estate.scheduler.read_flags()
+    cleared, text = await ack_cooldown(
+        estate.scheduler.snapshot(),
+        estate.scheduler.stores,
+        estate.audit,
+        estate.clock,
+        {"operator": "lead@test"},
+        "bg validated",
+    )
+    assert cleared, text
+    third = await estate.plan(target="pa")
+    assert third.allowed, third.refusal
+    assert "cleared by lead@test" in next(c for c in third.checks if c.name == "cooldown").detail
+    assert "cooldown_ack" in estate.events()
+
+
+async def test_a_lock_held_elsewhere_refuses_and_names_the_holder(estate: Estate) -> None:
+    plan = await estate.plan()
+    other = LockHolder("alice@noc2", "a1b2c3", "2026-11-23T03:00:00Z", 4242)
+    for region in ("ro", "bg"):
+        taken, _, error = await estate.scheduler.stores[region].try_lock(LOCK_KEY, other, 60)
+        assert taken, error
+    # Planned before alice took it: the execution still refuses, naming her.
+    result = await estate.run(plan)
+    assert result.aborted == f"failover lock held by {other.describe()}"
+    assert await estate.records() == ORIGINAL
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))
+    assert estate.lock("pa") is None  # what it took on pa was given back
+    # Planned now: refused up front, and no override helps.
+    fresh = await estate.plan(force=True)
+    lock = next(c for c in fresh.checks if c.name == "failover lock")
+    assert not lock.ok and "alice@noc2 pid 4242" in lock.detail
+    assert not fresh.allowed
+
+
+async def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(estate: Estate) -> None:
+    finished = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await finished.wait()  # its pid now names no process
+    dead = LockHolder(f"op@{socket.gethostname()}", "dead01", "2026-11-23T03:00:00Z", finished.pid)
+    for store in estate.scheduler.stores.values():
+        await store.try_lock(LOCK_KEY, dead, 60)
+    plan = await estate.plan()
+    assert plan.allowed, plan.refusal
+    result = await estate.run(plan)
+    assert result.success, result.summary
+    assert any("taken over" in s.detail for s in result.steps if s.actuator == "lock")
+
+
+async def test_lag_over_the_rpo_refuses_unless_glass_is_broken(
+    make_estate: Callable[..., Estate],
+) -> None:
+    def link(url: str) -> dict[str, Any]:
+        return {"data_class": "subscribers", "source": "ro", "target": "bg", "url": url,
+                "rpo_seconds": 30}  # fmt: skip
+
+    estate = make_estate()
+    await estate.scheduler.stop()
+    estate = make_estate(replication=[link(estate.stores["bg"].url)])
+    try:
+        spec = estate.config.replication[0].spec()
+        sample = ReplicationSample(
+            spec, estate.clock.monotonic(), estate.clock.utcnow(), LinkState.UP, 95.0,
+            LagBasis.HEARTBEAT,
+        )  # fmt: skip
+        estate.scheduler.engine.ingest_replication(spec_id := "subscribers:ro>bg", sample)
+        plan = await estate.plan()
+        rpo = next(c for c in plan.checks if c.name == "replication within RPO")
+        assert not rpo.ok and rpo.forceable
+        assert rpo.detail == "subscribers: 95.0 s (RPO 30 s)"
+        assert plan.blast.data_at_risk[0].link == spec_id
+        assert not plan.allowed
+        forced = await estate.plan(force=True)
+        assert forced.allowed and forced.overridden == ("replication within RPO",)
+        result = await estate.run(forced)
+    finally:
+        await estate.scheduler.stop()
+    assert result.success, result.summary
+    assert await estate.records() == MOVED
+
+
+async def test_drain_and_restore_in_an_active_active_estate(
+    make_estate: Callable[..., Estate],
+) -> None:
+    estate = make_estate(estate={"name": "mail-aa", "topology": "active-active"})
+    try:
+        grow = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+        both = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
+                            ("192.0.2.10", "192.0.2.20"), 60)  # fmt: skip
+        assert await grow.replace([both]) is None
+        drain = await estate.plan(ActionKind.DRAIN, "ro")
+        assert drain.actuators == ("dns",)
+        assert not drain.allowed  # the MX has only ro: draining it would leave it empty
+        assert any(c.name == "never zero active" and not c.ok for c in drain.checks)
+        mx_both = RecordChange(
+            DOMAIN, FailoverRecordType.MX, (f"10 mx.ro.{DOMAIN}",),
+            (f"10 mx.ro.{DOMAIN}", f"10 mx.bg.{DOMAIN}"), 300,
+        )  # fmt: skip
+        assert await grow.replace([mx_both]) is None
+        drain = await estate.plan(ActionKind.DRAIN, "ro")
+        assert drain.allowed, drain.refusal
+        drained = await estate.run(drain, reason="ro maintenance")
+        assert drained.success, drained.summary
+        assert await estate.records() == MOVED
+        restore = await estate.plan(ActionKind.RESTORE, "ro")
+        assert restore.allowed, restore.refusal
+        restored = await estate.run(restore, reason="ro back")
+        assert restored.success, restored.summary
+    finally:
+        await estate.scheduler.stop()
+    records = await estate.records()
+    assert records["A"] == (("192.0.2.10", "192.0.2.20"), 60)
+    assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))  # drain never moves the flag
