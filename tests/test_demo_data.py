@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -29,8 +30,12 @@ from collectors.dnsbl import DnsblCollector
 from collectors.email_auth import EmailAuthCollector
 from collectors.replication import RedisReplicationCollector
 from collectors.suppression import SuppressionCollector
+from noc.audit import JsonlLog
+from noc.clock import SystemClock
 from noc.config import NocConfig, parse_config
+from noc.failover import execute, gather_facts, plan_action, verify
 from noc.model import (
+    ActionKind,
     DeliverabilitySample,
     FailoverFlag,
     Fault,
@@ -39,6 +44,7 @@ from noc.model import (
     SuppressionDivergence,
     SuppressionSample,
 )
+from noc.scheduler import Scheduler
 from noc.simulator import DemoEstate, EndpointMode, TrafficTuning
 from noc.simulator.threaded import ThreadedDemo
 from widgets.fault_panel import FaultPanel
@@ -180,8 +186,10 @@ async def sent_in(url: str, seconds: float) -> dict[str, int]:
 
 async def test_the_demo_config_describes_the_data_it_serves(estate: DemoEstate) -> None:
     config = await estate.start()
-    # Whatever the estate hands the app must survive a round trip through validation.
-    assert parse_config(config.model_dump(mode="json"), "round trip") == config
+    # Whatever the estate hands the app must survive a round trip through validation
+    # (in Python mode: JSON mode masks the TSIG secret, as it should).
+    assert parse_config(config.model_dump(), "round trip") == config
+    assert "**" in config.model_dump(mode="json")["failover"]["dns"]["key_secret"]
     links = {link.link_id: link for link in config.replication}
     assert list(links) == [
         "suppression:ro>bg",
@@ -486,3 +494,35 @@ async def test_dns_faults_reach_noc_dns_collectors(estate: DemoEstate) -> None:
     await estate.inject("bg", Fault.RESTORE)
     assert await smtp_answers() == ("192.0.2.10",)
     assert set((await listed()).values()) == {False}
+
+
+async def test_a_demo_failover_moves_the_demos_dns_with_its_own_key(
+    estate: DemoEstate, tmp_path: Path
+) -> None:
+    """The demo's config carries a TSIG key made for this run; the failover signs with it."""
+    config = await estate.start()
+    assert config.failover.chain == ("flag", "dns")
+    clock = SystemClock()
+    scheduler = Scheduler(config, clock, single_round=True)
+    try:
+        await scheduler.collect_once()
+        facts = await gather_facts(config, scheduler.actuators, ActionKind.FAILOVER)
+        assert facts.dns_key_error is None
+        plan = plan_action(
+            scheduler.engine.snapshot(), config, ActionKind.FAILOVER, "bg", {"operator": "t"}, facts
+        )
+        assert plan.allowed, plan.refusal
+        audit = JsonlLog(tmp_path / "audit.jsonl", clock)
+        at = clock.monotonic()
+        result = await execute(plan, "demo", scheduler.actuators, audit, clock, confirmed_at=at)
+        final = await verify(result, scheduler.actuators, audit, clock, confirmed_at=at)
+        assert final.success, final.summary
+        smtp = await DnsRecordCollector().collect(
+            [r.record() for r in config.dns.records], [parse_resolver(config.dns.resolvers[0])]
+        )
+    finally:
+        await scheduler.stop()
+    bg = config.region("bg")
+    assert bg is not None
+    assert smtp[0].answers == tuple(str(ip) for ip in bg.service_ips)
+    assert smtp[1].answers == (f"10 {(bg.mx_host or '').rstrip('.')}",)

@@ -29,12 +29,15 @@ flag. Faults, several of which can be active in a region at once:
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
+import dns.tsigkeyring
 import redis.asyncio as aioredis
 
 from collectors.dnsbl import dnsbl_query_name
@@ -101,6 +104,7 @@ _CLIENT_TIMEOUT_SECONDS = 1.0
 
 
 SMTP_RECORD = f"smtp.{DEMO_DOMAIN}."
+DEMO_TSIG_KEY = "noc-demo."
 # An address of no region (RFC 2544's benchmarking range): what a hijacked
 # resolver answers in the demo.
 HIJACKED_ANSWER = "198.18.0.66"
@@ -140,7 +144,13 @@ class DemoEstate:
         # Read by the traffic and the sync service on every tick.
         self._spiking: set[str] = set()
         self._stalled: set[str] = set()
-        self._dns = DemoDnsServer(demo_zones(DEMO_DNS_REGIONS))
+        # A fresh TSIG key per run: noc's DNS actuator signs its failover updates with
+        # it, exactly as it would for BIND's `allow-update { key ...; }`.
+        self._tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self._dns = DemoDnsServer(
+            demo_zones(DEMO_DNS_REGIONS),
+            keyring=dns.tsigkeyring.from_text({DEMO_TSIG_KEY: ("hmac-sha256", self._tsig_secret)}),
+        )
         self._dns_regions = {r.id: r for r in DEMO_DNS_REGIONS}
         self._config: NocConfig | None = None
 
@@ -360,6 +370,23 @@ class DemoEstate:
             "deliverability": {"window_minutes": 5, "interval_seconds": 5},
             # The demo's own authoritative server answers for the domain, its reverse
             # zones and a blocklist; short intervals so faults show within seconds.
+            # Failover moves the demo's DNS for real: a signed RFC 2136 update to the
+            # demo's own server. A 2-minute cooldown keeps flapping visible in a demo.
+            # Automated failover is on here (off by default elsewhere) so that the
+            # demo shows it: take ro down and watch; P is the pause switch.
+            "failover": {
+                "actuators": ["flag", "dns"],
+                "cooldown_seconds": 120,
+                "auto": True,
+                "auto_after_seconds": 20,
+                "drain_timeout_seconds": 60,
+                "dns": {
+                    "server": self._dns.address,
+                    "zone": f"{DEMO_DOMAIN}.",
+                    "key_name": DEMO_TSIG_KEY,
+                    "key_secret": self._tsig_secret,
+                },
+            },
             "dns": {
                 "resolvers": [self._dns.address],
                 "interval_seconds": 3,
