@@ -11,12 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 from noc.model import ActionResult, ActuatorStep, StoreOutcome
 from widgets.blast_radius import RowsView, hanging
-from widgets.failover_dialog import fit_scroll_body, plan_title
+from widgets.failover_dialog import plan_title
+from widgets.fitted_modal import FittedModal
 
 OUTCOME_STYLE = {
     StoreOutcome.VERIFIED: ("✓", "$success"),
@@ -153,7 +153,7 @@ class ResultBody(RowsView):
         return result_body(self.result, self.watching, width)
 
 
-class ActionResultScreen(ModalScreen[None]):
+class ActionResultScreen(FittedModal[None]):
     DEFAULT_CSS = """
     ActionResultScreen {
         align: center middle;
@@ -194,8 +194,6 @@ class ActionResultScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="dialog.close"),
-        Binding("pageup", "scroll_body(-1)", "Scroll up", show=False, id="dialog.page_up"),
-        Binding("pagedown", "scroll_body(1)", "Scroll down", show=False, id="dialog.page_down"),
     ]
 
     def __init__(self, result: ActionResult, *, watching: bool = False) -> None:
@@ -234,19 +232,6 @@ class ActionResultScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one(Button).focus()
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._fit)
-
-    def _fit(self) -> None:
-        fit_scroll_body(self.query_one("#dialog"), self.query_one("#body"), self.size.height)
-
-    def action_scroll_body(self, direction: int) -> None:
-        body = self.query_one("#body", VerticalScroll)
-        if direction < 0:
-            body.scroll_page_up()
-        else:
-            body.scroll_page_down()
 
     def on_button_pressed(self) -> None:
         self.dismiss(None)

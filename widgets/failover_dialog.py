@@ -17,12 +17,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionKind, ActionPlan, Preflight
 from widgets.blast_radius import BlastRadiusView, RowsView, hanging
+from widgets.fitted_modal import FittedModal
 from widgets.health_style import health_content
 
 
@@ -96,25 +95,6 @@ class PreflightView(RowsView):
         return plan_body(self.plan, width)
 
 
-def fit_scroll_body(dialog: Widget, body: Widget, height: int) -> None:
-    """Cap a dialog's scrolling body at what `height` rows leave after its fixed parts.
-
-    CSS cannot say it: a `1fr` child of an auto-height container does not shrink to
-    the container's max-height, so a long body would push the inputs and buttons
-    off an 80x24 screen. The fixed parts do not depend on the body, so one pass fits.
-    """
-    fixed = dialog.outer_size.height - dialog.size.height  # border and padding
-    for child in dialog.children:
-        margin = child.styles.margin
-        fixed += margin.top + margin.bottom
-        if child is not body and child.display:
-            fixed += child.outer_size.height
-    room = max(3, height - fixed)
-    body.styles.max_height = room
-    # The scrollbar alone is easy to miss: say on the border that there is more.
-    dialog.border_subtitle = "PgUp/PgDn: more" if body.virtual_size.height > room else ""
-
-
 def plan_title(plan: ActionPlan) -> str:
     verb = plan.kind.value.upper()
     if plan.kind in (ActionKind.DRAIN, ActionKind.RESTORE):
@@ -146,7 +126,7 @@ def verdict(plan: ActionPlan) -> Content:
     return Content.styled(f"Refused: no override may bypass {names}.", "$error")
 
 
-class FailoverDialog(ModalScreen[Confirmation | None]):
+class FailoverDialog(FittedModal[Confirmation | None]):
     DEFAULT_CSS = """
     FailoverDialog {
         align: center middle;
@@ -199,8 +179,6 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
         Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
         # The body does not take focus (Tab goes Cancel → typed id → reason), so
         # the keyboard scrolls it from wherever focus is.
-        Binding("pageup", "scroll_body(-1)", "Scroll up", show=False, id="dialog.page_up"),
-        Binding("pagedown", "scroll_body(1)", "Scroll down", show=False, id="dialog.page_down"),
     ]
 
     def __init__(self, plan: ActionPlan) -> None:
@@ -229,20 +207,6 @@ class FailoverDialog(ModalScreen[Confirmation | None]):
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
-
-    def on_resize(self) -> None:
-        # After the layout: the fixed parts' heights depend on the width (the verdict wraps).
-        self.call_after_refresh(self._fit)
-
-    def _fit(self) -> None:
-        fit_scroll_body(self.query_one("#dialog"), self.query_one("#body"), self.size.height)
-
-    def action_scroll_body(self, direction: int) -> None:
-        body = self.query_one("#body", VerticalScroll)
-        if direction < 0:
-            body.scroll_page_up()
-        else:
-            body.scroll_page_down()
 
     @on(Input.Changed)
     def _typed(self) -> None:

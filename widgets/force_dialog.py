@@ -12,16 +12,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionPlan
-from widgets.failover_dialog import PreflightView, fit_scroll_body, plan_title
+from widgets.failover_dialog import PreflightView, plan_title
+from widgets.fitted_modal import FittedModal
 
 FORCE_WORD = "FORCE"
 
 
-class ForceDialog(ModalScreen[bool]):
+class ForceDialog(FittedModal[bool]):
+    BODY_ID = "rules"
+
     DEFAULT_CSS = """
     ForceDialog {
         align: center middle;
@@ -62,8 +64,6 @@ class ForceDialog(ModalScreen[bool]):
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
-        Binding("pageup", "scroll_rules(-1)", "Scroll up", show=False, id="dialog.page_up"),
-        Binding("pagedown", "scroll_rules(1)", "Scroll down", show=False, id="dialog.page_down"),
     ]
 
     def __init__(self, plan: ActionPlan) -> None:
@@ -89,19 +89,6 @@ class ForceDialog(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._fit)
-
-    def _fit(self) -> None:
-        fit_scroll_body(self.query_one("#dialog"), self.query_one("#rules"), self.size.height)
-
-    def action_scroll_rules(self, direction: int) -> None:
-        rules = self.query_one("#rules", VerticalScroll)
-        if direction < 0:
-            rules.scroll_page_up()
-        else:
-            rules.scroll_page_down()
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
