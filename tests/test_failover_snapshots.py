@@ -55,6 +55,7 @@ from noc.model import (
 from noc.model import DeliverabilityCounts as Counts
 from widgets.action_result import ActionResultScreen
 from widgets.blast_radius import blast_radius_content
+from widgets.drain_wait import DrainWait
 from widgets.failover_dialog import FailoverDialog, plan_title
 from widgets.force_dialog import ForceDialog
 
@@ -385,3 +386,19 @@ async def test_body_scrolls_but_inputs_stay_at_80x24(tmp_path: Path) -> None:
         assert body.scroll_y > 0
         await pilot.press("tab")
         assert app.focused is not None and app.focused.id == "typed"
+
+
+# A switchover holding until replication has drained; Cancel has the focus.
+@pytest.mark.parametrize("size", SIZES)
+def test_switchover_waiting_for_lag(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = dns_app(tmp_path)
+    plan = replace(failover_plan(app, AN_HOUR_LATER), kind=ActionKind.SWITCHOVER)
+
+    def waiting() -> DrainWait:
+        dialog = DrainWait(plan)
+        dialog.progress = "waiting: suppression: 4800 bytes behind; subscribers: lag 2.1 s"
+        return dialog
+
+    assert snap_compare(app, terminal_size=size, run_before=showing(waiting))

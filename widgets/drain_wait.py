@@ -64,9 +64,15 @@ class DrainWait(ModalScreen[None]):
             yield Button("Cancel switchover", id="cancel", variant="error")
 
     def on_mount(self) -> None:
+        self._show(self.progress)
         self.query_one(Button).focus()
 
     def watch_progress(self, progress: str) -> None:
+        # The waiting worker may report before the dialog has composed: on_mount shows it.
+        if self.is_mounted and not self.cancelled:
+            self._show(progress)
+
+    def _show(self, progress: str) -> None:
         self.query_one("#progress", Static).update(Content(progress or "reading replication…"))
 
     def on_button_pressed(self) -> None:
@@ -74,4 +80,4 @@ class DrainWait(ModalScreen[None]):
 
     def action_cancel(self) -> None:
         self.cancelled = True
-        self.query_one("#progress", Static).update(Content("cancelling: nothing was changed"))
+        self._show("cancelling: nothing was changed")
