@@ -113,7 +113,9 @@ async def run(trials: int, directory: Path) -> dict[str, list[float]]:
             result = await execute(
                 plan, "bench", scheduler.actuators, audit, clock, confirmed_at=confirmed
             )
-            final = await verify(result, scheduler.actuators, audit, clock, confirmed_at=confirmed)
+            final = await verify(
+                result, scheduler.actuators, audit, clock, reason="bench", confirmed_at=confirmed
+            )
             if not final.success:
                 raise SystemExit(f"trial {trial}: {final.summary}")
             timeline = dict(final.timeline)

@@ -18,6 +18,14 @@ from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 
+# Compare-and-set on the flag's action id: what the failover (or its rollback)
+# expects to replace must still be there.
+_REPLACE_IF = """
+if (redis.call('HGET', KEYS[1], 'action_id') or '') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+return 1
+"""
 # Delete the lock only if it is still ours: a lock that expired and was taken by
 # someone else must survive our release.
 _RELEASE = """
@@ -71,16 +79,21 @@ class FlagStore:
             return redis_error_text(exc)
         return None
 
-    async def restore(self, flag: FailoverFlag | None) -> str | None:
-        """Put back the flag as it was before an action (no flag: remove it)."""
-        if flag is not None:
-            return await self.write(flag)
+    async def replace_if(
+        self, expected_action_id: str, flag: FailoverFlag | None
+    ) -> tuple[bool, str | None]:
+        """Replace the flag (None: remove it) only if it is still `expected_action_id`'s
+        ("" for no flag): (replaced, error). A flag someone else wrote meanwhile is
+        never overwritten, by a failover or by its rollback."""
+        fields = [item for pair in (flag.as_mapping().items() if flag else ()) for item in pair]
         try:
             async with asyncio.timeout(self._timeout):
-                await self._client.delete(self.key)
+                done = await self._client.eval(
+                    _REPLACE_IF, 1, self.key, expected_action_id, *fields
+                )
         except (RedisError, OSError, TimeoutError) as exc:
-            return redis_error_text(exc)
-        return None
+            return False, redis_error_text(exc)
+        return bool(done), None
 
     async def try_lock(
         self, key: str, holder: LockHolder, ttl_seconds: float

@@ -13,7 +13,7 @@ import contextlib
 import os
 import shlex
 import signal
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 _OUTPUT_LIMIT = 4096
@@ -36,8 +36,15 @@ class HookOutcome:
         return f"{verdict}: {tail[0]}" if tail else verdict
 
 
-async def run_hook(command: str, env: Mapping[str, str], timeout_seconds: float) -> HookOutcome:
-    """Run `command` (split like a shell would, but with no shell) with `env` added."""
+async def run_hook(
+    command: str,
+    env: Mapping[str, str],
+    timeout_seconds: float,
+    *,
+    withheld: Collection[str] = (),
+) -> HookOutcome:
+    """Run `command` (split like a shell would, but with no shell) with `env` added and
+    the `withheld` variables (noc's own secrets) taken out of what it inherits."""
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -50,7 +57,7 @@ async def run_hook(command: str, env: Mapping[str, str], timeout_seconds: float)
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **env},
+            env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
             start_new_session=True,
         )
     except OSError as exc:

@@ -31,7 +31,15 @@ from noc.audit import JsonlLog, operator_identity, state_dir
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
-from noc.failover import ack_cooldown, execute, gather_facts, plan_action, plan_record, verify
+from noc.failover import (
+    ack_cooldown,
+    execute,
+    finish_despite_interrupts,
+    gather_facts,
+    plan_action,
+    plan_record,
+    verify,
+)
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -198,6 +206,8 @@ class NocApp(App[None]):
         self.start_polling = start_polling
         self.config_path = config_path
         self.auto = AutoFailover(config, self.clock, state_path / "automation.jsonl")
+        # The execution in flight, if any: quitting waits for it (see on_unmount).
+        self._applying: asyncio.Future[ActionResult] | None = None
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -271,6 +281,10 @@ class NocApp(App[None]):
     async def on_unmount(self) -> None:
         if self._terminal_watch is not None:
             self._terminal_watch.stop()
+        if self._applying is not None and not self._applying.done():
+            # A hang-up mid-failover: the writes finish, are read back or rolled back,
+            # and audited before the stores are closed. Each step has its timeout.
+            await asyncio.wait({self._applying})
         await self.scheduler.stop()
 
     def _install_themes(self) -> list[str]:
@@ -426,7 +440,10 @@ class NocApp(App[None]):
         return False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in OPERATOR_ACTIONS and (self.read_only or self.operator_actions_running()):
+        # The automation's pause switch works even while an action runs: that is when
+        # an operator may most want it.
+        busy = self.operator_actions_running() and action != "toggle_auto"
+        if action in OPERATOR_ACTIONS and (self.read_only or busy):
             return False
         if (
             action in ACTIVE_ACTIVE_ACTIONS
@@ -547,40 +564,73 @@ class NocApp(App[None]):
         await self.audit.aappend(
             "confirmed", **plan_record(plan, reason=confirmation.reason, confirmation="typed")
         )
-        await self._carry_out(plan, confirmation.reason)
+        await self._carry_out(plan, confirmation.reason, operator_identity())
 
-    async def _carry_out(self, plan: ActionPlan, reason: str) -> ActionResult:
-        """Execute (shielded: once writes begin they finish, are read back and audited,
-        whatever else happens in the app), show the result, then watch DNS move."""
+    async def _carry_out(
+        self, plan: ActionPlan, reason: str, operator: Mapping[str, str]
+    ) -> ActionResult:
+        """Execute to the end whatever else happens in the app (a quit waits for it),
+        show the result, then watch DNS move in a worker of its own: other operator
+        acts need not wait out a TTL."""
         confirmed_at = self.clock.monotonic()
         if plan.kind is ActionKind.SWITCHOVER:
-            waited = await self._wait_for_drain(plan)
-            if waited is not None:
-                await self.audit.aappend("cancelled", **plan_record(plan, reason=waited))
-                self.notify(f"switchover stopped: {waited}; nothing was changed",
+            stopped = await self._wait_for_drain(plan)
+            if stopped is None:
+                # Minutes may have passed: decide again on fresh facts.
+                fresh = replace(
+                    await self._plan(plan.kind, plan.target, operator, force=plan.forced),
+                    action_id=plan.action_id,
+                )
+                unseen = set(fresh.overridden) - set(plan.overridden)
+                if not fresh.allowed or unseen:
+                    why = fresh.refusal or f"{', '.join(sorted(unseen))} failed meanwhile"
+                    stopped = f"refused on a fresh preflight after the wait: {why}"
+                plan = fresh
+            if stopped is not None:
+                await self.audit.aappend("cancelled", **plan_record(plan, reason=stopped))
+                self.notify(f"switchover stopped: {stopped}; nothing was changed",
                             severity="warning", timeout=8, markup=False)  # fmt: skip
-                return ActionResult(plan, None, aborted=waited)
+                return ActionResult(plan, None, aborted=stopped)
         actuators = self.scheduler.actuators
-        result = await asyncio.shield(
+        self._applying = asyncio.ensure_future(
             execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=confirmed_at)
         )
+        result = await finish_despite_interrupts(self._applying)
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         screen = ActionResultScreen(result, watching=result.aborted is None)
         self.push_screen(screen)
-        final = await asyncio.shield(
-            verify(
-                result,
-                actuators,
-                self.audit,
-                self.clock,
-                confirmed_at=confirmed_at,
-                on_progress=partial(screen.show_result, watching=True),
-            )
+        self.run_worker(
+            self._watch(result, reason, screen, confirmed_at),
+            group="verify",
+            exit_on_error=False,
+        )
+        return result
+
+    async def _watch(
+        self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
+    ) -> None:
+        final = await verify(
+            result,
+            self.scheduler.actuators,
+            self.audit,
+            self.clock,
+            reason=reason,
+            confirmed_at=confirmed_at,
+            on_progress=partial(screen.show_result, watching=True),
         )
         screen.show_result(final, watching=False)
         self.scheduler.poll_now()
-        return final
+
+    async def action_quit(self) -> None:
+        if self._applying is not None and not self._applying.done():
+            self.notify(
+                "A change is being applied: quit once it has finished and been audited",
+                severity="warning",
+                timeout=5,
+            )
+            return
+        await super().action_quit()
 
     async def _wait_for_drain(self, plan: ActionPlan) -> str | None:
         """Hold a switchover until replication toward the target has drained; None when it
@@ -590,16 +640,18 @@ class NocApp(App[None]):
         try:
             deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
             while True:
+                # The operator's cancel wins over a lag that drained in the same second.
+                if dialog.cancelled:
+                    return "cancelled by the operator while waiting for lag to drain"
                 drained, detail = replication_drained(self.snapshot(), plan.source, plan.target)
                 dialog.progress = detail
                 if drained:
                     return None
-                if dialog.cancelled:
-                    return "cancelled by the operator while waiting for lag to drain"
                 if self.clock.monotonic() >= deadline:
                     limit = self.config.failover.drain_timeout_seconds
                     return f"lag did not drain within {limit:g} s ({detail})"
-                self.scheduler.poll_now()
+                # Only the replication links, not every source of the estate.
+                self.scheduler.poll_now("lag:")
                 await asyncio.sleep(1.0)
         finally:
             if dialog.is_attached:
@@ -663,6 +715,8 @@ class NocApp(App[None]):
             await self.audit.aappend(
                 "confirmed", **plan_record(plan, reason=reason, confirmation="automatic")
             )
+            if auto.paused:  # paused from the palette while the plan was being made
+                return
             auto.fired = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
             self.bell()
             self.notify(
@@ -672,7 +726,7 @@ class NocApp(App[None]):
                 timeout=30,
                 markup=False,
             )
-            result = await self._carry_out(plan, reason)
+            result = await self._carry_out(plan, reason, operator)
             auto.fired += "" if result.success else " (FAILED: see the result)"
         finally:
             auto.acting = False
@@ -866,13 +920,6 @@ class NocApp(App[None]):
                 "Clear the anti-flap cooldown of the last failover (recorded)",
                 self.action_ack_cooldown,
             )
-            if self.auto.enabled:
-                verb = "Resume" if self.auto.paused else "Pause"
-                yield SystemCommand(
-                    f"{verb} automated failover",
-                    "The automation's pause switch (recorded)",
-                    self.action_toggle_auto,
-                )
             yield SystemCommand(
                 "Ack alert", "Acknowledge the selected firing alert", self.action_ack
             )
@@ -885,6 +932,14 @@ class NocApp(App[None]):
                     f"by {silence.author}: {silence.comment}",
                     partial(self.start_expire_silence, silence.id),
                 )
+        if self.auto.enabled and not self.read_only:
+            # Offered even while an action runs: that is when it matters most.
+            verb = "Resume" if self.auto.paused else "Pause"
+            yield SystemCommand(
+                f"{verb} automated failover",
+                "The automation's pause switch (recorded)",
+                self.action_toggle_auto,
+            )
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh)
         yield SystemCommand(
             "Replication lag", "Chart of a link's last hour", self.action_lag_detail

@@ -22,7 +22,15 @@ from noc.config import (
     effective_values,
     load_config,
 )
-from noc.failover import ack_cooldown, execute, gather_facts, plan_action, plan_record, verify
+from noc.failover import (
+    ack_cooldown,
+    execute,
+    finish_despite_interrupts,
+    gather_facts,
+    plan_action,
+    plan_record,
+    verify,
+)
 from noc.model import ActionKind, ActionPlan, ActionResult
 from noc.safety import replication_drained
 from noc.scheduler import Scheduler
@@ -291,7 +299,8 @@ def _action(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run_action(args, loaded.config))
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing further was changed (see noc audit)", file=sys.stderr)
+        # Any change already begun was finished and audited before this point.
+        print("\ninterrupted: see noc audit for what was done", file=sys.stderr)
         return 1
 
 
@@ -341,8 +350,14 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
                 print(f"switchover stopped: {stopped}; nothing was changed", file=sys.stderr)
                 await audit.aappend("cancelled", **plan_record(plan, reason=stopped))
                 return 1
-        result = await asyncio.shield(
-            execute(plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at)
+        result = await finish_despite_interrupts(
+            execute(
+                plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at
+            ),
+            lambda: print(
+                "noc: the change is in flight: it finishes, is read back and audited first",
+                file=sys.stderr,
+            ),
         )
         for step in result.steps:
             print(f"  {step.actuator}: {'ok' if step.ok else 'FAILED'} {step.detail}")
@@ -353,6 +368,7 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
             scheduler.actuators,
             audit,
             clock,
+            reason=args.reason,
             confirmed_at=confirmed_at,
             on_progress=_print_progress,
         )
@@ -384,7 +400,7 @@ async def _wait_for_drain(scheduler: Scheduler, config: NocConfig, plan: ActionP
         if scheduler.clock.monotonic() >= deadline:
             return f"lag did not drain within {config.failover.drain_timeout_seconds:g} s"
         await asyncio.sleep(1.0)
-        await scheduler.collect_once()
+        await scheduler.poll_replication()
 
 
 def _ack_cooldown(args: argparse.Namespace) -> int:

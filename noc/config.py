@@ -171,13 +171,15 @@ class FailoverDnsConfig(_Strict):
     @field_validator("key_secret")
     @classmethod
     def _base64(cls, value: SecretStr) -> SecretStr:
+        # A key pasted from named.conf may be wrapped: whitespace is not part of it.
+        secret = "".join(value.get_secret_value().split())
         try:
-            base64.b64decode(value.get_secret_value(), validate=True)
+            base64.b64decode(secret, validate=True)
         except ValueError:
             raise ValueError(
                 "is not base64 (as in named.conf's key { secret ...; }; tsig-keygen makes one)"
             ) from None
-        return value
+        return SecretStr(secret)
 
     @field_validator("zone")
     @classmethod
@@ -738,6 +740,8 @@ def _source(path: Path | str, key: str) -> str:
 
 
 def _safe_repr(key: str, value: Any) -> str:
+    if "secret" in key or "password" in key:
+        return "(hidden: it is a secret)"
     text = repr(value)
     return mask_url(text) if "url" in key else text
 

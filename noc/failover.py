@@ -22,10 +22,11 @@ import asyncio
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from collectors.dns_records import ResolverAddress, parse_resolver
 from collectors.dns_update import DnsUpdater
@@ -42,6 +43,7 @@ from noc.model import (
     ActuatorStep,
     EstateSnapshot,
     FailoverFlag,
+    FailoverRecord,
     Health,
     LockHolder,
     Preflight,
@@ -59,6 +61,8 @@ from noc.safety import (
     safety_rules,
     target_health_rule,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -313,6 +317,14 @@ def plan_record(plan: ActionPlan, **extra: Any) -> dict[str, Any]:
     return {**plan.describe(), **plan.operator, **extra}
 
 
+def secret_variables(config: NocConfig) -> set[str]:
+    """Environment variables holding noc's secrets: never handed down to a hook."""
+    named = {channel.secret_env for channel in config.notify}
+    return named | {
+        name for name in os.environ if name.startswith("NOC_") and "SECRET" in name.upper()
+    }
+
+
 def hook_environment(plan: ActionPlan, reason: str) -> dict[str, str]:
     """The plan as NOC_* variables, for pre, run, undo and post hooks."""
     return {
@@ -340,6 +352,8 @@ class _Run:
     flag: FailoverFlag | None = None
     store_results: list[StoreResult] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    # Per store, the action id its flag held when re-read under the lock.
+    expected: dict[str, str] = field(default_factory=dict)
     steps: list[ActuatorStep] = field(default_factory=list)
     timeline: list[tuple[str, float]] = field(default_factory=list)
 
@@ -371,6 +385,25 @@ class _Run:
         )
 
 
+async def finish_despite_interrupts(
+    work: Awaitable[T], on_interrupt: Callable[[], None] | None = None
+) -> T:
+    """Await `work` to its end even if the waiting task is cancelled meanwhile (Ctrl-C,
+    a quitting app): writes that have begun finish, are read back or rolled back, and
+    audited. Every step has its own timeout, so this wait is bounded."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.done() or current is None:
+                raise
+            current.uncancel()
+            if on_interrupt is not None:
+                on_interrupt()
+
+
 async def execute(
     plan: ActionPlan,
     reason: str,
@@ -395,16 +428,52 @@ async def execute(
         await run.record("refused", refusal=refusal)
         return run.result(aborted=refusal)
     try:
+        moved = await _flag_moved_since_plan(run) if "flag" in plan.actuators else None
+        if moved is not None:
+            await run.record("refused", refusal=moved)
+            return run.result(aborted=moved)
         return await _apply(run)
     finally:
         await _release_lock(run, holder)
+
+
+async def _flag_moved_since_plan(run: _Run) -> str | None:
+    """Under the lock, the flag must still be the one the plan was made on: another
+    operator's failover since then (or a snapshot a few seconds old) must not be
+    overwritten, nor rolled back to a state that was already gone."""
+    stores = run.actuators.stores
+    samples = await asyncio.gather(*(s.read() for s in stores.values()))
+    held = [s.flag.action_id if s.flag else "" for s in samples if s.reachable]
+    if not held:
+        return None  # the writes will fail and say so
+    now, count = Counter(held).most_common(1)[0]
+    planned = run.plan.previous_flag.action_id if run.plan.previous_flag else ""
+    if now == planned:
+        run.expected = {
+            sample.store_region: (sample.flag.action_id if sample.flag else "")
+            for sample in samples
+            if sample.reachable
+        }
+        return None
+    latest = next((s.flag for s in samples if s.flag and s.flag.action_id == now), None)
+    what = (
+        f"{latest.active} by {latest.operator or '?'} at {latest.at or '?'} (action {now})"
+        if latest
+        else "no flag"
+    )
+    return (
+        f"the failover flag changed since the plan: {count}/{len(stores)} stores now say "
+        f"{what}; plan again"
+    )
 
 
 async def _apply(run: _Run) -> ActionResult:
     hooks = run.actuators.config.failover.hooks
     env = hook_environment(run.plan, run.reason)
     if hooks.pre:
-        outcome = await run_hook(hooks.pre, env, hooks.timeout_seconds)
+        outcome = await run_hook(
+            hooks.pre, env, hooks.timeout_seconds, withheld=secret_variables(run.actuators.config)
+        )
         run.steps.append(ActuatorStep("pre hook", outcome.ok, outcome.describe()))
         if not outcome.ok:
             why = f"pre hook {hooks.pre} failed ({outcome.describe()})"
@@ -458,14 +527,22 @@ async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     )
     flag = run.flag
     regions = list(stores)
-    errors = await asyncio.gather(*(stores[r].write(flag) for r in regions))
-    written = {r: e for r, e in zip(regions, errors, strict=True)}
-    run.written = [r for r, e in written.items() if e is None]
+    planned = plan.previous_flag.action_id if plan.previous_flag else ""
+    outcomes = await asyncio.gather(
+        *(stores[r].replace_if(run.expected.get(r, planned), flag) for r in regions)
+    )
+    written = dict(zip(regions, outcomes, strict=True))
+    run.written = [r for r, (done, _) in written.items() if done]
     readbacks = await asyncio.gather(*(stores[r].read() for r in regions))
     for region_id, sample in zip(regions, readbacks, strict=True):
-        error = written[region_id]
+        done, error = written[region_id]
         if error is not None:
             run.store_results.append(StoreResult(region_id, StoreOutcome.UNREACHABLE, error))
+        elif not done:
+            seen = sample.flag.active if sample.flag else "no flag"
+            run.store_results.append(
+                StoreResult(region_id, StoreOutcome.CONFLICT, f"now says {seen}: not overwritten")
+            )
         elif sample.flag is not None and sample.flag.action_id == plan.action_id:
             run.store_results.append(StoreResult(region_id, StoreOutcome.VERIFIED))
         else:
@@ -486,15 +563,23 @@ async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     if not changes:
         return ActuatorStep("dns", True, "records already as planned: nothing to change")
     error = await updater.replace(changes)
-    if error is not None:
-        return ActuatorStep("dns", False, error)
-    return ActuatorStep("dns", True, f"{len(changes)} RRset(s) replaced in one signed update")
+    if error is None:
+        return ActuatorStep("dns", True, f"{len(changes)} RRset(s) replaced in one signed update")
+    # A timeout or a lost answer leaves the outcome unknown; the update is atomic,
+    # so the records say which: all new (applied) or not.
+    records = [FailoverRecord(c.name, c.rtype) for c in changes]
+    now = await updater.read(records)
+    if all(not r.error and set(r.values) == set(c.new) for r, c in zip(now, changes, strict=True)):
+        return ActuatorStep("dns", True, f"applied (read back after: {error})")
+    return ActuatorStep("dns", False, error)
 
 
 async def _apply_hook(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     hooks = run.actuators.config.failover.hooks
     assert hooks.run is not None  # the config refuses "hook" without it
-    outcome = await run_hook(hooks.run, env, hooks.timeout_seconds)
+    outcome = await run_hook(
+        hooks.run, env, hooks.timeout_seconds, withheld=secret_variables(run.actuators.config)
+    )
     return ActuatorStep("hook", outcome.ok, outcome.describe())
 
 
@@ -521,19 +606,25 @@ async def _roll_back(run: _Run, applied: list[str], env: Mapping[str, str]) -> l
 
 async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool, str] | None:
     if actuator == "flag":
-        if not run.written:
+        if run.flag is None:
             return None
+        # Every store, not only those that acknowledged: a write that timed out may
+        # still have landed. Only our own flag is replaced.
         stores = run.actuators.stores
-        errors = await asyncio.gather(
-            *(stores[r].restore(run.plan.previous_flag) for r in run.written)
+        previous = run.plan.previous_flag
+        outcomes = await asyncio.gather(
+            *(s.replace_if(run.plan.action_id, previous) for s in stores.values())
         )
-        bad = {r: e for r, e in zip(run.written, errors, strict=True) if e}
-        previous = run.plan.previous_flag.active if run.plan.previous_flag else "no flag"
+        restored = [r for r, (done, _) in zip(stores, outcomes, strict=True) if done]
+        bad = {r: e for r, (_, e) in zip(stores, outcomes, strict=True) if e}
+        name = previous.active if previous else "no flag"
+        if not restored and not bad:
+            return None
         if bad:
-            return False, f"{previous} not restored on " + ", ".join(
+            return False, f"{name} not restored on " + ", ".join(
                 f"{r} ({e})" for r, e in bad.items()
             )
-        return True, f"{previous} restored on {', '.join(run.written)}"
+        return True, f"{name} restored on {', '.join(restored)}"
     if actuator == "dns":
         applied = [s for s in run.steps if s.actuator == "dns" and s.ok and not s.rolled_back]
         updater, _ = await run.actuators.dns()
@@ -545,7 +636,9 @@ async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool,
     hooks = run.actuators.config.failover.hooks
     if not hooks.undo:
         return False, "no [failover.hooks] undo configured: undo it by hand"
-    outcome: HookOutcome = await run_hook(hooks.undo, env, hooks.timeout_seconds)
+    outcome: HookOutcome = await run_hook(
+        hooks.undo, env, hooks.timeout_seconds, withheld=secret_variables(run.actuators.config)
+    )
     return outcome.ok, outcome.describe()
 
 
@@ -607,6 +700,7 @@ async def verify(
     audit: JsonlLog,
     clock: Clock,
     *,
+    reason: str,
     confirmed_at: float,
     on_progress: Callable[[ActionResult], None] | None = None,
 ) -> ActionResult:
@@ -638,7 +732,12 @@ async def verify(
     steps = list(result.steps)
     hooks = actuators.config.failover.hooks
     if hooks.post:
-        outcome = await run_hook(hooks.post, hook_environment(plan, ""), hooks.timeout_seconds)
+        outcome = await run_hook(
+            hooks.post,
+            hook_environment(plan, reason),
+            hooks.timeout_seconds,
+            withheld=secret_variables(actuators.config),
+        )
         steps.append(ActuatorStep("post hook", outcome.ok, outcome.describe()))
     final = replace(
         result, steps=tuple(steps), propagation=propagation, timeline=tuple(run.timeline)

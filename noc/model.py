@@ -575,6 +575,7 @@ class StoreOutcome(StrEnum):
     VERIFIED = "verified"
     WRITTEN = "written, read-back differs"
     UNREACHABLE = "unreachable"
+    CONFLICT = "changed by someone else"
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +625,10 @@ class ActionResult:
         return self.flag_verified if "flag" in self.plan.actuators else True
 
     @property
+    def rollback_failed(self) -> bool:
+        return any(s.rolled_back and not s.ok for s in self.steps)
+
+    @property
     def propagation_text(self) -> str | None:
         p = self.propagation
         if p is None:
@@ -638,7 +643,12 @@ class ActionResult:
     def summary(self) -> str:
         kind, target = self.plan.kind.value, self.plan.target
         if self.aborted is not None:
-            return f"{kind} to {target} ABORTED, nothing left changed: {self.aborted}"
+            state = (
+                "ROLLBACK FAILED (check by hand)"
+                if self.rollback_failed
+                else ("nothing left changed")
+            )
+            return f"{kind} to {target} ABORTED, {state}: {self.aborted}"
         verdict = "verified" if self.success else "FAILED"
         parts = []
         if "flag" in self.plan.actuators:

@@ -179,6 +179,12 @@ class Scheduler:
         )
         await self.evaluate_alerts()
 
+    async def poll_replication(self) -> None:
+        """Read every replication link now (a switchover waiting for lag to drain):
+        only those, not the whole estate's sources."""
+        await asyncio.gather(*(self._poll_link(link_id) for link_id in self.lag_sources))
+        self._on_change()
+
     async def _poll_link(self, link_id: str) -> None:
         sample = await self.lag_sources[link_id].poll()
         self.engine.ingest_replication(link_id, sample)
@@ -295,10 +301,12 @@ class Scheduler:
             self._spawn("notifications", self._notifications())
         self._spawn("alerts", self._alert_loop())
 
-    def poll_now(self) -> None:
-        """Wake every loop for an immediate round (the operator pressed refresh)."""
-        for event in self._wake.values():
-            event.set()
+    def poll_now(self, prefix: str = "") -> None:
+        """Wake every loop (or those whose name starts with `prefix`, "lag:" for the
+        replication links) for an immediate round: the operator pressed refresh."""
+        for name, event in self._wake.items():
+            if name.startswith(prefix):
+                event.set()
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -515,7 +515,9 @@ async def test_a_demo_failover_moves_the_demos_dns_with_its_own_key(
         audit = JsonlLog(tmp_path / "audit.jsonl", clock)
         at = clock.monotonic()
         result = await execute(plan, "demo", scheduler.actuators, audit, clock, confirmed_at=at)
-        final = await verify(result, scheduler.actuators, audit, clock, confirmed_at=at)
+        final = await verify(
+            result, scheduler.actuators, audit, clock, reason="demo", confirmed_at=at
+        )
         assert final.success, final.summary
         smtp = await DnsRecordCollector().collect(
             [r.record() for r in config.dns.records], [parse_resolver(config.dns.resolvers[0])]

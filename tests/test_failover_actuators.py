@@ -25,7 +25,7 @@ from collectors.dns_records import parse_resolver, query
 from collectors.dns_update import DnsUpdater
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
-from noc.config import NocConfig, parse_config
+from noc.config import ConfigError, NocConfig, parse_config
 from noc.failover import ack_cooldown, execute, gather_facts, plan_action, verify
 from noc.model import (
     ActionKind,
@@ -101,7 +101,9 @@ class Estate:
         at = self.clock.monotonic()
         actuators = self.scheduler.actuators
         result = await execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=at)
-        return await verify(result, actuators, self.audit, self.clock, confirmed_at=at)
+        return await verify(
+            result, actuators, self.audit, self.clock, reason=reason, confirmed_at=at
+        )
 
     def flag(self, region: str) -> dict[str, str]:
         client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
@@ -260,15 +262,18 @@ async def test_a_failing_pre_hook_aborts_with_its_output(
 
 
 async def test_hooks_get_the_plan_and_a_hook_actuator_is_undone_on_a_later_failure(
-    make_estate: Callable[..., Estate], tmp_path: Path
+    make_estate: Callable[..., Estate], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     log = tmp_path / "hooks.log"
     script = tmp_path / "hook.py"
     script.write_text(
         "import os, sys\n"
         f"with open({str(log)!r}, 'a') as out:\n"
         "    keys = ('NOC_ACTION', 'NOC_FROM', 'NOC_TO', 'NOC_REASON', 'NOC_OPERATOR')\n"
+        "    secret = os.environ.get('NOC_FAILOVER__DNS__KEY_SECRET', 'no secret')\n"
         "    out.write(sys.argv[1] + ' ' + ' '.join(os.environ[k] for k in keys) + '\\n')\n"
+        "    out.write(secret + '\\n')\n"
     )
     hook = f"{sys.executable} {script}"
     estate = make_estate(
@@ -277,6 +282,8 @@ async def test_hooks_get_the_plan_and_a_hook_actuator_is_undone_on_a_later_failu
             "hooks": {"pre": f"{hook} pre", "run": f"{hook} run", "undo": f"{hook} undo"},
         }
     )
+    # The key as operators are told to give it, in the environment: no hook inherits it.
+    monkeypatch.setenv("NOC_FAILOVER__DNS__KEY_SECRET", KEY.secret)
     try:
         plan = await estate.plan()
         someone = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
@@ -288,8 +295,11 @@ async def test_hooks_get_the_plan_and_a_hook_actuator_is_undone_on_a_later_failu
     assert result.aborted is not None and "rolled back: hook, flag" in result.aborted
     assert log.read_text().splitlines() == [
         "pre failover ro bg region drill op@test",
+        "no secret",
         "run failover ro bg region drill op@test",
+        "no secret",
         "undo failover ro bg region drill op@test",
+        "no secret",
     ]
     assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))
 
@@ -415,3 +425,32 @@ async def test_drain_and_restore_in_an_active_active_estate(
     records = await estate.records()
     assert records["A"] == (("192.0.2.10", "192.0.2.20"), 60)
     assert all(estate.flag(r) == {} for r in ("ro", "bg", "pa"))  # drain never moves the flag
+
+
+async def test_a_plan_older_than_another_operators_failover_changes_nothing(
+    estate: Estate,
+) -> None:
+    stale = await estate.plan(target="bg")
+    other = await estate.run(await estate.plan(target="pa"), reason="the other operator")
+    assert other.success, other.summary
+    result = await estate.run(stale)
+    assert result.aborted is not None
+    assert "the failover flag changed since the plan: 3/3 stores now say pa" in result.aborted
+    assert {estate.flag(r)["active"] for r in ("ro", "bg", "pa")} == {"pa"}
+    records = await estate.records()
+    assert records["A"] == (("192.0.2.30",), 60)
+
+
+def test_a_bad_tsig_secret_is_named_but_never_shown(
+    named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        failover_config(named, stores, secret="hunter2 is not base64!")
+    problem = refused.value.problems[0]
+    assert "failover.dns.key_secret: is not base64" in problem
+    assert "hunter2" not in problem and "(hidden: it is a secret)" in problem
+    # Wrapped as named.conf files often have it: the whitespace is not part of the key.
+    wrapped = KEY.secret[:20] + "\n    " + KEY.secret[20:]
+    config = failover_config(named, stores, secret=wrapped)
+    assert config.failover.dns is not None
+    assert config.failover.dns.key_secret.get_secret_value() == KEY.secret

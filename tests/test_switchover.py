@@ -93,7 +93,7 @@ async def test_switchover_waits_for_the_lag_to_drain_then_flips(
         assert await estate.records() == ORIGINAL  # nothing flips while it waits
         lag(app, clock, 0.4, 0)
         await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
-        await until(pilot, lambda: not app.operator_actions_running())
+        await until(pilot, lambda: "verified" in events(tmp_path))
     assert await estate.records() == MOVED
     assert {estate.flag(r)["active"] for r in stores} == {"bg"}
     assert events(tmp_path)[-2:] == ["executed", "verified"]

@@ -22,6 +22,7 @@ OUTCOME_STYLE = {
     StoreOutcome.VERIFIED: ("✓", "$success"),
     StoreOutcome.WRITTEN: ("▲", "$warning"),
     StoreOutcome.UNREACHABLE: ("✗", "$error"),
+    StoreOutcome.CONFLICT: ("✗", "$error"),
 }
 
 LABEL_WIDTH = 13  # "✓ post hook" and two spaces
@@ -29,13 +30,9 @@ LABEL_WIDTH = 13  # "✓ post hook" and two spaces
 Row = tuple[Content, Content]
 
 
-def rollback_failed(result: ActionResult) -> bool:
-    return any(s.rolled_back and not s.ok for s in result.steps)
-
-
 def result_verdict(result: ActionResult, watching: bool = False) -> str:
     if result.aborted is not None:
-        return "ABORTED, ROLLBACK FAILED" if rollback_failed(result) else "ABORTED: nothing changed"
+        return "ABORTED, ROLLBACK FAILED" if result.rollback_failed else "ABORTED: nothing changed"
     if watching:
         # Without a DNS actuator there is nothing to watch, only the post hook to run.
         return "WATCHING DNS" if "dns" in result.plan.actuators else "VERIFYING"
@@ -110,7 +107,7 @@ def result_rows(result: ActionResult, watching: bool = False) -> list[Row]:
         rows.append((Content.styled("Steps", "bold"), Content("")))
         rows += [step_row(s) for s in result.steps]
     if result.aborted is not None:
-        undone = not rollback_failed(result)
+        undone = not result.rollback_failed
         words = "nothing left changed" if undone else "NOT everything was put back"
         rows.append(
             (
