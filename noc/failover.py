@@ -58,6 +58,7 @@ from noc.safety import (
     actuator_checks,
     current_flag,
     record_changes,
+    remaining_regions_rule,
     safety_rules,
     target_health_rule,
 )
@@ -210,6 +211,8 @@ def plan_action(
     if "dns" in chain:
         changes, problems = record_changes(config, snapshot, kind, target, facts.rrsets)
         checks += problems
+        if kind is ActionKind.DRAIN and changes:
+            checks.append(remaining_regions_rule(config, snapshot, changes))
     rules, blast = safety_rules(snapshot, config, kind, target, facts, now or snapshot.generated_at)
     checks += rules
     plan = _plan(kind, source, target, region.health, operator, force, checks, stores, chain)
@@ -498,10 +501,8 @@ async def _apply(run: _Run) -> ActionResult:
     seconds = run.mark("executed")
     await run.record(
         "executed",
-        before={"active": run.plan.source},
-        after=run.flag.as_mapping()
-        if run.flag
-        else {"dns": [c.describe() for c in run.plan.blast.changes]},
+        before=_state(run.plan, "old"),
+        after=_state(run.plan, "new") | ({"flag": run.flag.as_mapping()} if run.flag else {}),
         written=run.written,
         unreachable={
             s.region_id: s.detail
@@ -714,16 +715,22 @@ async def verify(
     propagation: PropagationProgress | None = None
     updater, _ = await actuators.dns() if changes else (None, None)
     if updater is not None:
-        servers = (updater.server, *actuators.resolvers())
+        resolvers = actuators.resolvers()
+        servers = (updater.server, *resolvers)
         ttl = max((c.remaining_ttl or c.ttl for c in changes), default=0)
         deadline = ttl + actuators.config.failover.verify_grace_seconds
-        reported: set[str] = set()
+        authoritative = str(updater.server)
+        # The authoritative server moves at once; clients follow their resolvers, so
+        # the RTO is measured on those.
+        marks: dict[str, Callable[[set[str]], bool]] = {
+            "authoritative_moved": lambda moved: authoritative in moved,
+            "first_resolver_moved": lambda moved: bool({str(r) for r in resolvers} & moved),
+        }
 
         def progress(update: PropagationProgress) -> None:
-            first = "first_resolver_moved"
-            if update.moved and first not in reported:
-                reported.add(first)
-                run.mark(first)
+            for event, reached in marks.items():
+                if event not in dict(run.timeline) and reached(set(update.moved)):
+                    run.mark(event)
             if on_progress is not None:
                 on_progress(replace(result, propagation=update, timeline=tuple(run.timeline)))
 
@@ -744,14 +751,25 @@ async def verify(
     )
     await run.record(
         "verified" if final.success else "verify_failed",
-        before={"active": plan.source},
-        after={"active": plan.target},
+        before=_state(plan, "old"),
+        after=_state(plan, "new"),
         stores={s.region_id: s.outcome.value for s in final.stores},
         propagation=final.propagation_text,
         timeline=dict(final.timeline),
         summary=final.summary,
     )
     return final
+
+
+def _state(plan: ActionPlan, side: str) -> dict[str, Any]:
+    """What an action changes, before ("old") or after ("new"): the active region when
+    it moves the flag, and each record it rewrites."""
+    state: dict[str, Any] = {}
+    if plan.kind.moves_flag:
+        state["active"] = plan.source if side == "old" else plan.target
+    for change in plan.blast.changes:
+        state[f"{change.name} {change.rtype.value}"] = list(getattr(change, side))
+    return state
 
 
 async def ack_cooldown(

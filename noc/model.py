@@ -622,6 +622,8 @@ class ActionResult:
     def success(self) -> bool:
         if self.aborted is not None or not all(s.ok for s in self.steps):
             return False
+        if self.propagation is not None and self.propagation.ttl_expired:
+            return False  # a server still answers the old values after the TTL: look
         return self.flag_verified if "flag" in self.plan.actuators else True
 
     @property

@@ -153,8 +153,11 @@ def safety_rules(
     if moves_data:
         checks.append(_rpo_rule(risks, kind))
     unsynced = _suppression_rule(snapshot, config, target, checks) if moves_data else None
-    sending = _sending_rule(snapshot, config, target, checks)
-    _spf_rule(snapshot, config, target, checks)
+    sending: tuple[tuple[str, str], ...] = ()
+    if kind is not ActionKind.DRAIN:
+        # A drained region stops taking traffic: its reputation is no reason to keep it.
+        sending = _sending_rule(snapshot, config, target, checks)
+        _spf_rule(snapshot, config, target, checks)
     checks.append(_cooldown_rule(snapshot, config, now))
     checks.append(_lock_rule(facts, config))
     blast = BlastRadius(
@@ -426,3 +429,33 @@ def replication_drained(
     if waiting:
         return False, "waiting: " + "; ".join(waiting)
     return True, f"{len(links)} link(s) toward {target} drained"
+
+
+def remaining_regions_rule(
+    config: NocConfig, snapshot: EstateSnapshot, changes: Sequence[RecordChange]
+) -> Preflight:
+    """After a drain, every record must still point at a healthy region."""
+    name = "a healthy region remains"
+    orphaned = []
+    for change in changes:
+        hosts = {_host(v) for v in change.new}
+        regions = [
+            r
+            for r in config.regions
+            if hosts
+            & {
+                _host(v)
+                for v in _region_values(r, RRsetState(change.name, change.rtype, change.new))
+            }
+        ]
+        healthy = [
+            r.id
+            for r in regions
+            if (status := snapshot.region(r.id)) and status.health is Health.HEALTHY
+        ]
+        if not healthy:
+            left = ", ".join(r.id for r in regions) or "no region"
+            orphaned.append(f"{change.name} {change.rtype.value} would point only at {left}")
+    if orphaned:
+        return Preflight(name, False, "; ".join(orphaned) + ", none of it healthy", forceable=True)
+    return Preflight(name, True, "every record keeps a healthy region")

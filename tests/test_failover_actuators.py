@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
-from support import estate_config, feed_round
+from support import REFUSED, estate_config, feed_round
 
 from collectors.dns_records import parse_resolver, query
 from collectors.dns_update import DnsUpdater
@@ -188,16 +188,17 @@ async def test_failover_replaces_the_records_and_is_verified(estate: Estate) -> 
     assert [event for event, _ in result.timeline] == [
         "confirmed",
         "executed",
+        "authoritative_moved",
         "first_resolver_moved",
         "all_moved",
     ]
     assert estate.events() == ["executed", "verified"]
     verified = read_jsonl(estate.audit.path).records[-1]
-    assert set(verified["timeline"]) == {
-        "confirmed",
-        "executed",
-        "first_resolver_moved",
-        "all_moved",
+    assert list(verified["timeline"]) == [event for event, _ in result.timeline]
+    assert verified["after"] == {
+        "active": "bg",
+        f"{SMTP} A": ["192.0.2.20"],
+        f"{DOMAIN} MX": [f"10 mx.bg.{DOMAIN}"],
     }
     assert all(estate.lock(r) is None for r in ("ro", "bg", "pa"))  # released
 
@@ -454,3 +455,22 @@ def test_a_bad_tsig_secret_is_named_but_never_shown(
     config = failover_config(named, stores, secret=wrapped)
     assert config.failover.dns is not None
     assert config.failover.dns.key_secret.get_secret_value() == KEY.secret
+
+
+async def test_a_drain_that_would_leave_only_an_unhealthy_region_is_refused(
+    make_estate: Callable[..., Estate],
+) -> None:
+    estate = make_estate(estate={"name": "mail-aa", "topology": "active-active"})
+    try:
+        grow = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+        both = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
+                            ("192.0.2.10", "192.0.2.20"), 60)  # fmt: skip
+        assert await grow.replace([both]) is None
+        for _ in range(3):
+            feed_round(estate.scheduler.engine, estate.clock, {"bg": REFUSED})
+        drain = await estate.plan(ActionKind.DRAIN, "ro")
+    finally:
+        await estate.scheduler.stop()
+    remains = next(c for c in drain.checks if c.name == "a healthy region remains")
+    assert not remains.ok and f"{SMTP} A would point only at bg" in remains.detail
+    assert not drain.allowed
