@@ -13,8 +13,10 @@ import contextlib
 import os
 import shlex
 import signal
+import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import IO
 
 _OUTPUT_LIMIT = 4096
 
@@ -51,46 +53,41 @@ async def run_hook(
         return HookOutcome(command, None, "", f"cannot parse the command: {exc}")
     if not argv:
         return HookOutcome(command, None, "", "empty command")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
-    assert process.stdout is not None  # PIPE was asked for
-    tail = bytearray()
+    # Output goes to an unlinked file, not a pipe: a child the command leaves running
+    # (a daemon it started) may keep writing, but cannot hold the failover open.
+    with tempfile.TemporaryFile() as output:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+                env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await process.wait()
+        except TimeoutError:
+            _kill_group(process.pid)
+            await process.wait()
+            return HookOutcome(
+                command, None, _tail(output), f"killed after {timeout_seconds:g} s (timeout)"
+            )
+        except asyncio.CancelledError:
+            _kill_group(process.pid)
+            raise
+        return HookOutcome(command, process.returncode, _tail(output))
 
-    async def drain() -> None:
-        assert process.stdout is not None
-        while chunk := await process.stdout.read(65536):
-            tail.extend(chunk)
-            del tail[:-_OUTPUT_LIMIT]
-        await process.wait()
 
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            await drain()
-    except TimeoutError:
-        _kill_group(process.pid)
-        await process.wait()
-        return HookOutcome(
-            command, None, _text(tail), f"killed after {timeout_seconds:g} s (timeout)"
-        )
-    except asyncio.CancelledError:
-        _kill_group(process.pid)
-        raise
-    return HookOutcome(command, process.returncode, _text(tail))
+def _tail(output: IO[bytes]) -> str:
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - _OUTPUT_LIMIT))
+    return output.read().decode("utf-8", "replace")
 
 
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _text(raw: bytes | bytearray) -> str:
-    return bytes(raw).decode("utf-8", "replace")

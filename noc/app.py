@@ -52,7 +52,7 @@ from noc.model import (
     Topology,
 )
 from noc.rotation import PAUSE_SECONDS, Rotation
-from noc.safety import replication_drained
+from noc.safety import cooldown_now, replication_drained
 from noc.scheduler import Scheduler
 from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
 from noc.terminal import TerminalWatch
@@ -661,13 +661,25 @@ class NocApp(App[None]):
     async def action_ack_cooldown(self) -> None:
         if self._refuse_if_busy():
             return
+        snapshot = self.snapshot()
+        cooldown = cooldown_now(snapshot, self.config)
+        if cooldown.ok:
+            self.notify(f"No cooldown to ack: {cooldown.detail}", timeout=5, markup=False)
+            return
+        operator = operator_identity()
+        note = await self.push_screen(
+            AckDialog(
+                f"{cooldown.detail.partition('; ack')[0]}.\nAcking allows another failover now.",
+                operator["operator"],
+                title="Ack the failover cooldown",
+                verb="Ack cooldown",
+            ),
+            wait_for_dismiss=True,
+        )
+        if note is None:
+            return
         cleared, text = await ack_cooldown(
-            self.snapshot(),
-            self.scheduler.stores,
-            self.audit,
-            self.clock,
-            operator_identity(),
-            "cooldown acked from the dashboard",
+            snapshot, self.scheduler.stores, self.audit, self.clock, operator, note
         )
         await self.scheduler.read_flags()
         self.refresh_snapshot()
@@ -707,9 +719,9 @@ class NocApp(App[None]):
                 f"automated: {source} down for {down:.0f} s (auto_after_seconds {auto.after:g})"
             )
             if not plan.allowed:
-                if auto.held != plan.refusal:
+                # Audited when the rules holding it change, not each time a figure moves.
+                if auto.hold(plan.refusal or "", tuple(c.name for c in plan.failed)):
                     await self.audit.aappend("auto_held", **plan_record(plan, refusal=plan.refusal))
-                auto.held = plan.refusal
                 return
             await self.audit.aappend("planned", **plan_record(plan, via="auto"))
             await self.audit.aappend(
@@ -717,7 +729,9 @@ class NocApp(App[None]):
             )
             if auto.paused:  # paused from the palette while the plan was being made
                 return
-            auto.fired = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
+            await auto.record_fired(
+                f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC", operator
+            )
             self.bell()
             self.notify(
                 f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
@@ -727,7 +741,8 @@ class NocApp(App[None]):
                 markup=False,
             )
             result = await self._carry_out(plan, reason, operator)
-            auto.fired += "" if result.success else " (FAILED: see the result)"
+            if not result.success and auto.fired:
+                auto.fired += " (FAILED: see the result)"
         finally:
             auto.acting = False
             self.refresh_snapshot()
@@ -744,7 +759,9 @@ class NocApp(App[None]):
             self.notify("Select a firing alert in the alert pane to ack it", timeout=4)
             return
         operator = operator_identity()
-        note = await self.push_screen(AckDialog(alert, operator["operator"]), wait_for_dismiss=True)
+        note = await self.push_screen(
+            AckDialog(alert.summary, operator["operator"]), wait_for_dismiss=True
+        )
         if note is None:
             return
         ack = self.scheduler.engine.alerts.ack(alert.id, operator["operator"], note)

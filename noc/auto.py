@@ -14,6 +14,7 @@ and survives a restart.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,12 @@ class AutoFailover:
         self._config = config
         self._clock = clock
         self._journal = JsonlLog(journal_path, clock) if journal_path is not None else None
-        self.paused = _last_paused(journal_path) if journal_path is not None else False
-        self.fired: str | None = None
+        switch = _last_switch(journal_path) if journal_path is not None else {}
+        self.paused = switch.get("event") == "paused"
+        # Fired stays fired across a restart: only an operator's resume re-arms it.
+        self.fired: str | None = switch.get("detail") if switch.get("event") == "fired" else None
         self.held: str | None = None
+        self._held_rules: tuple[str, ...] = ()
         self.acting = False
         self._down_region: str | None = None
         self._down_since: float | None = None
@@ -53,6 +57,7 @@ class AutoFailover:
         if active is None or active.health is not Health.DOWN:
             self._down_region = self._down_since = None
             self.held = None
+            self._held_rules = ()
         elif self._down_region != active.id:
             self._down_region, self._down_since = active.id, now
 
@@ -106,7 +111,19 @@ class AutoFailover:
             )
         return AutoStatus(AutoMode.ARMED, f"acts {self.after:g} s after the active region is down")
 
-    async def set_paused(self, paused: bool, operator: dict[str, Any]) -> None:
+    def hold(self, reason: str, rules: tuple[str, ...]) -> bool:
+        """Held back by these rules; True when they differ from the last hold."""
+        self.held = reason
+        changed = rules != self._held_rules
+        self._held_rules = rules
+        return changed
+
+    async def record_fired(self, detail: str, operator: Mapping[str, str]) -> None:
+        self.fired = detail
+        if self._journal is not None:
+            await self._journal.aappend("fired", detail=detail, **operator)
+
+    async def set_paused(self, paused: bool, operator: Mapping[str, str]) -> None:
         """The pause switch; resuming also re-arms an automation that has fired."""
         self.paused = paused
         if not paused:
@@ -117,7 +134,9 @@ class AutoFailover:
             await self._journal.aappend("paused" if paused else "resumed", **operator)
 
 
-def _last_paused(path: Path) -> bool:
+def _last_switch(path: Path) -> dict[str, Any]:
+    """The journal's last word on the switch: paused, resumed or fired."""
     records = read_jsonl(path).records
-    events = [r.get("event") for r in records if r.get("event") in ("paused", "resumed")]
-    return bool(events) and events[-1] == "paused"
+    return next(
+        (r for r in reversed(records) if r.get("event") in ("paused", "resumed", "fired")), {}
+    )

@@ -256,7 +256,7 @@ class FailoverConfig(_Strict):
     def _actuators(self) -> Self:
         # The lock must outlast the pre hook and the hook actuator, or a second
         # operator could start while the first is still changing things.
-        hooked = (self.hooks.pre is not None) + (self.hooks.run is not None)
+        hooked = sum(h is not None for h in (self.hooks.pre, self.hooks.run, self.hooks.undo))
         if hooked and self.lock_ttl_seconds <= hooked * self.hooks.timeout_seconds:
             raise ValueError(
                 f"lock_ttl_seconds ({self.lock_ttl_seconds:g}) must outlast the hooks run "

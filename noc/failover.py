@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from collectors.dns_records import ResolverAddress, parse_resolver
@@ -126,11 +127,12 @@ async def gather_facts(config: NocConfig, actuators: Actuators, kind: ActionKind
 
 
 def holder_is_dead(holder: LockHolder) -> bool:
-    """A lock left by a process of this host that no longer runs (killed, crashed).
+    """A lock left by a process of this machine that no longer runs (killed, crashed).
 
-    Only the same host can tell; any other holder keeps the lock until its expiry.
+    Only the same kernel boot and PID namespace can tell (containers may share a
+    host name and reuse pids); any other holder keeps the lock until its expiry.
     """
-    if not holder.pid or holder.host != socket.gethostname():
+    if not holder.pid or not holder.node or holder.node != this_node():
         return False
     try:
         os.kill(holder.pid, 0)
@@ -139,6 +141,16 @@ def holder_is_dead(holder: LockHolder) -> bool:
     except PermissionError:  # alive, under another user
         return False
     return False
+
+
+def this_node() -> str:
+    """This kernel boot and PID namespace: where a pid means one process."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return ""  # no way to tell: never take a lock over
+    return f"{boot[:8]}-{namespace}"
 
 
 async def _read_lock(
@@ -424,7 +436,11 @@ async def execute(
     run = _Run(plan, reason.strip(), actuators, audit, clock, confirmed_at or clock.monotonic())
     run.mark("confirmed")
     holder = LockHolder(
-        plan.operator.get("operator", "?"), plan.action_id, iso_utc(clock.utcnow()), os.getpid()
+        plan.operator.get("operator", "?"),
+        plan.action_id,
+        iso_utc(clock.utcnow()),
+        os.getpid(),
+        this_node(),
     )
     refusal = await _take_lock(run, holder)
     if refusal is not None:

@@ -408,15 +408,16 @@ class LockHolder:
     holder: str  # "alice@noc1"
     action_id: str
     at: str  # UTC ISO-8601
-    pid: int = 0  # lets a process on the same host see that the holder has died
+    pid: int = 0  # with `node`, lets a process on the same machine see the holder died
+    node: str = ""  # the kernel boot and PID namespace the pid belongs to
 
     def as_text(self) -> str:
-        return f"{self.holder} {self.action_id} {self.at} {self.pid}"
+        return f"{self.holder} {self.action_id} {self.at} {self.pid} {self.node}"
 
     @classmethod
     def from_text(cls, text: str) -> LockHolder:
-        holder, action_id, at, pid, *_ = [*text.split(" ", 3), "", "", "", ""]
-        return cls(holder or text, action_id, at, int(pid) if pid.isdigit() else 0)
+        holder, action_id, at, pid, node, *_ = [*text.split(" ", 4), "", "", "", "", ""]
+        return cls(holder or text, action_id, at, int(pid) if pid.isdigit() else 0, node)
 
     @property
     def host(self) -> str:

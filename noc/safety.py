@@ -9,7 +9,9 @@ make the action safe, only broken.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from ipaddress import ip_address
 
@@ -34,13 +36,20 @@ _DEFAULT_MX_PREFERENCE = 10
 
 
 def current_flag(snapshot: EstateSnapshot) -> FailoverFlag | None:
-    """The flag the agreeing stores hold: what the last failover wrote."""
+    """The flag most stores agree on: what the last failover wrote. Its cooldown ack
+    counts once most of the stores holding that flag carry it."""
     flags = [
         r.store.flag
         for r in snapshot.regions
         if r.store.flag is not None and r.store.flag.active == snapshot.active_region
     ]
-    return max(flags, key=lambda f: f.at, default=None)
+    if not flags:
+        return None
+    action, _ = Counter(f.action_id for f in flags).most_common(1)[0]
+    same = [f for f in flags if f.action_id == action]
+    acks = [f.cooldown_ack for f in same if f.cooldown_ack]
+    latest = max(same, key=lambda f: f.at)
+    return replace(latest, cooldown_ack=acks[0] if len(acks) > len(same) / 2 else "")
 
 
 def record_changes(
@@ -303,6 +312,11 @@ def _spf_rule(
         checks.append(Preflight(name, False, f"unknown: {sample.spf.reason}", blocking=False))
     else:
         checks.append(Preflight(name, sample.spf.ok, sample.spf.reason, forceable=True))
+
+
+def cooldown_now(snapshot: EstateSnapshot, config: NocConfig) -> Preflight:
+    """The cooldown rule as it stands now (for the ack: is there anything to ack?)."""
+    return _cooldown_rule(snapshot, config, snapshot.generated_at)
 
 
 def _cooldown_rule(snapshot: EstateSnapshot, config: NocConfig, now: datetime) -> Preflight:

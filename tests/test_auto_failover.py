@@ -21,6 +21,7 @@ from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
 from noc.model import AutoMode, FailoverFlag
 from noc.simulator import RedisServer
+from widgets.ack_dialog import AckDialog
 from widgets.action_result import ActionResultScreen
 from widgets.banner import Banner
 
@@ -105,6 +106,9 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
     executed = [r for r in audit_records(tmp_path) if r["event"] == "executed"]
     assert len(executed) == 1
     assert {estate.flag(r)["active"] for r in stores} == {"bg"}
+    # A restart does not re-arm it: only an operator's resume does.
+    again = AutoFailover(estate.config, FakeClock(), tmp_path / "automation.jsonl")
+    assert again.fired is not None and again.fired.startswith("ro → bg")
 
 
 async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(
@@ -155,3 +159,21 @@ async def test_a_failing_safety_rule_holds_the_automation_and_says_why(
         assert "AUTOMATED FAILOVER HELD BACK: cooldown" in str(app.query_one(Banner).render())
     assert {estate.flag(r)["active"] for r in stores} == {"ro"}
     assert [r["event"] for r in audit_records(tmp_path)] == ["auto_held"]
+
+
+async def test_the_cooldown_is_acked_from_the_dashboard_with_a_note(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    app, clock, estate = make_app(tmp_path, named, stores)
+    recent = FailoverFlag("bg", "ro", "op@test", "ro lost", iso_utc(clock.utcnow()), "fo1")
+    for store in app.scheduler.stores.values():
+        assert await store.write(recent) is None
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, AckDialog))
+        await pilot.press(*"bg validated", "enter")
+        await until(pilot, lambda: "cooldown_ack" in estate.flag("pa"))
+    assert all("bg validated" in estate.flag(r)["cooldown_ack"] for r in stores)
+    ack = next(r for r in audit_records(tmp_path) if r["event"] == "cooldown_ack")
+    assert ack["note"] == "bg validated" and ack["action_id"] == "fo1"

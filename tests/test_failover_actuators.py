@@ -23,10 +23,11 @@ from support import REFUSED, estate_config, feed_round
 
 from collectors.dns_records import parse_resolver, query
 from collectors.dns_update import DnsUpdater
+from collectors.hooks import run_hook
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
 from noc.config import ConfigError, NocConfig, parse_config
-from noc.failover import ack_cooldown, execute, gather_facts, plan_action, verify
+from noc.failover import ack_cooldown, execute, gather_facts, plan_action, this_node, verify
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -352,7 +353,8 @@ async def test_a_lock_held_elsewhere_refuses_and_names_the_holder(estate: Estate
 async def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(estate: Estate) -> None:
     finished = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await finished.wait()  # its pid now names no process
-    dead = LockHolder(f"op@{socket.gethostname()}", "dead01", "2026-11-23T03:00:00Z", finished.pid)
+    when = "2026-11-23T03:00:00Z"
+    dead = LockHolder(f"op@{socket.gethostname()}", "dead01", when, finished.pid, this_node())
     for store in estate.scheduler.stores.values():
         await store.try_lock(LOCK_KEY, dead, 60)
     plan = await estate.plan()
@@ -474,3 +476,15 @@ async def test_a_drain_that_would_leave_only_an_unhealthy_region_is_refused(
     remains = next(c for c in drain.checks if c.name == "a healthy region remains")
     assert not remains.ok and f"{SMTP} A would point only at bg" in remains.detail
     assert not drain.allowed
+
+
+async def test_a_hook_that_leaves_a_child_running_does_not_hold_the_failover() -> None:
+    # The child keeps the output pipe open; the hook itself has ended, successfully.
+    script = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(5)']); "
+        "print('traffic moved')"
+    )
+    outcome = await run_hook(f'{sys.executable} -c "{script}"', {}, timeout_seconds=4)
+    assert outcome.ok, outcome.describe()
+    assert outcome.describe() == "exit 0: traffic moved"

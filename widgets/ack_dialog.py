@@ -1,4 +1,5 @@
-"""Acknowledge a firing alert: who (the operator) and a note. Not a silence."""
+"""Acknowledge something with a note, as who: a firing alert (not a silence), or the
+anti-flap cooldown after a failover."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
-
-from noc.model import Alert
 
 
 class AckDialog(ModalScreen[str | None]):
@@ -43,19 +42,23 @@ class AckDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, alert: Alert, operator: str) -> None:
+    def __init__(
+        self, subject: str, operator: str, *, title: str = "Acknowledge alert", verb: str = "Ack"
+    ) -> None:
         super().__init__()
-        self.alert = alert
+        self.subject = subject
         self.operator = operator
+        self.title_text = title
+        self.verb = verb
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Acknowledge alert", id="title")
-            yield Static(Content(f"{self.alert.summary}\nas {self.operator}"))
+            yield Label(self.title_text, id="title")
+            yield Static(Content(f"{self.subject}\nas {self.operator}"))
             yield Input(placeholder="note: what you are doing about it", id="note")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Ack", id="confirm", variant="primary", disabled=True)
+                yield Button(self.verb, id="confirm", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one("#note", Input).focus()
