@@ -206,6 +206,9 @@ class NocApp(App[None]):
         self.start_polling = start_polling
         self.config_path = config_path
         self.auto = AutoFailover(config, self.clock, state_path / "automation.jsonl")
+        # A read-only screen (a wall, a browser) never acts, so it shows no automation
+        # of its own either: the process that can act shows it.
+        self.auto.enabled = self.auto.enabled and not read_only
         # The execution in flight, if any: quitting waits for it (see on_unmount).
         self._applying: asyncio.Future[ActionResult] | None = None
         self.selected_region: str | None = None
@@ -703,7 +706,7 @@ class NocApp(App[None]):
         snapshot = self.snapshot()
         self.auto.observe(snapshot)
         target = self.auto.due(snapshot)
-        if target is not None and not self.read_only and not self.operator_actions_running():
+        if target is not None and not self.operator_actions_running():
             self.auto.acting = True
             self.automated_failover(target)
 

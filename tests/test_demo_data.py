@@ -268,8 +268,10 @@ async def test_deliverability_counters_fill_the_current_minute(estate: DemoEstat
         assert read.counts is not None and read.counts.sent > 0, read
     counts = {r.region: r.counts for r in recent.regions if r.counts is not None}
     assert set(counts) == {"ro", "bg", "pa"}
-    # The prefill: five full minutes of the primary's volume, a warm share elsewhere.
-    assert counts["ro"].sent > 4 * 60 * TUNING.sent_per_second
+    # The prefill: the window's four full minutes of the primary's volume (the current
+    # minute may have just begun, and the volume varies around its mean), a warm share
+    # elsewhere.
+    assert counts["ro"].sent > 0.9 * 4 * 60 * TUNING.sent_per_second
     for region in ("bg", "pa"):
         assert 0.1 < counts[region].sent / counts["ro"].sent < 0.2
     for region_counts in counts.values():
