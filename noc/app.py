@@ -706,6 +706,8 @@ class NocApp(App[None]):
         snapshot = self.snapshot()
         self.auto.observe(snapshot)
         target = self.auto.due(snapshot)
+        # Its state is an alert too (fired, held): it pages through [[notify]].
+        self.scheduler.engine.automation = self.auto.status()
         if target is not None and not self.operator_actions_running():
             self.auto.acting = True
             self.automated_failover(target)

@@ -23,6 +23,7 @@ from noc.config import NocConfig
 from noc.model import (
     AlertNotice,
     Authority,
+    AutoStatus,
     CheckSample,
     CheckStatus,
     CheckTarget,
@@ -164,6 +165,8 @@ class Engine:
         self._dns: dict[tuple[str, str, str], DnsRecordSample] = {}
         self._email_auth: tuple[EmailAuthSample, ...] = ()
         self._dnsbl: tuple[DnsblSample, ...] = ()
+        # Told by whoever runs the automation (the app), so that its alerts page too.
+        self.automation: AutoStatus | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
         self._all_values = {
             v.lower().rstrip(".") for vs in self._region_values.values() for v in vs
@@ -416,4 +419,5 @@ class Engine:
             consensus=consensus,
             email_auth=self._email_auth,
             dnsbl=self._dnsbl,
+            automation=self.automation,
         )

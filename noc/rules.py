@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from noc.alerts import Condition
 from noc.model import (
+    AutoMode,
     DeliverabilitySample,
     EstateSnapshot,
     Health,
@@ -74,6 +75,18 @@ RULES = {
         Rule("dns_unknown", Severity.WARNING, 60, "a resolver gives no usable answer"),
         Rule("email_auth", Severity.WARNING, 0, "a region's mail would fail SPF/DKIM/DMARC/PTR"),
         Rule("dnsbl_listed", Severity.CRITICAL, 0, "a sending IP is on a blocklist"),
+        Rule(
+            "automated_failover",
+            Severity.CRITICAL,
+            0,
+            "noc failed over by itself: validate, then fail back by hand (P re-arms it)",
+        ),
+        Rule(
+            "automation_held",
+            Severity.WARNING,
+            0,
+            "the active region is down but a safety rule holds the automated failover",
+        ),
     )
 }
 
@@ -113,6 +126,11 @@ def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
         )
     if snapshot.active_region is None:
         yield _condition("active_unknown", None, "active region unknown: no flag store can be read")
+    automation = snapshot.automation
+    if automation is not None and automation.mode is AutoMode.FIRED:
+        yield _condition("automated_failover", None, f"automated failover: {automation.detail}")
+    elif automation is not None and automation.mode is AutoMode.HELD:
+        yield _condition("automation_held", None, f"automated failover held: {automation.detail}")
 
 
 def data_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:

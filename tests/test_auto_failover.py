@@ -19,7 +19,7 @@ from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
-from noc.model import AutoMode, FailoverFlag
+from noc.model import AutoMode, FailoverFlag, Severity
 from noc.simulator import RedisServer
 from widgets.ack_dialog import AckDialog
 from widgets.action_result import ActionResultScreen
@@ -92,6 +92,11 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
         status = app.snapshot().automation
         assert status is not None and status.mode is AutoMode.FIRED
         assert "AUTOMATED FAILOVER FIRED" in str(app.query_one(Banner).render())
+        # It pages like any critical alert, through the configured channels.
+        app._auto_tick()
+        paged = [n for n in app.scheduler.engine.evaluate_alerts() if n.event == "firing"]
+        fired = next(n.alert for n in paged if n.alert.rule == "automated_failover")
+        assert fired.severity is Severity.CRITICAL and "ro → bg" in fired.summary
 
         # ro comes back and bg dies: automation has fired, and never fails back.
         await pilot.press("escape")
