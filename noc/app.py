@@ -639,7 +639,9 @@ class NocApp(App[None]):
         """Hold a switchover until replication toward the target has drained; None when it
         has, else why it stopped (the operator cancelled, or it did not drain in time)."""
         dialog = DrainWait(plan)
-        self.push_screen(dialog)
+        # Mounted before anything else happens: a lag already drained would otherwise
+        # dismiss it before it is on the stack.
+        await self.push_screen(dialog)
         try:
             deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
             while True:
@@ -657,7 +659,7 @@ class NocApp(App[None]):
                 self.scheduler.poll_now("lag:")
                 await asyncio.sleep(1.0)
         finally:
-            if dialog.is_attached:
+            if self.screen is dialog:
                 dialog.dismiss(None)
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)

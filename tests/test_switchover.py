@@ -127,3 +127,19 @@ async def test_a_switchover_needs_a_healthy_source(
     assert not source.ok and not source.forceable
     assert "fail over instead" in source.detail
     assert not plan.allowed
+
+
+async def test_a_switchover_with_nothing_to_drain_flips_at_once(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    app, clock, estate = make_app(tmp_path, named, stores)
+    lag(app, clock, 0.2, 0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        app.selected_region = "bg"
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        await pilot.press("tab", "b", "g", "tab", *"planned move", "enter")
+        await until(pilot, lambda: "verified" in events(tmp_path))
+        assert isinstance(app.screen, ActionResultScreen)
+    assert await estate.records() == MOVED
