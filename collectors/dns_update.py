@@ -55,7 +55,11 @@ from noc.model import (
     RRsetState,
 )
 
-__all__ = ["DnsUpdater"]
+__all__ = ["OUTCOME_UNKNOWN", "PREREQUISITE_FAILED", "DnsUpdater"]
+
+# How an error says what happened, for callers that must tell the cases apart.
+OUTCOME_UNKNOWN = "the update may have been applied"  # sent, but no usable answer came
+PREREQUISITE_FAILED = "prerequisite failed"  # the records are not what the update expects
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +312,7 @@ class DnsUpdater:
             if changes_sent and outcome_unknown:
                 # The update may have reached the server before the answer was
                 # lost: retrying blindly could apply it twice or on top of a change.
-                text += "; the update may have been applied: read the records before retrying"
+                text += f"; {OUTCOME_UNKNOWN}: read the records before retrying"
             return text
 
     def _failure(self, exc: Exception) -> tuple[str, bool]:
@@ -376,7 +380,7 @@ class DnsUpdater:
                 described.append(f"{_stale_text(change)}, now {now}")
         if not described:
             described = [_stale_text(change) for change in changes]
-        return f"prerequisite failed: {'; '.join(described)} (changed behind noc's back?)"
+        return f"{PREREQUISITE_FAILED}: {'; '.join(described)} (changed behind noc's back?)"
 
 
 def _absolute(text: str, what: str) -> dns.name.Name:

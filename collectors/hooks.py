@@ -13,12 +13,11 @@ import contextlib
 import os
 import shlex
 import signal
-import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import IO
 
 _OUTPUT_LIMIT = 4096
+_AFTER_EXIT_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,39 +52,71 @@ async def run_hook(
         return HookOutcome(command, None, "", f"cannot parse the command: {exc}")
     if not argv:
         return HookOutcome(command, None, "", "empty command")
-    # Output goes to an unlinked file, not a pipe: a child the command leaves running
-    # (a daemon it started) may keep writing, but cannot hold the failover open.
-    with tempfile.TemporaryFile() as output:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=asyncio.subprocess.STDOUT,
-                env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
-        try:
-            async with asyncio.timeout(timeout_seconds):
-                await process.wait()
-        except TimeoutError:
-            _kill_group(process.pid)
+    # Output comes through a pipe noc owns: once the command has ended, noc stops
+    # reading and closes it, so a child the command left running (a daemon it
+    # started) can neither hold the failover open nor fill a disk.
+    loop = asyncio.get_running_loop()
+    output = _Tail()
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError as exc:
+        return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=asyncio.subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
+    finally:
+        os.close(write_fd)
+    transport, _ = await loop.connect_read_pipe(lambda: output, os.fdopen(read_fd, "rb", 0))
+    try:
+        async with asyncio.timeout(timeout_seconds):
             await process.wait()
-            return HookOutcome(
-                command, None, _tail(output), f"killed after {timeout_seconds:g} s (timeout)"
-            )
-        except asyncio.CancelledError:
-            _kill_group(process.pid)
-            raise
-        return HookOutcome(command, process.returncode, _tail(output))
+        # What the command wrote just before it ended may still be in the pipe.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_AFTER_EXIT_SECONDS):
+                await output.closed.wait()
+    except TimeoutError:
+        _kill_group(process.pid)
+        await process.wait()
+        return HookOutcome(
+            command, None, output.text(), f"killed after {timeout_seconds:g} s (timeout)"
+        )
+    except asyncio.CancelledError:
+        _kill_group(process.pid)
+        raise
+    finally:
+        transport.close()
+    return HookOutcome(command, process.returncode, output.text())
 
 
-def _tail(output: IO[bytes]) -> str:
-    size = output.seek(0, os.SEEK_END)
-    output.seek(max(0, size - _OUTPUT_LIMIT))
-    return output.read().decode("utf-8", "replace")
+class _Tail(asyncio.Protocol):
+    """The last few kilobytes read from the pipe."""
+
+    def __init__(self) -> None:
+        self._kept = bytearray()
+        self.closed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self._kept.extend(data)
+        del self._kept[:-_OUTPUT_LIMIT]
+
+    def eof_received(self) -> bool | None:
+        self.closed.set()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    def text(self) -> str:
+        return bytes(self._kept).decode("utf-8", "replace")
 
 
 def _kill_group(pid: int) -> None:

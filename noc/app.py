@@ -9,6 +9,7 @@ never see collectors; actions go through plan -> dialog -> execute -> verify.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker
 
 from noc.audit import JsonlLog, operator_identity, state_dir
 from noc.auto import AutoFailover, auto_operator
@@ -38,6 +40,7 @@ from noc.failover import (
     gather_facts,
     plan_action,
     plan_record,
+    reconfirm,
     verify,
 )
 from noc.model import (
@@ -88,6 +91,8 @@ from widgets.sync_dialog import SyncDialog
 from widgets.sync_summary import SyncSummary
 from widgets.view import SnapshotView
 from widgets.wall_header import WallHeader
+
+log = logging.getLogger(__name__)
 
 # Everything that changes the world or the record; --read-only removes them all.
 OPERATOR_ACTIONS = frozenset(
@@ -211,6 +216,7 @@ class NocApp(App[None]):
         self.auto.enabled = self.auto.enabled and not read_only
         # The execution in flight, if any: quitting waits for it (see on_unmount).
         self._applying: asyncio.Future[ActionResult] | None = None
+        self._verifying: Worker[None] | None = None
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -548,20 +554,10 @@ class NocApp(App[None]):
         # The world may have moved while the dialog was open: decide on a fresh
         # preflight, under the same action id, and refuse if it no longer holds.
         fresh = await self._plan(kind, target, operator_identity(), force=confirmation.force)
-        seen = {c.name for c in plan.failed}
-        unseen = [c for c in fresh.failed if c.name not in seen]
-        plan = replace(fresh, action_id=plan.action_id)
-        if unseen and plan.forced:
-            # A break-glass override bypasses only the rules the operator was shown.
-            plan = replace(
-                plan,
-                checks=tuple(
-                    replace(c, forceable=False) if c in unseen else c for c in plan.checks
-                ),
-            )
-        if not plan.allowed:
-            await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
-            self.notify(f"{kind.value} refused on a fresh preflight: {plan.refusal}",
+        plan, refusal = reconfirm(plan, fresh)
+        if refusal is not None:
+            await self.audit.aappend("refused", **plan_record(plan, refusal=refusal))
+            self.notify(f"{kind.value} refused on a fresh preflight: {refusal}",
                         severity="error", timeout=10, markup=False)  # fmt: skip
             return
         await self.audit.aappend(
@@ -580,20 +576,19 @@ class NocApp(App[None]):
             stopped = await self._wait_for_drain(plan)
             if stopped is None:
                 # Minutes may have passed: decide again on fresh facts.
-                fresh = replace(
-                    await self._plan(plan.kind, plan.target, operator, force=plan.forced),
-                    action_id=plan.action_id,
-                )
-                unseen = set(fresh.overridden) - set(plan.overridden)
-                if not fresh.allowed or unseen:
-                    why = fresh.refusal or f"{', '.join(sorted(unseen))} failed meanwhile"
-                    stopped = f"refused on a fresh preflight after the wait: {why}"
-                plan = fresh
+                fresh = await self._plan(plan.kind, plan.target, operator, force=plan.forced)
+                plan, refusal = reconfirm(plan, fresh)
+                if refusal is not None:
+                    stopped = f"refused on a fresh preflight after the wait: {refusal}"
             if stopped is not None:
                 await self.audit.aappend("cancelled", **plan_record(plan, reason=stopped))
                 self.notify(f"switchover stopped: {stopped}; nothing was changed",
                             severity="warning", timeout=8, markup=False)  # fmt: skip
                 return ActionResult(plan, None, aborted=stopped)
+        if self._verifying is not None and not self._verifying.is_finished:
+            # The last action's DNS watch (and post hook) would report on a state this
+            # action is about to change.
+            self._verifying.cancel()
         actuators = self.scheduler.actuators
         self._applying = asyncio.ensure_future(
             execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=confirmed_at)
@@ -603,7 +598,7 @@ class NocApp(App[None]):
         self.refresh_snapshot()
         screen = ActionResultScreen(result, watching=result.aborted is None)
         self.push_screen(screen)
-        self.run_worker(
+        self._verifying = self.run_worker(
             self._watch(result, reason, screen, confirmed_at),
             group="verify",
             exit_on_error=False,
@@ -613,16 +608,32 @@ class NocApp(App[None]):
     async def _watch(
         self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
     ) -> None:
-        final = await verify(
-            result,
-            self.scheduler.actuators,
-            self.audit,
-            self.clock,
-            reason=reason,
-            confirmed_at=confirmed_at,
-            on_progress=partial(screen.show_result, watching=True),
-        )
+        try:
+            final = await verify(
+                result,
+                self.scheduler.actuators,
+                self.audit,
+                self.clock,
+                reason=reason,
+                confirmed_at=confirmed_at,
+                on_progress=partial(screen.show_result, watching=True),
+            )
+        except asyncio.CancelledError:
+            # Superseded by a newer action, or noc is stopping: said, never silent.
+            self.audit.append(
+                "verify_stopped",
+                **plan_record(result.plan, reason="a newer action or noc stopping"),
+            )
+            raise
+        except Exception as exc:  # the change itself is done and audited
+            log.exception("verifying %s", result.plan.action_id)
+            self.notify(f"Verifying {result.plan.kind.value} failed: {exc}", severity="error",
+                        timeout=15, markup=False)  # fmt: skip
+            return
         screen.show_result(final, watching=False)
+        # The screen may have been closed while DNS was watched: the verdict still shows.
+        self.notify(final.summary, severity="information" if final.success else "error",
+                    timeout=10 if final.success else 30, markup=False)  # fmt: skip
         self.scheduler.poll_now()
 
     async def action_quit(self) -> None:
@@ -730,14 +741,11 @@ class NocApp(App[None]):
                 if auto.hold(plan.refusal or "", tuple(c.name for c in plan.failed)):
                     await self.audit.aappend("auto_held", **plan_record(plan, refusal=plan.refusal))
                 return
+            if auto.paused:  # paused from the palette while the plan was being made
+                return
             await self.audit.aappend("planned", **plan_record(plan, via="auto"))
             await self.audit.aappend(
                 "confirmed", **plan_record(plan, reason=reason, confirmation="automatic")
-            )
-            if auto.paused:  # paused from the palette while the plan was being made
-                return
-            await auto.record_fired(
-                f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC", operator
             )
             self.bell()
             self.notify(
@@ -748,8 +756,14 @@ class NocApp(App[None]):
                 markup=False,
             )
             result = await self._carry_out(plan, reason, operator)
-            if not result.success and auto.fired:
-                auto.fired += " (FAILED: see the result)"
+            if result.aborted is not None:
+                # Nothing changed (the lock was held, a hook refused...): held, not fired.
+                auto.hold(f"tried and aborted: {result.aborted}", ("aborted",))
+                return
+            outcome = "" if result.success else " (FAILED OR PARTIAL: see the result)"
+            await auto.record_fired(
+                f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC{outcome}", operator
+            )
         finally:
             auto.acting = False
             self.refresh_snapshot()

@@ -29,6 +29,7 @@ from noc.failover import (
     gather_facts,
     plan_action,
     plan_record,
+    reconfirm,
     verify,
 )
 from noc.model import ActionKind, ActionPlan, ActionResult
@@ -300,7 +301,8 @@ def _action(args: argparse.Namespace) -> int:
         return asyncio.run(_run_action(args, loaded.config))
     except KeyboardInterrupt:
         # Any change already begun was finished and audited before this point.
-        print("\ninterrupted: see noc audit for what was done", file=sys.stderr)
+        print("\ninterrupted: a change in flight was finished and audited first; DNS was not "
+              "watched (see noc audit)", file=sys.stderr)  # fmt: skip
         return 1
 
 
@@ -346,6 +348,17 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
         confirmed_at = clock.monotonic()
         if kind is ActionKind.SWITCHOVER:
             stopped = await _wait_for_drain(scheduler, config, plan)
+            if stopped is None:
+                # Minutes may have passed: decide again on fresh facts.
+                await scheduler.collect_once()
+                facts = await gather_facts(config, scheduler.actuators, kind)
+                fresh = plan_action(
+                    scheduler.engine.snapshot(), config, kind, args.to, operator_identity(),
+                    facts, force=args.force,
+                )  # fmt: skip
+                plan, refusal = reconfirm(plan, fresh)
+                if refusal is not None:
+                    stopped = f"refused on a fresh preflight after the wait: {refusal}"
             if stopped is not None:
                 print(f"switchover stopped: {stopped}; nothing was changed", file=sys.stderr)
                 await audit.aappend("cancelled", **plan_record(plan, reason=stopped))
@@ -355,7 +368,8 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
                 plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at
             ),
             lambda: print(
-                "noc: the change is in flight: it finishes, is read back and audited first",
+                "noc: the change is in flight: it finishes and is audited, then noc stops "
+                "(without watching DNS)",
                 file=sys.stderr,
             ),
         )

@@ -19,10 +19,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from collectors.dns_records import ResolverAddress, parse_resolver
-from collectors.dns_update import DnsUpdater
+from collectors.dns_update import OUTCOME_UNKNOWN, PREREQUISITE_FAILED, DnsUpdater
 from collectors.flag_store import FlagStore
 from collectors.hooks import HookOutcome, run_hook
 from noc.audit import JsonlLog
@@ -65,6 +65,7 @@ from noc.safety import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -229,7 +230,10 @@ def plan_action(
     checks += rules
     plan = _plan(kind, source, target, region.health, operator, force, checks, stores, chain)
     return replace(
-        plan, blast=replace(blast, changes=changes), previous_flag=current_flag(snapshot)
+        plan,
+        blast=replace(blast, changes=changes),
+        previous_flag=current_flag(snapshot),
+        known_flags=frozenset(r.store.flag.action_id for r in snapshot.regions if r.store.flag),
     )
 
 
@@ -327,6 +331,32 @@ def _plan(
     )
 
 
+def reconfirm(confirmed: ActionPlan, fresh: ActionPlan) -> tuple[ActionPlan, str | None]:
+    """The fresh plan to execute under the confirmed plan's id, or why it may not run.
+
+    What the operator confirmed must still be what happens: the same move from the
+    same flag, and a break-glass override bypasses only the rules they were shown.
+    """
+    plan = replace(fresh, action_id=confirmed.action_id)
+    before = confirmed.previous_flag.action_id if confirmed.previous_flag else ""
+    now = fresh.previous_flag.action_id if fresh.previous_flag else ""
+    if (fresh.source, now) != (confirmed.source, before):
+        return plan, (
+            f"the active region or its flag changed since you confirmed "
+            f"({confirmed.source} -> {fresh.source}); plan again"
+        )
+    shown = {c.name for c in confirmed.failed}
+    unseen = {c.name for c in fresh.failed} - shown
+    if unseen and plan.forced:
+        plan = replace(
+            plan,
+            checks=tuple(
+                replace(c, forceable=False) if c.name in unseen else c for c in plan.checks
+            ),
+        )
+    return plan, plan.refusal
+
+
 def plan_record(plan: ActionPlan, **extra: Any) -> dict[str, Any]:
     """The audit fields of one step of a planned action."""
     return {**plan.describe(), **plan.operator, **extra}
@@ -367,6 +397,8 @@ class _Run:
     flag: FailoverFlag | None = None
     store_results: list[StoreResult] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+    dns_uncertain: bool = False  # an update whose answer was lost, not seen applied
     # Per store, the action id its flag held when re-read under the lock.
     expected: dict[str, str] = field(default_factory=dict)
     steps: list[ActuatorStep] = field(default_factory=list)
@@ -405,18 +437,25 @@ async def finish_despite_interrupts(
 ) -> T:
     """Await `work` to its end even if the waiting task is cancelled meanwhile (Ctrl-C,
     a quitting app): writes that have begun finish, are read back or rolled back, and
-    audited. Every step has its own timeout, so this wait is bounded."""
+    audited. Every step has its own timeout, so this wait is bounded. The interrupt
+    is not forgotten: it is raised again at the caller's next await, so the caller
+    can report the outcome first but goes no further (no DNS watch, no post hook)."""
     task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    interrupted = 0
     while True:
         try:
-            return await asyncio.shield(task)
+            result = await asyncio.shield(task)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
             if task.done() or current is None:
                 raise
-            current.uncancel()
+            interrupted += current.uncancel() >= 0
             if on_interrupt is not None:
                 on_interrupt()
+            continue
+        if interrupted and current is not None:
+            current.cancel()
+        return result
 
 
 async def execute(
@@ -457,32 +496,27 @@ async def execute(
 
 
 async def _flag_moved_since_plan(run: _Run) -> str | None:
-    """Under the lock, the flag must still be the one the plan was made on: another
+    """Under the lock, no store may hold a flag the plan did not know of: another
     operator's failover since then (or a snapshot a few seconds old) must not be
-    overwritten, nor rolled back to a state that was already gone."""
+    overwritten, nor rolled back to a state that was already gone. A store that came
+    back empty or with an old flag is no such change: the write realigns it."""
     stores = run.actuators.stores
     samples = await asyncio.gather(*(s.read() for s in stores.values()))
-    held = [s.flag.action_id if s.flag else "" for s in samples if s.reachable]
-    if not held:
-        return None  # the writes will fail and say so
-    now, count = Counter(held).most_common(1)[0]
-    planned = run.plan.previous_flag.action_id if run.plan.previous_flag else ""
-    if now == planned:
-        run.expected = {
-            sample.store_region: (sample.flag.action_id if sample.flag else "")
-            for sample in samples
-            if sample.reachable
-        }
+    known = run.plan.known_flags | {""}
+    if run.plan.previous_flag is not None:
+        known |= {run.plan.previous_flag.action_id}
+    new = [s for s in samples if s.reachable and s.flag and s.flag.action_id not in known]
+    run.expected = {
+        s.store_region: (s.flag.action_id if s.flag else "") for s in samples if s.reachable
+    }
+    if not new:
         return None
-    latest = next((s.flag for s in samples if s.flag and s.flag.action_id == now), None)
-    what = (
-        f"{latest.active} by {latest.operator or '?'} at {latest.at or '?'} (action {now})"
-        if latest
-        else "no flag"
-    )
+    flag = new[0].flag
+    assert flag is not None  # selected for having one
     return (
-        f"the failover flag changed since the plan: {count}/{len(stores)} stores now say "
-        f"{what}; plan again"
+        f"the failover flag changed since the plan: {len(new)}/{len(stores)} stores now say "
+        f"{flag.active} by {flag.operator or '?'} at {flag.at or '?'} (action {flag.action_id}); "
+        "plan again"
     )
 
 
@@ -500,7 +534,11 @@ async def _apply(run: _Run) -> ActionResult:
             return run.result(aborted=why)
     applied: list[str] = []
     for actuator in run.plan.actuators:
-        step = await _ACTUATORS[actuator](run, env)
+        try:
+            step = await _ACTUATORS[actuator](run, env)
+        except Exception as exc:  # a bug of ours must still end in a rollback
+            log.exception("failover actuator %s", actuator)
+            step = ActuatorStep(actuator, False, f"internal error: {type(exc).__name__}: {exc}")
         run.steps.append(step)
         if not step.ok:
             rolled = await _roll_back(run, applied, env)
@@ -550,6 +588,8 @@ async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     )
     written = dict(zip(regions, outcomes, strict=True))
     run.written = [r for r, (done, _) in written.items() if done]
+    # A timeout says nothing of whether the write landed: such a store is rolled back too.
+    run.uncertain = [r for r, (_, error) in written.items() if error == "timeout"]
     readbacks = await asyncio.gather(*(stores[r].read() for r in regions))
     for region_id, sample in zip(regions, readbacks, strict=True):
         done, error = written[region_id]
@@ -582,12 +622,16 @@ async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     error = await updater.replace(changes)
     if error is None:
         return ActuatorStep("dns", True, f"{len(changes)} RRset(s) replaced in one signed update")
-    # A timeout or a lost answer leaves the outcome unknown; the update is atomic,
-    # so the records say which: all new (applied) or not.
+    if OUTCOME_UNKNOWN not in error:
+        return ActuatorStep("dns", False, error)  # refused: nothing was applied
+    # A timeout or a lost answer: the update is atomic, so the records say which.
     records = [FailoverRecord(c.name, c.rtype) for c in changes]
     now = await updater.read(records)
     if all(not r.error and set(r.values) == set(c.new) for r, c in zip(now, changes, strict=True)):
         return ActuatorStep("dns", True, f"applied (read back after: {error})")
+    # Not confirmed, and a slow server may still apply it: the rollback sends the
+    # reverse, which its prerequisites make a no-op if the update never lands.
+    run.dns_uncertain = True
     return ActuatorStep("dns", False, error)
 
 
@@ -625,15 +669,16 @@ async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool,
     if actuator == "flag":
         if run.flag is None:
             return None
-        # Every store, not only those that acknowledged: a write that timed out may
-        # still have landed. Only our own flag is replaced.
+        # The stores written, and those whose write timed out (it may have landed);
+        # not those that refused the connection. Only our own flag is replaced.
         stores = run.actuators.stores
+        targets = [*run.written, *run.uncertain]
         previous = run.plan.previous_flag
         outcomes = await asyncio.gather(
-            *(s.replace_if(run.plan.action_id, previous) for s in stores.values())
+            *(stores[r].replace_if(run.plan.action_id, previous) for r in targets)
         )
-        restored = [r for r, (done, _) in zip(stores, outcomes, strict=True) if done]
-        bad = {r: e for r, (_, e) in zip(stores, outcomes, strict=True) if e}
+        restored = [r for r, (done, _) in zip(targets, outcomes, strict=True) if done]
+        bad = {r: e for r, (_, e) in zip(targets, outcomes, strict=True) if e}
         name = previous.active if previous else "no flag"
         if not restored and not bad:
             return None
@@ -645,10 +690,12 @@ async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool,
     if actuator == "dns":
         applied = [s for s in run.steps if s.actuator == "dns" and s.ok and not s.rolled_back]
         updater, _ = await run.actuators.dns()
-        if not applied or updater is None:
+        if not (applied or run.dns_uncertain) or updater is None:
             return None
         changes = [c.reverse() for c in run.plan.blast.changes if c.changed]
         error = await updater.replace(changes)
+        if error is not None and not applied and PREREQUISITE_FAILED in error:
+            return True, "the update never landed: nothing to put back"
         return (error is None), error or f"{len(changes)} RRset(s) put back"
     hooks = run.actuators.config.failover.hooks
     if not hooks.undo:

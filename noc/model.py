@@ -526,6 +526,9 @@ class ActionPlan:
     blast: BlastRadius = field(default_factory=BlastRadius)
     # The flag as the stores hold it now: what a rollback writes back.
     previous_flag: FailoverFlag | None = None
+    # Every flag (action id) the stores held when planning: one not among them at
+    # execution time is someone else's failover since.
+    known_flags: frozenset[str] = frozenset()
 
     @property
     def failed(self) -> tuple[Preflight, ...]:

@@ -7,6 +7,7 @@ fed to the engine as the collector's samples, so the test decides when it drains
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,41 @@ async def test_a_switchover_with_nothing_to_drain_flips_at_once(
         await until(pilot, lambda: "verified" in events(tmp_path))
         assert isinstance(app.screen, ActionResultScreen)
     assert await estate.records() == MOVED
+
+
+async def test_a_newer_action_stops_the_last_ones_dns_watch_and_its_post_hook(
+    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+) -> None:
+    posted = tmp_path / "post.log"
+    hook = tmp_path / "post.py"
+    hook.write_text(
+        "import os\n"
+        f"with open({str(posted)!r}, 'a') as out:\n"
+        "    out.write(os.environ['NOC_ACTION'] + ' ' + os.environ['NOC_TO'] + '\\n')\n"
+    )
+    # A resolver that never answers keeps the first action's watch going.
+    dns = {"resolvers": [named.address, "127.0.0.1:9"],
+           "records": [{"name": f"smtp.{DOMAIN}", "type": "A"}]}  # fmt: skip
+    config = failover_config(
+        named, stores, dns=dns,
+        failover={"cooldown_seconds": 0, "hooks": {"post": f"{sys.executable} {hook}"}},
+    )  # fmt: skip
+    clock = FakeClock()
+    app = NocApp(config, clock=clock, start_polling=False, state_path=tmp_path)
+    feed_round(app.scheduler.engine, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.scheduler.read_flags()
+        app.selected_region = "bg"
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        await pilot.press("tab", "b", "g", "tab", *"drill", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
+        await pilot.press("escape")
+        await app.scheduler.read_flags()
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        await pilot.press("tab", "r", "o", "tab", *"back", "enter")
+        await until(pilot, lambda: "verify_stopped" in events(tmp_path))
+    assert events(tmp_path).count("executed") == 2
+    # Only the newer action's post hook may run: the first one's state is gone.
+    assert not posted.exists() or "failover bg" not in posted.read_text()
