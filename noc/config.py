@@ -834,6 +834,9 @@ cooldown_seconds = 600               # anti-flap: another failover within this n
 auto = false                         # automated failover after auto_after_seconds down
 auto_after_seconds = 90              # (STOP pattern: never fails back by itself)
 lock_ttl_seconds = 120               # the cross-process lock on a majority of stores
+lock_key = "noc:failover:lock"
+verify_grace_seconds = 5             # watch resolvers this long past the record's TTL
+drain_timeout_seconds = 300          # a switchover waits at most this for lag to drain
 # The DNS actuator: an RFC 2136 update signed with TSIG replaces each [[dns.records]]
 # RRset with the target's service_ips (A/AAAA) or mx_host (MX), keeping its TTL.
 #   [failover.dns]
@@ -880,6 +883,8 @@ lock_ttl_seconds = 120               # the cross-process lock on a majority of s
 # metric = ""
 # threshold_seconds = 60
 # sustain_seconds = 60                # lag must stay over the threshold this long to fire
+# rpo_seconds = 30                    # failover refuses (break glass aside) over this lag;
+#                                     # default: [estate] rpo_seconds
 # heartbeat_key = "noc:heartbeat"     # "" when noc may not write to the source
 
 [suppression]                        # one sorted set per list in every region's store
