@@ -344,7 +344,8 @@ class DnsUpdater:
             case ConnectionRefusedError():
                 return f"{about}: connection refused (nothing listening on TCP?)", False
             case OSError():
-                return f"{about}: {(exc.strerror or str(exc)).lower()}", False
+                # A reset or a closed connection may come after the update was sent.
+                return f"{about}: {(exc.strerror or str(exc)).lower()}", True
             case dns.exception.FormError() if "requires a TSIG" in str(exc):
                 # No signature means no proof the answer came from the server holding
                 # the key, so even a NOERROR in it proves nothing.

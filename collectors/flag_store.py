@@ -10,11 +10,12 @@ raises for a store that is down, hung or answering garbage.
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import open_redis, redis_error_text
+from collectors.redis_common import maybe_sent, open_redis, redis_error_text
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 
@@ -39,6 +40,16 @@ if redis.call('HGET', KEYS[1], 'action_id') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'cooldown_ack', ARGV[2])
 return 1
 """
+
+
+_SAY_WHY_SECONDS = 0.5
+
+
+class ReplaceOutcome(NamedTuple):
+    replaced: bool
+    error: str | None
+    # False only when the command cannot have reached the store (no connection).
+    sent: bool
 
 
 class FlagStore:
@@ -81,19 +92,21 @@ class FlagStore:
 
     async def replace_if(
         self, expected_action_id: str, flag: FailoverFlag | None
-    ) -> tuple[bool, str | None]:
+    ) -> ReplaceOutcome:
         """Replace the flag (None: remove it) only if it is still `expected_action_id`'s
-        ("" for no flag): (replaced, error). A flag someone else wrote meanwhile is
-        never overwritten, by a failover or by its rollback."""
+        ("" for no flag). A flag someone else wrote meanwhile is never overwritten, by a
+        failover or by its rollback."""
         fields = [item for pair in (flag.as_mapping().items() if flag else ()) for item in pair]
         try:
-            async with asyncio.timeout(self._timeout):
+            # A little past the client's own socket timeouts, so that its error (which
+            # says whether it was still connecting) comes first.
+            async with asyncio.timeout(self._timeout + _SAY_WHY_SECONDS):
                 done = await self._client.eval(
                     _REPLACE_IF, 1, self.key, expected_action_id, *fields
                 )
         except (RedisError, OSError, TimeoutError) as exc:
-            return False, redis_error_text(exc)
-        return bool(done), None
+            return ReplaceOutcome(False, redis_error_text(exc), maybe_sent(exc))
+        return ReplaceOutcome(bool(done), None, True)
 
     async def try_lock(
         self, key: str, holder: LockHolder, ttl_seconds: float

@@ -61,40 +61,49 @@ async def run_hook(
         read_fd, write_fd = os.pipe()
     except OSError as exc:
         return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
+    reader = os.fdopen(read_fd, "rb", 0)
+    process: asyncio.subprocess.Process | None = None
+    transport: asyncio.ReadTransport | None = None
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=asyncio.subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        os.close(read_fd)
-        return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
-    finally:
-        os.close(write_fd)
-    transport, _ = await loop.connect_read_pipe(lambda: output, os.fdopen(read_fd, "rb", 0))
-    try:
-        async with asyncio.timeout(timeout_seconds):
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=asyncio.subprocess.STDOUT,
+                env={k: v for k, v in os.environ.items() if k not in withheld} | dict(env),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return HookOutcome(command, None, "", f"cannot start: {exc.strerror or exc}")
+        finally:
+            os.close(write_fd)
+        transport, _ = await loop.connect_read_pipe(lambda: output, reader)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await process.wait()
+        except TimeoutError:
+            _kill_group(process.pid)
             await process.wait()
+            return HookOutcome(
+                command, None, output.text(), f"killed after {timeout_seconds:g} s (timeout)"
+            )
         # What the command wrote just before it ended may still be in the pipe.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_AFTER_EXIT_SECONDS):
                 await output.closed.wait()
-    except TimeoutError:
-        _kill_group(process.pid)
-        await process.wait()
-        return HookOutcome(
-            command, None, output.text(), f"killed after {timeout_seconds:g} s (timeout)"
-        )
-    except asyncio.CancelledError:
-        _kill_group(process.pid)
+        return HookOutcome(command, process.returncode, output.text())
+    except BaseException:  # cancelled: nothing of the hook may outlive the failover
+        if process is not None and process.returncode is None:
+            _kill_group(process.pid)
         raise
     finally:
-        transport.close()
-    return HookOutcome(command, process.returncode, output.text())
+        # Whatever the command left running gets EPIPE from here on (see the README:
+        # a hook starting a daemon redirects its output).
+        if transport is not None:
+            transport.close()
+        else:
+            reader.close()
 
 
 class _Tail(asyncio.Protocol):

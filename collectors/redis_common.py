@@ -38,3 +38,14 @@ def redis_error_text(exc: BaseException) -> str:
             return "connection refused"
         cause = cause.__cause__ or cause.__context__
     return (" ".join(str(exc).split()) or type(exc).__name__)[:_ERROR_LIMIT]
+
+
+def maybe_sent(exc: BaseException) -> bool:
+    """Whether a failed command may still have reached the server: not when the
+    connection itself could not be made (refused, or timed out connecting)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or "connecting" in str(cause):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True

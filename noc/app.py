@@ -585,13 +585,17 @@ class NocApp(App[None]):
                 self.notify(f"switchover stopped: {stopped}; nothing was changed",
                             severity="warning", timeout=8, markup=False)  # fmt: skip
                 return ActionResult(plan, None, aborted=stopped)
-        if self._verifying is not None and not self._verifying.is_finished:
-            # The last action's DNS watch (and post hook) would report on a state this
-            # action is about to change.
-            self._verifying.cancel()
         actuators = self.scheduler.actuators
         self._applying = asyncio.ensure_future(
-            execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=confirmed_at)
+            execute(
+                plan,
+                reason,
+                actuators,
+                self.audit,
+                self.clock,
+                confirmed_at=confirmed_at,
+                before_changes=self._stop_last_watch,
+            )
         )
         result = await finish_despite_interrupts(self._applying)
         await self.scheduler.read_flags()
@@ -604,6 +608,12 @@ class NocApp(App[None]):
             exit_on_error=False,
         )
         return result
+
+    def _stop_last_watch(self) -> None:
+        """The last action's DNS watch (and post hook) would report on a state this
+        action is about to change: it stops, audited, before the first write."""
+        if self._verifying is not None and not self._verifying.is_finished:
+            self._verifying.cancel()
 
     async def _watch(
         self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
@@ -670,6 +680,8 @@ class NocApp(App[None]):
                 self.scheduler.poll_now("lag:")
                 await asyncio.sleep(1.0)
         finally:
+            # Not on top (the palette is open over it): it goes when it is shown again.
+            dialog.finished = True
             if self.screen is dialog:
                 dialog.dismiss(None)
 
@@ -755,15 +767,19 @@ class NocApp(App[None]):
                 timeout=30,
                 markup=False,
             )
+            when = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
+            # Journalled first: if noc stops midway, it has still fired (once).
+            await auto.record_fired(when, operator)
             result = await self._carry_out(plan, reason, operator)
-            if result.aborted is not None:
-                # Nothing changed (the lock was held, a hook refused...): held, not fired.
-                auto.hold(f"tried and aborted: {result.aborted}", ("aborted",))
+            if result.aborted is not None and not result.changed_anything:
+                # Nothing was written (the lock was held, a hook refused...): held.
+                await auto.retract_fired(f"tried and aborted: {result.aborted}", operator)
                 return
-            outcome = "" if result.success else " (FAILED OR PARTIAL: see the result)"
-            await auto.record_fired(
-                f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC{outcome}", operator
-            )
+            if result.aborted is not None:
+                outcome = " (rolled back: see the result)"
+            else:
+                outcome = "" if result.success else " (FAILED OR PARTIAL: see the result)"
+            await auto.record_fired(when + outcome, operator)
         finally:
             auto.acting = False
             self.refresh_snapshot()

@@ -123,6 +123,13 @@ class AutoFailover:
         if self._journal is not None:
             await self._journal.aappend("fired", detail=detail, **operator)
 
+    async def retract_fired(self, reason: str, operator: Mapping[str, str]) -> None:
+        """It tried, but nothing was changed: not fired, held back with the reason."""
+        self.fired = None
+        self.hold(reason, ("aborted",))
+        if self._journal is not None:
+            await self._journal.aappend("retracted", detail=reason, **operator)
+
     async def set_paused(self, paused: bool, operator: Mapping[str, str]) -> None:
         """The pause switch; resuming also re-arms an automation that has fired."""
         self.paused = paused
@@ -135,8 +142,13 @@ class AutoFailover:
 
 
 def _last_switch(path: Path) -> dict[str, Any]:
-    """The journal's last word on the switch: paused, resumed or fired."""
+    """The journal's last word on the switch: paused, resumed, fired or retracted."""
     records = read_jsonl(path).records
     return next(
-        (r for r in reversed(records) if r.get("event") in ("paused", "resumed", "fired")), {}
+        (
+            r
+            for r in reversed(records)
+            if r.get("event") in ("paused", "resumed", "fired", "retracted")
+        ),
+        {},
     )

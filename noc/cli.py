@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import logging.handlers
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
@@ -25,7 +27,6 @@ from noc.config import (
 from noc.failover import (
     ack_cooldown,
     execute,
-    finish_despite_interrupts,
     gather_facts,
     plan_action,
     plan_record,
@@ -39,6 +40,7 @@ from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
 EXIT_USAGE = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -300,9 +302,8 @@ def _action(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run_action(args, loaded.config))
     except KeyboardInterrupt:
-        # Any change already begun was finished and audited before this point.
-        print("\ninterrupted: a change in flight was finished and audited first; DNS was not "
-              "watched (see noc audit)", file=sys.stderr)  # fmt: skip
+        # Never during execute (see _interrupts_deferred): before it, or while watching DNS.
+        print("\ninterrupted: see noc audit for what was done", file=sys.stderr)
         return 1
 
 
@@ -363,18 +364,18 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
                 print(f"switchover stopped: {stopped}; nothing was changed", file=sys.stderr)
                 await audit.aappend("cancelled", **plan_record(plan, reason=stopped))
                 return 1
-        result = await finish_despite_interrupts(
-            execute(
+        with _interrupts_deferred() as interrupted:
+            result = await execute(
                 plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at
-            ),
-            lambda: print(
-                "noc: the change is in flight: it finishes and is audited, then noc stops "
-                "(without watching DNS)",
-                file=sys.stderr,
-            ),
-        )
+            )
         for step in result.steps:
             print(f"  {step.actuator}: {'ok' if step.ok else 'FAILED'} {step.detail}")
+        if interrupted:
+            # Honoured now the change is finished and audited: no DNS watch, no post hook.
+            print(result.summary)
+            print("interrupted: the change was finished and audited; DNS was not watched",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
         if result.aborted is None and plan.blast.changes:
             print("watching DNS until every server serves the new answers or the TTL passes…")
         final = await verify(
@@ -396,6 +397,29 @@ async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
     if final.aborted is not None:
         return 1
     return 0 if final.success else 2
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[bool]]:
+    """While a change is applied, Ctrl-C is noted, not acted on: writes that have begun
+    finish, are read back or rolled back, and audited. Yields a list that holds True
+    once an interrupt came."""
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    noted: list[bool] = []
+
+    def note() -> None:
+        if not noted:
+            print("\nnoc: the change is in flight: it finishes and is audited, then noc stops",
+                  file=sys.stderr)  # fmt: skip
+        noted.append(True)
+
+    loop.add_signal_handler(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)
 
 
 def _print_progress(result: ActionResult) -> None:

@@ -233,7 +233,11 @@ def plan_action(
         plan,
         blast=replace(blast, changes=changes),
         previous_flag=current_flag(snapshot),
-        known_flags=frozenset(r.store.flag.action_id for r in snapshot.regions if r.store.flag),
+        store_flags={
+            r.id: r.store.flag.action_id if r.store.flag else ""
+            for r in snapshot.regions
+            if r.store.reachable
+        },
     )
 
 
@@ -399,6 +403,7 @@ class _Run:
     written: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
     dns_uncertain: bool = False  # an update whose answer was lost, not seen applied
+    before_changes: Callable[[], None] | None = None
     # Per store, the action id its flag held when re-read under the lock.
     expected: dict[str, str] = field(default_factory=dict)
     steps: list[ActuatorStep] = field(default_factory=list)
@@ -466,13 +471,17 @@ async def execute(
     clock: Clock,
     *,
     confirmed_at: float | None = None,
+    before_changes: Callable[[], None] | None = None,
 ) -> ActionResult:
-    """Apply the plan all or nothing. The caller has already audited planned/confirmed."""
+    """Apply the plan all or nothing. The caller has already audited planned/confirmed.
+    `before_changes` is called once the lock is held and the pre hook has passed, just
+    before the first actuator writes."""
     if not reason.strip():
         raise ValueError("a failover needs a reason")
     if not plan.allowed:
         raise ValueError(f"refused plan cannot be executed: {plan.refusal}")
     run = _Run(plan, reason.strip(), actuators, audit, clock, confirmed_at or clock.monotonic())
+    run.before_changes = before_changes
     run.mark("confirmed")
     holder = LockHolder(
         plan.operator.get("operator", "?"),
@@ -502,10 +511,17 @@ async def _flag_moved_since_plan(run: _Run) -> str | None:
     back empty or with an old flag is no such change: the write realigns it."""
     stores = run.actuators.stores
     samples = await asyncio.gather(*(s.read() for s in stores.values()))
-    known = run.plan.known_flags | {""}
-    if run.plan.previous_flag is not None:
-        known |= {run.plan.previous_flag.action_id}
-    new = [s for s in samples if s.reachable and s.flag and s.flag.action_id not in known]
+    previous = run.plan.previous_flag.action_id if run.plan.previous_flag else ""
+
+    def unforeseen(region: str, action_id: str) -> bool:
+        # What this store held at plan time, the flag being replaced, or nothing.
+        return action_id not in {run.plan.store_flags.get(region, ""), previous, ""}
+
+    new = [
+        s
+        for s in samples
+        if s.reachable and s.flag and unforeseen(s.store_region, s.flag.action_id)
+    ]
     run.expected = {
         s.store_region: (s.flag.action_id if s.flag else "") for s in samples if s.reachable
     }
@@ -532,6 +548,8 @@ async def _apply(run: _Run) -> ActionResult:
             why = f"pre hook {hooks.pre} failed ({outcome.describe()})"
             await run.record("aborted", refusal=why, hook_output=outcome.output)
             return run.result(aborted=why)
+    if run.before_changes is not None:
+        run.before_changes()
     applied: list[str] = []
     for actuator in run.plan.actuators:
         try:
@@ -586,10 +604,12 @@ async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     outcomes = await asyncio.gather(
         *(stores[r].replace_if(run.expected.get(r, planned), flag) for r in regions)
     )
-    written = dict(zip(regions, outcomes, strict=True))
-    run.written = [r for r, (done, _) in written.items() if done]
-    # A timeout says nothing of whether the write landed: such a store is rolled back too.
-    run.uncertain = [r for r, (_, error) in written.items() if error == "timeout"]
+    written = {r: (o.replaced, o.error) for r, o in zip(regions, outcomes, strict=True)}
+    run.written = [r for r, o in zip(regions, outcomes, strict=True) if o.replaced]
+    # A write that failed after it was sent may have landed: rolled back too.
+    run.uncertain = [
+        r for r, o in zip(regions, outcomes, strict=True) if o.error is not None and o.sent
+    ]
     readbacks = await asyncio.gather(*(stores[r].read() for r in regions))
     for region_id, sample in zip(regions, readbacks, strict=True):
         done, error = written[region_id]
@@ -677,8 +697,8 @@ async def _undo(run: _Run, actuator: str, env: Mapping[str, str]) -> tuple[bool,
         outcomes = await asyncio.gather(
             *(stores[r].replace_if(run.plan.action_id, previous) for r in targets)
         )
-        restored = [r for r, (done, _) in zip(targets, outcomes, strict=True) if done]
-        bad = {r: e for r, (_, e) in zip(targets, outcomes, strict=True) if e}
+        restored = [r for r, o in zip(targets, outcomes, strict=True) if o.replaced]
+        bad = {r: o.error for r, o in zip(targets, outcomes, strict=True) if o.error}
         name = previous.active if previous else "no flag"
         if not restored and not bad:
             return None
@@ -802,11 +822,14 @@ async def verify(
     steps = list(result.steps)
     hooks = actuators.config.failover.hooks
     if hooks.post:
-        outcome = await run_hook(
-            hooks.post,
-            hook_environment(plan, reason),
-            hooks.timeout_seconds,
-            withheld=secret_variables(actuators.config),
+        # Once started, a post hook runs to its end even if this watch is stopped.
+        outcome = await asyncio.shield(
+            run_hook(
+                hooks.post,
+                hook_environment(plan, reason),
+                hooks.timeout_seconds,
+                withheld=secret_variables(actuators.config),
+            )
         )
         steps.append(ActuatorStep("post hook", outcome.ok, outcome.describe()))
     final = replace(

@@ -526,9 +526,9 @@ class ActionPlan:
     blast: BlastRadius = field(default_factory=BlastRadius)
     # The flag as the stores hold it now: what a rollback writes back.
     previous_flag: FailoverFlag | None = None
-    # Every flag (action id) the stores held when planning: one not among them at
-    # execution time is someone else's failover since.
-    known_flags: frozenset[str] = frozenset()
+    # Per store, the flag (action id; "" for none) it held when planning: a store
+    # holding another at execution time shows someone else's failover since.
+    store_flags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[Preflight, ...]:
@@ -629,6 +629,11 @@ class ActionResult:
         if self.propagation is not None and self.propagation.ttl_expired:
             return False  # a server still answers the old values after the TTL: look
         return self.flag_verified if "flag" in self.plan.actuators else True
+
+    @property
+    def changed_anything(self) -> bool:
+        """Whether any actuator wrote (even if rolled back since)."""
+        return any(s.actuator in ("flag", "dns", "hook") for s in self.steps)
 
     @property
     def rollback_failed(self) -> bool:

@@ -488,3 +488,18 @@ async def test_a_hook_that_leaves_a_child_running_does_not_hold_the_failover() -
     outcome = await run_hook(f'{sys.executable} -c "{script}"', {}, timeout_seconds=4)
     assert outcome.ok, outcome.describe()
     assert outcome.describe() == "exit 0: traffic moved"
+
+
+async def test_a_rollback_away_from_a_dead_store_is_complete(estate: Estate) -> None:
+    """Failing away from ro whose store died with it: the flag written to bg and pa is
+    rolled back there, and ro, never written, does not make the rollback a failure."""
+    estate.stores["ro"].stop()
+    plan = await estate.plan(target="bg")
+    assert plan.allowed, plan.refusal
+    someone = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+    moved_by_hand = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",), ("203.0.113.9",), 60)
+    assert await someone.replace([moved_by_hand]) is None
+    result = await estate.run(plan)
+    assert result.aborted is not None and not result.rollback_failed, result.summary
+    assert "nothing left changed" in result.summary
+    assert estate.flag("bg") == {} and estate.flag("pa") == {}

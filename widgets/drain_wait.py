@@ -46,6 +46,8 @@ class DrainWait(ModalScreen[None]):
         self.plan = plan
         # Read by the waiting worker: the flip happens only while this stays False.
         self.cancelled = False
+        # Set by the worker when it stops waiting; the dialog then closes itself.
+        self.finished = False
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -62,6 +64,10 @@ class DrainWait(ModalScreen[None]):
                 )
             )
             yield Button("Cancel switchover", id="cancel", variant="error")
+
+    def on_screen_resume(self) -> None:
+        if self.finished:
+            self.dismiss(None)
 
     def on_mount(self) -> None:
         self._show(self.progress)
