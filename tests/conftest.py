@@ -6,6 +6,8 @@
 - `health_endpoint(region_id="t", **kwargs)`: an async factory of started
   HealthEndpoints (kwargs go to HealthEndpoint: `ssl_context`, `slow_seconds`).
 - `self_signed_tls`: a server-side SSLContext with a self-signed cert for 127.0.0.1.
+- `dns_primary`: a real BIND serving the failover zone of failover_support.py,
+  updatable with its TSIG key; `region_stores`: three redis-servers, ro, bg and pa.
 - every test gets its own XDG_CONFIG_HOME and no NO_COLOR (autouse).
 
 A missing redis-server fails the test with the install hint rather than
@@ -26,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from failover_support import DOMAIN, KEY, ZONE_TEXT
+from named import NamedServer, Zone, named_servers  # noqa: F401 (a fixture)
 
 from noc.simulator import HealthEndpoint, RedisServer
 
@@ -117,3 +121,13 @@ def self_signed_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+@pytest.fixture
+def dns_primary(named_servers: Callable[..., NamedServer]) -> NamedServer:  # noqa: F811
+    return named_servers([Zone(DOMAIN, ZONE_TEXT, allow_update=True)], tsig=KEY)
+
+
+@pytest.fixture
+def region_stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
+    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))

@@ -6,16 +6,12 @@ fed health samples on a fake clock, so "down for 90 s" takes no real time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from named import NamedServer, Zone, named_servers  # noqa: F401
+from failover_support import MOVED, make_failover_app, until
+from named import NamedServer
 from support import REFUSED, feed_round
-from test_failover_actuators import DOMAIN, KEY, MOVED, ZONE_TEXT, Estate, failover_config
-from textual.pilot import Pilot
 
-from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
@@ -28,43 +24,14 @@ from widgets.banner import Banner
 AUTO = {"auto": True, "auto_after_seconds": 90, "cooldown_seconds": 600}
 
 
-@pytest.fixture
-def named(named_servers: Callable[..., NamedServer]) -> NamedServer:  # noqa: F811
-    return named_servers([Zone(DOMAIN, ZONE_TEXT, allow_update=True)], tsig=KEY)
-
-
-@pytest.fixture
-def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
-    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
-
-
-def make_app(
-    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
-) -> tuple[NocApp, FakeClock, Estate]:
-    config = failover_config(named, stores, failover=AUTO)
-    clock = FakeClock()
-    app = NocApp(config, clock=clock, start_polling=False, state_path=tmp_path)
-    feed_round(app.scheduler.engine, clock)
-    audit = app.audit
-    return app, clock, Estate(config, app.scheduler, clock, audit, named, stores)
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")
-
-
 def audit_records(tmp_path: Path) -> list[dict[str, object]]:
     return read_jsonl(tmp_path / "audit.jsonl").records
 
 
 async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_fails_back(
-    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
 ) -> None:
-    app, clock, estate = make_app(tmp_path, named, stores)
+    app, clock, estate = make_failover_app(tmp_path, dns_primary, region_stores, failover=AUTO)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.scheduler.read_flags()
         app._auto_tick()
@@ -83,7 +50,7 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
         app._auto_tick()
         await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
         await until(pilot, lambda: not app.operator_actions_running())
-        assert {estate.flag(r)["active"] for r in stores} == {"bg"}
+        assert {estate.flag(r)["active"] for r in region_stores} == {"bg"}
         assert await estate.records() == MOVED
         confirmed = next(r for r in audit_records(tmp_path) if r["event"] == "confirmed")
         assert confirmed["confirmation"] == "automatic"
@@ -110,16 +77,16 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
         assert not app.operator_actions_running()
     executed = [r for r in audit_records(tmp_path) if r["event"] == "executed"]
     assert len(executed) == 1
-    assert {estate.flag(r)["active"] for r in stores} == {"bg"}
+    assert {estate.flag(r)["active"] for r in region_stores} == {"bg"}
     # A restart does not re-arm it: only an operator's resume does.
     again = AutoFailover(estate.config, FakeClock(), tmp_path / "automation.jsonl")
     assert again.fired is not None and again.fired.startswith("ro → bg")
 
 
 async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(
-    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
 ) -> None:
-    app, clock, estate = make_app(tmp_path, named, stores)
+    app, clock, estate = make_failover_app(tmp_path, dns_primary, region_stores, failover=AUTO)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.scheduler.read_flags()
         await pilot.press("P")
@@ -133,7 +100,7 @@ async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(
         assert not app.operator_actions_running()
         status = app.snapshot().automation
         assert status is not None and status.mode is AutoMode.PAUSED
-    assert all(estate.flag(r) == {} for r in stores)
+    assert all(estate.flag(r) == {} for r in region_stores)
     assert "auto_paused" in [r["event"] for r in audit_records(tmp_path)]
     # A new process reads the switch where the operator left it.
     again = AutoFailover(estate.config, FakeClock(), tmp_path / "automation.jsonl")
@@ -141,9 +108,9 @@ async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(
 
 
 async def test_a_failing_safety_rule_holds_the_automation_and_says_why(
-    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
 ) -> None:
-    app, clock, estate = make_app(tmp_path, named, stores)
+    app, clock, estate = make_failover_app(tmp_path, dns_primary, region_stores, failover=AUTO)
     # A failback to ro a minute ago: failing over again now would be a flap.
     recent = FailoverFlag("ro", "bg", "op@test", "validated", iso_utc(clock.utcnow()), "fb1")
     for store in app.scheduler.stores.values():
@@ -162,14 +129,14 @@ async def test_a_failing_safety_rule_holds_the_automation_and_says_why(
         assert status is not None and status.mode is AutoMode.HELD
         assert status.detail.startswith("cooldown: last bg -> ro")
         assert "AUTOMATED FAILOVER HELD BACK: cooldown" in str(app.query_one(Banner).render())
-    assert {estate.flag(r)["active"] for r in stores} == {"ro"}
+    assert {estate.flag(r)["active"] for r in region_stores} == {"ro"}
     assert [r["event"] for r in audit_records(tmp_path)] == ["auto_held"]
 
 
 async def test_the_cooldown_is_acked_from_the_dashboard_with_a_note(
-    tmp_path: Path, named: NamedServer, stores: dict[str, RedisServer]
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
 ) -> None:
-    app, clock, estate = make_app(tmp_path, named, stores)
+    app, clock, estate = make_failover_app(tmp_path, dns_primary, region_stores, failover=AUTO)
     recent = FailoverFlag("bg", "ro", "op@test", "ro lost", iso_utc(clock.utcnow()), "fo1")
     for store in app.scheduler.stores.values():
         assert await store.write(recent) is None
@@ -179,6 +146,6 @@ async def test_the_cooldown_is_acked_from_the_dashboard_with_a_note(
         await until(pilot, lambda: isinstance(app.screen, AckDialog))
         await pilot.press(*"bg validated", "enter")
         await until(pilot, lambda: "cooldown_ack" in estate.flag("pa"))
-    assert all("bg validated" in estate.flag(r)["cooldown_ack"] for r in stores)
+    assert all("bg validated" in estate.flag(r)["cooldown_ack"] for r in region_stores)
     ack = next(r for r in audit_records(tmp_path) if r["event"] == "cooldown_ack")
     assert ack["note"] == "bg validated" and ack["action_id"] == "fo1"

@@ -12,26 +12,32 @@ import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
-from support import REFUSED, estate_config, feed_round
+from failover_support import (
+    DOMAIN,
+    KEY,
+    LOCK_KEY,
+    MOVED,
+    ORIGINAL,
+    SMTP,
+    Estate,
+    failover_config,
+)
+from named import NamedServer
+from support import REFUSED, feed_round
 
-from collectors.dns_records import parse_resolver, query
+from collectors.dns_records import parse_resolver
 from collectors.dns_update import DnsUpdater
 from collectors.hooks import run_hook
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
-from noc.config import ConfigError, NocConfig, parse_config
-from noc.failover import ack_cooldown, execute, gather_facts, plan_action, this_node, verify
+from noc.config import ConfigError
+from noc.failover import ack_cooldown, this_node
 from noc.model import (
     ActionKind,
-    ActionPlan,
-    ActionResult,
     FailoverRecordType,
     LagBasis,
     LinkState,
@@ -42,114 +48,12 @@ from noc.model import (
 from noc.scheduler import Scheduler
 from noc.simulator import RedisServer
 
-KEY = TsigKey("noc-failover", base64.b64encode(secrets.token_bytes(32)).decode())
-DOMAIN = "mail.test"
-SMTP = f"smtp.{DOMAIN}"
-ZONE_TEXT = (
-    "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n"
-    "smtp 60 A 192.0.2.10\n"
-    f"@ 300 MX 10 mx.ro.{DOMAIN}.\n"
-    "mx.ro A 192.0.2.10\nmx.bg A 192.0.2.20\nmx.pa A 192.0.2.30\n"
-)
-OPERATOR = {"operator": "op@test"}
-FLAG_KEY = "noc:failover"
-LOCK_KEY = "noc:failover:lock"
-
-
-def failover_config(
-    named: NamedServer, stores: dict[str, RedisServer], *, secret: str = KEY.secret, **extra: Any
-) -> NocConfig:
-    data = estate_config({rid: s.url for rid, s in stores.items()}).model_dump(mode="json")
-    data["dns"] = {
-        "resolvers": [named.address],
-        "records": [{"name": SMTP, "type": "A"}, {"name": DOMAIN, "type": "MX"}],
-    }
-    for region, octet in zip(data["regions"], (10, 20, 30), strict=True):
-        region["service_ips"] = [f"192.0.2.{octet}"]
-        region["mx_host"] = f"mx.{region['id']}.{DOMAIN}."
-    dns = {"server": named.address, "zone": DOMAIN, "key_name": KEY.name, "key_secret": secret}
-    data["failover"] = {"store_timeout_seconds": 1, "dns": dns, **extra.pop("failover", {})}
-    return parse_config({**data, **extra})
-
-
-@dataclass
-class Estate:
-    config: NocConfig
-    scheduler: Scheduler
-    clock: FakeClock
-    audit: JsonlLog
-    named: NamedServer
-    stores: dict[str, RedisServer]
-
-    async def plan(
-        self, kind: ActionKind = ActionKind.FAILOVER, target: str = "bg", *, force: bool = False
-    ) -> ActionPlan:
-        await self.scheduler.read_flags()
-        facts = await gather_facts(self.config, self.scheduler.actuators, kind)
-        snapshot = self.scheduler.snapshot()
-        return plan_action(
-            snapshot,
-            self.config,
-            kind,
-            target,
-            OPERATOR,
-            facts,
-            force=force,
-            now=self.clock.utcnow(),
-        )
-
-    async def run(self, plan: ActionPlan, reason: str = "drill") -> ActionResult:
-        at = self.clock.monotonic()
-        actuators = self.scheduler.actuators
-        result = await execute(plan, reason, actuators, self.audit, self.clock, confirmed_at=at)
-        return await verify(
-            result, actuators, self.audit, self.clock, reason=reason, confirmed_at=at
-        )
-
-    def flag(self, region: str) -> dict[str, str]:
-        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
-        try:
-            return client.hgetall(FLAG_KEY)  # type: ignore[return-value]
-        finally:
-            client.close()
-
-    def lock(self, region: str) -> str | None:
-        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
-        try:
-            return client.get(LOCK_KEY)  # type: ignore[return-value]
-        finally:
-            client.close()
-
-    async def records(self) -> dict[str, tuple[tuple[str, ...], int | None]]:
-        found = {}
-        for name, rtype in ((SMTP, "A"), (DOMAIN, "MX")):
-            answer = await query(parse_resolver(self.named.address), name, rtype, 2.0)
-            values = tuple(sorted(r.to_text().rstrip(".") for r in answer.records))
-            found[rtype] = (values, answer.ttl)
-        return found
-
-    def events(self) -> list[str]:
-        return [r["event"] for r in read_jsonl(self.audit.path).records]
-
-
-ORIGINAL = {"A": (("192.0.2.10",), 60), "MX": ((f"10 mx.ro.{DOMAIN}",), 300)}
-MOVED = {"A": (("192.0.2.20",), 60), "MX": ((f"10 mx.bg.{DOMAIN}",), 300)}
-
-
-@pytest.fixture
-def named(named_servers: Callable[..., NamedServer]) -> NamedServer:  # noqa: F811
-    return named_servers([Zone(DOMAIN, ZONE_TEXT, allow_update=True)], tsig=KEY)
-
-
-@pytest.fixture
-def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
-    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
-
 
 @pytest.fixture
 def make_estate(
-    named: NamedServer, stores: dict[str, RedisServer], tmp_path: Path
+    dns_primary: NamedServer, region_stores: dict[str, RedisServer], tmp_path: Path
 ) -> Callable[..., Estate]:
+    named, stores = dns_primary, region_stores
     made: list[Scheduler] = []
 
     def make(**options: Any) -> Estate:
@@ -396,19 +300,25 @@ async def test_lag_over_the_rpo_refuses_unless_glass_is_broken(
     assert await estate.records() == MOVED
 
 
+async def active_active(make_estate: Callable[..., Estate]) -> Estate:
+    """An active-active estate whose smtp record already sends to ro and bg."""
+    estate = make_estate(estate={"name": "mail-aa", "topology": "active-active"})
+    both = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
+                        ("192.0.2.10", "192.0.2.20"), 60)  # fmt: skip
+    assert await estate.updater().replace([both]) is None
+    return estate
+
+
 async def test_drain_and_restore_in_an_active_active_estate(
     make_estate: Callable[..., Estate],
 ) -> None:
-    estate = make_estate(estate={"name": "mail-aa", "topology": "active-active"})
+    estate = await active_active(make_estate)
     try:
-        grow = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
-        both = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
-                            ("192.0.2.10", "192.0.2.20"), 60)  # fmt: skip
-        assert await grow.replace([both]) is None
         drain = await estate.plan(ActionKind.DRAIN, "ro")
         assert drain.actuators == ("dns",)
         assert not drain.allowed  # the MX has only ro: draining it would leave it empty
         assert any(c.name == "never zero active" and not c.ok for c in drain.checks)
+        grow = estate.updater()
         mx_both = RecordChange(
             DOMAIN, FailoverRecordType.MX, (f"10 mx.ro.{DOMAIN}",),
             (f"10 mx.ro.{DOMAIN}", f"10 mx.bg.{DOMAIN}"), 300,
@@ -445,8 +355,9 @@ async def test_a_plan_older_than_another_operators_failover_changes_nothing(
 
 
 def test_a_bad_tsig_secret_is_named_but_never_shown(
-    named: NamedServer, stores: dict[str, RedisServer]
+    dns_primary: NamedServer, region_stores: dict[str, RedisServer]
 ) -> None:
+    named, stores = dns_primary, region_stores
     with pytest.raises(ConfigError) as refused:
         failover_config(named, stores, secret="hunter2 is not base64!")
     problem = refused.value.problems[0]
@@ -462,12 +373,8 @@ def test_a_bad_tsig_secret_is_named_but_never_shown(
 async def test_a_drain_that_would_leave_only_an_unhealthy_region_is_refused(
     make_estate: Callable[..., Estate],
 ) -> None:
-    estate = make_estate(estate={"name": "mail-aa", "topology": "active-active"})
+    estate = await active_active(make_estate)
     try:
-        grow = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
-        both = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
-                            ("192.0.2.10", "192.0.2.20"), 60)  # fmt: skip
-        assert await grow.replace([both]) is None
         for _ in range(3):
             feed_round(estate.scheduler.engine, estate.clock, {"bg": REFUSED})
         drain = await estate.plan(ActionKind.DRAIN, "ro")
