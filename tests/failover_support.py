@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 from named import NamedServer, TsigKey
-from support import estate_config, feed_round
+from support import estate_config, feed_round, stored_flag
 from textual.pilot import Pilot
 
 from collectors.dns_records import parse_resolver, query
@@ -96,11 +96,7 @@ class Estate:
         return DnsUpdater(parse_resolver(self.named.address), DOMAIN, KEY.name, KEY.secret)
 
     def flag(self, region: str) -> dict[str, str]:
-        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
-        try:
-            return client.hgetall(FLAG_KEY)  # type: ignore[return-value]
-        finally:
-            client.close()
+        return stored_flag(self.stores[region])
 
     def lock(self, region: str) -> str | None:
         client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)

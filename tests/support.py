@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
@@ -36,6 +38,7 @@ from noc.model import (
 from noc.model import (
     DeliverabilityCounts as Counts,
 )
+from noc.simulator import RedisServer
 
 REGIONS = (
     ("ro", "Bucharest", "primary", (44.43, 26.10)),
@@ -245,3 +248,12 @@ def feed_dns(engine: Engine, clock: FakeClock) -> None:
         )
     )
     engine.evaluate_alerts()
+
+
+def stored_flag(server: RedisServer, key: str = "noc:failover") -> dict[str, str]:
+    """The failover flag as one region's store holds it, read directly."""
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        return client.hgetall(key)  # type: ignore[return-value]
+    finally:
+        client.close()

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
-from support import HTTP_503, estate_config, feed_round
+from failover_support import until
+from support import HTTP_503, estate_config, feed_round, stored_flag
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer
@@ -29,14 +29,6 @@ def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisSe
     return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
 
 
-def flag(server: RedisServer) -> dict[str, str]:
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        return client.hgetall(FLAG_KEY)  # type: ignore[return-value]
-    finally:
-        client.close()
-
-
 def make_app(tmp_path: Path, stores: dict[str, RedisServer], *, read_only: bool = False) -> NocApp:
     clock = FakeClock()
     app = NocApp(
@@ -52,14 +44,6 @@ def make_app(tmp_path: Path, stores: dict[str, RedisServer], *, read_only: bool 
 
 def events(tmp_path: Path) -> list[str]:
     return [r["event"] for r in read_jsonl(tmp_path / "audit.jsonl").records]
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
-    for _ in range(300):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def open_dialog(pilot: Pilot[None], app: NocApp, key: str = "f") -> FailoverDialog:
@@ -81,7 +65,7 @@ async def test_cancel_has_focus_and_escape_writes_nothing(
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ModalScreen))
         await until(pilot, lambda: "cancelled" in events(tmp_path))
-    assert all(flag(s) == {} for s in stores.values())
+    assert all(stored_flag(s) == {} for s in stores.values())
     assert events(tmp_path) == ["planned", "cancelled"]
 
 
@@ -98,7 +82,7 @@ async def test_wrong_typed_id_cannot_confirm(
         await pilot.click("#confirm")
         assert app.screen is dialog
         await pilot.press("escape")
-    assert all(flag(s) == {} for s in stores.values())
+    assert all(stored_flag(s) == {} for s in stores.values())
 
 
 async def test_read_only_removes_failover(tmp_path: Path, stores: dict[str, RedisServer]) -> None:
@@ -134,8 +118,8 @@ async def test_keyboard_failover_with_one_store_dead(
         await pilot.press("escape")
         await pilot.pause()
         assert app.snapshot().active_region == "bg"
-    assert flag(stores["bg"])["active"] == "bg"
-    assert flag(stores["pa"])["reason"] == "ro lost"
+    assert stored_flag(stores["bg"])["active"] == "bg"
+    assert stored_flag(stores["pa"])["reason"] == "ro lost"
     assert events(tmp_path) == ["planned", "confirmed", "executed", "verified"]
     verified = read_jsonl(tmp_path / "audit.jsonl").records[-1]
     assert verified["stores"]["ro"] == "unreachable"
@@ -162,7 +146,7 @@ async def test_forced_failover_needs_a_second_confirmation(
     )
     assert confirmed["forced"] is True
     assert confirmed["overridden"] == ["target healthy"]
-    assert flag(stores["ro"])["active"] == "bg"
+    assert stored_flag(stores["ro"])["active"] == "bg"
 
 
 async def test_help_lists_the_keys(tmp_path: Path, stores: dict[str, RedisServer]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+from support import stored_flag
 
 from noc.audit import read_jsonl
 from noc.simulator import HealthEndpoint, RedisServer
@@ -46,11 +46,7 @@ class Estate:
         return self.state / "noc" / "audit.jsonl"
 
     def flag(self, region: str) -> dict[str, str]:
-        client = redis.Redis.from_url(self.stores[region].url, decode_responses=True)
-        try:
-            return client.hgetall(FLAG_KEY)  # type: ignore[return-value]
-        finally:
-            client.close()
+        return stored_flag(self.stores[region])
 
     def events(self) -> list[str]:
         return [r["event"] for r in read_jsonl(self.audit_path).records]
