@@ -33,6 +33,11 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Extend the lock only while it is still ours.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 # Ack the cooldown of one failover only: if the flag has moved on since the
 # operator looked, the ack would clear a cooldown nobody saw.
 _ACK = """
@@ -140,6 +145,17 @@ class FlagStore:
         except (RedisError, OSError, TimeoutError) as exc:
             return redis_error_text(exc)
         return None
+
+    async def extend_lock(self, key: str, holder: LockHolder, ttl_seconds: float) -> bool:
+        """Whether the lock is still ours here, its expiry pushed back by `ttl_seconds`."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                kept = await self._client.eval(
+                    _EXTEND, 1, key, holder.as_text(), max(1, int(ttl_seconds * 1000))
+                )
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return bool(kept)
 
     async def ack_cooldown(self, action_id: str, ack: str) -> tuple[bool, str | None]:
         """(acked, error): False without error when the flag is no longer that action's."""

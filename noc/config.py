@@ -254,13 +254,12 @@ class FailoverConfig(_Strict):
 
     @model_validator(mode="after")
     def _actuators(self) -> Self:
-        # The lock must outlast the pre hook and the hook actuator, or a second
-        # operator could start while the first is still changing things.
-        hooked = sum(h is not None for h in (self.hooks.pre, self.hooks.run, self.hooks.undo))
-        if hooked and self.lock_ttl_seconds <= hooked * self.hooks.timeout_seconds:
+        # The lock is renewed before each step, so it must outlast the longest one: a hook.
+        hooked = any(h is not None for h in (self.hooks.pre, self.hooks.run, self.hooks.undo))
+        if hooked and self.lock_ttl_seconds <= self.hooks.timeout_seconds:
             raise ValueError(
-                f"lock_ttl_seconds ({self.lock_ttl_seconds:g}) must outlast the hooks run "
-                f"under the lock ({hooked} x hooks.timeout_seconds {self.hooks.timeout_seconds:g})"
+                f"lock_ttl_seconds ({self.lock_ttl_seconds:g}) must outlast one hook "
+                f"(hooks.timeout_seconds {self.hooks.timeout_seconds:g})"
             )
         chosen = self.actuators
         if chosen is None:

@@ -404,6 +404,21 @@ class _Run:
     uncertain: list[str] = field(default_factory=list)
     dns_uncertain: bool = False  # an update whose answer was lost, not seen applied
     before_changes: Callable[[], None] | None = None
+    holder: LockHolder | None = None
+
+    async def renew_lock(self) -> None:
+        """Push the lock's expiry back before each step: a slow hook or store must not
+        let it lapse while this action still changes things."""
+        if self.holder is None or not self.actuators.stores:
+            return
+        settings = self.actuators.config.failover
+        await asyncio.gather(
+            *(
+                s.extend_lock(settings.lock_key, self.holder, settings.lock_ttl_seconds)
+                for s in self.actuators.stores.values()
+            )
+        )
+
     # Per store, the action id its flag held when re-read under the lock.
     expected: dict[str, str] = field(default_factory=dict)
     steps: list[ActuatorStep] = field(default_factory=list)
@@ -490,6 +505,7 @@ async def execute(
         os.getpid(),
         this_node(),
     )
+    run.holder = holder
     refusal = await _take_lock(run, holder)
     if refusal is not None:
         await run.record("refused", refusal=refusal)
@@ -552,6 +568,7 @@ async def _apply(run: _Run) -> ActionResult:
         run.before_changes()
     applied: list[str] = []
     for actuator in run.plan.actuators:
+        await run.renew_lock()
         try:
             step = await _ACTUATORS[actuator](run, env)
         except Exception as exc:  # a bug of ours must still end in a rollback
@@ -559,6 +576,7 @@ async def _apply(run: _Run) -> ActionResult:
             step = ActuatorStep(actuator, False, f"internal error: {type(exc).__name__}: {exc}")
         run.steps.append(step)
         if not step.ok:
+            await run.renew_lock()
             rolled = await _roll_back(run, applied, env)
             why = f"{actuator} failed ({step.detail})"
             if applied:

@@ -410,3 +410,32 @@ async def test_a_rollback_away_from_a_dead_store_is_complete(estate: Estate) -> 
     assert result.aborted is not None and not result.rollback_failed, result.summary
     assert "nothing left changed" in result.summary
     assert estate.flag("bg") == {} and estate.flag("pa") == {}
+
+
+async def test_the_lock_is_renewed_before_each_step(
+    make_estate: Callable[..., Estate], region_stores: dict[str, RedisServer], tmp_path: Path
+) -> None:
+    """Two hooks together outlast the lock's TTL; renewed before each step, it holds."""
+    seen = tmp_path / "lock.seen"
+    ro = region_stores["ro"].url
+    check = (
+        "import time, redis; time.sleep(1.2); "
+        f"open({str(seen)!r}, 'w').write(str(redis.Redis.from_url({ro!r}).exists({LOCK_KEY!r})))"
+    )
+    estate = make_estate(
+        failover={
+            "actuators": ["flag", "hook", "dns"],
+            "lock_ttl_seconds": 3.0,
+            "hooks": {
+                "timeout_seconds": 2.5,
+                "pre": f"{sys.executable} -c 'import time; time.sleep(2)'",
+                "run": f'{sys.executable} -c "{check}"',
+            },
+        }
+    )
+    try:
+        result = await estate.run(await estate.plan())
+    finally:
+        await estate.scheduler.stop()
+    assert result.success, result.summary
+    assert seen.read_text() == "1"  # over 3 s after it was taken, the 3 s lock still held
