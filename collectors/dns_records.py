@@ -39,10 +39,12 @@ __all__ = [
     "DnsAnswer",
     "DnsRecordCollector",
     "ResolverAddress",
+    "answer_target",
     "answer_text",
     "map_answers_to_region",
     "parse_resolver",
     "query",
+    "split_host_port",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,29 +66,44 @@ class ResolverAddress:
         return host if self.port == 53 else f"{host}:{self.port}"
 
 
-def parse_resolver(text: str) -> ResolverAddress:
-    """Parse "1.1.1.1", "127.0.0.1:5353", "::1" or "[::1]:53"; ValueError names the fault."""
+def split_host_port(text: str, default_port: int = 53) -> tuple[str, int]:
+    """ "ns1.example.com:53", "1.1.1.1", "::1" or "[::1]:53" as (host, port); the host
+    may be a name. ValueError says what is wrong."""
     spec = text.strip()
     port_text: str | None = None
     if spec.startswith("["):
         host, bracket, rest = spec[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"resolver {text!r}: expected [IPv6] or [IPv6]:port")
+            raise ValueError("expected [IPv6] or [IPv6]:port")
         port_text = rest[1:] if rest else None
     elif spec.count(":") == 1:
         host, _, port_text = spec.partition(":")
-    else:  # an IPv4 address, or a bare IPv6 address (whose colons are not a port)
+    else:  # a name, an IPv4 address, or a bare IPv6 address (whose colons are not a port)
         host = spec
+    if port_text is None:
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError("port must be 1-65535")
+    return host, int(port_text)
+
+
+def parse_resolver(text: str) -> ResolverAddress:
+    """Parse "1.1.1.1", "127.0.0.1:5353", "::1" or "[::1]:53"; ValueError names the fault."""
+    try:
+        host, port = split_host_port(text)
+    except ValueError as exc:
+        raise ValueError(f"resolver {text!r}: {exc}") from None
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"resolver {text!r}: {host!r} is not an IP address") from None
-    port = 53
-    if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise ValueError(f"resolver {text!r}: port must be 1-65535")
-        port = int(port_text)
     return ResolverAddress(str(address), port)
+
+
+def answer_target(answer: str) -> str:
+    """The value an answer points at: the IP, the name, or an MX's exchange."""
+    last = answer.split()[-1] if answer.split() else answer
+    return last.lower().rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from collectors.dns_records import parse_resolver
+from collectors.dns_records import parse_resolver, split_host_port
 from noc.model import (
     CheckTarget,
     FailoverRecord,
@@ -194,28 +194,12 @@ class FailoverDnsConfig(_Strict):
     @classmethod
     def _server(cls, value: str) -> str:
         try:
-            split_host_port(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not host, host:port or [IPv6]:port") from None
+            host, _ = split_host_port(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc} (host, host:port or [IPv6]:port)") from None
+        if not host:
+            raise ValueError(f"{value!r} names no host (host, host:port or [IPv6]:port)")
         return value
-
-
-def split_host_port(text: str, default_port: int = 53) -> tuple[str, int]:
-    """ "ns1.example.com:53", "192.0.2.53", "2001:db8::53" or "[2001:db8::53]:53"."""
-    spec = text.strip()
-    if spec.startswith("["):
-        host, bracket, rest = spec[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(spec)
-        port = int(rest[1:]) if rest else default_port
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-        port = int(port_text)
-    else:
-        host, port = spec, default_port
-    if not host or not 0 < port < 65536:
-        raise ValueError(spec)
-    return host, port
 
 
 class FailoverHooksConfig(_Strict):

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from collectors.dns_records import map_answers_to_region
+from collectors.dns_records import answer_target, map_answers_to_region
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig
@@ -44,13 +44,6 @@ from noc.model import (
     SuppressionSample,
 )
 from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
-
-
-def answer_target(answer: str) -> str:
-    """The value an answer points at: the IP, the name, or an MX's exchange."""
-    last = answer.split()[-1] if answer.split() else answer
-    return last.lower().rstrip(".")
-
 
 # A link's chart covers the last hour; polls are at least a second apart.
 LAG_HISTORY_SECONDS = 3600

@@ -29,13 +29,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from collectors.dns_records import ResolverAddress, parse_resolver
+from collectors.dns_records import ResolverAddress, parse_resolver, split_host_port
 from collectors.dns_update import OUTCOME_UNKNOWN, PREREQUISITE_FAILED, DnsUpdater
 from collectors.flag_store import FlagStore
 from collectors.hooks import HookOutcome, run_hook
 from noc.audit import JsonlLog
 from noc.clock import Clock, iso_utc
-from noc.config import NocConfig, split_host_port
+from noc.config import NocConfig
 from noc.model import (
     ActionKind,
     ActionPlan,

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from ipaddress import ip_address
 
+from collectors.dns_records import answer_target
 from noc.config import NocConfig, RegionConfig
 from noc.model import (
     ActionKind,
@@ -97,10 +98,10 @@ def record_changes(
 def _new_values(kind: ActionKind, region: RegionConfig, rrset: RRsetState) -> tuple[str, ...]:
     own = _region_values(region, rrset)
     if kind is ActionKind.DRAIN:
-        keep = [v for v in rrset.values if _host(v) not in {_host(o) for o in own}]
+        keep = [v for v in rrset.values if answer_target(v) not in {answer_target(o) for o in own}]
         return tuple(sorted(keep, key=_sort_key))
     if kind is ActionKind.RESTORE:
-        merged = {_host(v): v for v in rrset.values} | {_host(o): o for o in own}
+        merged = {answer_target(v): v for v in rrset.values} | {answer_target(o): o for o in own}
         return tuple(sorted(merged.values(), key=_sort_key))
     return tuple(sorted(own, key=_sort_key))
 
@@ -116,12 +117,6 @@ def _region_values(region: RegionConfig, rrset: RRsetState) -> list[str]:
             preference = min(preferences, default=_DEFAULT_MX_PREFERENCE)
             return [f"{preference} {region.mx_host.lower().rstrip('.')}"]
     return []
-
-
-def _host(value: str) -> str:
-    """The part of a value that names where traffic goes: the address, or the exchange."""
-    first, _, rest = value.partition(" ")
-    return (rest if rest and first.isdigit() else value).lower().rstrip(".")
 
 
 def _sort_key(value: str) -> tuple[int, str]:
@@ -452,13 +447,13 @@ def remaining_regions_rule(
     name = "a healthy region remains"
     orphaned = []
     for change in changes:
-        hosts = {_host(v) for v in change.new}
+        hosts = {answer_target(v) for v in change.new}
         regions = [
             r
             for r in config.regions
             if hosts
             & {
-                _host(v)
+                answer_target(v)
                 for v in _region_values(r, RRsetState(change.name, change.rtype, change.new))
             }
         ]
