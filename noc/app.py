@@ -333,19 +333,21 @@ class NocApp(App[None]):
         # What an operator acts on goes out at once (within the ceiling); numbers that
         # only drift (latencies, ages) wait for the clock tick, which shows them anyway:
         # a repaint per poll result would resend the same lines several times a second.
-        if verdicts(self.snapshot()) != self._verdicts_shown:
-            self.request_repaint()
+        snapshot = self.snapshot()
+        if verdicts(snapshot) != self._verdicts_shown:
+            self.request_repaint(snapshot)
 
-    def request_repaint(self) -> None:
+    def request_repaint(self, snapshot: EstateSnapshot | None = None) -> None:
         """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""
         wait = self.ui.repaint_interval - (time.monotonic() - self._last_repaint)
         if wait <= 0:
-            self.refresh_snapshot()
+            self.refresh_snapshot(snapshot)
         elif not self._repaint_pending:
             self._repaint_pending = True
             self.set_timer(wait, self.refresh_snapshot)
 
-    def refresh_snapshot(self) -> None:
+    def refresh_snapshot(self, snapshot: EstateSnapshot | None = None) -> None:
+        """Draw `snapshot` (one just built for the same moment), or a new one."""
         # A timer or a poll result can arrive while the app is shutting down, after its
         # widgets are gone: there is nothing left to draw, and no reason to fail.
         try:
@@ -354,7 +356,7 @@ class NocApp(App[None]):
             return
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
-        snapshot = self.snapshot()
+        snapshot = snapshot or self.snapshot()
         self._verdicts_shown = verdicts(snapshot)
         with self.batch_update():
             self.query_one(StatusBar).snapshot = snapshot
@@ -630,9 +632,11 @@ class NocApp(App[None]):
             )
         except asyncio.CancelledError:
             # Superseded by a newer action, or noc is stopping: said, never silent.
-            self.audit.append(
-                "verify_stopped",
-                **plan_record(result.plan, reason="a newer action or noc stopping"),
+            await asyncio.shield(
+                self.audit.aappend(
+                    "verify_stopped",
+                    **plan_record(result.plan, reason="a newer action or noc stopping"),
+                )
             )
             raise
         except Exception as exc:  # the change itself is done and audited
