@@ -210,10 +210,9 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
-        self.auto = AutoFailover(config, self.clock, state_path / "automation.jsonl")
-        # A read-only screen (a wall, a browser) never acts, so it shows no automation
-        # of its own either: the process that can act shows it.
-        self.auto.enabled = self.auto.enabled and not read_only
+        self.auto = AutoFailover(
+            config, self.clock, state_path / "automation.jsonl", read_only=read_only
+        )
         # The execution in flight, if any: quitting waits for it (see on_unmount).
         self._applying: asyncio.Future[ActionResult] | None = None
         self._verifying: Worker[None] | None = None

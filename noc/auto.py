@@ -33,10 +33,18 @@ def auto_operator() -> dict[str, str]:
 
 
 class AutoFailover:
-    def __init__(self, config: NocConfig, clock: Clock, journal_path: Path | None) -> None:
-        self.enabled = config.failover.auto
+    def __init__(
+        self,
+        config: NocConfig,
+        clock: Clock,
+        journal_path: Path | None,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        # A read-only screen (a wall, a browser) never acts, so it shows no automation
+        # of its own either: the process that can act shows it.
+        self.enabled = config.failover.auto and not read_only
         self.after = config.failover.auto_after_seconds
-        self._config = config
         self._clock = clock
         self._journal = JsonlLog(journal_path, clock) if journal_path is not None else None
         switch = _last_switch(journal_path) if journal_path is not None else {}

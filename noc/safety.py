@@ -392,7 +392,7 @@ def _complaint_rate(snapshot: EstateSnapshot, target: str) -> float | None:
 
 def _parse_time(text: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text)  # 3.11 reads the trailing Z itself
     except ValueError:
         return None
 
