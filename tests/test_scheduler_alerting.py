@@ -73,7 +73,10 @@ async def test_region_down_pages_and_resolves(
         resolve = next(r.body for r in apis.requests if r.body["event_action"] == "resolve")
         assert resolve["dedup_key"] == trigger["dedup_key"]
         assert apis.routing_key not in (tmp_path / "outbox.jsonl").read_text()
-        assert scheduler.snapshot().notifications[0].pending == 0
+        # The API has the resolve before the outbox records its delivery: wait for that.
+        await eventually(
+            lambda: scheduler.snapshot().notifications[0].pending == 0, "the outbox emptied"
+        )
     finally:
         await scheduler.stop()
     journal = [
