@@ -12,16 +12,18 @@ source's values and keeps every other record as it is:
   exactly when it held every address of the source and none of the target.
 - MX: the target's exchange takes every preference the source's held, and when the
   target was already a backup (`10 mx.ro`, `20 mx.bg`), the source's exchange takes
-  the target's old preference: the two swap places (`10 mx.bg`, `20 mx.ro`).
+  the target's old preference: the two swap places (`10 mx.bg`, `20 mx.ro`). When
+  the target's exchange already comes first, the RRset has moved already and stays
+  as it is (so a repeated action never swaps it back).
   Why a swap rather than deleting the target's old backup entry: nothing would
   remember it, so the failback could not put it back (the zone would lose its
   backup exchange for good, as it did before); and a backup entry for the failed
   region is harmless (senders try it only when the new primary does not answer,
   and queue when it is down too), while it is ready again the moment the region
   returns. Swapping twice is the identity, so failover then failback gives back
-  the RRset exactly whenever it held the source's exchange and the target's
-  exchange at no preference of the source's. When the two shared a preference
-  (`10 mx.ro`, `10 mx.bg`) the target keeps it alone.
+  the RRset exactly whenever the source's exchange came first and the two shared
+  no preference. When they shared one (`10 mx.ro`, `10 mx.bg`) the target keeps it
+  alone.
 - When the RRset holds nothing of the source, nothing is taken out: the target's
   values are added if they are not there yet (an absent RRset is created), so a
   repeated or resumed action changes nothing the second time.
@@ -95,9 +97,11 @@ def _moved_exchanges(
             target_prefs.add(parsed[0])
         else:
             others.append(value)
-    if not source_prefs:
+    if not source_prefs or (target_prefs and min(target_prefs) < min(source_prefs)):
+        # Nothing of the source's, or the target already comes first: moved already.
+        # (Swapping again would send the mail back to the source.)
         if target_prefs or not target_hosts:
-            return order_values(rtype, entries)  # nothing of the source's: nothing to move
+            return order_values(rtype, entries)
         best = min(
             (p[0] for p in map(_exchange, entries) if p is not None),
             default=DEFAULT_MX_PREFERENCE,
