@@ -87,8 +87,12 @@ def record_changes(
         foreign = tuple(v for v in rrset.values if not _of_a_region(config, rrset.rtype, v))
         strangers += [f"{_absolute(rrset.name)} {rrset.rtype.value} {v}" for v in foreign]
         new = _new_values(kind, region, source, rrset)
+        # A failover that would leave only values of no region (the target has none
+        # for this type) moves the traffic to a stranger; a drain's last region is
+        # the "a healthy region remains" rule's, which an override may bypass.
         had_region = any(_of_a_region(config, rrset.rtype, v) for v in rrset.values)
-        if not new or (had_region and not any(_of_a_region(config, rrset.rtype, v) for v in new)):
+        strays_only = had_region and not any(_of_a_region(config, rrset.rtype, v) for v in new)
+        if not new or (kind.moves_flag and strays_only):
             left = "no value" if not new else f"only {', '.join(new)}, of no region"
             problems.append(
                 Preflight(
