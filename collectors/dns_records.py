@@ -113,6 +113,9 @@ class DnsAnswer:
     records: tuple[dns.rdata.Rdata, ...] = ()
     ttl: int | None = None  # the lowest TTL along the chain: when the answer may change
     error: DnsError | None = None
+    # The name asked is an alias: the target of its CNAME (the chain's first step),
+    # also when the chain ends without records of the type asked.
+    cname: str | None = None
 
 
 async def query(
@@ -160,9 +163,10 @@ def _judge(response: dns.message.Message) -> DnsAnswer:
         chain = response.resolve_chaining()
     except dns.exception.DNSException as exc:
         return DnsAnswer(error=DnsError(DnsErrorKind.BAD_RESPONSE, str(exc)))
+    cname = answer_text(chain.cnames[0][0]) if chain.cnames and len(chain.cnames[0]) else None
     if chain.answer is None or len(chain.answer) == 0:
-        return DnsAnswer(error=DnsError(DnsErrorKind.NODATA))
-    return DnsAnswer(records=tuple(chain.answer), ttl=chain.minimum_ttl)
+        return DnsAnswer(error=DnsError(DnsErrorKind.NODATA), cname=cname)
+    return DnsAnswer(records=tuple(chain.answer), ttl=chain.minimum_ttl, cname=cname)
 
 
 def _classify(exc: Exception, timeout_seconds: float) -> DnsError:
@@ -228,6 +232,7 @@ class DnsRecordCollector:
             answers=tuple(answer_text(r) for r in ordered),
             ttl=answer.ttl,
             error=answer.error,
+            cname=answer.cname,
         )
 
     async def collect(

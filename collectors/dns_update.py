@@ -8,7 +8,9 @@
 - `replace()` sends every change in one update, each guarded by a prerequisite that
   the RRset is still exactly what noc planned from, so the server applies all of
   them or none (RFC 2136 §3.2, §3.4), and a record edited behind noc's back is
-  left alone;
+  left alone. Only the records that differ are written: each one leaving is
+  deleted by its value and each one arriving is added, so the records an RRset
+  keeps (a backup MX, a third party's address) are never deleted and re-created;
 - `watch()` polls the authoritative server and the resolvers until all answer the
   new values or the longest TTL has run out.
 
@@ -243,6 +245,12 @@ class DnsUpdater:
         except _NotSent as exc:
             return RRsetState(record.name, record.rtype, error=str(exc))
         sample = await self._ask(self._server, FailoverRecord(owner.to_text(), record.rtype))
+        if sample.cname is not None and record.rtype is not FailoverRecordType.CNAME:
+            # An alias: the answers are its target's, not records at this name, so a
+            # plan must not take them for the RRset (its prerequisite would fail).
+            return RRsetState(
+                record.name, record.rtype, sample.answers, sample.ttl, cname=sample.cname
+            )
         if sample.error is None:
             return RRsetState(record.name, record.rtype, sample.answers, sample.ttl)
         if sample.error.absent:
@@ -290,11 +298,17 @@ class DnsUpdater:
             message.present(owner, dns.rdataset.from_rdata_list(0, _rdatas(change, change.old)))
         else:
             message.absent(owner, rdtype)
-        message.delete(owner, rdtype)
+        leaving = _only_in(change, change.old, change.new)
+        if leaving:
+            # §2.5.4 "delete an RR from an RRset": by value, the others untouched.
+            message.delete(owner, dns.rdataset.from_rdata_list(0, _rdatas(change, leaving)))
 
     def _add_new(self, message: dns.update.UpdateMessage, change: RecordChange) -> None:
-        if change.new:
-            rdataset = dns.rdataset.from_rdata_list(change.ttl, _rdatas(change, change.new))
+        arriving = _only_in(change, change.new, change.old)
+        if arriving:
+            # The RRset's TTL: an added record with another TTL would change the
+            # whole RRset's (RFC 2181 §5.2, as BIND applies it).
+            rdataset = dns.rdataset.from_rdata_list(change.ttl, _rdatas(change, arriving))
             message.add(self._owner(change.name), rdataset)
 
     async def _exchange(
@@ -376,7 +390,9 @@ class DnsUpdater:
         described: list[str] = []
         for change, state in zip(changes, states, strict=True):
             old = {_normal(change.rtype, value) for value in change.old}
-            if state.error is None and set(state.values) != old:
+            if state.error is None and state.cname is not None:
+                described.append(f"{_stale_text(change)}, now a CNAME to {state.cname}")
+            elif state.error is None and set(state.values) != old:
                 now = ", ".join(state.values) or "absent"
                 described.append(f"{_stale_text(change)}, now {now}")
         if not described:
@@ -415,6 +431,12 @@ def _rdata(change: RecordChange, value: str) -> dns.rdata.Rdata:
 
 def _rdatas(change: RecordChange, values: Sequence[str]) -> list[dns.rdata.Rdata]:
     return [_rdata(change, value) for value in values]
+
+
+def _only_in(change: RecordChange, values: Sequence[str], others: Sequence[str]) -> tuple[str, ...]:
+    """The values of `values` that `others` does not hold, compared as DNS compares them."""
+    there = {_normal(change.rtype, value) for value in others}
+    return tuple(value for value in values if _normal(change.rtype, value) not in there)
 
 
 def _normal(rtype: FailoverRecordType, value: str) -> str:

@@ -820,8 +820,9 @@ lock_ttl_seconds = 120               # the cross-process lock on a majority of s
 lock_key = "noc:failover:lock"
 verify_grace_seconds = 5             # watch resolvers this long past the record's TTL
 drain_timeout_seconds = 300          # a switchover waits at most this for lag to drain
-# The DNS actuator: an RFC 2136 update signed with TSIG replaces each [[dns.records]]
-# RRset with the target's service_ips (A/AAAA) or mx_host (MX), keeping its TTL.
+# The DNS actuator: an RFC 2136 update signed with TSIG replaces, in each [[dns.records]]
+# RRset, the source region's service_ips (A/AAAA) or mx_host (MX) with the target's,
+# keeping every other record (a backup MX, a third party's address) and the TTL.
 #   [failover.dns]
 #   server = "ns1.example.com:53"     # the primary authoritative server
 #   zone = "example.com."

@@ -659,7 +659,7 @@ async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
         return ActuatorStep("dns", True, "records already as planned: nothing to change")
     error = await updater.replace(changes)
     if error is None:
-        return ActuatorStep("dns", True, f"{len(changes)} RRset(s) replaced in one signed update")
+        return ActuatorStep("dns", True, f"{len(changes)} RRset(s) changed in one signed update")
     if OUTCOME_UNKNOWN not in error:
         return ActuatorStep("dns", False, error)  # refused: nothing was applied
     # A timeout or a lost answer: the update is atomic, so the records say which.

@@ -496,6 +496,8 @@ class BlastRadius:
                     "type": c.rtype.value,
                     "old": list(c.old),
                     "new": list(c.new),
+                    "kept": list(c.kept),
+                    "foreign": list(c.foreign),
                     "ttl": c.ttl,
                     "remaining_ttl": c.remaining_ttl,
                 }
@@ -787,6 +789,8 @@ class DnsRecordSample:
     answers: tuple[str, ...] = ()
     ttl: int | None = None  # the remaining TTL the resolver gave (lowest along a CNAME chain)
     error: DnsError | None = None
+    # When the name is an alias: its CNAME's target ("answers" are then the chain's end).
+    cname: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1172,11 +1176,18 @@ class RRsetState:
     values: tuple[str, ...] = ()
     ttl: int | None = None
     error: str | None = None
+    # The name is an alias (a CNAME to this target): noc cannot move it, and `values`
+    # are what the chain ends at, not records at the name itself.
+    cname: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RecordChange:
-    """One RRset replaced by a failover: exactly `old` (a prerequisite) becomes `new`."""
+    """One RRset changed by an action: exactly `old` (a prerequisite) becomes `new`.
+
+    Only the records in one set and not the other are written (deleted or added, one
+    by one); the values in both are kept as they are.
+    """
 
     name: str
     rtype: FailoverRecordType
@@ -1186,17 +1197,33 @@ class RecordChange:
     # The longest TTL a configured resolver still reports for the old answer: how
     # long clients may keep using it. None when no resolver answered.
     remaining_ttl: int | None = None
+    # Values of `old` that belong to no region (a third party's, or a hijack): kept.
+    foreign: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
         return set(self.old) != set(self.new)
 
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The values the change leaves in place, in `new`'s order."""
+        old = set(self.old)
+        return tuple(value for value in self.new if value in old)
+
     def reverse(self) -> RecordChange:
-        return RecordChange(self.name, self.rtype, self.new, self.old, self.ttl)
+        return RecordChange(
+            self.name, self.rtype, self.new, self.old, self.ttl, foreign=self.foreign
+        )
+
+    def value_words(self, value: str) -> str:
+        """A value of `new` as the preview names it: marked when it is kept."""
+        if value not in self.kept:
+            return value
+        return f"{value} (kept, no region)" if value in self.foreign else f"{value} (kept)"
 
     def describe(self) -> str:
         old = ", ".join(self.old) or "(none)"
-        new = ", ".join(self.new) or "(none)"
+        new = ", ".join(self.value_words(v) for v in self.new) or "(none)"
         return f"{self.name} {self.rtype.value}: {old} -> {new} (TTL {self.ttl} s)"
 
 

@@ -31,6 +31,7 @@ from noc.model import (
     RecordChange,
     RRsetState,
 )
+from noc.rrset_move import belongs, host_key, moved_values
 
 GMAIL_COMPLAINT_LIMIT = 0.003
 _DEFAULT_MX_PREFERENCE = 10
@@ -60,24 +61,44 @@ def record_changes(
     target: str,
     rrsets: Sequence[RRsetState],
 ) -> tuple[tuple[RecordChange, ...], list[Preflight]]:
-    """The DNS changes of an action, and the checks they fail (unreadable, would be empty)."""
+    """The DNS changes of an action, and the checks they fail or warn about.
+
+    A failover moves only the source region's values (noc.rrset_move says how);
+    every other value is kept and shown as kept. Failing: an RRset that cannot be
+    read, or that would lose its last region value. Named: values that belong to no
+    region (kept), and aliases (a CNAME is never moved).
+    """
     region = config.region(target)
     changes: list[RecordChange] = []
     problems: list[Preflight] = []
     if region is None:
         return (), problems
+    source = config.region(snapshot.active_region) if snapshot.active_region else None
+    strangers: list[str] = []
     for rrset in rrsets:
         label = f"{rrset.name} {rrset.rtype.value}"
         if rrset.error is not None:
             problems.append(Preflight("DNS records read", False, f"{label}: {rrset.error}"))
             continue
-        new = _new_values(kind, region, rrset)
-        if not new:
+        if rrset.cname is not None:
+            leaving = source if kind.moves_flag else region if kind is ActionKind.DRAIN else None
+            problems.append(_alias_check(rrset, leaving))
+            continue
+        foreign = tuple(v for v in rrset.values if not _of_a_region(config, rrset.rtype, v))
+        strangers += [f"{_absolute(rrset.name)} {rrset.rtype.value} {v}" for v in foreign]
+        new = _new_values(kind, region, source, rrset)
+        # A failover that would leave only values of no region (the target has none
+        # for this type) moves the traffic to a stranger; a drain's last region is
+        # the "a healthy region remains" rule's, which an override may bypass.
+        had_region = any(_of_a_region(config, rrset.rtype, v) for v in rrset.values)
+        strays_only = had_region and not any(_of_a_region(config, rrset.rtype, v) for v in new)
+        if not new or (kind.moves_flag and strays_only):
+            left = "no value" if not new else f"only {', '.join(new)}, of no region"
             problems.append(
                 Preflight(
                     "never zero active",
                     False,
-                    f"{label} would be left with no value"
+                    f"{label} would be left with {left}"
                     + (f" ({target} has none for {rrset.rtype.value})" if kind.moves_flag else ""),
                 )
             )
@@ -90,20 +111,89 @@ def record_changes(
                 new,
                 rrset.ttl or 0,
                 _remaining_ttl(snapshot, rrset),
+                foreign=foreign,
             )
         )
+    if strangers:
+        problems.append(_strangers_check(strangers))
     return tuple(changes), problems
 
 
-def _new_values(kind: ActionKind, region: RegionConfig, rrset: RRsetState) -> tuple[str, ...]:
+def _strangers_check(strangers: Sequence[str]) -> Preflight:
+    """Values of no region: named, kept, and no reason to refuse.
+
+    noc cannot tell a third party's record from a hijack: both are a value no region
+    owns. Deleting it would destroy a third party's record and the evidence of a
+    hijack; keeping it silently would hide a hijack; refusing would hold the traffic
+    on a failing region hostage to a finding the failover neither causes nor worsens
+    (the value stays exactly where it is). So the plan names each one, the change
+    leaves it in place, and the operator decides (dns_hijack alerts on it too).
+    """
+    return Preflight(
+        "DNS values of no region",
+        False,
+        "; ".join(f"{s} belongs to no region" for s in strangers)
+        + ": left in place (a third party's record, or a hijack: check it)",
+        blocking=False,
+    )
+
+
+def _alias_check(rrset: RRsetState, leaving: RegionConfig | None) -> Preflight:
+    """A failover name that is a CNAME: reported as such, never rewritten.
+
+    Replacing an alias with addresses would change what the zone's owner chose; noc
+    leaves it alone. When the chain ends at the region being left, traffic through
+    the name stays there: a failing rule the operator may override (the alias's
+    target may be moved by other means, a hook say); otherwise a warning.
+    """
+    name = "CNAME at a failover name"
+    text = f"{_absolute(rrset.name)} is a CNAME to {rrset.cname}: noc does not move CNAMEs"
+    own = _region_values(leaving, rrset) if leaving is not None else []
+    stuck = [v for v in rrset.values if belongs(rrset.rtype, v, own)] if own else []
+    if stuck and leaving is not None:
+        return Preflight(
+            name,
+            False,
+            f"{text}; it ends at {', '.join(stuck)} of {leaving.id}, where its traffic stays",
+            forceable=True,
+        )
+    ends = f"; it ends at {', '.join(rrset.values)}" if rrset.values else ""
+    return Preflight(name, False, text + ends, blocking=False)
+
+
+def _of_a_region(config: NocConfig, rtype: FailoverRecordType, value: str) -> bool:
+    return any(belongs(rtype, value, _type_values(r, rtype)) for r in config.regions)
+
+
+def _absolute(name: str) -> str:
+    """A record name as the plan names it: with its final dot."""
+    return name.strip().rstrip(".") + "."
+
+
+def _type_values(region: RegionConfig, rtype: FailoverRecordType) -> list[str]:
+    """A region's values for one record type: addresses, or its exchange's name."""
+    match rtype:
+        case FailoverRecordType.A | FailoverRecordType.AAAA:
+            version = 4 if rtype is FailoverRecordType.A else 6
+            return [str(ip) for ip in region.service_ips if ip.version == version]
+        case FailoverRecordType.MX if region.mx_host:
+            return [host_key(region.mx_host)]
+    return []
+
+
+def _new_values(
+    kind: ActionKind, region: RegionConfig, source: RegionConfig | None, rrset: RRsetState
+) -> tuple[str, ...]:
+    if kind.moves_flag:
+        leaving = _type_values(source, rrset.rtype) if source is not None else []
+        return moved_values(rrset.rtype, rrset.values, leaving, _type_values(region, rrset.rtype))
     own = _region_values(region, rrset)
     if kind is ActionKind.DRAIN:
         keep = [v for v in rrset.values if answer_target(v) not in {answer_target(o) for o in own}]
         return tuple(sorted(keep, key=_sort_key))
-    if kind is ActionKind.RESTORE:
-        merged = {answer_target(v): v for v in rrset.values} | {answer_target(o): o for o in own}
-        return tuple(sorted(merged.values(), key=_sort_key))
-    return tuple(sorted(own, key=_sort_key))
+    # RESTORE
+    merged = {answer_target(v): v for v in rrset.values} | {answer_target(o): o for o in own}
+    return tuple(sorted(merged.values(), key=_sort_key))
 
 
 def _region_values(region: RegionConfig, rrset: RRsetState) -> list[str]:

@@ -278,6 +278,47 @@ async def test_replace_can_turn_an_address_into_an_alias_in_one_update(
     assert (alias.values, alias.ttl) == (("mx.bg.example.test",), 60)
 
 
+async def test_read_names_an_alias_instead_of_taking_its_targets_records(
+    primary: NamedServer,
+) -> None:
+    www = "www.example.test"
+    dns_updater = updater(primary.address)
+    alias = [
+        RecordChange(www, FailoverRecordType.CNAME, (), ("mx.bg.example.test",), 60),
+        RecordChange(www, A, ("192.0.2.10",), (), 60),
+    ]
+    assert await dns_updater.replace(alias) is None
+    (state,) = await dns_updater.read([FailoverRecord(www, A)])
+    assert (state.cname, state.values, state.error) == (
+        "mx.bg.example.test",
+        ("198.51.100.10",),
+        None,
+    )
+    # A plan made before the alias appeared fails, and says what the record is now.
+    error = await dns_updater.replace(
+        [RecordChange(www, A, ("192.0.2.10",), ("198.51.100.10",), 60)]
+    )
+    assert error == (
+        "prerequisite failed: www.example.test. A is no longer 192.0.2.10, "
+        "now a CNAME to mx.bg.example.test (changed behind noc's back?)"
+    )
+
+
+async def test_replace_writes_only_the_records_that_differ(primary: NamedServer) -> None:
+    dns_updater = updater(primary.address)
+    grow = RecordChange(SMTP.name, A, ("192.0.2.10",), ("192.0.2.10", "203.0.113.9"), 60)
+    assert await dns_updater.replace([grow]) is None
+    move = RecordChange(
+        SMTP.name, A, ("192.0.2.10", "203.0.113.9"), ("198.51.100.10", "203.0.113.9"), 60
+    )
+    assert await dns_updater.replace([move]) is None
+    (smtp,) = await dns_updater.read([SMTP])
+    assert (smtp.values, smtp.ttl) == (("198.51.100.10", "203.0.113.9"), 60)
+    assert await dns_updater.replace([move.reverse()]) is None
+    (smtp,) = await dns_updater.read([SMTP])
+    assert (smtp.values, smtp.ttl) == (("192.0.2.10", "203.0.113.9"), 60)
+
+
 async def test_replace_sends_nothing_when_nothing_changes() -> None:
     # Nothing listens there: any attempt to send would come back as an error.
     dns_updater = updater(f"127.0.0.1:{closed_port()}", timeout=0.3)

@@ -16,7 +16,9 @@ from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
 from test_cli import REGIONS, Estate, Run, act
 
 from collectors.dns_records import parse_resolver, query
+from collectors.dns_update import DnsUpdater
 from noc.audit import read_jsonl
+from noc.model import FailoverRecordType, RecordChange
 from noc.simulator import HealthEndpoint, RedisServer
 
 KEY = TsigKey("noc-cli", base64.b64encode(secrets.token_bytes(32)).decode())
@@ -108,3 +110,26 @@ async def test_two_operators_racing_exactly_one_wins_and_the_other_names_the_hol
     winner = "bg" if first.code == 0 else "pa"
     assert {estate.flag(r)["active"] for r in estate.stores} == {winner}
     assert await smtp(estate) == ("192.0.2.20" if winner == "bg" else "192.0.2.30",)
+
+
+async def test_dry_run_marks_what_it_keeps_and_names_a_value_of_no_region(
+    estate: Estate,
+) -> None:
+    assert isinstance(estate, DnsEstate)
+    # A third party's address (or a hijack) beside ro's, added by another hand.
+    someone = DnsUpdater(parse_resolver(estate.named.address), DOMAIN, KEY.name, KEY.secret)
+    shared = ("192.0.2.10", "203.0.113.9")
+    a = FailoverRecordType.A
+    assert (
+        await someone.replace([RecordChange(f"smtp.{DOMAIN}", a, shared[:1], shared, 60)]) is None
+    )
+    run = await act(estate, "failover", "bg", "--dry-run", reason="what if")
+    assert run.code == 0, run.out + run.err
+    assert (
+        f"dns smtp.{DOMAIN} A: 192.0.2.10, 203.0.113.9 -> 192.0.2.20, 203.0.113.9 "
+        "(kept, no region) (TTL 60 s)"
+    ) in run.out
+    assert (
+        f"[warn] DNS values of no region: smtp.{DOMAIN}. A 203.0.113.9 belongs to no region"
+    ) in run.out
+    assert sorted(await smtp(estate)) == list(shared)  # the dry run changed nothing

@@ -324,6 +324,54 @@ def test_dns_failover_watching(snap_compare: Any, tmp_path: Path, size: tuple[in
     assert snap_compare(app, terminal_size=size, run_before=watch)
 
 
+# Shared RRsets: a backup MX and a third party's address beside the region's values.
+SHARED = ActuatorFacts(
+    rrsets=(
+        RRsetState("smtp.demo-mail.test.", A, ("192.0.2.10", "203.0.113.9"), 60),
+        RRsetState(
+            "demo-mail.test.", MX, ("10 mx.ro.demo-mail.test", "20 mx.bg.demo-mail.test"), 300
+        ),
+    )
+)
+
+
+def shared_plan(app: NocApp) -> ActionPlan:
+    operator = {"operator": "op@noc1"}
+    return plan_action(
+        app.snapshot(), app.config, ActionKind.FAILOVER, "bg", operator, SHARED, now=AN_HOUR_LATER
+    )
+
+
+# Only ro's values move: the backup MX swaps places, the third party's address is kept,
+# and the plan names it as belonging to no region (a warning, not a refusal).
+@pytest.mark.parametrize("size", SIZES)
+def test_dns_failover_preview_keeps_what_is_not_the_source(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = dns_app(tmp_path)
+    plan = shared_plan(app)
+    assert plan.allowed, plan.refusal
+    assert snap_compare(app, terminal_size=size, run_before=showing(lambda: FailoverDialog(plan)))
+
+
+def test_the_preview_marks_kept_values(tmp_path: Path) -> None:
+    plan = shared_plan(dns_app(tmp_path))
+    text = blast_radius_content(plan.blast, plan.actuators, "bg").plain
+    assert (
+        "DNS           smtp.demo-mail.test A  192.0.2.10, 203.0.113.9 → "
+        "192.0.2.20, 203.0.113.9 (kept, no region)  TTL 60 s (clients move within 58 s)"
+    ) in text.splitlines()
+    assert (
+        "              demo-mail.test MX  10 mx.ro.demo-mail.test, 20 mx.bg.demo-mail.test → "
+        "10 mx.bg.demo-mail.test, 20 mx.ro.demo-mail.test  TTL 300 s (clients move within 240 s)"
+    ) in text.splitlines()
+    finding = next(c for c in plan.checks if c.name == "DNS values of no region")
+    assert not finding.ok and not finding.blocking
+    assert finding.detail.startswith(
+        "smtp.demo-mail.test. A 203.0.113.9 belongs to no region: left in place"
+    )
+
+
 def test_flag_only_blast_radius_says_only_the_flag_changes(tmp_path: Path) -> None:
     app = make_app(tmp_path, "normal")
     plan = plan_action(app.snapshot(), app.config, ActionKind.FAILOVER, "bg", {"operator": "o"})

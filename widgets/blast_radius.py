@@ -39,13 +39,31 @@ def change_words(change: RecordChange) -> Content:
     old = ", ".join(unbroken(v) for v in change.old) or "(none)"
     if not change.changed:
         return Content.assemble(name, "  ", old, Content.styled("  unchanged", "$foreground-muted"))
-    new = ", ".join(unbroken(v) for v in change.new) or "(none)"
     ttl = unbroken(f"TTL {change.ttl} s")
     # The resolvers' remaining TTL, not the record's: how long clients really keep the old answer.
     if change.remaining_ttl is not None:
         ttl += " " + unbroken(f"(clients move within {change.remaining_ttl} s)")
     return Content.assemble(
-        (name, "bold"), "  ", old, (" → ", "bold"), (new, "bold"), "  ", (ttl, "$foreground-muted")
+        (name, "bold"),
+        "  ",
+        old,
+        (" → ", "bold"),
+        new_words(change),
+        "  ",
+        (ttl, "$foreground-muted"),
+    )
+
+
+def new_words(change: RecordChange) -> Content:
+    """The RRset after the change: arriving values bold, kept ones muted and marked so."""
+    if not change.new:
+        return Content.styled("(none)", "bold")
+    kept = set(change.kept)
+    return Content(", ").join(
+        Content.styled(
+            unbroken(change.value_words(v)), "$foreground-muted" if v in kept else "bold"
+        )
+        for v in change.new
     )
 
 
