@@ -902,6 +902,7 @@ class ReplicationSpec:
     # Out of repr: a sample carries its spec, and a logged sample must not carry a password.
     url: str = field(repr=False)
     metric: str | None = None
+    link_metric: str | None = None  # prometheus: 1 while the link is up, 0 when down
     threshold_seconds: float = 60.0
     sustain_seconds: float = 60.0
 
