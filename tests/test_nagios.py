@@ -6,9 +6,21 @@ error is UNKNOWN on stdout; -V prints a version; -t bounds the run."""
 
 from __future__ import annotations
 
+import asyncio
+import calendar
+import grp
+import os
+import pwd
 import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from support import stored_flag
 from test_cli import REGIONS, Estate, config_args, estate, noc, write_config  # noqa: F401
 
@@ -27,16 +39,22 @@ DATUM = re.compile(
 STATUS_LINE = re.compile(r"^NOC (OK|WARNING|CRITICAL|UNKNOWN) - [^|]+$")
 
 
+def perf_data(perf: str) -> dict[str, re.Match[str]]:
+    """Perf data by label (unquoted); every datum must be on the grammar."""
+    data: dict[str, re.Match[str]] = {}
+    for token in re.findall(rf"(?:{LABEL})=\S*", perf.strip()):
+        match = DATUM.fullmatch(token)
+        assert match is not None, f"perf datum off the grammar: {token!r}"
+        data[match["label"].strip("'").replace("''", "'")] = match
+    return data
+
+
 def split_output(out: str) -> tuple[str, dict[str, re.Match[str]], list[str]]:
     """The guidelines' reading: text before the first `|` on line one, then perf data;
     every later line is long output (which, here, carries no perf data)."""
     first, *rest = out.rstrip("\n").split("\n")
     text, bar, perf = first.partition("|")
-    data: dict[str, re.Match[str]] = {}
-    for token in re.findall(rf"(?:{LABEL})=\S*", perf.strip()) if bar else ():
-        match = DATUM.fullmatch(token)
-        assert match is not None, f"perf datum off the grammar: {token!r}"
-        data[match["label"].strip("'").replace("''", "'")] = match
+    data = perf_data(perf) if bar else {}
     for line in rest:
         assert "|" not in line, f"a | in long output starts perf data: {line!r}"
     return text.strip(), data, rest
@@ -120,3 +138,150 @@ def test_perf_datum_formatting() -> None:
     assert str(PerfDatum("rate", 0.0004, "%", 0.1, 0.3, 0, 100)) == "'rate'=0.0004%;0.1;0.3;0;100"
     assert DATUM.fullmatch(str(PerfDatum("nan", float("nan"), "s")))
     assert plugin_text("a|b") == "a¦b"
+
+
+# --- a real Nagios Core runs noc check ---------------------------------------------
+
+NAGIOS = shutil.which("nagios4") or shutil.which("nagios")
+needs_nagios = pytest.mark.skipif(
+    NAGIOS is None and not os.environ.get("NOC_REQUIRE_NAGIOS"),
+    reason="apt-get install nagios4-core",
+)
+
+OBJECTS = """\
+define command {{
+  command_name check_noc
+  command_line {plugin}
+}}
+define command {{
+  command_name nothing
+  command_line /bin/true
+}}
+define timeperiod {{
+  timeperiod_name always
+  alias always
+{days}
+}}
+define contact {{
+  contact_name nobody
+  service_notification_period always
+  host_notification_period always
+  service_notification_options n
+  host_notification_options n
+  service_notification_commands nothing
+  host_notification_commands nothing
+}}
+define host {{
+  host_name noc
+  address 127.0.0.1
+  check_command nothing
+  max_check_attempts 1
+  check_period always
+  contacts nobody
+  notification_period always
+  active_checks_enabled 0
+}}
+define service {{
+  host_name noc
+  service_description estate
+  check_command check_noc
+  max_check_attempts 1
+  check_interval 1
+  retry_interval 1
+  check_period always
+  contacts nobody
+  notification_period always
+  notifications_enabled 0
+}}
+"""
+
+# Nagios writes each result, split its own way, to this file: state, output, perf data.
+MAIN = """\
+cfg_file={dir}/objects.cfg
+log_file={dir}/nagios.log
+temp_file={dir}/nagios.tmp
+temp_path={dir}
+lock_file={dir}/nagios.lock
+check_result_path={dir}/spool
+object_cache_file={dir}/objects.cache
+precached_object_file={dir}/objects.precache
+status_file={dir}/status.dat
+retain_state_information=0
+check_external_commands=0
+nagios_user={user}
+nagios_group={group}
+interval_length=1
+use_syslog=0
+enable_notifications=0
+max_service_check_spread=1
+service_check_timeout=60
+process_performance_data=1
+service_perfdata_file={dir}/perf.dat
+service_perfdata_file_template=$SERVICESTATEID$\\t$SERVICEOUTPUT$\\t$SERVICEPERFDATA$
+service_perfdata_file_mode=a
+service_perfdata_file_processing_interval=0
+"""
+
+
+def nagios_result(directory: Path, estate: Estate, config: Path) -> tuple[int, str, str]:  # noqa: F811
+    """Run Nagios Core until it has run `noc check` once; what Nagios made of it."""
+    assert NAGIOS is not None, "nagios4 is not installed"
+    (directory / "spool").mkdir(parents=True)
+    plugin = directory / "check_noc"
+    env = {**estate.env(), "PYTHONPATH": os.pathsep.join(sys.path)}
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
+    plugin.write_text(
+        f"#!/bin/sh\n{exports}exec {shlex.quote(sys.executable)} -m noc check "
+        f"--config {shlex.quote(str(config))}\n"
+    )
+    plugin.chmod(0o755)
+    days = "\n".join(f"  {day} 00:00-24:00" for day in calendar.day_name).lower()
+    (directory / "objects.cfg").write_text(OBJECTS.format(plugin=plugin, days=days))
+    (directory / "nagios.cfg").write_text(
+        MAIN.format(
+            dir=directory,
+            user=pwd.getpwuid(os.getuid()).pw_name,
+            group=grp.getgrgid(os.getgid()).gr_name,
+        )
+    )
+    perf = directory / "perf.dat"
+    process = subprocess.Popen(
+        [NAGIOS, str(directory / "nagios.cfg")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (perf.exists() and perf.read_text().endswith("\n")):
+            assert process.poll() is None, (directory / "nagios.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "Nagios never ran the check"
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    state, output, perfdata = perf.read_text().splitlines()[0].split("\t")
+    return int(state), output, perfdata
+
+
+@needs_nagios
+async def test_nagios_core_reads_the_verdict_and_perf_data(
+    estate: Estate,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    await estate.endpoints["bg"].set_mode(EndpointMode.UNAVAILABLE)
+    endpoints = {rid: f"{e.url}?a|b" for rid, e in estate.endpoints.items()}
+    stores = {rid: s.url for rid, s in estate.stores.items()}
+    config = write_config(tmp_path / "pipes.toml", endpoints, stores)
+    config.write_text(
+        config.read_text().replace("[[regions.checks]]\n", '[[regions.checks]]\nname = "a|b"\n')
+    )
+    state, output, perfdata = await asyncio.to_thread(
+        nagios_result, tmp_path / "nagios", estate, config
+    )
+    assert state == 2  # CRITICAL, as noc's exit code said
+    assert output.startswith("NOC CRITICAL - bg down")
+    labels = perf_data(perfdata)
+    assert set(labels) >= {f"{rid} a¦b latency" for rid, *_ in REGIONS}
+    assert labels["bg a¦b latency"]["value"] == "U"
+    assert float(labels["ro a¦b latency"]["value"]) > 0
