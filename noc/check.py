@@ -16,7 +16,6 @@ from enum import IntEnum
 from typing import Any
 
 from noc.clock import iso_utc
-from noc.config import NocConfig
 from noc.model import AlertState, CheckStatus, EstateSnapshot, Health, LinkStatus, Severity
 
 # Alerts about health and authority are already in the verdict by region; these add to it.
@@ -100,7 +99,17 @@ class PerfDatum:
         )
 
 
-def perf_data(snapshot: EstateSnapshot, config: NocConfig) -> list[PerfDatum]:
+@dataclass(frozen=True, slots=True)
+class PerfLimits:
+    """The configured limits that perf data shows beside its values (from NocConfig:
+    this module stays free of it, so widgets may use the verdict)."""
+
+    suppression_slo_seconds: float
+    complaint_warn_rate: float
+    complaint_critical_rate: float
+
+
+def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
     """Check latency, replication lag, the age of unsynced suppression and complaint
     rates, each beside the limit noc judges it by."""
     data: list[PerfDatum] = []
@@ -108,6 +117,7 @@ def perf_data(snapshot: EstateSnapshot, config: NocConfig) -> list[PerfDatum]:
         for check in region.checks:
             last = check.last
             latency = None if last is None or not last.ok else last.latency_ms
+            latency = None if latency is None else round(latency, 1)
             timeout_ms = check.target.timeout_seconds * 1000
             data.append(
                 PerfDatum(
@@ -126,7 +136,7 @@ def perf_data(snapshot: EstateSnapshot, config: NocConfig) -> list[PerfDatum]:
             )
         )
     if snapshot.suppression is not None:
-        slo = config.suppression.slo_seconds
+        slo = limits.suppression_slo_seconds
         for pair in snapshot.suppression.pairs:
             age = pair.oldest_unsynced_age_seconds
             if age is None and pair.unsynced == 0:
@@ -135,7 +145,6 @@ def perf_data(snapshot: EstateSnapshot, config: NocConfig) -> list[PerfDatum]:
                 PerfDatum(f"unsynced {pair.list} {pair.source}>{pair.target}", age, "s", crit=slo)
             )
     if snapshot.deliverability is not None:
-        settings = config.deliverability
         sample = snapshot.deliverability
         scopes = [("estate", sample.estate), *((r.region, r.counts) for r in sample.regions)]
         for where, counts in scopes:
@@ -145,8 +154,8 @@ def perf_data(snapshot: EstateSnapshot, config: NocConfig) -> list[PerfDatum]:
                     f"complaint rate {where}",
                     None if rate is None else rate * 100,
                     "%",
-                    warn=settings.complaint_warn_rate * 100,
-                    crit=settings.complaint_critical_rate * 100,
+                    warn=limits.complaint_warn_rate * 100,
+                    crit=limits.complaint_critical_rate * 100,
                     maximum=100.0,
                 )
             )
@@ -178,6 +187,8 @@ def verdict(snapshot: EstateSnapshot) -> Verdict:
     for alert in snapshot.alerts:
         if alert.rule in DATA_RULES and alert.state is AlertState.FIRING and not alert.muted:
             (critical if alert.severity is Severity.CRITICAL else warning).append(alert.summary)
+    if snapshot.estate_outage:
+        critical.insert(0, "estate-wide outage: every health check failing, stores answer")
     if critical:
         return Verdict(Status.CRITICAL, (*critical, *warning, healthy))
     if warning:
@@ -235,6 +246,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             "unreadable": list(authority.unreadable),
         },
         "cut_off": snapshot.cut_off,
+        "estate_outage": snapshot.estate_outage,
         "regions": [
             {
                 "id": r.id,
@@ -320,10 +332,10 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     }
 
 
-def report_text(snapshot: EstateSnapshot, config: NocConfig | None = None) -> str:
+def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> str:
     first = verdict(snapshot).first_line
-    if config is not None:
-        first += " | " + " ".join(str(datum) for datum in perf_data(snapshot, config))
+    if limits is not None:
+        first += " | " + " ".join(str(datum) for datum in perf_data(snapshot, limits))
     lines = [first]  # the verdict escapes its own text
     lines.append(
         f"estate {snapshot.estate} ({snapshot.topology.value}), active region: "

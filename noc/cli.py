@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from noc import __version__
 from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
-from noc.check import Status, plugin_text, report_json, report_text, verdict
+from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
 from noc.clock import SystemClock
 from noc.config import (
     EXAMPLE,
@@ -304,7 +304,13 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report_json(snapshot), indent=2))
     else:
-        print(report_text(snapshot, loaded.config))
+        config = loaded.config
+        limits = PerfLimits(
+            config.suppression.slo_seconds,
+            config.deliverability.complaint_warn_rate,
+            config.deliverability.complaint_critical_rate,
+        )
+        print(report_text(snapshot, limits))
     return verdict(snapshot).status
 
 
