@@ -8,8 +8,17 @@
 
 The value must be a finite, non-negative number of seconds. Every failure (refused,
 timeout, HTTP status, a body over the limit, garbage text, a missing series) is the
-sample's error; `poll()` never raises. These sources say nothing about the link
-itself, so the sample's link state is always unknown.
+sample's error; `poll()` never raises.
+
+The link itself, from Prometheus text (JSON sources say nothing about it, so their
+link state is always unknown):
+- `link_metric` names a series that is 1 while the link is up and 0 when it is down;
+- redis_exporter's conventions, for its `redis_master_*` series: `redis_master_link_up`
+  is the link series by default, `redis_master_last_io_seconds_ago -1` means the link
+  is down (not a negative lag), and `redis_up 0` means the exporter cannot reach the
+  replica at all: replication into that region has stopped, which is a link down;
+- a series that was published and has vanished from a page that still parses means
+  the link is gone (an exporter drops a link's series when the link goes away).
 """
 
 from __future__ import annotations
@@ -33,8 +42,12 @@ __all__ = [
     "MetricError",
     "MetricSelector",
     "MetricsLagCollector",
+    "PrometheusReading",
+    "SeriesMissing",
     "json_seconds",
+    "link_selector_for",
     "parse_selector",
+    "prometheus_reading",
     "prometheus_seconds",
 ]
 
@@ -49,8 +62,20 @@ _ACCEPT = {
 _DETAIL_LIMIT = 120
 
 
+# redis_exporter (oliver006/redis_exporter) publishes the replica's view of its link
+# as redis_master_* series; these are its documented conventions.
+REDIS_EXPORTER_PREFIX = "redis_master_"
+REDIS_EXPORTER_LINK_UP = "redis_master_link_up"
+REDIS_EXPORTER_UP = "redis_up"
+REDIS_EXPORTER_LINK_DOWN_VALUE = -1.0
+
+
 class MetricError(ValueError):
     """Why a body yields no lag: its text is the sample's error."""
+
+
+class SeriesMissing(MetricError):
+    """The page parsed, but the selected series is not on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,23 +106,81 @@ def parse_selector(text: str) -> MetricSelector:
     return MetricSelector(samples[0].name, dict(samples[0].labels))
 
 
-def prometheus_seconds(text: str, selector: MetricSelector) -> float:
-    """The value of the one series matching `selector`; MetricError says why there is none."""
-    matches: list[float] = []
+@dataclass(frozen=True, slots=True)
+class PrometheusReading:
+    """One page's answer for one link: the lag, or why the link is down."""
+
+    lag_seconds: float | None
+    link: LinkState
+    down_because: str | None = None
+
+
+def link_selector_for(selector: MetricSelector, configured: str | None) -> MetricSelector | None:
+    """The series that says whether the link is up: the configured one, else
+    redis_exporter's redis_master_link_up beside its redis_master_* series."""
+    if configured:
+        return parse_selector(configured)
+    if selector.name.startswith(REDIS_EXPORTER_PREFIX) and selector.name != REDIS_EXPORTER_LINK_UP:
+        return MetricSelector(REDIS_EXPORTER_LINK_UP, selector.labels)
+    return None
+
+
+def _values(text: str, selectors: tuple[MetricSelector, ...]) -> list[list[float]]:
+    """Each selector's matching values, from one parse of the page."""
+    found: list[list[float]] = [[] for _ in selectors]
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == selector.name and all(
-                    sample.labels.get(k) == v for k, v in selector.labels.items()
-                ):
-                    matches.append(sample.value)
+                for index, selector in enumerate(selectors):
+                    if sample.name == selector.name and all(
+                        sample.labels.get(k) == v for k, v in selector.labels.items()
+                    ):
+                        found[index].append(sample.value)
     except Exception as exc:  # untrusted text: fuzzing the parser raised IndexError too
         raise MetricError(_tidy(f"not Prometheus text: {exc or type(exc).__name__}")) from None
-    if not matches:
-        raise MetricError(_tidy(f"no series {selector}"))
-    if len(matches) > 1:
-        raise MetricError(_tidy(f"{len(matches)} series match {selector}: name more labels"))
-    return _seconds(matches[0], str(selector))
+    return found
+
+
+def _one(values: list[float], selector: MetricSelector) -> float | None:
+    if len(values) > 1:
+        raise MetricError(_tidy(f"{len(values)} series match {selector}: name more labels"))
+    return values[0] if values else None
+
+
+def prometheus_reading(
+    text: str, selector: MetricSelector, link_selector: MetricSelector | None = None
+) -> PrometheusReading:
+    """The lag of the one series matching `selector`, and the link's state.
+
+    MetricError says why there is neither (SeriesMissing: the page has no such series).
+    """
+    redis_exporter = selector.name.startswith(REDIS_EXPORTER_PREFIX)
+    up_selector = MetricSelector(REDIS_EXPORTER_UP, {})
+    lag_values, link_values, up_values = _values(
+        text, (selector, link_selector or selector, up_selector)
+    )
+    if redis_exporter and up_values == [0.0]:
+        return PrometheusReading(
+            None, LinkState.DOWN, "redis_exporter cannot reach the replica (redis_up 0)"
+        )
+    link_value = _one(link_values, link_selector) if link_selector is not None else None
+    if link_selector is not None and link_value is not None and link_value == 0:
+        return PrometheusReading(None, LinkState.DOWN, f"{link_selector} is 0")
+    lag = _one(lag_values, selector)
+    if lag is None:
+        raise SeriesMissing(_tidy(f"no series {selector}"))
+    if redis_exporter and lag == REDIS_EXPORTER_LINK_DOWN_VALUE:
+        return PrometheusReading(None, LinkState.DOWN, f"{selector} is -1")
+    link = LinkState.UNKNOWN if link_value is None else LinkState.UP
+    return PrometheusReading(_seconds(lag, str(selector)), link)
+
+
+def prometheus_seconds(text: str, selector: MetricSelector) -> float:
+    """The value of the one series matching `selector`; MetricError says why there is none."""
+    values = _one(_values(text, (selector,))[0], selector)
+    if values is None:
+        raise SeriesMissing(_tidy(f"no series {selector}"))
+    return _seconds(values, str(selector))
 
 
 def json_seconds(document: Any, path: str) -> float:
@@ -149,6 +232,11 @@ class MetricsLagCollector:
         self._selector = (
             parse_selector(spec.metric) if spec.kind is ReplicationKind.PROMETHEUS else None
         )
+        self._link_selector = (
+            link_selector_for(self._selector, spec.link_metric) if self._selector else None
+        )
+        # Once the series has been seen, its vanishing from a good page is news.
+        self._series_seen = False
         self._path = spec.metric
         self._timeout = timeout_seconds
         default_limit = (
@@ -160,26 +248,33 @@ class MetricsLagCollector:
         self._client: httpx.AsyncClient | None = None
 
     async def poll(self) -> ReplicationSample:
-        lag, error = None, None
+        reading, error = PrometheusReading(None, LinkState.UNKNOWN), None
         try:
             async with asyncio.timeout(self._timeout):
                 body = await self._fetch()
                 # Parsing a few MiB takes a while: off the event loop the UI shares.
-                lag = await asyncio.to_thread(self._read, body)
+                reading = await asyncio.to_thread(self._read, body)
+            self._series_seen = True
+        except SeriesMissing as exc:
+            error = str(exc)
+            if self._series_seen:
+                reading = PrometheusReading(None, LinkState.DOWN, "series gone")
+                error = f"{exc}: it was published, so the link is gone"
         except MetricError as exc:
             error = str(exc)
         except TimeoutError:
             error = f"timeout after {self._timeout:g} s"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = _http_error_text(exc)
+        lag = reading.lag_seconds
         return ReplicationSample(
             spec=self.spec,
             at=self._clock.monotonic(),
             wall=self._clock.utcnow(),
-            link=LinkState.UNKNOWN,
+            link=reading.link,
             lag_seconds=lag,
             lag_basis=LagBasis.METRIC if lag is not None else LagBasis.NONE,
-            error=error,
+            error=error or reading.down_because,
         )
 
     async def aclose(self) -> None:
@@ -211,14 +306,15 @@ class MetricsLagCollector:
             headers={"User-Agent": "noc-replication"},
         )
 
-    def _read(self, body: bytes) -> float:
+    def _read(self, body: bytes) -> PrometheusReading:
         if self._selector is not None:
-            return prometheus_seconds(body.decode("utf-8", errors="replace"), self._selector)
+            text = body.decode("utf-8", errors="replace")
+            return prometheus_reading(text, self._selector, self._link_selector)
         try:
             document = json.loads(body)
         except (ValueError, RecursionError):
             raise MetricError("body is not JSON") from None
-        return json_seconds(document, self._path)
+        return PrometheusReading(json_seconds(document, self._path), LinkState.UNKNOWN)
 
 
 def _http_error_text(exc: httpx.HTTPError | httpx.InvalidURL) -> str:

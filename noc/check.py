@@ -1,10 +1,16 @@
 """`noc check`: one snapshot as a Nagios-style verdict, a human summary or JSON.
 
+The text follows the Nagios plugin guidelines: the first line is the verdict, then
+`|` and the performance data (`'label'=value[UOM];warn;crit;min;max`, space
+separated, U for a value that could not be measured), then the long output. A `|`
+inside any text noc prints would start performance data, so it is replaced by `¦`.
+
 The JSON fields and exit codes are public interface: extend, never rename.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -14,10 +20,20 @@ from noc.model import AlertState, CheckStatus, EstateSnapshot, Health, LinkStatu
 
 # Alerts about health and authority are already in the verdict by region; these add to it.
 DATA_RULES = frozenset(
-    {"replication_lag", "replication_link_down", "suppression_unsynced", "complaint_rate",
-     "source_unreachable", "dns_hijack", "dns_flag_mismatch", "dns_disagree", "dns_unknown",
-     "email_auth", "dnsbl_listed"}
-)  # fmt: skip
+    {
+        "replication_lag",
+        "replication_link_down",
+        "suppression_unsynced",
+        "complaint_rate",
+        "source_unreachable",
+        "dns_hijack",
+        "dns_flag_mismatch",
+        "dns_disagree",
+        "dns_unknown",
+        "email_auth",
+        "dnsbl_listed",
+    }
+)
 
 
 class Status(IntEnum):
@@ -36,7 +52,114 @@ class Verdict:
 
     @property
     def first_line(self) -> str:
-        return f"NOC {self.status.name} - {'; '.join(self.problems)}"
+        return f"NOC {self.status.name} - {plugin_text('; '.join(self.problems))}"
+
+
+def plugin_text(text: str) -> str:
+    """Text a monitoring system reads as plugin output: `|` would start perf data."""
+    return text.replace("|", "¦")
+
+
+def _label(text: str) -> str:
+    """A perf data label: quoted; a quote doubled; `=` ends a label, so it is replaced."""
+    return "'" + plugin_text(text).replace("=", ":").replace("'", "''") + "'"
+
+
+def _decimal(value: float) -> str:
+    # The guidelines' value class is [-0-9.]: no exponent, whatever the magnitude.
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _number(value: float | None) -> str:
+    return "U" if value is None or not math.isfinite(value) else _decimal(value)
+
+
+def _limit(value: float | None) -> str:
+    return "" if value is None else _decimal(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PerfDatum:
+    label: str
+    value: float | None
+    uom: str = ""
+    warn: float | None = None
+    crit: float | None = None
+    minimum: float | None = 0.0
+    maximum: float | None = None
+
+    def __str__(self) -> str:
+        limits = ";".join(
+            _limit(x) for x in (self.warn, self.crit, self.minimum, self.maximum)
+        ).rstrip(";")
+        unit = self.uom if self.value is not None else ""
+        return f"{_label(self.label)}={_number(self.value)}{unit}" + (
+            f";{limits}" if limits else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PerfLimits:
+    """The configured limits that perf data shows beside its values (from NocConfig:
+    this module stays free of it, so widgets may use the verdict)."""
+
+    suppression_slo_seconds: float
+    complaint_warn_rate: float
+    complaint_critical_rate: float
+
+
+def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
+    """Check latency, replication lag, the age of unsynced suppression and complaint
+    rates, each beside the limit noc judges it by."""
+    data: list[PerfDatum] = []
+    for region in snapshot.regions:
+        for check in region.checks:
+            last = check.last
+            latency = None if last is None or not last.ok else last.latency_ms
+            latency = None if latency is None else round(latency, 1)
+            timeout_ms = check.target.timeout_seconds * 1000
+            data.append(
+                PerfDatum(
+                    f"{region.id} {check.target.name} latency", latency, "ms", crit=timeout_ms
+                )
+            )
+    for link in snapshot.replication:
+        spec = link.spec
+        lag = None if link.last is None else link.last.lag_seconds
+        data.append(
+            PerfDatum(
+                f"lag {spec.data_class} {spec.source}>{spec.target}",
+                lag,
+                "s",
+                warn=spec.threshold_seconds,
+            )
+        )
+    if snapshot.suppression is not None:
+        slo = limits.suppression_slo_seconds
+        for pair in snapshot.suppression.pairs:
+            age = pair.oldest_unsynced_age_seconds
+            if age is None and pair.unsynced == 0:
+                age = 0.0  # nothing unsynced: no age to wait out
+            data.append(
+                PerfDatum(f"unsynced {pair.list} {pair.source}>{pair.target}", age, "s", crit=slo)
+            )
+    if snapshot.deliverability is not None:
+        sample = snapshot.deliverability
+        scopes = [("estate", sample.estate), *((r.region, r.counts) for r in sample.regions)]
+        for where, counts in scopes:
+            rate = None if counts is None else counts.complaint_rate
+            data.append(
+                PerfDatum(
+                    f"complaint rate {where}",
+                    None if rate is None else rate * 100,
+                    "%",
+                    warn=limits.complaint_warn_rate * 100,
+                    crit=limits.complaint_critical_rate * 100,
+                    maximum=100.0,
+                )
+            )
+    return data
 
 
 def verdict(snapshot: EstateSnapshot) -> Verdict:
@@ -64,6 +187,8 @@ def verdict(snapshot: EstateSnapshot) -> Verdict:
     for alert in snapshot.alerts:
         if alert.rule in DATA_RULES and alert.state is AlertState.FIRING and not alert.muted:
             (critical if alert.severity is Severity.CRITICAL else warning).append(alert.summary)
+    if snapshot.estate_outage:
+        critical.insert(0, "estate-wide outage: every health check failing, stores answer")
     if critical:
         return Verdict(Status.CRITICAL, (*critical, *warning, healthy))
     if warning:
@@ -121,6 +246,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             "unreadable": list(authority.unreadable),
         },
         "cut_off": snapshot.cut_off,
+        "estate_outage": snapshot.estate_outage,
         "regions": [
             {
                 "id": r.id,
@@ -206,8 +332,11 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     }
 
 
-def report_text(snapshot: EstateSnapshot) -> str:
-    lines = [verdict(snapshot).first_line]
+def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> str:
+    first = verdict(snapshot).first_line
+    if limits is not None:
+        first += " | " + " ".join(str(datum) for datum in perf_data(snapshot, limits))
+    lines = [first]  # the verdict escapes its own text
     lines.append(
         f"estate {snapshot.estate} ({snapshot.topology.value}), active region: "
         f"{snapshot.active_region or 'unknown'} [{snapshot.authority.source}]"
@@ -224,4 +353,4 @@ def report_text(snapshot: EstateSnapshot) -> str:
             else:
                 detail = str(last.error)
             lines.append(f"    {check.target.display_url}  {detail}")
-    return "\n".join(lines)
+    return "\n".join([first, *(plugin_text(line) for line in lines[1:])])

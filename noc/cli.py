@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
+from noc import __version__
 from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
-from noc.check import Status, report_json, report_text, verdict
+from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
 from noc.clock import SystemClock
 from noc.config import (
     EXAMPLE,
@@ -40,15 +41,27 @@ from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
 EXIT_USAGE = 3
+# Under Nagios' own service_check_timeout (60 s): noc says UNKNOWN itself, with a reason,
+# before Nagios kills it and reports a bare timeout.
+CHECK_TIMEOUT_SECONDS = 30.0
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 3: UNKNOWN for a Nagios plugin, "usage" for failover."""
 
+    # `noc check`: a monitoring system reads stdout, so a usage error says UNKNOWN there.
+    plugin_output = False
+
     def error(self, message: str) -> NoReturn:
+        if self.plugin_output:
+            print(plugin_text(f"NOC UNKNOWN - usage: {message}"))
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _version() -> str:
+    return f"noc {__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="hide every action that changes anything"
     )
+    parser.add_argument("-V", "--version", action="version", version=_version())
     add_display_flags(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -72,9 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_display_flags(demo, default=argparse.SUPPRESS)
 
     check = commands.add_parser(
-        "check", parents=[common], help="one collection round, Nagios-style"
+        "check",
+        parents=[common],
+        help="one collection round, Nagios-style",
     )
+    assert isinstance(check, _Parser)
+    check.plugin_output = True
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.add_argument("-V", "--version", action="version", version=_version())
+    check.add_argument(
+        "-t",
+        "--timeout",
+        type=_positive_seconds,
+        default=CHECK_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"UNKNOWN when there is no verdict within this (default {CHECK_TIMEOUT_SECONDS:g})",
+    )
 
     for kind in ActionKind:
         moves_region = kind in (ActionKind.DRAIN, ActionKind.RESTORE)
@@ -149,8 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Options the subcommand does not know surface here, at the top parser.
+        if args.command == "check":
+            print(plugin_text(f"NOC UNKNOWN - usage: unrecognized arguments: {' '.join(extra)}"))
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers: dict[str | None, Callable[[argparse.Namespace], int]] = {
         None: _run_dashboard,
         "demo": _run_demo,
@@ -229,11 +272,14 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-def _collect(loaded: LoadedConfig) -> Any:
+def _collect(loaded: LoadedConfig, timeout: float | None = None) -> Any:
+    """One collection round's snapshot; TimeoutError when it takes over `timeout`."""
+
     async def once() -> Any:
         scheduler = Scheduler(loaded.config, SystemClock(), single_round=True)
         try:
-            await scheduler.collect_once()
+            async with asyncio.timeout(timeout):
+                await scheduler.collect_once()
             return scheduler.engine.snapshot()
         finally:
             await scheduler.stop()
@@ -246,15 +292,25 @@ def _check(args: argparse.Namespace) -> int:
         loaded = _load(args)
     except ConfigError as exc:
         # A Nagios plugin prints its verdict first, even when it cannot run.
-        print(f"NOC UNKNOWN - config error: {exc.problems[0]}")
+        print(plugin_text(f"NOC UNKNOWN - config error: {exc.problems[0]}"))
         for problem in exc.problems:
             print(f"noc: config error: {problem}", file=sys.stderr)
         return Status.UNKNOWN
-    snapshot = _collect(loaded)
+    try:
+        snapshot = _collect(loaded, args.timeout)
+    except TimeoutError:
+        print(f"NOC UNKNOWN - no verdict within {args.timeout:g} s (-t/--timeout)")
+        return Status.UNKNOWN
     if args.json:
         print(json.dumps(report_json(snapshot), indent=2))
     else:
-        print(report_text(snapshot))
+        config = loaded.config
+        limits = PerfLimits(
+            config.suppression.slo_seconds,
+            config.deliverability.complaint_warn_rate,
+            config.deliverability.complaint_critical_rate,
+        )
+        print(report_text(snapshot, limits))
     return verdict(snapshot).status
 
 

@@ -274,6 +274,9 @@ class ReplicationConfig(_Strict):
     kind: Literal["redis", "prometheus", "json"] = "redis"
     url: str  # redis: the replica; prometheus/json: the metrics URL
     metric: str = ""  # prometheus: name{labels}; json: dotted path to seconds
+    # prometheus: a series that is 1 while the link is up and 0 when it is down. For
+    # redis_exporter's redis_master_* series it defaults to redis_master_link_up.
+    link_metric: str = ""
     threshold_seconds: float = Field(default=60, gt=0)
     sustain_seconds: float = Field(default=60, ge=0)
     interval_seconds: float = Field(default=10, gt=0)
@@ -288,6 +291,8 @@ class ReplicationConfig(_Strict):
     def _metric_for_metrics(self) -> Self:
         if self.kind != "redis" and not self.metric:
             raise ValueError(f'kind = "{self.kind}" needs metric (the series or path holding lag)')
+        if self.link_metric and self.kind != "prometheus":
+            raise ValueError('link_metric is read from Prometheus text: needs kind = "prometheus"')
         if self.kind == "redis":
             _check_redis_url(self.url)
         else:
@@ -306,6 +311,7 @@ class ReplicationConfig(_Strict):
             kind=ReplicationKind(self.kind),
             url=self.url,
             metric=self.metric or None,
+            link_metric=self.link_metric or None,
             threshold_seconds=self.threshold_seconds,
             sustain_seconds=self.sustain_seconds,
         )
@@ -865,6 +871,9 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 # kind = "redis"
 # url = "redis://bg-replica:6379/0"
 # metric = ""
+# link_metric = ""                    # prometheus: a series that is 1 while the link is up,
+#                                     # 0 when down (redis_exporter: redis_master_link_up,
+#                                     # the default for its redis_master_* series)
 # threshold_seconds = 60
 # sustain_seconds = 60                # lag must stay over the threshold this long to fire
 # rpo_seconds = 30                    # failover refuses (break glass aside) over this lag;

@@ -4,10 +4,20 @@ No I/O and no sleeping happens here, so tests drive it with a FakeClock.
 
 Health verdicts follow domain.md: a check is down after `failure_threshold`
 consecutive failures and recovers after `recovery_threshold` consecutive
-successes. When every check of every region fails because noc cannot reach
-anything (connection errors everywhere at once), the failures are insufficient
-data: each check keeps its last known status and nothing is counted until
-something answers again.
+successes. Partial failure is a state of its own: a check that is not down but
+failed `failure_threshold` of its last `2 x failure_threshold` probes is degraded
+(a flapping endpoint never fails three times in a row, yet fails half its
+probes), and flapping when its probes changed between pass and fail at least
+FLAP_CHANGES times in that window.
+
+Cut off is a judgement over every source, not HTTP alone. When every health check
+fails with connection errors at once, noc may be the one cut off: each check
+shows its last known status. But the failures are still counted underneath, and
+as soon as any other source answers after the checks went dark (a flag store, a
+replica, a DNS server, a suppression store), noc is evidently not cut off: it is
+an estate-wide outage (a bad deploy, a shared load balancer), the counted
+failures stand and the regions go down. When a health check answers again
+instead, the dark run was noc's own and its failures are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import pairwise
 
 from collectors.dns_records import answer_target, map_answers_to_region
 from noc.alerts import AlertBook, AlertPolicy
@@ -30,6 +41,7 @@ from noc.model import (
     DeliverabilitySample,
     DnsblSample,
     DnsConsensus,
+    DnsErrorKind,
     DnsRecordSample,
     DnsView,
     EmailAuthSample,
@@ -37,6 +49,7 @@ from noc.model import (
     FlagSample,
     Health,
     LagPoint,
+    LinkState,
     LinkStatus,
     RegionStatus,
     ReplicationSample,
@@ -48,6 +61,10 @@ from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_c
 # A link's chart covers the last hour; polls are at least a second apart.
 LAG_HISTORY_SECONDS = 3600
 MAX_LAG_POINTS = 3600
+# pass -> fail -> pass -> fail within the recent window: flapping, not a one-off blip.
+FLAP_CHANGES = 3
+# DNS errors that mean no server answered at all (as opposed to SERVFAIL, NXDOMAIN...).
+_DNS_SILENCE = frozenset({DnsErrorKind.TIMEOUT, DnsErrorKind.NETWORK, DnsErrorKind.INVALID_QUERY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,45 +90,82 @@ class _CheckMachine:
     def __init__(self, target: CheckTarget) -> None:
         self.target = target
         self.verdict = _Verdict()
+        # While noc may be cut off: show the status from before the dark run.
+        self.held = False
+        self.recent: deque[bool] = deque(maxlen=2 * target.failure_threshold)
         self.last: CheckSample | None = None
         self.before_unreachable_run: _Verdict | None = None
+        self.recent_before_unreachable_run: tuple[bool, ...] = ()
         self.unreachable_since: float | None = None
 
     @property
     def unreachable(self) -> bool:
         return self.last is not None and self.last.error is not None and self.last.error.unreachable
 
-    def ingest(self, sample: CheckSample, *, counting: bool) -> None:
+    def ingest(self, sample: CheckSample) -> None:
         unreachable = sample.error is not None and sample.error.unreachable and not sample.ok
         if unreachable and not self.unreachable:
             self.before_unreachable_run = self.verdict
+            self.recent_before_unreachable_run = tuple(self.recent)
             self.unreachable_since = sample.at
         elif not unreachable:
             self.before_unreachable_run = None
             self.unreachable_since = None
         self.last = sample
-        if counting:
-            self.verdict = self.verdict.after(sample.ok, self.target)
+        before = self.verdict.health
+        self.verdict = self.verdict.after(sample.ok, self.target)
+        if before is Health.DOWN and self.verdict.health is Health.HEALTHY:
+            # Recovered: the outage's failures are history, not a partial failure
+            # (recovery_threshold successes mean healthy, as they always did).
+            self.recent.clear()
+        self.recent.append(sample.ok)
+
+    def drop_dark_run(self) -> None:
+        """noc was cut off: the run's failures were noc's, not the endpoint's."""
+        if self.held and self.before_unreachable_run is not None:
+            self.verdict = self.before_unreachable_run
+            self.recent.clear()
+            self.recent.extend(self.recent_before_unreachable_run)
+        self.held = False
+
+    def _shown(self) -> tuple[_Verdict, tuple[bool, ...]]:
+        if self.held and self.before_unreachable_run is not None:
+            return self.before_unreachable_run, self.recent_before_unreachable_run
+        return self.verdict, tuple(self.recent)
+
+    def _partial(self, outcomes: tuple[bool, ...]) -> tuple[int, bool]:
+        """Failures among the recent probes, and whether they flap."""
+        failures = outcomes.count(False)
+        changes = sum(1 for a, b in pairwise(outcomes) if a != b)
+        return failures, failures > 0 and changes >= FLAP_CHANGES
 
     def status(self, now: float) -> CheckStatus:
-        verdict, last = self.verdict, self.last
+        (verdict, recent), last = self._shown(), self.last
+        recent_failures, flapping = self._partial(recent)
+        health = verdict.health
+        if health is Health.HEALTHY and recent_failures >= self.target.failure_threshold:
+            health = Health.DEGRADED
         until_down: float | None = None
         if last is not None and 0 < verdict.failures < self.target.failure_threshold:
             remaining = self.target.failure_threshold - verdict.failures
             until_down = max(0.0, last.at + remaining * self.target.interval_seconds - now)
         return CheckStatus(
             target=self.target,
-            health=verdict.health,
+            health=health,
             consecutive_failures=verdict.failures,
             consecutive_successes=verdict.successes,
             last=last,
             seconds_until_down=until_down,
             age_seconds=None if last is None else max(0.0, now - last.at),
+            recent_failures=recent_failures,
+            recent_probes=len(recent),
+            flapping=flapping,
         )
 
 
 def region_health(checks: tuple[CheckStatus, ...]) -> Health:
-    """Healthy when all checks are, down when all are, degraded in between.
+    """Healthy when all checks are, down when all are, degraded in between (and when
+    any check fails part of its probes).
 
     Checks with no verdict yet do not count while others have one."""
     known = [c.health for c in checks if c.health is not Health.UNKNOWN]
@@ -119,7 +173,7 @@ def region_health(checks: tuple[CheckStatus, ...]) -> Health:
         return Health.UNKNOWN
     if all(h is Health.DOWN for h in known):
         return Health.DOWN
-    if any(h is Health.DOWN for h in known):
+    if any(h is not Health.HEALTHY for h in known):
         return Health.DEGRADED
     return Health.HEALTHY
 
@@ -140,6 +194,8 @@ class Engine:
         self._machines = {t.check_id: _CheckMachine(t) for t in targets}
         self._flags: dict[str, FlagSample] = {}
         self._cut_off_since: datetime | None = None
+        # When a source other than the health checks last answered (monotonic).
+        self._other_answer_at: float | None = None
         self._last_sample_at: float | None = None
         self._started_at = clock.monotonic()
         self._longest_cycle = max(
@@ -202,11 +258,25 @@ class Engine:
         if machine is None:
             return
         self._last_sample_at = max(self._last_sample_at or sample.at, sample.at)
-        machine.ingest(sample, counting=not self.cut_off)
-        if self.cut_off and not machine.unreachable:
+        answered = sample.error is None or not sample.error.unreachable or sample.ok
+        if self.cut_off and answered:
+            # A health endpoint answers: the dark run was noc's own.
+            for each in self._machines.values():
+                each.drop_dark_run()
             self._cut_off_since = None
-        elif not self.cut_off and self._everything_unreachable():
+        machine.ingest(sample)
+        if not self.cut_off and self._everything_unreachable():
             self._enter_cut_off(sample)
+
+    def _other_source_answered(self, at: float | None = None) -> None:
+        """A store, replica, DNS server or metrics source answered: noc is not cut off,
+        and failures counted while it seemed to be are real (an estate-wide outage)."""
+        at = self.clock.monotonic() if at is None else at
+        self._other_answer_at = max(self._other_answer_at or at, at)
+        if self.cut_off:
+            for machine in self._machines.values():
+                machine.held = False
+            self._cut_off_since = None
 
     def _warmed_up(self) -> bool:
         if all(m.last is not None for m in self._machines.values()):
@@ -215,6 +285,8 @@ class Engine:
 
     def ingest_flag(self, sample: FlagSample) -> None:
         self._flags[sample.store_region] = sample
+        if sample.reachable:
+            self._other_source_answered(sample.at)
 
     def ingest_replication(self, link_id: str, sample: ReplicationSample) -> None:
         history = self._lag.get(link_id)
@@ -222,9 +294,13 @@ class Engine:
             return
         self._last_lag[link_id] = sample
         history.append(LagPoint(sample.at, sample.wall, sample.lag_seconds, sample.link))
+        if sample.lag_seconds is not None or sample.link is not LinkState.UNKNOWN:
+            self._other_source_answered(sample.at)
 
     def ingest_suppression(self, sample: SuppressionSample) -> None:
         self._suppression = sample
+        if any(count.error is None for count in sample.counts):
+            self._other_source_answered(sample.at)
 
     def ingest_deliverability(self, sample: DeliverabilitySample) -> None:
         self._deliverability = sample
@@ -232,6 +308,8 @@ class Engine:
     def ingest_dns(self, samples: tuple[DnsRecordSample, ...]) -> None:
         for sample in samples:
             self._dns[(sample.name, sample.rtype.value, sample.resolver)] = sample
+            if sample.error is None or sample.error.kind not in _DNS_SILENCE:
+                self._other_source_answered(sample.at)
 
     def ingest_email_auth(self, samples: tuple[EmailAuthSample, ...]) -> None:
         self._email_auth = samples
@@ -297,12 +375,18 @@ class Engine:
         return tuple(statuses)
 
     def _everything_unreachable(self) -> bool:
-        return bool(self._machines) and all(m.unreachable for m in self._machines.values())
+        """Every health check fails with a connection error, and no other source has
+        answered since the first of them went dark."""
+        machines = self._machines.values()
+        if not machines or not all(m.unreachable for m in machines):
+            return False
+        dark_since = min(m.unreachable_since or 0.0 for m in machines)
+        return self._other_answer_at is None or self._other_answer_at < dark_since
 
     def _enter_cut_off(self, sample: CheckSample) -> None:
-        """Undo what the cut-off's failures counted: each check goes back to its last
-        known status. A check that was failing on its own for longer than one of its
-        intervals before everything went dark keeps its verdict."""
+        """Show each check's last known status, not what the dark run counted. A check
+        that was failing on its own for longer than one of its intervals before
+        everything went dark keeps its verdict."""
         self._cut_off_since = sample.wall
         went_dark = max(m.unreachable_since or sample.at for m in self._machines.values())
         for machine in self._machines.values():
@@ -310,8 +394,16 @@ class Engine:
             own_failure = (
                 started is not None and started < went_dark - machine.target.interval_seconds
             )
-            if machine.before_unreachable_run is not None and not own_failure:
-                machine.verdict = machine.before_unreachable_run
+            machine.held = machine.before_unreachable_run is not None and not own_failure
+
+    def _estate_outage(self) -> bool:
+        """Every health check failing while noc is not cut off: the estate, not noc."""
+        machines = self._machines.values()
+        return (
+            not self.cut_off
+            and bool(machines)
+            and all(m.last is not None and not m.last.ok for m in machines)
+        )
 
     def _authority(self) -> Authority:
         if not any(r.redis_url for r in self.config.regions):
@@ -401,6 +493,7 @@ class Engine:
             authority=authority,
             cut_off=self.cut_off,
             cut_off_since=self._cut_off_since,
+            estate_outage=self._estate_outage(),
             last_poll_age=last_poll_age,
             stale=waited > 2 * self._longest_cycle,
             read_only=read_only,

@@ -174,6 +174,13 @@ class CheckStatus:
     # None when no failure is in progress (or the check is already down).
     seconds_until_down: float | None
     age_seconds: float | None
+    # The recent probes: how many failed of how many (a window of 2 x failure_threshold).
+    # A check that is not down but failed failure_threshold of them is DEGRADED.
+    recent_failures: int = 0
+    recent_probes: int = 0
+    # Its probes keep changing between pass and fail (a partial outage, a bad node
+    # behind a load balancer): said, so that "degraded" is not read as "getting worse".
+    flapping: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,11 @@ class RegionStatus:
     @property
     def failing_checks(self) -> int:
         return sum(1 for c in self.checks if c.health is Health.DOWN)
+
+    @property
+    def degraded_checks(self) -> int:
+        """Checks that are not down but fail part of their recent probes."""
+        return sum(1 for c in self.checks if c.health is Health.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +354,9 @@ class EstateSnapshot:
     last_poll_age: float | None
     stale: bool
     read_only: bool = False
+    # Every health check failing while noc reaches other sources: the estate is down,
+    # not noc's view of it (a bad deploy, a shared load balancer).
+    estate_outage: bool = False
     alerts: tuple[Alert, ...] = field(default=())
     replication: tuple[LinkStatus, ...] = field(default=())
     suppression: SuppressionSample | None = None
@@ -906,6 +921,7 @@ class ReplicationSpec:
     # Out of repr: a sample carries its spec, and a logged sample must not carry a password.
     url: str = field(repr=False)
     metric: str | None = None
+    link_metric: str | None = None  # prometheus: 1 while the link is up, 0 when down
     threshold_seconds: float = 60.0
     sustain_seconds: float = 60.0
 

@@ -18,6 +18,7 @@ from noc.model import (
     Health,
     LinkState,
     LinkStatus,
+    RegionStatus,
     Severity,
     SuppressionSample,
 )
@@ -38,12 +39,23 @@ RULES = {
     rule.name: rule
     for rule in (
         Rule("region_down", Severity.CRITICAL, 0, "every check of a region is down"),
-        Rule("region_degraded", Severity.WARNING, 0, "some checks of a region are down"),
+        Rule(
+            "region_degraded",
+            Severity.WARNING,
+            0,
+            "some checks of a region are down, or fail part of their probes",
+        ),
         Rule(
             "noc_cut_off",
             Severity.CRITICAL,
             0,
             "noc cannot reach anything: verdicts are last known",
+        ),
+        Rule(
+            "estate_outage",
+            Severity.CRITICAL,
+            0,
+            "every health check fails while noc reaches other sources (stores, DNS, metrics)",
         ),
         Rule("data_stale", Severity.WARNING, 0, "no poll result for two cycles"),
         Rule("split_brain", Severity.CRITICAL, 0, "region stores disagree on the active region"),
@@ -91,18 +103,34 @@ RULES = {
 }
 
 
+def _degraded_words(region: RegionStatus) -> str:
+    """ "1/3 checks down", "1/3 checks flapping (3 of the last 6 probes failed)"."""
+    total = len(region.checks)
+    parts = []
+    if region.failing_checks:
+        parts.append(f"{region.failing_checks}/{total} checks down")
+    partial = [c for c in region.checks if c.health is Health.DEGRADED]
+    if partial:
+        worst = max(partial, key=lambda c: c.recent_failures)
+        how = "flapping" if any(c.flapping for c in partial) else "failing probes"
+        parts.append(
+            f"{len(partial)}/{total} checks {how} ({worst.recent_failures} of the last "
+            f"{worst.recent_probes} probes failed)"
+        )
+    return "; ".join(parts)
+
+
 def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
     """Conditions about health, reachability and authority, before overrides."""
     for region in snapshot.regions:
         if region.health is Health.DOWN:
             yield _condition("region_down", region.id, f"{region.id} down: every check failing")
         elif region.health is Health.DEGRADED:
-            failing = region.failing_checks
             yield _condition(
                 "region_degraded",
                 region.id,
-                f"{region.id} degraded: {failing}/{len(region.checks)} checks down",
-                value=failing,
+                f"{region.id} degraded: {_degraded_words(region)}",
+                value=region.failing_checks + region.degraded_checks,
             )
         if region.store.reachable is False:
             yield _condition(
@@ -114,6 +142,13 @@ def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
     if snapshot.cut_off:
         yield _condition(
             "noc_cut_off", None, "noc cannot reach anything: showing last known status"
+        )
+    elif snapshot.estate_outage:
+        yield _condition(
+            "estate_outage",
+            None,
+            "every health check is failing while noc reaches other sources: an estate-wide "
+            "outage, not noc cut off",
         )
     elif snapshot.stale:
         yield _condition("data_stale", None, "no poll result for two cycles: the view is stale")

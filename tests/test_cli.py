@@ -150,7 +150,8 @@ async def test_check_ok_json_fields(estate: Estate) -> None:
 
 async def test_check_text_first_line_is_nagios(estate: Estate) -> None:
     run = await noc(estate, "check", *config_args(estate))
-    assert run.out.splitlines()[0] == "NOC OK - 3/3 regions healthy"
+    verdict, bar, _perf_data = run.out.splitlines()[0].partition(" | ")
+    assert verdict == "NOC OK - 3/3 regions healthy" and bar
 
 
 async def test_check_warning_when_a_secondary_is_down(estate: Estate) -> None:
@@ -175,9 +176,24 @@ async def test_check_critical_when_active_region_down(estate: Estate) -> None:
 async def test_check_unknown_when_nothing_is_reachable(estate: Estate) -> None:
     for endpoint in estate.endpoints.values():
         await endpoint.set_mode(EndpointMode.DOWN)
+    for store in estate.stores.values():
+        store.stop()
     run = await noc(estate, "check", *config_args(estate))
     assert run.code == 3
     assert run.out.startswith("NOC UNKNOWN - noc cannot reach anything")
+
+
+async def test_check_every_endpoint_down_while_stores_answer_is_an_outage(estate: Estate) -> None:
+    """Cut off is judged over every source: the stores answer, so noc is not cut off;
+    every region is down and the estate is (issue 12: "cut-off from HTTP alone")."""
+    for endpoint in estate.endpoints.values():
+        await endpoint.set_mode(EndpointMode.DOWN)
+    run = await noc(estate, "check", *config_args(estate), "--json")
+    assert run.code == 2
+    report = run.json()
+    assert report["cut_off"] is False and report["estate_outage"] is True
+    assert report["summary"].startswith("NOC CRITICAL - estate-wide outage")
+    assert {r["health"] for r in report["regions"]} == {"down"}
 
 
 async def test_check_active_region_null_when_no_store_readable(estate: Estate) -> None:

@@ -107,11 +107,47 @@ def test_recovery_needs_threshold_successes() -> None:
     assert d.health("ro") is Health.HEALTHY
 
 
-def test_flapping_endpoint_never_reaches_threshold() -> None:
+def test_flapping_endpoint_never_reaches_threshold_but_is_degraded_and_flapping() -> None:
+    """A flapping endpoint never flips the region down (3 failures in a row never
+    happen), but half its probes fail: that is a state, degraded and flapping, and the
+    region_degraded alert says so (issue 12: partial failure is a state)."""
     d = Driver(estate())
+    healths = []
     for i in range(10):
         d.round({"ro/0": HTTP_503, "ro/1": HTTP_503} if i % 2 else None)
+        healths.append(d.health("ro"))
+    assert Health.DOWN not in healths
+    assert d.health("ro") is Health.DEGRADED
+    check = d.engine.snapshot().regions[0].checks[0]
+    assert check.flapping and (check.recent_failures, check.recent_probes) == (3, 6)
+    d.engine.alerts.single_round = True
+    d.engine.evaluate_alerts()
+    (alert,) = [a for a in d.engine.snapshot().alerts if a.rule == "region_degraded"]
+    assert "2/2 checks flapping (3 of the last 6 probes failed)" in alert.summary
+    # Steady again: the window empties of failures and the check is healthy.
+    for _ in range(6):
+        d.round()
     assert d.health("ro") is Health.HEALTHY
+
+
+def test_a_single_blip_is_not_degraded() -> None:
+    d = Driver(estate())
+    for i in range(8):
+        d.round({"ro/0": HTTP_503} if i == 3 else None)
+        assert d.health("ro") is Health.HEALTHY
+
+
+def test_two_failures_in_six_are_not_degraded_three_are() -> None:
+    d = Driver(estate())
+    pattern = [True, False, True, True, False, True, False]
+    for failed in pattern:
+        d.round({"ro/0": HTTP_503} if failed else None)
+    check = d.engine.snapshot().regions[0].checks[0]
+    assert check.recent_failures == 3 and check.health is Health.DEGRADED
+    d.round()
+    d.round()
+    check = d.engine.snapshot().regions[0].checks[0]
+    assert check.recent_failures == 2 and check.health is Health.HEALTHY
 
 
 def test_seconds_until_down_counts_remaining_checks() -> None:
@@ -248,3 +284,55 @@ def test_tightened_preset() -> None:
     config = estate(preset="tightened")
     assert {t.interval_seconds for t in config.check_targets()} == {10.0}
     assert {t.failure_threshold for t in config.check_targets()} == {3}
+
+
+def store_answers(d: Driver, region: str = "ro") -> None:
+    d.engine.ingest_flag(FlagSample(region, d.clock.monotonic(), d.clock.utcnow(), True))
+
+
+def test_every_endpoint_refused_while_a_store_answers_is_an_estate_outage() -> None:
+    """Cut off is a judgement over every source (issue 12): the health endpoints all
+    refuse, but a flag store answers after they went dark, so noc is not cut off."""
+    d = Driver(estate())
+    d.round()
+    everything = {t.check_id: REFUSED for t in d.engine.targets}
+    d.round(everything)
+    assert d.engine.cut_off  # nothing else has answered yet: it may be noc
+    assert d.health("ro") is Health.HEALTHY
+    store_answers(d)
+    snapshot = d.engine.snapshot()
+    assert not snapshot.cut_off and snapshot.estate_outage
+    # The dark round's failures were real and still count: two more make three.
+    d.round(everything)
+    d.round(everything)
+    assert {r.health for r in d.engine.snapshot().regions} == {Health.DOWN}
+    d.engine.alerts.single_round = True
+    d.engine.evaluate_alerts()
+    rules = {a.rule for a in d.engine.snapshot().alerts}
+    assert "estate_outage" in rules and "noc_cut_off" not in rules
+
+
+def test_a_store_answer_from_before_the_dark_run_does_not_end_a_cut_off() -> None:
+    d = Driver(estate())
+    d.round()
+    store_answers(d)  # before the checks went dark: says nothing about now
+    d.clock.advance(1)
+    everything = {t.check_id: REFUSED for t in d.engine.targets}
+    for _ in range(4):
+        d.round(everything)
+    snapshot = d.engine.snapshot()
+    assert snapshot.cut_off and not snapshot.estate_outage
+    assert {r.health for r in snapshot.regions} == {Health.HEALTHY}
+
+
+def test_when_an_endpoint_answers_the_dark_run_was_nocs_and_is_dropped() -> None:
+    d = Driver(estate())
+    d.round()
+    everything = {t.check_id: REFUSED for t in d.engine.targets}
+    for _ in range(5):
+        d.round(everything)
+    assert d.engine.cut_off
+    d.round({k: v for k, v in everything.items() if not k.startswith("bg")})
+    assert not d.engine.cut_off and not d.engine.snapshot().estate_outage
+    check = d.engine.snapshot().regions[0].checks[0]
+    assert check.consecutive_failures <= 1 and check.health is Health.HEALTHY

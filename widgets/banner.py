@@ -1,6 +1,7 @@
 """A banner across the screen when the picture cannot be trusted as it stands.
 
-Shown when noc is cut off (last known status only), when polls are stale, when
+Shown when noc is cut off (last known status only), when every health check fails
+while other sources answer (an estate-wide outage), when polls are stale, when
 the regions' stores disagree on which region is active (split-brain risk), and
 while automated failover counts down, is held back, or has fired.
 """
@@ -23,6 +24,14 @@ def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
             Content.styled(
                 f"✗ noc cannot reach anything since {since}: showing LAST KNOWN status, "
                 "regions are not being declared down",
+                "bold",
+            )
+        )
+    elif snapshot.estate_outage:
+        lines.append(
+            Content.styled(
+                "✗ ESTATE-WIDE OUTAGE: every health check is failing while noc still reaches "
+                "the stores and DNS: this is not noc cut off",
                 "bold",
             )
         )

@@ -11,9 +11,9 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from noc.model import CheckStatus, EstateSnapshot
+from noc.model import CheckStatus, EstateSnapshot, Health
 from widgets.column_fit import remaining_width
-from widgets.health_style import age_text, health_content, health_word
+from widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
@@ -56,6 +56,12 @@ def _seconds(value: float | None, coarse: bool) -> str:
     return "—" if value is None else age_text(value, coarse=coarse)
 
 
+def _health(check: CheckStatus) -> Content:
+    if check.health is Health.DEGRADED and check.flapping:
+        return Content.styled(f"{GLYPH[Health.DEGRADED]} flapping", COLOR[Health.DEGRADED])
+    return health_content(check.health)
+
+
 def cells(
     check: CheckStatus, widths: dict[str, int], *, last_known: bool = False, coarse: bool = False
 ) -> dict[str, Content | str]:
@@ -66,6 +72,10 @@ def cells(
     error = "" if last is None or last.error is None else str(last.error)
     if last is None:
         error = "waiting for first answer"
+    elif check.health is Health.DEGRADED:
+        # The last probe may have passed: what makes the check degraded is the window.
+        partial = f"{check.recent_failures}/{check.recent_probes} probes failed"
+        error = f"{partial}: {error}" if error else partial
     fails = f"{check.consecutive_failures}/{target.failure_threshold}"
     row: dict[str, Content | str] = {
         "region": target.region_id,
@@ -73,7 +83,7 @@ def cells(
         "health": (
             Content.styled(f"({health_word(check.health)})", "italic $foreground-muted")
             if last_known
-            else health_content(check.health)
+            else _health(check)
         ),
         "http": "—" if last is None or last.status is None else str(last.status),
         "latency": "—" if last is None or last.latency_ms is None else f"{last.latency_ms:.0f}ms",
