@@ -282,7 +282,7 @@ class SpfEvaluator:
                             raise _perm(f"{term} at {domain}: empty domain")
                     else:
                         # exp= only words a fail; its syntax is all that can break things.
-                        _check_macros(value, term)
+                        _check_macros(value, term, domain_spec=True)
                 else:
                     _check_macros(value, term)  # §6: unknown modifiers are ignored
                 continue
@@ -464,7 +464,7 @@ class SpfEvaluator:
 
     async def _expand(self, spec: str, domain: str, context: _Context) -> str:
         """A domain-spec with its macros expanded (§7), shortened to 253 characters."""
-        _check_macros(spec, spec)
+        _check_macros(spec, spec, domain_spec=True)
         parts: list[str] = []
         end = 0
         for macro in _MACRO.finditer(spec):
@@ -536,15 +536,16 @@ def _check_domain_end(spec: str, term: str) -> None:
         raise _perm(f"{term!r}: not a domain-spec (it must end in a top label or a macro)")
 
 
-def _check_macros(text: str, term: str) -> None:
-    """Every % starts a valid macro-expand (§7.1)."""
+def _check_macros(text: str, term: str, *, domain_spec: bool = False) -> None:
+    """Every % starts a valid macro-expand (§7.1); c, r and t only in explanation text."""
     position = 0
     while (position := text.find("%", position)) >= 0:
         macro = _MACRO.match(text, position)
         if macro is None:
             raise _perm(f"{term!r}: malformed macro at {text[position : position + 4]!r}")
         if macro["letter"] is not None:
-            if macro["letter"].lower() not in "slodiphcrtv":
+            letters = "slodiphv" if domain_spec else "slodiphcrtv"
+            if macro["letter"].lower() not in letters:
                 raise _perm(f"{term!r}: unknown macro letter {macro['letter']!r}")
             if not set(macro["delims"]) <= _DELIMITERS:
                 raise _perm(f"{term!r}: bad macro delimiter in {macro[0]!r}")
