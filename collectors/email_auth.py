@@ -26,9 +26,12 @@ whose name resolves back to it (FCrDNS).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import dns.name
 import dns.rdata
@@ -38,6 +41,9 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.nsbase
 import dns.rdtypes.txtbase
 import dns.reversename
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from publicsuffixlist import PublicSuffixList
 
 from collectors.dns_records import DnsAnswer, ResolverAddress, query
 from collectors.spf import SPF_LOOKUP_LIMIT, Lookup, SpfEvaluator, SpfResult
@@ -193,22 +199,40 @@ class EmailAuthCollector:
     # DMARC and DKIM
 
     async def _dmarc(self, domain: str) -> DmarcCheck:
+        own = await self._dmarc_record(domain)
+        if not isinstance(own, _Absent):
+            return own
+        # RFC 7489 6.6.3: no record at the domain itself; its organizational domain's
+        # record applies, with sp= for subdomains.
+        organization = organizational_domain(domain)
+        if organization == domain:
+            return DmarcCheck(False, own.reason)
+        found = await self._dmarc_record(organization, subdomain=True)
+        if isinstance(found, _Absent):
+            return DmarcCheck(False, f"{own.reason} nor at _dmarc.{organization}")
+        if found.ok:
+            return DmarcCheck(True, f"{found.reason} (from _dmarc.{organization})", found.policy)
+        return found
+
+    async def _dmarc_record(self, domain: str, *, subdomain: bool = False) -> DmarcCheck | _Absent:
         name = f"_dmarc.{domain}"
         texts, error = await self._txt(name)
         if error is not None and not error.absent:
             return DmarcCheck(None, f"{name} TXT: {error}")
         records = [t for t in texts if _DMARC_START.match(t)]
         if not records:
-            return DmarcCheck(False, f"no DMARC record at {name}")
+            return _Absent(f"no DMARC record at {name}")
         if len(records) > 1:
             return DmarcCheck(
                 False, f"{len(records)} DMARC records at {name}: receivers ignore all"
             )
-        tags = _tags(records[0])
-        policy = tags.get("p", "").lower()
-        if policy not in DMARC_POLICIES:
-            return DmarcCheck(False, f"DMARC record at {name} has no valid p= ({policy!r})")
-        details = [f"p={policy}"]
+        tags = dmarc_tags(records[0])
+        if isinstance(tags, str):
+            return DmarcCheck(False, f"invalid DMARC record at {name}: {tags}")
+        policy = tags["p"].lower()
+        if subdomain and "sp" in tags:
+            policy = tags["sp"].lower()
+        details = [f"p={tags['p'].lower()}"]
         if "sp" in tags:
             details.append(f"sp={tags['sp'].lower()}")
         if tags.get("pct", "100") != "100":
@@ -226,14 +250,13 @@ class EmailAuthCollector:
         texts, error = await self._txt(name)
         if error is not None and not error.absent:
             return None, f"{selector}: {error}"
-        keys = [tags for tags in map(_tags, texts) if "p" in tags]
+        keys = [t for t in texts if "p" in _tags(t)]
         if not keys:
             return False, f"{selector}: no DKIM key at {name}"
         if len(keys) > 1:
             return False, f"{selector}: {len(keys)} key records at {name}, ambiguous"
-        if not "".join(keys[0]["p"].split()):
-            return False, f"{selector}: key revoked (empty p=)"
-        return True, f"{selector}: key published"
+        ok, reason = judge_dkim_key(keys[0])
+        return ok, f"{selector}: {reason}"
 
     # PTR
 
@@ -285,6 +308,111 @@ def _parse_ips(texts: Sequence[str]) -> list[tuple[IPAddress | None, str]]:
         except ValueError:
             parsed.append((None, text))
     return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Absent:
+    reason: str
+
+
+_DMARC_TAGS = frozenset({"v", "p", "sp", "pct", "rua", "ruf", "adkim", "aspf", "fo", "ri", "rf"})
+_MAILTO = re.compile(r"mailto:[^@\s,!]+@[^@\s,!]+\.[^@\s,!]+(?:![0-9]+[kmgt]?)?", re.IGNORECASE)
+_FO = frozenset({"0", "1", "d", "s"})
+_public_suffixes: PublicSuffixList | None = None
+
+
+def organizational_domain(domain: str) -> str:
+    """RFC 7489 3.2: the public suffix plus one label, from the Public Suffix List."""
+    global _public_suffixes  # loaded once: parsing the list takes ~50 ms
+    if _public_suffixes is None:
+        _public_suffixes = PublicSuffixList()
+    return _public_suffixes.privatesuffix(domain) or domain
+
+
+def dmarc_tags(record: str) -> dict[str, str] | str:
+    """The tags of a DMARC record (RFC 7489 6.3), or what makes it invalid."""
+    tags: dict[str, str] = {}
+    for position, part in enumerate(record.split(";")):
+        if not part.strip():
+            continue
+        key, equals, value = part.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not equals:
+            return f"{part.strip()!r} is not tag=value"
+        if position == 0 and (key != "v" or value != "DMARC1"):
+            return "v=DMARC1 must come first"
+        if key in tags:
+            return f"{key}= appears twice"
+        tags[key] = value
+    lowered = {k: v.lower() for k, v in tags.items()}
+    problems = [
+        f"p={tags.get('p', '')!r} is not none, quarantine or reject"
+        if lowered.get("p") not in DMARC_POLICIES else "",
+        f"sp={tags['sp']!r} is not none, quarantine or reject"
+        if "sp" in tags and lowered["sp"] not in DMARC_POLICIES else "",
+        f"pct={tags['pct']!r} is not 0 to 100"
+        if "pct" in tags and not (tags["pct"].isdigit() and int(tags["pct"]) <= 100) else "",
+        *(f"{tag}={tags[tag]!r} is not r or s"
+          for tag in ("adkim", "aspf") if tag in tags and lowered[tag] not in ("r", "s")),
+        *(f"{tag}= needs mailto: URIs ({tags[tag]!r})"
+          for tag in ("rua", "ruf")
+          if tag in tags and not all(_MAILTO.fullmatch(u.strip()) for u in tags[tag].split(","))),
+        f"fo={tags['fo']!r} is not a :-list of 0, 1, d, s"
+        if "fo" in tags and not set(lowered["fo"].replace(" ", "").split(":")) <= _FO else "",
+        f"ri={tags['ri']!r} is not a number of seconds"
+        if "ri" in tags and not (tags["ri"].isdigit() and int(tags["ri"]) < 2**32) else "",
+        f"rf={tags['rf']!r} is not afrf"
+        if "rf" in tags and not all(f.strip() == "afrf" for f in lowered["rf"].split(":")) else "",
+    ]  # fmt: skip
+    problems = [p for p in problems if p]
+    if problems:
+        return "; ".join(problems)
+    return tags
+
+
+def judge_dkim_key(record: str) -> tuple[bool, str]:
+    """Could a verifier use this key record (RFC 6376 3.6.1, RFC 8463, RFC 8301)?"""
+    tags: dict[str, str] = {}
+    for part in record.split(";"):
+        if not part.strip():
+            continue
+        key, equals, value = part.partition("=")
+        key = key.strip().lower()
+        if not equals or key in tags:
+            return False, f"key record is not a tag=value list ({part.strip()!r})"
+        tags[key] = "".join(value.split())
+    if tags.get("v", "DKIM1") != "DKIM1":
+        return False, f"v={tags['v']}: only DKIM1 is a DKIM key"
+    kind = tags.get("k", "rsa").lower()
+    if kind not in ("rsa", "ed25519"):
+        return False, f"k={kind}: not a DKIM key type (rsa or ed25519)"
+    data = tags.get("p", "")
+    if not data:
+        return False, "key revoked (empty p=)"
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False, "p= is not base64"
+    if kind == "ed25519":
+        if len(raw) != 32:
+            return False, f"k=ed25519 but p= holds {len(raw)} bytes, not 32"
+        return True, "ed25519 key published"
+    try:
+        public = serialization.load_der_public_key(raw)
+    except ValueError:
+        try:  # dkimpy also takes a bare PKCS#1 RSAPublicKey
+            public = serialization.load_pem_public_key(
+                b"-----BEGIN RSA PUBLIC KEY-----\n"
+                + base64.encodebytes(raw)
+                + b"-----END RSA PUBLIC KEY-----\n"
+            )
+        except ValueError:
+            return False, "p= is not a whole RSA key (cut by a TXT split?)"
+    if not isinstance(public, rsa.RSAPublicKey):
+        return False, "k=rsa but p= is not an RSA key"
+    if public.key_size < 1024:
+        return False, f"RSA key of {public.key_size} bits: verifiers reject under 1024 (RFC 8301)"
+    return True, f"{public.key_size}-bit RSA key published"
 
 
 def _unique(texts: list[str]) -> list[str]:

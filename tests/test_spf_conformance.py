@@ -27,12 +27,11 @@ from typing import Any
 import dns.exception
 import dns.name
 import pytest
+import yaml
+from named import NamedServer, Zone
 
-yaml = pytest.importorskip("yaml")
-
-from collectors.dns_records import DnsAnswer, ResolverAddress, query  # noqa: E402
-from collectors.spf import SpfEvaluator  # noqa: E402
-from named import NamedServer, Zone  # noqa: E402
+from collectors.dns_records import DnsAnswer, ResolverAddress, query
+from collectors.spf import SpfEvaluator
 
 SUITE = Path(__file__).parent / "data" / "rfc7208-tests.yml"
 
