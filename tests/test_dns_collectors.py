@@ -102,6 +102,8 @@ MAIL_ZONE = (
     + 'flaky TXT "v=spf1 include:_spf.broken.test -all"\n'
     + 'typo TXT "v=spf1 ip4:192.0.2.300 -all"\n'
     + 'loop TXT "v=spf1 include:loop.mail.test -all"\n'
+    # the region's IP matches first; the include past it takes 11 lookups
+    + 'fragile TXT "v=spf1 ip4:192.0.2.10 include:deep.mail.test -all"\n'
 )
 REVERSE_V4 = (
     SOA
@@ -366,6 +368,19 @@ async def test_spf_over_ten_lookups(servers: dict[str, ResolverAddress]) -> None
     assert result["ro"].spf.reason == (
         "permerror: over 10 DNS lookups (at include:l11.deep.mail.test)"
     )
+
+
+async def test_spf_fragile_past_the_match_is_a_warning_not_a_failure(
+    servers: dict[str, ResolverAddress],
+) -> None:
+    result = await auth(servers["a"], "fragile.mail.test", {"ro": ["192.0.2.10"]})
+    spf = result["ro"].spf
+    assert spf.ok is True  # a receiver passes 192.0.2.10: it matches before the include
+    assert spf.warning == (
+        "passes for this IP, fragile: other senders get permerror "
+        "(over 10 DNS lookups (at include:l10.deep.mail.test))"
+    )
+    assert "permerror" not in spf.reason.split("fragile")[0]
 
 
 @pytest.mark.parametrize(
