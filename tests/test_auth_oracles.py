@@ -49,8 +49,9 @@ from hypothesis import strategies as st
 from named import NamedServer, TsigKey, Zone
 
 from collectors.dns_records import DnsAnswer, ResolverAddress, query
-from collectors.email_auth import dmarc_tags, judge_dkim_key
+from collectors.email_auth import EmailAuthCollector, dmarc_tags, judge_dkim_key
 from collectors.spf import SpfEvaluator
+from noc.model import EmailAuthSample
 
 LONG = os.environ.get("NOC_LONG_HISTORIES") == "1"
 EXAMPLES = 300 if LONG else 40
@@ -334,3 +335,48 @@ def test_dmarc_agrees_with_checkdmarc(tags: list[tuple[str, str]], version_first
     except checkdmarc.dmarc.DMARCError:
         theirs = False
     assert ours == theirs, record
+
+
+# The collector on named: DMARC's organizational fallback, invalid tags, unusable keys
+
+
+def test_collector_dmarc_fallback_invalid_tags_and_dkim_keys(oracle_server: NamedServer) -> None:
+    half = KEYS["rsa1024"]
+    publish(
+        oracle_server,
+        [
+            # oracle.test is the organizational domain of every name under it (PSL).
+            ("_dmarc.oracle.test", "TXT", "v=DMARC1; p=reject; sp=quarantine"),
+            ("_dmarc.twice.oracle.test", "TXT", "v=DMARC1; p=none; p=reject"),
+            ("_dmarc.nomailto.oracle.test", "TXT", "v=DMARC1; p=reject; rua=d@oracle.test"),
+            ("dsa._domainkey.mail.oracle.test", "TXT", f"v=DKIM1; k=dsa; p={half}"),
+            ("v2._domainkey.mail.oracle.test", "TXT", f"v=DKIM2; p={half}"),
+            ("ed._domainkey.mail.oracle.test", "TXT", f"k=rsa; p={KEYS['ed25519']}"),
+            ("cut._domainkey.mail.oracle.test", "TXT", f"v=DKIM1; p={KEYS['rsa-half']}"),
+            ("ok._domainkey.mail.oracle.test", "TXT", f"v=DKIM1; p={half}"),
+        ],
+    )
+    collector = EmailAuthCollector(ResolverAddress("127.0.0.1", oracle_server.port))
+
+    def sample(domain: str, selectors: list[str]) -> EmailAuthSample:
+        (found,) = asyncio.run(collector.check(domain, {"ro": ["192.0.2.1"]}, selectors))
+        return found
+
+    mail = sample("mail.oracle.test", ["dsa", "v2", "ed", "cut", "ok"])
+    assert (mail.dmarc.ok, mail.dmarc.policy) == (True, "quarantine")  # sp= of the parent
+    assert mail.dmarc.reason == "p=reject, sp=quarantine (from _dmarc.oracle.test)"
+    assert mail.dkim.ok is False
+    assert mail.dkim.reason == (
+        "dsa: k=dsa: not a DKIM key type (rsa or ed25519); "
+        "v2: v=DKIM2: only DKIM1 is a DKIM key; "
+        "ed: p= is not a whole RSA key (cut by a TXT split?); "
+        "cut: p= is not a whole RSA key (cut by a TXT split?)"
+    )
+    twice = sample("twice.oracle.test", [])
+    assert (twice.dmarc.ok, twice.dmarc.reason) == (
+        False,
+        "invalid DMARC record at _dmarc.twice.oracle.test: p= appears twice",
+    )
+    nomailto = sample("nomailto.oracle.test", [])
+    assert nomailto.dmarc.ok is False
+    assert "rua= needs mailto: URIs" in nomailto.dmarc.reason
