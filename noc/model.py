@@ -810,10 +810,15 @@ class DnsRecordSample:
 
 @dataclass(frozen=True, slots=True)
 class AuthCheck:
-    """One authentication verdict. ok=None: could not be determined (e.g. a timeout)."""
+    """One authentication verdict. ok=None: could not be determined (e.g. a timeout).
+
+    warning: ok, but worth a look (SPF: "passes for this IP, fragile: other senders
+    get permerror"); "" when there is nothing to say.
+    """
 
     ok: bool | None
     reason: str
+    warning: str = ""
 
 
 @dataclass(frozen=True, slots=True)

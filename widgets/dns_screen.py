@@ -21,6 +21,9 @@ LISTED_STYLE: dict[bool | None, tuple[str, str]] = {
 def verdict(check: AuthCheck | DmarcCheck | PtrCheck) -> Content:
     if check.ok is None:
         return Content.styled(f"? {check.reason}", "$warning")
+    if check.ok and isinstance(check, AuthCheck) and check.warning:
+        # A receiver passes it; the record breaks for other senders (SPF fragility).
+        return Content.styled(f"▲ {check.reason}", "$warning")
     if check.ok:
         return Content.styled(f"✓ {check.reason}", "$success")
     return Content.styled(f"✗ {check.reason}", "bold $error")
