@@ -1030,7 +1030,10 @@ def verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:
         snapshot.cut_off,
         snapshot.stale,
         snapshot.alerts,
-        tuple((r.health, r.is_active, r.store.reachable) for r in snapshot.regions),
+        tuple(
+            (r.health, r.is_active, r.store.reachable, r.dns_records, r.sending_listed)
+            for r in snapshot.regions
+        ),
         tuple(
             (c.health, c.consecutive_failures, c.last.error if c.last else None)
             for r in snapshot.regions

@@ -299,7 +299,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
         "email_auth": [
             {
                 "region": a.region,
-                "spf": {"ok": a.spf.ok, "reason": a.spf.reason},
+                "spf": {"ok": a.spf.ok, "reason": a.spf.reason, "warning": a.spf.warning or None},
                 "dkim": {"ok": a.dkim.ok, "reason": a.dkim.reason},
                 "dmarc": {"ok": a.dmarc.ok, "reason": a.dmarc.reason, "policy": a.dmarc.policy},
                 "ptr": {"ok": a.ptr.ok, "reason": a.ptr.reason, "ips": [p.ip for p in a.ptr.ips]},

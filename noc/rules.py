@@ -86,6 +86,12 @@ RULES = {
         Rule("dns_disagree", Severity.WARNING, 300, "resolvers send a record to other regions"),
         Rule("dns_unknown", Severity.WARNING, 60, "a resolver gives no usable answer"),
         Rule("email_auth", Severity.WARNING, 0, "a region's mail would fail SPF/DKIM/DMARC/PTR"),
+        Rule(
+            "spf_fragile",
+            Severity.WARNING,
+            0,
+            "SPF passes the region's IPs, but a receiver walking past the match gets permerror",
+        ),
         Rule("dnsbl_listed", Severity.CRITICAL, 0, "a sending IP is on a blocklist"),
         Rule(
             "automated_failover",
@@ -301,6 +307,11 @@ def dns_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Cond
                 f"mail from {auth.region} would fail {', '.join(n for n, _ in failed)}: "
                 + "; ".join(f"{n}: {reason}" for n, reason in failed),
                 cid=f"email_auth:{auth.region}",
+            )  # fmt: skip
+        if auth.spf.ok and auth.spf.warning:
+            yield _condition(
+                "spf_fragile", auth.region, f"SPF for {auth.region}: {auth.spf.warning}",
+                cid=f"spf_fragile:{auth.region}",
             )  # fmt: skip
     for listing in snapshot.dnsbl:
         if listing.listed:

@@ -336,3 +336,35 @@ def test_when_an_endpoint_answers_the_dark_run_was_nocs_and_is_dropped() -> None
     assert not d.engine.cut_off and not d.engine.snapshot().estate_outage
     check = d.engine.snapshot().regions[0].checks[0]
     assert check.consecutive_failures <= 1 and check.health is Health.HEALTHY
+
+
+def test_a_fragile_spf_record_is_a_warning_alert_not_a_failure() -> None:
+    from noc.check import report_json
+    from noc.model import AuthCheck, DmarcCheck, EmailAuthSample, PtrCheck
+
+    d = Driver(estate())
+    d.round()
+    fragile = AuthCheck(True, "pass", "passes for this IP, fragile: other senders get permerror")
+    ok = AuthCheck(True, "pass")
+    when = (d.clock.monotonic(), d.clock.utcnow())
+    d.engine.ingest_email_auth(
+        (
+            EmailAuthSample(
+                "ro",
+                *when,
+                fragile,
+                ok,
+                DmarcCheck(True, "p=reject", "reject"),
+                PtrCheck(True, "ok"),
+            ),
+        )
+    )
+    d.engine.alerts.single_round = True
+    d.engine.evaluate_alerts()
+    alerts = {a.rule: a for a in d.engine.snapshot().alerts}
+    assert "email_auth" not in alerts
+    assert alerts["spf_fragile"].severity.value == "warning"
+    assert "fragile" in alerts["spf_fragile"].summary
+    report = report_json(d.engine.snapshot())
+    assert report["email_auth"][0]["spf"]["warning"].startswith("passes for this IP")
+    assert report["status"] == "WARNING"

@@ -9,7 +9,7 @@ mid-word. The region map reuses these pieces for its labels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from textual.app import RenderResult
 from textual.content import Content
@@ -129,6 +129,12 @@ def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:
     return lines, total
 
 
+# Fields of a region that the list and the map do not draw (a check's age moves every
+# second; the store is drawn only as "unreachable"). Every other field is drawn, so a
+# field added to RegionStatus repaints these widgets without anyone remembering to.
+_NOT_DRAWN = frozenset({"checks", "store"})
+
+
 def regions_shown(snapshot: EstateSnapshot | None) -> tuple[object, ...] | None:
     """Everything the list and the map draw of the regions.
 
@@ -138,8 +144,11 @@ def regions_shown(snapshot: EstateSnapshot | None) -> tuple[object, ...] | None:
     if snapshot is None:
         return None
     return tuple(
-        (r.id, r.name, r.role, r.location, r.health, r.is_active, r.store.reachable is False)
-        for r in snapshot.regions
+        (
+            *(getattr(region, f.name) for f in fields(region) if f.name not in _NOT_DRAWN),
+            region.store.reachable is False,
+        )
+        for region in snapshot.regions
     )
 
 
