@@ -74,7 +74,9 @@ async def test_a_target_that_dies_while_the_prompt_waits_is_refused_and_nothing_
     assert read_jsonl(cli_estate.audit_path).records[-1]["fresh_preflight"] is True
 
 
-async def test_ctrl_c_at_the_prompt_changes_nothing_and_exits_1(cli_estate: Estate) -> None:
+async def test_ctrl_c_at_the_prompt_changes_nothing_and_exits_1(
+    cli_estate: Estate,  # noqa: F811
+) -> None:
     process = await started(
         cli_estate, "failover", *config_args(cli_estate), "--to", "bg", "--reason", "x"
     )
