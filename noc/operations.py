@@ -639,6 +639,10 @@ class Operations:
             **{"from": item.source, "to": item.target},
             choice=settled.choice.value,
             ok=settled.ok,
+            # The flag every store holds once this is done: what the record now says.
+            active_action_id=item.action_id
+            if settled.choice is Choice.COMPLETE
+            else (item.previous_flag.action_id if item.previous_flag else ""),
             refusal=settled.refusal,
             steps=[{"actuator": s.actuator, "ok": s.ok, "detail": s.detail} for s in settled.steps],
             summary=settled.summary(),
