@@ -245,7 +245,11 @@ class Operations:
                 say(f"Planning {kind.value}: asking the DNS server and the stores…")
             _, facts = await gathering
         finally:
-            gathering.cancel()
+            if not gathering.done():
+                # Interrupted while planning: stop the reads, and collect their end so
+                # no "exception never retrieved" is left behind.
+                gathering.cancel()
+                await asyncio.wait({gathering})
         return plan_action(
             self.snapshot(), self.config, kind, target, operator, facts, force=force,
             now=self.clock.utcnow(),

@@ -12,9 +12,11 @@ record."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -144,7 +146,7 @@ class OperationsHistories(RuleBasedStateMachine):
     # --- the world -----------------------------------------------------------------
 
     def flags(self) -> dict[str, dict[str, str]]:
-        found = {}
+        found: dict[str, Any] = {}
         for rid, server in self.stores.items():
             if not server.running:
                 continue
@@ -317,7 +319,9 @@ async def _yes(plan: ActionPlan) -> Confirmation:
     return Confirmation("history", plan.forced, "--yes")
 
 
+# The long profile (NOC_LONG_HISTORIES=1) runs far past the default per-test timeout.
+@pytest.mark.timeout(0 if os.environ.get("NOC_LONG_HISTORIES") else 300)
 def test_operations_histories(region_stores: dict[str, RedisServer], tmp_path: Path) -> None:
     OperationsHistories.stores = region_stores
     OperationsHistories.state_dir = tmp_path
-    run_state_machine_as_test(OperationsHistories)
+    run_state_machine_as_test(OperationsHistories)  # type: ignore[no-untyped-call]
