@@ -11,15 +11,21 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from named import named_servers  # noqa: F401 (a fixture)
+import pytest
+from failover_support import audit_events
+from named import NamedServer, named_servers  # noqa: F401 (a fixture)
 from test_cli import Estate, Run, act, config_args, noc
 from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
 from test_failover_cli import DnsEstate, smtp
 from test_failover_cli import estate as dns_estate  # noqa: F401 (a fixture)
 
-from noc.audit import read_jsonl
+from noc.audit import JsonlLog, read_jsonl
+from noc.model import ActionKind
 from noc.recovery import interrupted_actions
+from noc.simulator import RedisServer
 from noc.simulator.health_endpoint import EndpointMode
 
 PROMPT = "Type the target region id"
@@ -205,3 +211,56 @@ async def test_a_store_that_came_back_empty_gets_the_flag_back_by_noc_recover(
     assert cli_estate.flag("pa") == cli_estate.flag("ro")
     reasserted = read_jsonl(cli_estate.audit_path).records[-1]
     assert reasserted["event"] == "flag_reasserted" and reasserted["stores"] == ["pa"]
+
+
+async def test_the_dashboard_names_an_interrupted_action_on_start_and_rolls_it_back(
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
+) -> None:
+    """A failover killed after the flag step, left in the record; the next dashboard
+    start names it, and the palette's roll back runs the same recovery path."""
+    from failover_support import ORIGINAL, make_failover_app, until
+    from textual.screen import ModalScreen
+
+    from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO
+    from noc.recovery import Choice
+
+    _, _, estate = make_failover_app(tmp_path, dns_primary, region_stores)
+
+    class KilledHere(BaseException):
+        pass
+
+    class KillAfterFlag(JsonlLog):
+        def append(self, event: str, **fields: Any) -> dict[str, Any]:
+            record = super().append(event, **fields)
+            if event == "step_result" and fields.get("actuator") == "flag":
+                raise KilledHere
+            return record
+
+    async def yes(plan: Any) -> Confirmation:
+        return Confirmation("drill", False, "--yes")
+
+    ops = Operations(
+        estate.config, estate.scheduler, KillAfterFlag(estate.audit.path, estate.clock),
+        estate.clock, refresh=estate.scheduler.read_flags,
+    )  # fmt: skip
+    with pytest.raises(KilledHere):
+        await ops.run_action(
+            ActionRequest(ActionKind.FAILOVER, "bg", {"operator": "op@test"}, reason="drill"),
+            OperatorIO(confirm=yes),
+        )
+    await estate.scheduler.stop()
+    assert {estate.flag(r)["active"] for r in region_stores} == {"bg"}
+
+    app, _, estate = make_failover_app(tmp_path, dns_primary, region_stores)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: bool(app.interrupted_actions))
+        shown = [n.message for n in app._notifications]
+        assert any("INTERRUPTED ACTION" in m and "noc recover" in m for m in shown), shown
+        app.recover_interrupted(Choice.ROLL_BACK)
+        await until(pilot, lambda: isinstance(app.screen, ModalScreen))
+        await pilot.press(*"put it back", "enter")
+        await until(pilot, lambda: "recovered" in audit_events(tmp_path))
+        await until(pilot, lambda: not app.operator_actions_running())
+    assert all(estate.flag(r) == {} for r in region_stores)
+    assert await estate.records() == ORIGINAL
+    assert interrupted_actions(read_jsonl(tmp_path / "audit.jsonl").records) == []
