@@ -72,17 +72,38 @@ def write_config(path: Path, named: NamedServer, key: TsigKey, stores: list[Redi
     path.write_text("\n".join(lines))
 
 
-async def noc(env: dict[str, str], *args: str, kill_after: float | None = None) -> int:
+async def noc(
+    env: dict[str, str],
+    *args: str,
+    kill_after: float | None = None,
+    after_confirmed: Path | None = None,
+) -> int:
+    """Run noc; SIGKILL it `kill_after` seconds after its start, or after the audit
+    file `after_confirmed` grows a "confirmed" record (the execution window)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "noc", *args, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
     )  # fmt: skip
-    if kill_after is not None:
+    if after_confirmed is not None and kill_after is not None:
+        seen = confirmations(after_confirmed)
+        while process.returncode is None:
+            if confirmations(after_confirmed) > seen:
+                await asyncio.sleep(kill_after)
+                break
+            await asyncio.sleep(0.002)
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+    elif kill_after is not None:
         try:
             await asyncio.wait_for(process.wait(), kill_after)
         except TimeoutError:
             process.send_signal(signal.SIGKILL)
     return await process.wait()
+
+
+def confirmations(audit: Path) -> int:
+    # A tight poll of a small file: no event tells when another process writes it.
+    return audit.read_bytes().count(b'"confirmed"') if audit.exists() else 0
 
 
 def flags(stores: list[RedisServer]) -> list[dict[str, str]]:
@@ -160,10 +181,14 @@ async def run(kills: int, seed: int, directory: Path) -> collections.Counter[str
             going = "bg" if active == {"ro"} else "ro"
             kind = "failover" if going == "bg" else "failback"
             before = len(read_jsonl(audit).records)
-            # The first third of a run is Python starting up: most kills go after it.
-            delay = rng.uniform(span * 0.3, span * 1.05)
+            # Most kills land in the execution window (0-60 ms after "confirmed", where a
+            # kill can split the estate); the rest anywhere in the run.
+            in_window = rng.random() < 0.7
+            delay = rng.uniform(0, 0.06) if in_window else rng.uniform(span * 0.3, span * 1.05)
+            counts["aimed at the execution window" if in_window else "aimed anywhere"] += 1
             code = await noc(env, kind, "--config", str(config), "--to", going, "--reason",
-                             "kill bench", "--yes", kill_after=delay)  # fmt: skip
+                             "kill bench", "--yes", kill_after=delay,
+                             after_confirmed=audit if in_window else None)  # fmt: skip
             counts["killed" if code == -signal.SIGKILL else f"ended first (exit {code})"] += 1
             # Every line whole.
             for line in audit.read_bytes().splitlines():
