@@ -308,6 +308,8 @@ async def test_sigkill_leaves_a_well_formed_audit_file(estate: Estate) -> None:
             "failover",
             "bg" if step != 2 else "pa",
             "--yes",
+            # A kill can land after the move: the next run must not stop at the cooldown.
+            "--force",
             reason=f"killed after step {step}",
             kill_when=lambda before=before, step=step: lines() >= before + step,
         )
