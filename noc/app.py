@@ -33,16 +33,7 @@ from noc.audit import JsonlLog, operator_identity, state_dir
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
-from noc.failover import (
-    ack_cooldown,
-    execute,
-    finish_despite_interrupts,
-    gather_facts,
-    plan_action,
-    plan_record,
-    reconfirm,
-    verify,
-)
+from noc.failover import plan_record
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -54,10 +45,18 @@ from noc.model import (
     Severity,
     Topology,
 )
+from noc.operations import (
+    EXIT_DONE,
+    ActionRequest,
+    Confirmation,
+    DrainWatch,
+    Operations,
+    OperatorIO,
+    Outcome,
+)
+from noc.recovery import Choice, FlagSplit, Interrupted
 from noc.rotation import PAUSE_SECONDS, Rotation
-from noc.safety import cooldown_now, replication_drained
 from noc.scheduler import Scheduler
-from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
 from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
 from themes import STYLESHEETS, THEMES
@@ -213,8 +212,12 @@ class NocApp(App[None]):
         self.auto = AutoFailover(
             config, self.clock, state_path / "automation.jsonl", read_only=read_only
         )
-        # The execution in flight, if any: quitting waits for it (see on_unmount).
-        self._applying: asyncio.Future[ActionResult] | None = None
+        # Every operator act runs through here; this app only asks and shows.
+        self.operations = Operations(
+            config, self.scheduler, self.audit, self.clock,
+            snapshot=self.snapshot, refresh=_fresh_enough, refresh_lag=self._poll_lag,
+        )  # fmt: skip
+        self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
@@ -285,6 +288,8 @@ class NocApp(App[None]):
             self.set_interval(1.0, self._auto_tick, name="automated failover")
         if self.start_polling:
             self.scheduler.start()
+        if not self.read_only:
+            self.run_worker(self.find_interrupted(), group="recovery", exit_on_error=False)
 
     async def on_unmount(self) -> None:
         if self._terminal_watch is not None:
@@ -513,102 +518,78 @@ class NocApp(App[None]):
     def action_restore(self) -> None:
         self.operator_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
 
-    async def _plan(
-        self, kind: ActionKind, target: str, operator: Mapping[str, str], *, force: bool = False
-    ) -> ActionPlan:
-        """A plan on the freshest facts: what the actuators say now, and the snapshot."""
-        gathering = asyncio.ensure_future(gather_facts(self.config, self.scheduler.actuators, kind))
-        # Said only when it is slow (a DNS server or a store timing out), so the word
-        # does not sit over the dialog's buttons on every plan.
-        if not (await asyncio.wait({gathering}, timeout=0.5))[0]:
-            self.notify(
-                f"Planning {kind.value}: asking the DNS server and the stores…",
-                timeout=2,
-                markup=False,
-            )
-        facts = await gathering
-        return plan_action(self.snapshot(), self.config, kind, target, operator, facts, force=force)
+    @property
+    def _applying(self) -> asyncio.Future[ActionResult] | None:
+        """The execution in flight, if any: quitting waits for it (see on_unmount)."""
+        return self.operations.applying
+
+    async def _poll_lag(self) -> None:
+        # Only the replication links, not every source of the estate.
+        self.scheduler.poll_now("lag:")
+
+    def _operator_io(self) -> OperatorIO:
+        return OperatorIO(
+            confirm=self._confirm_in_dialog,
+            say=lambda text: self.notify(text, timeout=2, markup=False),
+            refused=self._show_refused,
+            open_drain=self._open_drain,
+            before_changes=self._stop_last_watch,
+        )
+
+    async def _confirm_in_dialog(self, plan: ActionPlan) -> Confirmation | None:
+        confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        if confirmation is None:
+            return None
+        if confirmation.force and not await self.push_screen(
+            ForceDialog(plan), wait_for_dismiss=True
+        ):
+            return None
+        return Confirmation(confirmation.reason, confirmation.force, "typed")
+
+    async def _show_refused(self, plan: ActionPlan) -> None:
+        await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+
+    async def _open_drain(self, plan: ActionPlan) -> DrainWatch:
+        dialog = DrainWait(plan)
+        # Mounted before anything else happens: a lag already drained would otherwise
+        # dismiss it before it is on the stack.
+        await self.push_screen(dialog)
+        return _DrainDialog(self, dialog)
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def operator_action(self, kind: ActionKind, target: str) -> None:
         if self._refuse_if_busy():
             return
-        plan = await self._plan(kind, target, operator_identity())
-        await self.audit.aappend("planned", **plan_record(plan, via="tui"))
-        if not plan.allowed and not plan.needs_force:
-            await self.audit.aappend("refused", **plan_record(plan, refusal=plan.refusal))
-        confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
-        if confirmation is None:
-            await self.audit.aappend("cancelled", **plan_record(plan))
-            self.notify(f"{kind.value} cancelled: nothing was changed", timeout=4, markup=False)
-            return
-        if confirmation.force and not await self.push_screen(
-            ForceDialog(plan), wait_for_dismiss=True
-        ):
-            await self.audit.aappend("cancelled", **plan_record(plan, reason=confirmation.reason))
-            self.notify(
-                f"break-glass {kind.value} cancelled: nothing was changed",
-                timeout=4,
-                markup=False,
-            )
-            return
-        # The world may have moved while the dialog was open: decide on a fresh
-        # preflight, under the same action id, and refuse if it no longer holds.
-        fresh = await self._plan(kind, target, operator_identity(), force=confirmation.force)
-        plan, refusal = reconfirm(plan, fresh)
-        if refusal is not None:
-            await self.audit.aappend("refused", **plan_record(plan, refusal=refusal))
-            self.notify(f"{kind.value} refused on a fresh preflight: {refusal}",
-                        severity="error", timeout=10, markup=False)  # fmt: skip
-            return
-        await self.audit.aappend(
-            "confirmed", **plan_record(plan, reason=confirmation.reason, confirmation="typed")
-        )
-        await self._carry_out(plan, confirmation.reason, operator_identity())
+        request = ActionRequest(kind, target, operator_identity(), via="tui", force_offered=True,
+                                watch=False)  # fmt: skip
+        outcome = await self.operations.run_action(request, self._operator_io())
+        await self._show_outcome(outcome)
 
-    async def _carry_out(
-        self, plan: ActionPlan, reason: str, operator: Mapping[str, str]
-    ) -> ActionResult:
-        """Execute to the end whatever else happens in the app (a quit waits for it),
-        show the result, then watch DNS move in a worker of its own: other operator
-        acts need not wait out a TTL."""
-        confirmed_at = self.clock.monotonic()
-        if plan.kind is ActionKind.SWITCHOVER:
-            stopped = await self._wait_for_drain(plan)
-            if stopped is None:
-                # Minutes may have passed: decide again on fresh facts.
-                fresh = await self._plan(plan.kind, plan.target, operator, force=plan.forced)
-                plan, refusal = reconfirm(plan, fresh)
-                if refusal is not None:
-                    stopped = f"refused on a fresh preflight after the wait: {refusal}"
-            if stopped is not None:
-                await self.audit.aappend("cancelled", **plan_record(plan, reason=stopped))
-                self.notify(f"switchover stopped: {stopped}; nothing was changed",
-                            severity="warning", timeout=8, markup=False)  # fmt: skip
-                return ActionResult(plan, None, aborted=stopped)
-        actuators = self.scheduler.actuators
-        self._applying = asyncio.ensure_future(
-            execute(
-                plan,
-                reason,
-                actuators,
-                self.audit,
-                self.clock,
-                confirmed_at=confirmed_at,
-                before_changes=self._stop_last_watch,
-            )
-        )
-        result = await finish_despite_interrupts(self._applying)
+    async def _show_outcome(self, outcome: Outcome) -> None:
+        """Say how an act ended; after an execution, show its result and watch DNS move
+        in a worker of its own: other operator acts need not wait out a TTL."""
+        result = outcome.result
+        if result is None:
+            if outcome.stage not in ("refused",) or "fresh preflight" in outcome.message:
+                refused = outcome.stage == "refused"
+                self.notify(
+                    outcome.message,
+                    timeout=8,
+                    markup=False,
+                    severity="error" if refused else "information",
+                )
+            return
         await self.scheduler.read_flags()
         self.refresh_snapshot()
-        screen = ActionResultScreen(result, watching=result.aborted is None)
+        watching = outcome.stage == "executed"
+        screen = ActionResultScreen(result, watching=watching)
         self.push_screen(screen)
-        self._verifying = self.run_worker(
-            self._watch(result, reason, screen, confirmed_at),
-            group="verify",
-            exit_on_error=False,
-        )
-        return result
+        if watching:
+            self._verifying = self.run_worker(
+                self._watch(result, outcome.reason, screen, outcome.confirmed_at),
+                group="verify",
+                exit_on_error=False,
+            )
 
     def _stop_last_watch(self) -> None:
         """The last action's DNS watch (and post hook) would report on a state this
@@ -620,28 +601,15 @@ class NocApp(App[None]):
         self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
     ) -> None:
         try:
-            final = await verify(
-                result,
-                self.scheduler.actuators,
-                self.audit,
-                self.clock,
-                reason=reason,
-                confirmed_at=confirmed_at,
-                on_progress=partial(screen.show_result, watching=True),
+            final, stopped = await self.operations.watch(
+                result, reason, confirmed_at, partial(screen.show_result, watching=True)
             )
-        except asyncio.CancelledError:
-            # Superseded by a newer action, or noc is stopping: said, never silent.
-            await asyncio.shield(
-                self.audit.aappend(
-                    "verify_stopped",
-                    **plan_record(result.plan, reason="a newer action or noc stopping"),
-                )
-            )
-            raise
         except Exception as exc:  # the change itself is done and audited
             log.exception("verifying %s", result.plan.action_id)
             self.notify(f"Verifying {result.plan.kind.value} failed: {exc}", severity="error",
                         timeout=15, markup=False)  # fmt: skip
+            return
+        if stopped:
             return
         screen.show_result(final, watching=False)
         # The screen may have been closed while DNS was watched: the verdict still shows.
@@ -659,62 +627,33 @@ class NocApp(App[None]):
             return
         await super().action_quit()
 
-    async def _wait_for_drain(self, plan: ActionPlan) -> str | None:
-        """Hold a switchover until replication toward the target has drained; None when it
-        has, else why it stopped (the operator cancelled, or it did not drain in time)."""
-        dialog = DrainWait(plan)
-        # Mounted before anything else happens: a lag already drained would otherwise
-        # dismiss it before it is on the stack.
-        await self.push_screen(dialog)
-        try:
-            deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
-            while True:
-                # The operator's cancel wins over a lag that drained in the same second.
-                if dialog.cancelled:
-                    return "cancelled by the operator while waiting for lag to drain"
-                drained, detail = replication_drained(self.snapshot(), plan.source, plan.target)
-                dialog.progress = detail
-                if drained:
-                    return None
-                if self.clock.monotonic() >= deadline:
-                    limit = self.config.failover.drain_timeout_seconds
-                    return f"lag did not drain within {limit:g} s ({detail})"
-                # Only the replication links, not every source of the estate.
-                self.scheduler.poll_now("lag:")
-                await asyncio.sleep(1.0)
-        finally:
-            # Not on top (the palette is open over it): it goes when it is shown again.
-            dialog.finished = True
-            if self.screen is dialog:
-                dialog.dismiss(None)
-
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_ack_cooldown(self) -> None:
         if self._refuse_if_busy():
             return
-        snapshot = self.snapshot()
-        cooldown = cooldown_now(snapshot, self.config)
-        if cooldown.ok:
-            self.notify(f"No cooldown to ack: {cooldown.detail}", timeout=5, markup=False)
-            return
         operator = operator_identity()
-        note = await self.push_screen(
-            AckDialog(
-                f"{cooldown.detail.partition('; ack')[0]}.\nAcking allows another failover now.",
-                operator["operator"],
-                title="Ack the failover cooldown",
-                verb="Ack cooldown",
-            ),
-            wait_for_dismiss=True,
-        )
-        if note is None:
-            return
-        cleared, text = await ack_cooldown(
-            snapshot, self.scheduler.stores, self.audit, self.clock, operator, note
-        )
-        await self.scheduler.read_flags()
+
+        async def ask_note(detail: str) -> str | None:
+            return await self.push_screen(
+                AckDialog(
+                    f"{detail}.\nAcking allows another failover now.",
+                    operator["operator"],
+                    title="Ack the failover cooldown",
+                    verb="Ack cooldown",
+                ),
+                wait_for_dismiss=True,
+            )
+
+        outcome = await self.operations.ack_cooldown(operator, ask_note)
         self.refresh_snapshot()
-        self.notify(text, severity="information" if cleared else "warning", timeout=6, markup=False)
+        if outcome.stage != "cancelled":
+            cleared = outcome.exit_code == EXIT_DONE
+            self.notify(
+                outcome.message,
+                timeout=6,
+                markup=False,
+                severity="information" if cleared else "warning",
+            )
 
     async def action_toggle_auto(self) -> None:
         auto = self.auto
@@ -745,7 +684,7 @@ class NocApp(App[None]):
         auto = self.auto
         try:
             operator = auto_operator()
-            plan = await self._plan(ActionKind.FAILOVER, target, operator)
+            plan = await self.operations.plan(ActionKind.FAILOVER, target, operator)
             source = plan.source or "?"
             down = auto.down_seconds() or 0
             reason = (
@@ -758,31 +697,39 @@ class NocApp(App[None]):
                 return
             if auto.paused:  # paused from the palette while the plan was being made
                 return
-            await self.audit.aappend("planned", **plan_record(plan, via="auto"))
-            await self.audit.aappend(
-                "confirmed", **plan_record(plan, reason=reason, confirmation="automatic")
-            )
-            self.bell()
-            self.notify(
-                f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
-                "fail back by hand after validation.",
-                severity="error",
-                timeout=30,
-                markup=False,
-            )
             when = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
-            # Journalled first: if noc stops midway, it has still fired (once).
-            await auto.record_fired(when, operator)
-            result = await self._carry_out(plan, reason, operator)
-            if result.aborted is not None and not result.changed_anything:
-                # Nothing was written (the lock was held, a hook refused...): held.
-                await auto.retract_fired(f"tried and aborted: {result.aborted}", operator)
+
+            async def fire(plan: ActionPlan) -> Confirmation | None:
+                if auto.paused:
+                    return None
+                self.bell()
+                self.notify(
+                    f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
+                    "fail back by hand after validation.",
+                    severity="error",
+                    timeout=30,
+                    markup=False,
+                )
+                # Journalled first: if noc stops midway, it has still fired (once).
+                await auto.record_fired(when, operator)
+                return Confirmation(reason, False, "automatic")
+
+            io = replace(self._operator_io(), confirm=fire, refused=None)
+            request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",
+                                    reason=reason, watch=False)  # fmt: skip
+            outcome = await self.operations.run_action(request, io)
+            await self._show_outcome(outcome)
+            result = outcome.result
+            if result is None or (result.aborted is not None and not result.changed_anything):
+                if auto.fired is not None:
+                    # Nothing was written (refused afresh, the lock held, a hook...): held.
+                    await auto.retract_fired(f"tried and aborted: {outcome.message}", operator)
                 return
             if result.aborted is not None:
-                outcome = " (rolled back: see the result)"
+                outcome_text = " (rolled back: see the result)"
             else:
-                outcome = "" if result.success else " (FAILED OR PARTIAL: see the result)"
-            await auto.record_fired(when + outcome, operator)
+                outcome_text = "" if result.success else " (FAILED OR PARTIAL: see the result)"
+            await auto.record_fired(when + outcome_text, operator)
         finally:
             auto.acting = False
             self.refresh_snapshot()
@@ -804,13 +751,9 @@ class NocApp(App[None]):
         )
         if note is None:
             return
-        ack = self.scheduler.engine.alerts.ack(alert.id, operator["operator"], note)
-        if ack is None:
-            self.notify("That alert is no longer firing", timeout=4)
-            return
-        if self.scheduler.journal is not None:
-            await self.scheduler.journal.record_ack(alert.id, ack)
-        await self.audit.aappend("ack", alert_id=alert.id, note=note, **operator)
+        outcome = await self.operations.ack_alert(alert.id, operator, note)
+        if outcome.exit_code != EXIT_DONE:
+            self.notify(outcome.message, timeout=4)
         self.refresh_snapshot()
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
@@ -822,37 +765,20 @@ class NocApp(App[None]):
         request = await self.push_screen(dialog, wait_for_dismiss=True)
         if request is None:
             return
-        operator = operator_identity()
-        silence = self.scheduler.engine.alerts.silence(
-            request.matchers, request.duration_seconds, operator["operator"], request.comment
+        outcome = await self.operations.silence(
+            request.matchers, request.duration_seconds, request.comment, operator_identity()
         )
-        if self.scheduler.journal is not None:
-            await self.scheduler.journal.record_silence(silence)
-        await self.audit.aappend(
-            "silence",
-            silence_id=silence.id,
-            matchers=dict(silence.matchers),
-            ends_at=silence.ends_at.isoformat(),
-            comment=silence.comment,
-            **operator,
-        )
-        self.notify(
-            f"Silenced {silence.describe()} until {silence.ends_at:%H:%M} UTC", markup=False
-        )
+        self.notify(outcome.message, markup=False)
         self.refresh_snapshot()
 
     def start_expire_silence(self, silence_id: str) -> None:
         self.run_worker(self.expire_silence(silence_id), group=OPERATOR_GROUP)
 
     async def expire_silence(self, silence_id: str) -> None:
-        expired = self.scheduler.engine.alerts.expire(silence_id)
-        if expired is None:
-            return
-        if self.scheduler.journal is not None:
-            await self.scheduler.journal.record_silence(expired)
-        await self.audit.aappend("silence_expired", silence_id=silence_id, **operator_identity())
-        self.notify(f"Silence {expired.describe()} expired", markup=False)
-        self.refresh_snapshot()
+        outcome = await self.operations.expire_silence(silence_id, operator_identity())
+        if outcome.exit_code == EXIT_DONE:
+            self.notify(outcome.message, markup=False)
+            self.refresh_snapshot()
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_sync_now(self) -> None:
@@ -867,14 +793,85 @@ class NocApp(App[None]):
             return
         source, target = choice
         self.notify(f"Syncing suppression {source}→{target}…", timeout=3, markup=False)
-        results = await sync_now(self.config, source, target, self.clock)
-        await audit_sync(self.audit, operator_identity(), source, target, results)
+        outcome = await self.operations.sync(source, target, operator_identity())
         self.notify(
-            sync_summary(source, target, results),
-            severity="information" if sync_ok(results) else "warning",
+            outcome.message,
+            severity="information" if outcome.exit_code == EXIT_DONE else "warning",
             markup=False,
         )
         self.scheduler.poll_now()
+
+    # --- interrupted actions (point 8) ---------------------------------------------
+
+    async def find_interrupted(self) -> None:
+        """On start: an action the record shows interrupted is named, with how to
+        finish it (the palette, or `noc recover`)."""
+        try:
+            self.interrupted_actions = await self.operations.interrupted()
+            split = await self.operations.flag_split()
+        except Exception:  # the dashboard starts whatever the record holds
+            log.exception("reading the audit for interrupted actions")
+            return
+        for item in self.interrupted_actions:
+            self.notify(
+                f"INTERRUPTED ACTION: {item.describe()}. Finish or undo it: palette "
+                "(ctrl+p) \"Recover interrupted action\", or noc recover.",
+                severity="error", timeout=60, markup=False,
+            )  # fmt: skip
+        if split is not None:
+            self.notify(
+                f"{split.describe()}: palette \"Re-assert the failover flag\", or noc recover.",
+                severity="warning", timeout=60, markup=False,
+            )  # fmt: skip
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def recover_interrupted(self, choice: Choice) -> None:
+        """Settle the interrupted actions the chosen way, after a note is typed."""
+        if self._refuse_if_busy():
+            return
+        operator = operator_identity()
+
+        async def choose(item: Interrupted, _: Choice) -> Choice | None:
+            verb = "Complete" if choice is Choice.COMPLETE else "Roll back"
+            note = await self.push_screen(
+                AckDialog(item.describe(), operator["operator"], title=f"{verb} the "
+                          "interrupted action", verb=verb),
+                wait_for_dismiss=True,
+            )  # fmt: skip
+            return None if note is None else choice
+
+        async def reassert(split: FlagSplit) -> bool:
+            return False  # its own palette command
+
+        outcome = await self.operations.recover(operator, choose, reassert)
+        self.interrupted_actions = await self.operations.interrupted()
+        await self.scheduler.read_flags()
+        self.refresh_snapshot()
+        self.notify("\n".join((*outcome.details, outcome.message)), markup=False,
+                    severity="information" if outcome.exit_code == EXIT_DONE else "warning",
+                    timeout=15)  # fmt: skip
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def reassert_flag(self) -> None:
+        if self._refuse_if_busy():
+            return
+        operator = operator_identity()
+
+        async def skip(item: Interrupted, _: Choice) -> Choice | None:
+            return None
+
+        async def reassert(split: FlagSplit) -> bool:
+            note = await self.push_screen(
+                AckDialog(split.describe(), operator["operator"],
+                          title="Re-assert the failover flag", verb="Re-assert"),
+                wait_for_dismiss=True,
+            )  # fmt: skip
+            return note is not None
+
+        outcome = await self.operations.recover(operator, skip, reassert)
+        await self.scheduler.read_flags()
+        self.refresh_snapshot()
+        self.notify("\n".join((*outcome.details, outcome.message)), markup=False, timeout=15)
 
     def _show_detail(self, screen: SnapshotScreen) -> None:
         screen.snapshot = self.snapshot()
@@ -972,6 +969,22 @@ class NocApp(App[None]):
                     "Restore region", "Put the selected region back in the DNS records",
                     self.action_restore,
                 )  # fmt: skip
+            if self.interrupted_actions:
+                yield SystemCommand(
+                    "Recover interrupted action: complete",
+                    "Finish the interrupted action toward its target (recorded)",
+                    partial(self.recover_interrupted, Choice.COMPLETE),
+                )
+                yield SystemCommand(
+                    "Recover interrupted action: roll back",
+                    "Put back what the interrupted action changed (recorded)",
+                    partial(self.recover_interrupted, Choice.ROLL_BACK),
+                )
+            yield SystemCommand(
+                "Re-assert the failover flag",
+                "Write the majority's flag onto stores that lost it (recorded)",
+                self.reassert_flag,
+            )
             yield SystemCommand(
                 "Ack failover cooldown",
                 "Clear the anti-flap cooldown of the last failover (recorded)",
@@ -1020,6 +1033,32 @@ class NocApp(App[None]):
             yield SystemCommand(
                 "Demo faults", "Inject a fault into the demo estate", self.action_faults
             )
+
+
+async def _fresh_enough() -> None:
+    """The app's poll loops keep the engine current; execution re-reads the flags under
+    the lock. A plan here needs no extra round."""
+
+
+class _DrainDialog:
+    """The DrainWait dialog as the operations layer's drain watch."""
+
+    def __init__(self, app: NocApp, dialog: DrainWait) -> None:
+        self._app = app
+        self._dialog = dialog
+
+    @property
+    def cancelled(self) -> bool:
+        return self._dialog.cancelled
+
+    def show(self, detail: str) -> None:
+        self._dialog.progress = detail
+
+    def close(self) -> None:
+        # Not on top (the palette is open over it): it goes when it is shown again.
+        self._dialog.finished = True
+        if self._app.screen is self._dialog:
+            self._dialog.dismiss(None)
 
 
 def verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:

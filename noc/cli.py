@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import logging.handlers
-import signal
+import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from noc import __version__
@@ -25,26 +24,26 @@ from noc.config import (
     effective_values,
     load_config,
 )
-from noc.failover import (
-    ack_cooldown,
-    execute,
-    gather_facts,
-    plan_action,
-    plan_record,
-    reconfirm,
-    verify,
-)
 from noc.model import ActionKind, ActionPlan, ActionResult
-from noc.safety import replication_drained
+from noc.operations import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ActionRequest,
+    Confirmation,
+    Operations,
+    OperatorIO,
+    Outcome,
+    run_with_interrupts_as_cancel,
+)
+from noc.recovery import Choice, FlagSplit, Interrupted
 from noc.scheduler import Scheduler
-from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
-EXIT_USAGE = 3
 # Under Nagios' own service_check_timeout (60 s): noc says UNKNOWN itself, with a reason,
 # before Nagios kills it and reports a bare timeout.
 CHECK_TIMEOUT_SECONDS = 30.0
-EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+# A typed answer longer than this is not an answer: the read stops there.
+_MAX_ANSWER_BYTES = 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,6 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cooldown.add_argument("--reason", required=True, metavar="TEXT", help="why (audit log)")
 
+    recover = commands.add_parser(
+        "recover",
+        parents=[common],
+        help="finish or undo an interrupted action; re-assert the flag on stores that lost it",
+    )
+    choice = recover.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--complete", dest="choice", action="store_const", const=Choice.COMPLETE,
+        help="finish an interrupted action toward its target",
+    )  # fmt: skip
+    choice.add_argument(
+        "--roll-back", dest="choice", action="store_const", const=Choice.ROLL_BACK,
+        help="put back what an interrupted action changed",
+    )  # fmt: skip
+    recover.add_argument(
+        "--dry-run", action="store_true", help="show what is interrupted and what each choice does"
+    )
+    recover.add_argument(
+        "--yes", action="store_true",
+        help="do not ask: the chosen (or else the recommended) way, and re-assert the flag",
+    )  # fmt: skip
+
     sync = commands.add_parser("sync", parents=[common], help="copy missing suppression entries")
     sync.add_argument("--from", dest="source", required=True, metavar="REGION")
     sync.add_argument("--to", dest="target", required=True, metavar="REGION")
@@ -200,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         **{kind.value: _action for kind in ActionKind},
         "ack-cooldown": _ack_cooldown,
+        "recover": _recover,
         "sync": _sync,
         "audit": _audit,
         "config": _config,
@@ -212,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"noc: config error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
@@ -355,146 +377,120 @@ def _action(args: argparse.Namespace) -> int:
     if _refuse_read_only(args):
         return EXIT_USAGE
     loaded = _load(args)
-    try:
-        return asyncio.run(_run_action(args, loaded.config))
-    except KeyboardInterrupt:
-        # Never during execute (see _interrupts_deferred): before it, or while watching DNS.
-        print("\ninterrupted: see noc audit for what was done", file=sys.stderr)
-        return 1
+    request = ActionRequest(
+        ActionKind(args.command),
+        args.to,
+        operator_identity(),
+        via="cli",
+        force=args.force,
+        dry_run=args.dry_run,
+        reason=args.reason,
+    )
+
+    async def confirm(plan: ActionPlan) -> Confirmation | None:
+        if args.yes:
+            return Confirmation(args.reason, args.force, "--yes")
+        if not await _confirm_on_terminal(plan):
+            return None
+        return Confirmation(args.reason, args.force, "typed")
+
+    io = OperatorIO(
+        confirm=confirm,
+        show_plan=_print_plan,
+        say=lambda text: print(f"  {text}", flush=True),
+        executed=_print_steps,
+        watching=_print_progress,
+    )
+    outcome = _run_operation(loaded.config, lambda ops: ops.run_action(request, io))
+    _print_outcome(outcome)
+    return outcome.exit_code
 
 
-async def _run_action(args: argparse.Namespace, config: NocConfig) -> int:
-    kind = ActionKind(args.command)
-    clock = SystemClock()
-    audit = JsonlLog(default_audit_path(), clock)
-    scheduler = Scheduler(config, clock, single_round=True)
-    try:
-        await scheduler.collect_once()
-        facts = await gather_facts(config, scheduler.actuators, kind)
-        plan = plan_action(
-            scheduler.engine.snapshot(),
-            config,
-            kind,
-            args.to,
-            operator_identity(),
-            facts,
-            force=args.force,
-        )
-        _print_plan(plan)
-        await audit.aappend(
-            "planned", **plan_record(plan, reason=args.reason, dry_run=args.dry_run, via="cli")
-        )
-        if not plan.allowed:
-            hint = " (--force breaks glass, and is recorded)" if plan.needs_force else ""
-            print(f"refused: {plan.refusal}{hint}", file=sys.stderr)
-            await audit.aappend(
-                "refused", **plan_record(plan, reason=args.reason, refusal=plan.refusal)
+def _run_operation(
+    config: NocConfig, act: Callable[[Operations], Coroutine[Any, Any, Outcome]]
+) -> Outcome:
+    """One act through the operations layer, on a one-round scheduler; Ctrl-C is the
+    layer's to interpret (see noc.operations)."""
+
+    async def run() -> Outcome:
+        clock = SystemClock()
+        scheduler = Scheduler(config, clock, single_round=True)
+        try:
+            return await act(
+                Operations(config, scheduler, JsonlLog(default_audit_path(), clock), clock)
             )
-            return 1
-        if args.dry_run:
-            print("dry run: nothing was changed")
-            return 0
-        if not args.yes and not await asyncio.to_thread(_confirm_on_terminal, plan):
-            print("cancelled: nothing was changed", file=sys.stderr)
-            await audit.aappend("cancelled", **plan_record(plan, reason=args.reason))
-            return 1
-        confirmation = "--yes" if args.yes else "typed"
-        await audit.aappend(
-            "confirmed", **plan_record(plan, reason=args.reason, confirmation=confirmation)
-        )
-        confirmed_at = clock.monotonic()
-        if kind is ActionKind.SWITCHOVER:
-            stopped = await _wait_for_drain(scheduler, config, plan)
-            if stopped is None:
-                # Minutes may have passed: decide again on fresh facts.
-                await scheduler.collect_once()
-                facts = await gather_facts(config, scheduler.actuators, kind)
-                fresh = plan_action(
-                    scheduler.engine.snapshot(), config, kind, args.to, operator_identity(),
-                    facts, force=args.force,
-                )  # fmt: skip
-                plan, refusal = reconfirm(plan, fresh)
-                if refusal is not None:
-                    stopped = f"refused on a fresh preflight after the wait: {refusal}"
-            if stopped is not None:
-                print(f"switchover stopped: {stopped}; nothing was changed", file=sys.stderr)
-                await audit.aappend("cancelled", **plan_record(plan, reason=stopped))
-                return 1
-        with _interrupts_deferred() as interrupted:
-            result = await execute(
-                plan, args.reason, scheduler.actuators, audit, clock, confirmed_at=confirmed_at
-            )
-        for step in result.steps:
-            print(f"  {step.actuator}: {'ok' if step.ok else 'FAILED'} {step.detail}")
-        if interrupted:
-            # Honoured now the change is finished and audited: no DNS watch, no post hook.
-            print(result.summary)
-            print("interrupted: the change was finished and audited; DNS was not watched",
-                  file=sys.stderr)  # fmt: skip
-            return EXIT_INTERRUPTED
-        if result.aborted is None and plan.blast.changes:
-            print("watching DNS until every server serves the new answers or the TTL passes…")
-        final = await verify(
-            result,
-            scheduler.actuators,
-            audit,
-            clock,
-            reason=args.reason,
-            confirmed_at=confirmed_at,
-            on_progress=_print_progress,
-        )
-    finally:
-        await scheduler.stop()
-    for store in final.stores:
-        print(f"  {store.region_id}: {store.outcome.value} {store.detail}".rstrip())
-    if final.timeline:
-        print("  timeline: " + ", ".join(f"{event} {s:.1f} s" for event, s in final.timeline))
-    print(final.summary)
-    if final.aborted is not None:
-        return 1
-    return 0 if final.success else 2
+        finally:
+            await asyncio.shield(scheduler.stop())
+
+    return run_with_interrupts_as_cancel(run())
 
 
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[list[bool]]:
-    """While a change is applied, Ctrl-C is noted, not acted on: writes that have begun
-    finish, are read back or rolled back, and audited. Yields a list that holds True
-    once an interrupt came."""
-    loop = asyncio.get_running_loop()
-    before = signal.getsignal(signal.SIGINT)
-    noted: list[bool] = []
+def _print_steps(result: ActionResult) -> None:
+    for step in result.steps:
+        print(f"  {step.actuator}: {'ok' if step.ok else 'FAILED'} {step.detail}")
 
-    def note() -> None:
-        if not noted:
-            print("\nnoc: the change is in flight: it finishes and is audited, then noc stops",
-                  file=sys.stderr)  # fmt: skip
-        noted.append(True)
 
-    loop.add_signal_handler(signal.SIGINT, note)
-    try:
-        yield noted
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, before)
+def _print_outcome(outcome: Outcome) -> None:
+    final = outcome.result
+    if final is not None and outcome.stage in ("verified", "failed"):
+        for store in final.stores:
+            print(f"  {store.region_id}: {store.outcome.value} {store.detail}".rstrip())
+        if final.timeline:
+            print("  timeline: " + ", ".join(f"{event} {s:.1f} s" for event, s in final.timeline))
+    for line in outcome.details:
+        print(line)
+    if outcome.stage in ("verified", "failed", "dry_run", "done", "nothing"):
+        print(outcome.message)
+    else:
+        if final is not None:
+            print(final.summary)
+        print(outcome.message, file=sys.stderr)
 
 
 def _print_progress(result: ActionResult) -> None:
     if result.propagation_text:
-        print(f"  {result.propagation_text}")
+        print(f"  {result.propagation_text}", flush=True)
 
 
-async def _wait_for_drain(scheduler: Scheduler, config: NocConfig, plan: ActionPlan) -> str | None:
-    """Poll until replication toward the target has drained; None, or why it stopped."""
-    deadline = scheduler.clock.monotonic() + config.failover.drain_timeout_seconds
-    while True:
-        drained, detail = replication_drained(scheduler.engine.snapshot(), plan.source, plan.target)
-        print(f"  switchover: {detail}")
-        if drained:
-            return None
-        if scheduler.clock.monotonic() >= deadline:
-            return f"lag did not drain within {config.failover.drain_timeout_seconds:g} s"
-        await asyncio.sleep(1.0)
-        await scheduler.poll_replication()
+async def _read_answer(prompt: str) -> str | None:
+    """One line typed on stdin, read without a thread (an interrupt ends the wait at
+    once); None at end of input."""
+    print(prompt, end="", flush=True)
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    got: asyncio.Future[bytes] = loop.create_future()
+    buffer = bytearray()
+
+    def readable() -> None:
+        chunk = os.read(fd, 256)
+        buffer.extend(chunk)
+        if (not chunk or b"\n" in buffer or len(buffer) >= _MAX_ANSWER_BYTES) and not got.done():
+            got.set_result(bytes(buffer) if buffer else b"")
+
+    try:
+        loop.add_reader(fd, readable)
+    except (PermissionError, ValueError, OSError):
+        # A regular file on stdin cannot be watched, and a read never blocks on it.
+        line = sys.stdin.readline(_MAX_ANSWER_BYTES)
+        return line or None
+    try:
+        data = await got
+    finally:
+        loop.remove_reader(fd)
+    if not data:
+        return None
+    return data.decode("utf-8", "replace").partition("\n")[0]
+
+
+async def _confirm_on_terminal(plan: ActionPlan) -> bool:
+    typed = await _read_answer(f"Type the target region id ({plan.target}) to confirm: ")
+    if typed is None or typed.strip() != plan.target:
+        return False
+    if plan.overridden:
+        overridden = ", ".join(plan.overridden)
+        typed = await _read_answer(f"Forced: overrides {overridden}. Type FORCE to proceed: ")
+        return typed is not None and typed.strip() == "FORCE"
+    return True
 
 
 def _ack_cooldown(args: argparse.Namespace) -> int:
@@ -502,62 +498,66 @@ def _ack_cooldown(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     loaded = _load(args)
 
-    async def run() -> tuple[bool, str]:
-        clock = SystemClock()
-        scheduler = Scheduler(loaded.config, clock, single_round=True)
+    async def note(_: str) -> str:
+        return str(args.reason)
+
+    outcome = _run_operation(loaded.config, lambda ops: ops.ack_cooldown(operator_identity(), note))
+    print(outcome.message)
+    return outcome.exit_code
+
+
+def _recover(args: argparse.Namespace) -> int:
+    if _refuse_read_only(args):
+        return EXIT_USAGE
+    loaded = _load(args)
+
+    async def choose(item: Interrupted, recommended: Choice) -> Choice | None:
+        if args.yes:
+            return args.choice or recommended
+        default = args.choice or recommended
+        typed = await _read_answer(
+            f"Type complete or roll_back to settle {item.action_id} (recommended: "
+            f"{default.value}): "
+        )
         try:
-            await scheduler.collect_once()
-            return await ack_cooldown(
-                scheduler.engine.snapshot(),
-                scheduler.stores,
-                JsonlLog(default_audit_path(), clock),
-                clock,
-                operator_identity(),
-                args.reason,
-            )
-        finally:
-            await scheduler.stop()
+            return Choice((typed or "").strip().replace("-", "_").replace(" ", "_"))
+        except ValueError:
+            return None
 
-    cleared, text = asyncio.run(run())
-    print(text)
-    return 0 if cleared else 2
+    async def reassert(split: FlagSplit) -> bool:
+        if args.yes:
+            return True
+        typed = await _read_answer(
+            f"Type {split.flag.active} to re-assert its flag on {', '.join(split.behind)}: "
+        )
+        return typed is not None and typed.strip() == split.flag.active
 
-
-def _confirm_on_terminal(plan: ActionPlan) -> bool:
-    try:
-        typed = input(f"Type the target region id ({plan.target}) to confirm: ").strip()
-        if typed != plan.target:
-            return False
-        if plan.overridden:
-            overridden = ", ".join(plan.overridden)
-            return (
-                input(f"Forced: overrides {overridden}. Type FORCE to proceed: ").strip() == "FORCE"
-            )
-        return True
-    except EOFError:
-        return False
+    outcome = _run_operation(
+        loaded.config,
+        lambda ops: ops.recover(
+            operator_identity(), choose, reassert, dry_run=args.dry_run,
+            say=lambda text: print(text, flush=True),
+        ),
+    )  # fmt: skip
+    print(outcome.message, file=sys.stdout if outcome.exit_code == 0 else sys.stderr)
+    return outcome.exit_code
 
 
 def _sync(args: argparse.Namespace) -> int:
     if _refuse_read_only(args):
         return EXIT_USAGE
     loaded = _load(args)
-    clock = SystemClock()
-    try:
-        results = asyncio.run(sync_now(loaded.config, args.source, args.target, clock, args.lists))
-    except SyncError as exc:
-        print(f"noc sync: {exc}", file=sys.stderr)
+    outcome = _run_operation(
+        loaded.config,
+        lambda ops: ops.sync(args.source, args.target, operator_identity(), args.lists),
+    )
+    if outcome.exit_code == EXIT_USAGE:
+        print(outcome.message, file=sys.stderr)
         return EXIT_USAGE
-    audit = JsonlLog(default_audit_path(), clock)
-    asyncio.run(audit_sync(audit, operator_identity(), args.source, args.target, results))
-    for result in results:
-        problems = "; ".join(result.errors) + (" (capped: run again)" if result.truncated else "")
-        print(
-            f"  {result.list}: {result.missing} missing of {result.examined} recent, "
-            f"{result.copied} copied {problems}".rstrip()
-        )
-    print(sync_summary(args.source, args.target, results))
-    return 0 if sync_ok(results) else 2
+    for line in outcome.details:
+        print(line)
+    print(outcome.message)
+    return outcome.exit_code
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -45,10 +45,12 @@ from noc.model import (
     EstateSnapshot,
     FailoverFlag,
     FailoverRecord,
+    FailoverRecordType,
     Health,
     LockHolder,
     Preflight,
     PropagationProgress,
+    RecordChange,
     Role,
     StoreOutcome,
     StorePlan,
@@ -567,13 +569,20 @@ async def _apply(run: _Run) -> ActionResult:
     if run.before_changes is not None:
         run.before_changes()
     applied: list[str] = []
+    run.flag = new_flag(run.plan, run.reason, run.clock)
     for actuator in run.plan.actuators:
         await run.renew_lock()
+        # Recorded before the write: a kill between here and the result leaves a
+        # record that `noc recover` reads to finish or undo this step.
+        await run.record(
+            "step_intent", actuator=actuator, **step_intent(run.plan, actuator, run.flag)
+        )
         try:
             step = await _ACTUATORS[actuator](run, env)
         except Exception as exc:  # a bug of ours must still end in a rollback
             log.exception("failover actuator %s", actuator)
             step = ActuatorStep(actuator, False, f"internal error: {type(exc).__name__}: {exc}")
+        await run.record("step_result", actuator=actuator, ok=step.ok, detail=step.detail)
         run.steps.append(step)
         if not step.ok:
             await run.renew_lock()
@@ -605,18 +614,70 @@ async def _apply(run: _Run) -> ActionResult:
     return run.result()
 
 
-async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
-    plan = run.plan
-    stores = run.actuators.stores
-    run.flag = FailoverFlag(
+def new_flag(plan: ActionPlan, reason: str, clock: Clock) -> FailoverFlag:
+    """The flag an action writes to every store."""
+    return FailoverFlag(
         active=plan.target,
         previous=plan.source,
         operator=plan.operator.get("operator", ""),
-        reason=run.reason,
-        at=iso_utc(run.clock.utcnow()),
+        reason=reason,
+        at=iso_utc(clock.utcnow()),
         action_id=plan.action_id,
     )
-    flag = run.flag
+
+
+def change_json(change: RecordChange) -> dict[str, Any]:
+    """One RRset change as the record keeps it: enough to redo or undo it later."""
+    return {
+        "name": change.name,
+        "rtype": change.rtype.value,
+        "old": list(change.old),
+        "new": list(change.new),
+        "ttl": change.ttl,
+    }
+
+
+def change_from_json(raw: Mapping[str, Any]) -> RecordChange:
+    return RecordChange(
+        str(raw["name"]),
+        FailoverRecordType(str(raw["rtype"])),
+        tuple(str(v) for v in raw.get("old", ())),
+        tuple(str(v) for v in raw.get("new", ())),
+        int(raw.get("ttl", 0)),
+    )
+
+
+def recovery_facts(plan: ActionPlan) -> dict[str, Any]:
+    """What the confirmed record carries so an interrupted action can be finished or
+    undone from the record alone: the flag it replaces and every RRset change."""
+    previous = plan.previous_flag
+    return {
+        "previous_flag": previous.as_mapping() if previous else None,
+        "changes": [change_json(c) for c in plan.blast.changes if c.changed],
+        "pid": os.getpid(),
+        "node": this_node(),
+    }
+
+
+def step_intent(plan: ActionPlan, actuator: str, flag: FailoverFlag | None) -> dict[str, Any]:
+    """The values an actuator is about to write, for the audit's intent record."""
+    if actuator == "flag":
+        previous = plan.previous_flag
+        return {
+            "flag": flag.as_mapping() if flag else None,
+            "previous_flag": previous.as_mapping() if previous else None,
+            "stores": [s.region_id for s in plan.stores],
+        }
+    if actuator == "dns":
+        return {"changes": [change_json(c) for c in plan.blast.changes if c.changed]}
+    return {}
+
+
+async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
+    plan = run.plan
+    stores = run.actuators.stores
+    flag = run.flag or new_flag(plan, run.reason, run.clock)
+    run.flag = flag
     regions = list(stores)
     planned = plan.previous_flag.action_id if plan.previous_flag else ""
     outcomes = await asyncio.gather(
@@ -694,10 +755,14 @@ async def _roll_back(run: _Run, applied: list[str], env: Mapping[str, str]) -> l
     rolled: list[str] = []
     failed = run.plan.actuators[len(applied)]
     for actuator in [failed, *reversed(applied)]:
+        await run.record("step_intent", actuator=actuator, rollback=True)
         outcome = await _undo(run, actuator, env)
         if outcome is None:
+            await run.record("step_result", actuator=actuator, rollback=True, ok=True,
+                             detail="nothing to undo")  # fmt: skip
             continue
         ok, detail = outcome
+        await run.record("step_result", actuator=actuator, rollback=True, ok=ok, detail=detail)
         run.steps.append(ActuatorStep(actuator, ok, f"rollback: {detail}", rolled_back=True))
         rolled.append(actuator if ok else f"{actuator} (rollback FAILED: {detail})")
     return rolled
@@ -754,23 +819,33 @@ def _step_json(step: ActuatorStep) -> dict[str, Any]:
 
 
 async def _take_lock(run: _Run, holder: LockHolder) -> str | None:
-    """None when held on a majority of stores; else why not, naming the other holder.
+    refusal, step = await take_lock(run.actuators, holder)
+    if step is not None:
+        run.steps.append(step)
+    return refusal
 
-    A lock left by a dead process of this host is taken over (and the step says so)."""
-    stores = run.actuators.stores
+
+async def take_lock(
+    actuators: Actuators, holder: LockHolder
+) -> tuple[str | None, ActuatorStep | None]:
+    """(None when held on a majority of stores, else why not naming the other holder;
+    the lock step to show). A lock left by a dead process of this host is taken over
+    (and the step says so)."""
+    stores = actuators.stores
     if not stores:
-        return None
-    config = run.actuators.config.failover
+        return None, None
+    config = actuators.config.failover
+    taken_over: ActuatorStep | None = None
     for attempt in range(2):
         attempts = await asyncio.gather(
             *(s.try_lock(config.lock_key, holder, config.lock_ttl_seconds) for s in stores.values())
         )
         taken = [r for r, (ok, _, _) in zip(stores, attempts, strict=True) if ok]
         if len(taken) > len(stores) / 2:
-            run.steps.append(
-                ActuatorStep("lock", True, f"held on {len(taken)}/{len(stores)} stores")
-            )
-            return None
+            held = f"held on {len(taken)}/{len(stores)} stores"
+            if taken_over is not None:
+                held = f"{taken_over.detail}; {held}"
+            return None, ActuatorStep("lock", True, held)
         await asyncio.gather(*(stores[r].unlock(config.lock_key, holder) for r in taken))
         others = [other for _, other, _ in attempts if other is not None]
         dead = [other for other in others if holder_is_dead(other)]
@@ -779,21 +854,25 @@ async def _take_lock(run: _Run, holder: LockHolder) -> str | None:
             await asyncio.gather(
                 *(s.unlock(config.lock_key, d) for s in stores.values() for d in set(dead))
             )
-            run.steps.append(
-                ActuatorStep("lock", True, f"taken over from {dead[0].describe()}: dead")
-            )
+            taken_over = ActuatorStep("lock", True, f"taken over from {dead[0].describe()}: dead")
             continue
         if others:
-            return f"failover lock held by {others[0].describe()}"
+            return f"failover lock held by {others[0].describe()}", None
         errors = ", ".join(f"{r}: {e}" for r, (_, _, e) in zip(stores, attempts, strict=True) if e)
-        return f"failover lock not taken on a majority of stores ({errors or 'expired meanwhile'})"
-    return "failover lock not taken: a dead holder's lock came back"
+        return (
+            f"failover lock not taken on a majority of stores ({errors or 'expired meanwhile'})",
+            None,
+        )
+    return "failover lock not taken: a dead holder's lock came back", None
 
 
 async def _release_lock(run: _Run, holder: LockHolder) -> None:
-    stores = run.actuators.stores
-    key = run.actuators.config.failover.lock_key
-    await asyncio.gather(*(s.unlock(key, holder) for s in stores.values()))
+    await release_lock(run.actuators, holder)
+
+
+async def release_lock(actuators: Actuators, holder: LockHolder) -> None:
+    key = actuators.config.failover.lock_key
+    await asyncio.gather(*(s.unlock(key, holder) for s in actuators.stores.values()))
 
 
 async def verify(

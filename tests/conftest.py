@@ -35,10 +35,10 @@ from named import NamedServer, Zone, named_servers  # noqa: F401 (a fixture)
 
 from noc.simulator import HealthEndpoint, RedisServer
 
-# Hypothesis: the default profile is the bounded one; NOC_LONG_HISTORIES=1 runs long.
-settings.register_profile("long", max_examples=2000, stateful_step_count=100)
-if os.environ.get("NOC_LONG_HISTORIES") == "1":
-    settings.load_profile("long")
+# Hypothesis histories: a few seconds each by default; NOC_LONG_HISTORIES=1 for long runs.
+settings.register_profile("bounded", max_examples=10, stateful_step_count=10, deadline=None)
+settings.register_profile("long", max_examples=2000, stateful_step_count=100, deadline=None)
+settings.load_profile("long" if os.environ.get("NOC_LONG_HISTORIES") else "bounded")
 
 
 @pytest.fixture(autouse=True)

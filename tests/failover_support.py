@@ -24,6 +24,7 @@ from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.failover import execute, gather_facts, plan_action, verify
 from noc.model import ActionKind, ActionPlan, ActionResult
+from noc.recovery import STEP_EVENTS
 from noc.scheduler import Scheduler
 from noc.simulator import RedisServer
 
@@ -114,7 +115,9 @@ class Estate:
         return found
 
     def events(self) -> list[str]:
-        return [r["event"] for r in read_jsonl(self.audit.path).records]
+        return [
+            r["event"] for r in read_jsonl(self.audit.path).records if r["event"] not in STEP_EVENTS
+        ]
 
 
 ORIGINAL = {"A": (("192.0.2.10",), 60), "MX": ((f"10 mx.ro.{DOMAIN}",), 300)}
@@ -141,4 +144,5 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
 
 
 def audit_events(path: Path) -> list[str]:
-    return [r["event"] for r in read_jsonl(path / "audit.jsonl").records]
+    records = read_jsonl(path / "audit.jsonl").records
+    return [r["event"] for r in records if r["event"] not in STEP_EVENTS]

@@ -15,6 +15,7 @@ from textual.widgets import Button, Footer
 from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
+from noc.recovery import STEP_EVENTS
 from noc.simulator import RedisServer
 from widgets.action_result import ActionResultScreen
 from widgets.failover_dialog import FailoverDialog
@@ -43,7 +44,8 @@ def make_app(tmp_path: Path, stores: dict[str, RedisServer], *, read_only: bool 
 
 
 def events(tmp_path: Path) -> list[str]:
-    return [r["event"] for r in read_jsonl(tmp_path / "audit.jsonl").records]
+    records = read_jsonl(tmp_path / "audit.jsonl").records
+    return [r["event"] for r in records if r["event"] not in STEP_EVENTS]
 
 
 async def open_dialog(pilot: Pilot[None], app: NocApp, key: str = "f") -> FailoverDialog:

@@ -1,0 +1,683 @@
+"""Every operator act, once: the dashboard and the CLI only ask the human and show.
+
+An act that moves traffic (failover, failback, switchover, drain, restore) runs
+plan -> audit planned (or refused) -> ask -> re-plan on fresh facts -> refuse if a
+rule now fails -> audit confirmed -> (switchover: wait for the drain, re-plan
+again) -> execute -> verify, and returns an `Outcome` whose exit code follows the
+README's table:
+
+    0   verified (or a dry run, or nothing to do)
+    1   refused, cancelled or aborted: nothing left changed
+    2   failed or partial
+    3   usage or config
+    130 interrupted after the change was finished and audited
+
+The caller supplies how to ask (`OperatorIO.confirm`), how to show progress, and
+how a drain wait is shown and cancelled. An interrupt (the task cancelled: Ctrl-C
+in the CLI, a quitting app) before anything is written ends the act with
+"nothing was changed"; during execution it is held until the writes are finished,
+read back or rolled back and audited; during the DNS watch it ends the watch.
+
+Never imports Textual: see the import-linter contracts in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from noc.audit import JsonlLog, read_jsonl
+from noc.clock import Clock
+from noc.config import NocConfig
+from noc.failover import (
+    Actuators,
+    ack_cooldown,
+    execute,
+    gather_facts,
+    holder_is_dead,
+    plan_action,
+    plan_record,
+    reconfirm,
+    recovery_facts,
+    verify,
+)
+from noc.model import ActionKind, ActionPlan, ActionResult, EstateSnapshot
+from noc.recovery import (
+    Choice,
+    FlagSplit,
+    Interrupted,
+    Settled,
+    flag_disagreement,
+    interrupted_actions,
+    read_flags,
+    reassert_flag,
+    recommended,
+    settle,
+)
+from noc.safety import cooldown_now, replication_drained
+from noc.scheduler import Scheduler
+from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXIT_DONE = 0
+EXIT_NOTHING_CHANGED = 1
+EXIT_FAILED = 2
+EXIT_USAGE = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+
+# Said when planning takes longer than this (a DNS server or a store timing out).
+_SLOW_PLAN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the human said yes with: their reason, whether they broke glass, and how
+    ("typed", "--yes", "automatic")."""
+
+    reason: str
+    force: bool = False
+    how: str = "typed"
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    kind: ActionKind
+    target: str
+    operator: Mapping[str, str]
+    via: str = "cli"
+    force: bool = False  # planned with the override from the start (the CLI's --force)
+    # The confirmation may still ask for the override once the plan is shown (the
+    # dialog's Force…): a plan refused only by forceable rules is then offered.
+    force_offered: bool = False
+    dry_run: bool = False
+    reason: str = ""  # known up front (CLI, automation); else the confirmation's
+    watch: bool = True  # watch DNS move here; the app watches in a worker of its own
+
+
+class DrainWatch(Protocol):
+    """How a switchover's wait for replication to drain is shown and cancelled."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def show(self, detail: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+class _PrintedDrain:
+    cancelled = False
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+
+    def show(self, detail: str) -> None:
+        self._say(f"switchover: {detail}")
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class OperatorIO:
+    """How an act asks the human and shows what happens. Only `confirm` is required."""
+
+    confirm: Callable[[ActionPlan], Awaitable[Confirmation | None]]
+    show_plan: Callable[[ActionPlan], None] = _ignore
+    say: Callable[[str], None] = _ignore
+    # Shows a refused plan (the dialog, with why); returns once the human has seen it.
+    refused: Callable[[ActionPlan], Awaitable[None]] | None = None
+    open_drain: Callable[[ActionPlan], Awaitable[DrainWatch]] | None = None
+    executed: Callable[[ActionResult], None] = _ignore
+    watching: Callable[[ActionResult], None] = _ignore
+    # Called once the lock is held and the pre hook passed, before the first write.
+    before_changes: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an act ended, with the README's exit code and a line for the human."""
+
+    exit_code: int
+    message: str
+    stage: str  # dry_run, refused, cancelled, aborted, executed, verified, failed, interrupted
+    plan: ActionPlan | None = None
+    result: ActionResult | None = None
+    reason: str = ""
+    confirmed_at: float = 0.0
+    details: tuple[str, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        return self.stage in ("executed", "verified", "failed") or (
+            self.stage == "interrupted" and self.exit_code == EXIT_INTERRUPTED
+        )
+
+
+def result_exit_code(result: ActionResult) -> int:
+    """An execution's code: aborted with everything put back is "nothing changed"; a
+    rollback that failed, or a change that did not verify, is partial."""
+    if result.aborted is not None:
+        return EXIT_FAILED if result.rollback_failed else EXIT_NOTHING_CHANGED
+    return EXIT_DONE if result.success else EXIT_FAILED
+
+
+async def finish_first(work: Awaitable[T]) -> tuple[T, bool]:
+    """Await `work` to its end even if this task is cancelled meanwhile; (its result,
+    whether an interrupt came). The interrupt is consumed: the caller decides what
+    it means now that the work is done (no DNS watch, exit 130)."""
+    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    interrupted = False
+    while True:
+        try:
+            return await asyncio.shield(task), interrupted
+        except asyncio.CancelledError:
+            if task.done() or current is None:
+                if task.done() and not task.cancelled():
+                    return task.result(), True
+                raise
+            current.uncancel()
+            interrupted = True
+
+
+class Operations:
+    """The acts of one estate: its scheduler (stores, engine), audit log and clock.
+
+    `refresh` brings the facts up to date before each plan (the CLI collects a
+    round; the app re-reads the flags, its loops keep the rest fresh); `snapshot`
+    is the estate as the caller sees it; `refresh_lag` re-reads replication while
+    a switchover waits for it to drain."""
+
+    def __init__(
+        self,
+        config: NocConfig,
+        scheduler: Scheduler,
+        audit: JsonlLog,
+        clock: Clock,
+        *,
+        snapshot: Callable[[], EstateSnapshot] | None = None,
+        refresh: Callable[[], Awaitable[None]] | None = None,
+        refresh_lag: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.audit = audit
+        self.clock = clock
+        self.snapshot = snapshot or scheduler.snapshot
+        self._refresh = refresh or scheduler.collect_once
+        self._refresh_lag = refresh_lag or scheduler.poll_replication
+        # The execution in flight, if any: a quitting app waits for it.
+        self.applying: asyncio.Future[ActionResult] | None = None
+
+    @property
+    def actuators(self) -> Actuators:
+        return self.scheduler.actuators
+
+    # --- moving traffic --------------------------------------------------------------
+
+    async def plan(
+        self,
+        kind: ActionKind,
+        target: str,
+        operator: Mapping[str, str],
+        *,
+        force: bool = False,
+        say: Callable[[str], None] = _ignore,
+    ) -> ActionPlan:
+        """A plan on the freshest facts: what the actuators say now, and the estate."""
+        gathering = asyncio.ensure_future(
+            asyncio.gather(self._refresh(), gather_facts(self.config, self.actuators, kind))
+        )
+        try:
+            if not (await asyncio.wait({gathering}, timeout=_SLOW_PLAN_SECONDS))[0]:
+                say(f"Planning {kind.value}: asking the DNS server and the stores…")
+            _, facts = await gathering
+        finally:
+            if not gathering.done():
+                # Interrupted while planning: stop the reads, and collect their end so
+                # no "exception never retrieved" is left behind.
+                gathering.cancel()
+                await asyncio.wait({gathering})
+        return plan_action(
+            self.snapshot(), self.config, kind, target, operator, facts, force=force,
+            now=self.clock.utcnow(),
+        )  # fmt: skip
+
+    async def run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
+        """One act that moves traffic, from plan to verdict; see the module's docstring."""
+        plan: ActionPlan | None = None
+        try:
+            return await self._run_action(request, io)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            # Only reached before execution started (execution holds interrupts).
+            plan = getattr(self, "_planning", None)
+            if plan is not None:
+                await asyncio.shield(
+                    self.audit.aappend(
+                        "cancelled", **plan_record(plan, reason="interrupted before any change")
+                    )
+                )
+            return Outcome(
+                EXIT_NOTHING_CHANGED, "interrupted: nothing was changed", "interrupted", plan
+            )
+        finally:
+            self._planning = None
+
+    _planning: ActionPlan | None = None
+
+    async def _run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
+        kind, target, operator = request.kind, request.target, request.operator
+        plan = await self.plan(kind, target, operator, force=request.force, say=io.say)
+        extra: dict[str, Any] = {"via": request.via}
+        if request.reason:
+            extra["reason"] = request.reason
+        if request.dry_run:
+            extra["dry_run"] = True
+        await self.audit.aappend("planned", **plan_record(plan, **extra))
+        io.show_plan(plan)
+        if not plan.allowed and not (request.force_offered and plan.needs_force):
+            await self.audit.aappend(
+                "refused", **plan_record(plan, reason=request.reason, refusal=plan.refusal)
+            )
+            if io.refused is not None:
+                await io.refused(plan)
+            hint = " (--force breaks glass, and is recorded)" if plan.needs_force else ""
+            return Outcome(EXIT_NOTHING_CHANGED, f"refused: {plan.refusal}{hint}", "refused", plan)
+        if request.dry_run:
+            return Outcome(EXIT_DONE, "dry run: nothing was changed", "dry_run", plan)
+        self._planning = plan
+        confirmation = await io.confirm(plan)
+        if confirmation is None:
+            await self.audit.aappend("cancelled", **plan_record(plan, reason=request.reason))
+            return Outcome(
+                EXIT_NOTHING_CHANGED, f"{kind.value} cancelled: nothing was changed",
+                "cancelled", plan,
+            )  # fmt: skip
+        reason = confirmation.reason or request.reason
+        # The world may have moved while the human read the plan: decide again on
+        # fresh facts, under the same action id, before anything is written.
+        fresh = await self.plan(kind, target, operator, force=confirmation.force, say=io.say)
+        plan, refusal = reconfirm(plan, fresh)
+        self._planning = plan
+        if refusal is not None:
+            await self.audit.aappend(
+                "refused", **plan_record(plan, reason=reason, refusal=refusal, fresh_preflight=True)
+            )
+            return Outcome(
+                EXIT_NOTHING_CHANGED,
+                f"{kind.value} refused on a fresh preflight: {refusal}; nothing was changed",
+                "refused", plan, reason=reason,
+            )  # fmt: skip
+        await self.audit.aappend(
+            "confirmed",
+            **plan_record(plan, reason=reason, confirmation=confirmation.how),
+            **recovery_facts(plan),
+        )
+        confirmed_at = self.clock.monotonic()
+        if kind is ActionKind.SWITCHOVER:
+            stopped = await self._wait_for_drain(plan, io)
+            if stopped is None:
+                # Minutes may have passed: decide again on fresh facts.
+                fresh = await self.plan(kind, target, operator, force=plan.forced, say=io.say)
+                plan, refusal = reconfirm(plan, fresh)
+                if refusal is not None:
+                    stopped = f"refused on a fresh preflight after the wait: {refusal}"
+            if stopped is not None:
+                await self.audit.aappend("cancelled", **plan_record(plan, reason=stopped))
+                return Outcome(
+                    EXIT_NOTHING_CHANGED, f"switchover stopped: {stopped}; nothing was changed",
+                    "cancelled", plan, reason=reason,
+                )  # fmt: skip
+        self._planning = None  # from here on, an interrupt is held, never "nothing changed"
+        self.applying = asyncio.ensure_future(
+            execute(
+                plan, reason, self.actuators, self.audit, self.clock,
+                confirmed_at=confirmed_at, before_changes=io.before_changes,
+            )
+        )  # fmt: skip
+        result, interrupted = await finish_first(self.applying)
+        io.executed(result)
+        if result.aborted is not None:
+            return Outcome(
+                result_exit_code(result), result.summary, "aborted", plan, result, reason,
+                confirmed_at,
+            )  # fmt: skip
+        if interrupted:
+            return Outcome(
+                EXIT_INTERRUPTED,
+                "interrupted: the change was finished and audited; DNS was not watched",
+                "interrupted", plan, result, reason, confirmed_at,
+            )  # fmt: skip
+        if not request.watch:
+            return Outcome(
+                EXIT_DONE, result.summary, "executed", plan, result, reason, confirmed_at
+            )
+        if plan.blast.changes:
+            io.say("watching DNS until every server serves the new answers or the TTL passes…")
+        final, interrupted = await self.watch(result, reason, confirmed_at, io.watching)
+        if interrupted:
+            return Outcome(
+                EXIT_INTERRUPTED,
+                "interrupted while watching DNS: the change was finished and audited",
+                "interrupted", plan, final, reason, confirmed_at,
+            )  # fmt: skip
+        code = result_exit_code(final)
+        return Outcome(
+            code, final.summary, "verified" if code == EXIT_DONE else "failed", plan, final,
+            reason, confirmed_at,
+        )  # fmt: skip
+
+    async def watch(
+        self,
+        result: ActionResult,
+        reason: str,
+        confirmed_at: float,
+        on_progress: Callable[[ActionResult], None] = _ignore,
+    ) -> tuple[ActionResult, bool]:
+        """Watch DNS move and record the verdict; (the result, whether it was stopped).
+        A stopped watch is audited ("verify_stopped"), never silent."""
+        try:
+            final = await verify(
+                result, self.actuators, self.audit, self.clock,
+                reason=reason, confirmed_at=confirmed_at, on_progress=on_progress,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self.audit.aappend(
+                    "verify_stopped",
+                    **plan_record(
+                        result.plan, reason="interrupted, a newer action or noc stopping"
+                    ),
+                )
+            )
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return result, True
+        return final, False
+
+    async def _wait_for_drain(self, plan: ActionPlan, io: OperatorIO) -> str | None:
+        """Hold a switchover until replication toward the target has drained; None when
+        it has, else why it stopped (cancelled, or not drained in time)."""
+        watch = await io.open_drain(plan) if io.open_drain else _PrintedDrain(io.say)
+        try:
+            deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
+            while True:
+                # The operator's cancel wins over a lag that drained in the same second.
+                if watch.cancelled:
+                    return "cancelled by the operator while waiting for lag to drain"
+                drained, detail = replication_drained(self.snapshot(), plan.source, plan.target)
+                watch.show(detail)
+                if drained:
+                    return None
+                if self.clock.monotonic() >= deadline:
+                    limit = self.config.failover.drain_timeout_seconds
+                    return f"lag did not drain within {limit:g} s ({detail})"
+                await self._refresh_lag()
+                await asyncio.sleep(1.0)
+        finally:
+            watch.close()
+
+    # --- the cooldown, alerts, suppression ---------------------------------------------
+
+    async def ack_cooldown(
+        self, operator: Mapping[str, str], ask_note: Callable[[str], Awaitable[str | None]]
+    ) -> Outcome:
+        """Clear the anti-flap cooldown of the last failover; 0 cleared (or nothing to
+        clear), 1 cancelled, 2 not on a majority of stores."""
+        await self.scheduler.read_flags()
+        snapshot = self.snapshot()
+        cooldown = cooldown_now(snapshot, self.config)
+        if cooldown.ok:
+            return Outcome(EXIT_DONE, f"No cooldown to ack: {cooldown.detail}", "nothing")
+        note = await ask_note(cooldown.detail.partition("; ack")[0])
+        if note is None:
+            return Outcome(EXIT_NOTHING_CHANGED, "cooldown ack cancelled", "cancelled")
+        cleared, text = await ack_cooldown(
+            snapshot, self.scheduler.stores, self.audit, self.clock, operator, note
+        )
+        await self.scheduler.read_flags()
+        return Outcome(EXIT_DONE if cleared else EXIT_FAILED, text, "done" if cleared else "failed")
+
+    async def ack_alert(self, alert_id: str, operator: Mapping[str, str], note: str) -> Outcome:
+        ack = self.scheduler.engine.alerts.ack(alert_id, operator["operator"], note)
+        if ack is None:
+            return Outcome(EXIT_NOTHING_CHANGED, "That alert is no longer firing", "refused")
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_ack(alert_id, ack)
+        await self.audit.aappend("ack", alert_id=alert_id, note=note, **operator)
+        return Outcome(EXIT_DONE, f"Acked {alert_id}", "done")
+
+    async def silence(
+        self,
+        matchers: Mapping[str, str],
+        duration_seconds: float,
+        comment: str,
+        operator: Mapping[str, str],
+    ) -> Outcome:
+        silence = self.scheduler.engine.alerts.silence(
+            dict(matchers), duration_seconds, operator["operator"], comment
+        )
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_silence(silence)
+        await self.audit.aappend(
+            "silence",
+            silence_id=silence.id,
+            matchers=dict(silence.matchers),
+            ends_at=silence.ends_at.isoformat(),
+            comment=silence.comment,
+            **operator,
+        )
+        return Outcome(
+            EXIT_DONE, f"Silenced {silence.describe()} until {silence.ends_at:%H:%M} UTC", "done"
+        )
+
+    async def expire_silence(self, silence_id: str, operator: Mapping[str, str]) -> Outcome:
+        expired = self.scheduler.engine.alerts.expire(silence_id)
+        if expired is None:
+            return Outcome(EXIT_NOTHING_CHANGED, "no such silence", "nothing")
+        if self.scheduler.journal is not None:
+            await self.scheduler.journal.record_silence(expired)
+        await self.audit.aappend("silence_expired", silence_id=silence_id, **operator)
+        return Outcome(EXIT_DONE, f"Silence {expired.describe()} expired", "done")
+
+    async def sync(
+        self,
+        source: str,
+        target: str,
+        operator: Mapping[str, str],
+        lists: Sequence[str] | None = None,
+    ) -> Outcome:
+        """Copy missing suppression entries; 0 done, 2 incomplete, 3 usage."""
+        try:
+            results = await sync_now(self.config, source, target, self.clock, lists)
+        except SyncError as exc:
+            return Outcome(EXIT_USAGE, f"noc sync: {exc}", "refused")
+        await audit_sync(self.audit, operator, source, target, results)
+        lines = tuple(
+            f"  {r.list}: {r.missing} missing of {r.examined} recent, {r.copied} copied "
+            + "; ".join(r.errors)
+            + (" (capped: run again)" if r.truncated else "")
+            for r in results
+        )
+        ok = sync_ok(results)
+        return Outcome(
+            EXIT_DONE if ok else EXIT_FAILED,
+            sync_summary(source, target, results),
+            "done" if ok else "failed",
+            details=tuple(line.rstrip() for line in lines),
+        )
+
+    # --- interrupted actions -----------------------------------------------------------
+
+    async def interrupted(self) -> list[Interrupted]:
+        """Actions the record shows confirmed and never ended, whose process is gone
+        (one still running, e.g. a switchover waiting for a drain, is not interrupted)."""
+        read = await asyncio.to_thread(read_jsonl, self.audit.path)
+        found = interrupted_actions(read.records)
+        if not found:
+            return []
+        holders = await asyncio.gather(
+            *(s.read_lock(self.config.failover.lock_key) for s in self.scheduler.stores.values())
+        )
+        running = {h.action_id for h, _ in holders if h is not None and not holder_is_dead(h)}
+        return [i for i in found if not i.process_alive() and i.action_id not in running]
+
+    async def flag_split(self) -> FlagSplit | None:
+        return flag_disagreement(await read_flags(self.actuators))
+
+    async def recover(
+        self,
+        operator: Mapping[str, str],
+        choose: Callable[[Interrupted, Choice], Awaitable[Choice | None]],
+        confirm_reassert: Callable[[FlagSplit], Awaitable[bool]],
+        *,
+        dry_run: bool = False,
+        say: Callable[[str], None] = _ignore,
+    ) -> Outcome:
+        """Finish or undo every interrupted action (oldest first), then re-assert the
+        majority flag on stores that lost it. Each is shown, chosen, and audited."""
+        lines: list[str] = []
+        codes: list[int] = []
+
+        def note(text: str) -> None:
+            lines.append(text)
+            say(text)
+
+        try:
+            items = await self.interrupted()
+            for item in items:
+                note(f"interrupted: {item.describe()}")
+                if dry_run:
+                    for way in Choice:
+                        preview = await settle(
+                            item, way, self.actuators, self.clock, operator, dry_run=True
+                        )
+                        note(f"  {way.value}: {preview.summary()}")
+                    continue
+                choice = await choose(item, recommended(item))
+                if choice is None:
+                    note(f"  left as it is: {item.action_id} is still interrupted")
+                    codes.append(EXIT_NOTHING_CHANGED)
+                    continue
+                settled, interrupted = await finish_first(
+                    settle(item, choice, self.actuators, self.clock, operator)
+                )
+                await self._audit_settled(settled, operator)
+                note(f"  {settled.summary()}")
+                codes.append(_settled_code(settled))
+                if interrupted:
+                    return Outcome(
+                        EXIT_INTERRUPTED,
+                        "interrupted after a recovery step was finished and audited",
+                        "interrupted",
+                        details=tuple(lines),
+                    )
+            split = await self.flag_split()
+            if split is not None:
+                note(split.describe())
+                if dry_run:
+                    note(f"  would re-assert {split.flag.active} on {', '.join(split.behind)}")
+                elif await confirm_reassert(split):
+                    (flag_step, _), _ = await finish_first(
+                        reassert_flag(split, self.actuators, self.clock, operator)
+                    )
+                    await self.audit.aappend(
+                        "flag_reasserted",
+                        action_id=split.flag.action_id,
+                        active=split.flag.active,
+                        stores=list(split.behind),
+                        ok=flag_step.ok,
+                        detail=flag_step.detail,
+                        **operator,
+                    )
+                    note(f"  {flag_step.detail}")
+                    codes.append(EXIT_DONE if flag_step.ok else EXIT_FAILED)
+                else:
+                    note("  left as it is")
+                    codes.append(EXIT_NOTHING_CHANGED)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return Outcome(
+                EXIT_NOTHING_CHANGED, "interrupted: nothing more was changed", "interrupted",
+                details=tuple(lines),
+            )  # fmt: skip
+        if not items and split is None:
+            return Outcome(EXIT_DONE, "nothing to recover: no interrupted action, stores agree",
+                           "nothing")  # fmt: skip
+        if dry_run:
+            return Outcome(
+                EXIT_DONE, "dry run: nothing was changed", "dry_run", details=tuple(lines)
+            )
+        code = max(codes, default=EXIT_DONE, key=_severity)
+        message = {
+            EXIT_DONE: "recovered: the flag, DNS and the record agree",
+            EXIT_NOTHING_CHANGED: "not recovered: nothing was changed",
+            EXIT_FAILED: "recovered only in part: see above",
+        }[code]
+        return Outcome(code, message, "done", details=tuple(lines))
+
+    async def _audit_settled(self, settled: Settled, operator: Mapping[str, str]) -> None:
+        item = settled.item
+        await self.audit.aappend(
+            "recovered" if settled.refusal is None else "recover_refused",
+            action_id=item.action_id,
+            action=item.kind,
+            **{"from": item.source, "to": item.target},
+            choice=settled.choice.value,
+            ok=settled.ok,
+            # The flag every store holds once this is done: what the record now says.
+            active_action_id=item.action_id
+            if settled.choice is Choice.COMPLETE
+            else (item.previous_flag.action_id if item.previous_flag else ""),
+            refusal=settled.refusal,
+            steps=[{"actuator": s.actuator, "ok": s.ok, "detail": s.detail} for s in settled.steps],
+            summary=settled.summary(),
+            **operator,
+        )
+
+
+def _settled_code(settled: Settled) -> int:
+    if settled.ok:
+        return EXIT_DONE
+    return EXIT_NOTHING_CHANGED if settled.refusal else EXIT_FAILED
+
+
+def _severity(code: int) -> int:
+    """Which code wins when a recovery did several things: partial over nothing over ok."""
+    return {EXIT_DONE: 0, EXIT_NOTHING_CHANGED: 1, EXIT_FAILED: 2}.get(code, 3)
+
+
+def run_with_interrupts_as_cancel(work: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run for the CLI where every Ctrl-C cancels the work's task (never a
+    KeyboardInterrupt raised in the middle of a write): the operations layer decides
+    what an interrupt means at that moment."""
+
+    async def main() -> T:
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        try:
+            return await task
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
