@@ -115,6 +115,7 @@ class DnsUpdater:
         if not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds}")
         self._server = server
+        self._timeout = timeout_seconds
         self._zone = _absolute(zone, "zone")
         self._key_name = _absolute(key_name, "TSIG key name")
         try:
@@ -264,16 +265,38 @@ class DnsUpdater:
     async def _behind(
         self, server: ResolverAddress, watched: Sequence[tuple[FailoverRecord, set[str]]]
     ) -> str | None:
-        """None when `server` answers every new value; else what it still answers."""
+        """None when `server` answers every new value; else why not, in words that tell
+        a server that does not answer from a stale one (and which serial it serves)."""
         samples = await asyncio.gather(*(self._ask(server, record) for record, _ in watched))
-        stale: list[str] = []
+        silent: list[str] = []
+        old: list[str] = []
         for (record, wanted), sample in zip(watched, samples, strict=True):
             label = f"{_display(record.name)} {record.rtype.value}"
             if sample.error is not None and not sample.error.absent:
-                stale.append(f"{label}: {sample.error}")
+                silent.append(f"{label}: {sample.error}")
             elif {_normal(record.rtype, value) for value in sample.answers} != wanted:
-                stale.append(f"{label}: {', '.join(sample.answers) or 'absent'}")
-        return "; ".join(stale) or None
+                old.append(f"{label}: {', '.join(sample.answers) or 'absent'}")
+        if not silent and not old:
+            return None
+        if silent and not old:
+            return "not answering: " + "; ".join(silent)
+        serial = await self._serial(server)
+        served = f"serial {serial}" if serial is not None else "no SOA serial"
+        return f"stale ({served}): still " + "; ".join(old + silent)
+
+    async def _serial(self, server: ResolverAddress) -> int | None:
+        """The zone's SOA serial as `server` serves it: which version of the zone it has."""
+        query = dns.message.make_query(self._zone, dns.rdatatype.SOA)
+        try:
+            response = await dns.asyncquery.udp(
+                query, server.host, port=server.port, timeout=self._timeout
+            )
+        except (dns.exception.DNSException, OSError):
+            return None
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return int(rrset[0].serial)
+        return None
 
     # Updating
 

@@ -665,7 +665,10 @@ class ActionResult:
             f"{len(p.moved)}/{p.asked} DNS servers on {self.plan.target} "
             f"after {p.elapsed_seconds:.0f} s"
         )
-        return text + (" (TTL passed)" if p.ttl_expired else "")
+        text += " (TTL passed)" if p.ttl_expired else ""
+        # Named, with what each serves: a stale secondary is not a frozen one.
+        lagging = "; ".join(f"{server} {why}" for server, why in p.waiting)
+        return f"{text}; behind: {lagging}" if lagging else text
 
     @property
     def summary(self) -> str:
@@ -1254,7 +1257,9 @@ class PropagationProgress:
 
     elapsed_seconds: float
     moved: tuple[str, ...]  # servers (as "host:port") answering every change's new values
-    waiting: tuple[tuple[str, str], ...]  # (server, what it still answers or its error)
+    # (server, why it is behind): "stale (serial 7): still smtp.example. A 192.0.2.10"
+    # or "not answering: smtp.example. A: timeout".
+    waiting: tuple[tuple[str, str], ...]
     done: bool  # every server moved, or the TTL has run out
     ttl_expired: bool = False
 

@@ -401,7 +401,8 @@ async def test_watch_sees_the_change_arrive(primary: NamedServer) -> None:
     assert reports[0].waiting == (
         (
             primary.address,
-            "smtp.example.test. A: 192.0.2.10; example.test. MX: 10 mx.ro.example.test",
+            "stale (serial 1): still smtp.example.test. A: 192.0.2.10; "
+            "example.test. MX: 10 mx.ro.example.test",
         ),
     )
     assert not reports[0].done and reports[-1] is result
@@ -429,7 +430,10 @@ async def test_watch_gives_up_at_the_deadline_with_who_still_answers_the_old_val
     )
     assert result.done and result.ttl_expired
     assert result.moved == (primary.address,)
-    assert result.waiting == ((lagging.address, "smtp.example.test. A: 192.0.2.10"),)
+    # Named, with the zone version it serves: a stale secondary, not a silent one.
+    assert result.waiting == (
+        (lagging.address, "stale (serial 1): still smtp.example.test. A: 192.0.2.10"),
+    )
     assert result.asked == 2
     assert reports[-1] is result and 1 <= len(reports) <= 2
 
@@ -447,7 +451,7 @@ async def test_watch_reports_an_unreachable_server_as_waiting(primary: NamedServ
     )
     assert result.ttl_expired and result.moved == (primary.address,)
     ((server, still),) = result.waiting
-    assert server == str(dead) and still.startswith("smtp.example.test. A: ")
+    assert server == str(dead) and still.startswith("not answering: smtp.example.test. A: ")
 
 
 async def test_watch_ends_even_on_a_clock_that_never_moves(primary: NamedServer) -> None:
@@ -470,7 +474,8 @@ async def test_watch_survives_a_failing_callback(primary: NamedServer) -> None:
         deadline_seconds=DEADLINE,
         interval_seconds=INTERVAL,
     )
-    assert result.ttl_expired and result.waiting[0][1] == "smtp.example.test. A: 192.0.2.10"
+    assert result.ttl_expired
+    assert result.waiting[0][1] == "stale (serial 1): still smtp.example.test. A: 192.0.2.10"
 
 
 # The demo's own server speaks the same protocol.

@@ -80,14 +80,15 @@ def propagation_rows(result: ActionResult, watching: bool) -> list[Row]:
             text = "watching DNS: asking the authoritative server and every resolver…"
             return [(label, Content.styled(text, "$warning"))]
         return []
-    text = result.propagation_text or ""
+    # The servers behind get a row each below, so the headline stays short.
+    text = (result.propagation_text or "").partition("; behind: ")[0]
     if not progress.done:
         text += ", watching…"
     all_moved = progress.done and not progress.waiting
     rows: list[Row] = [(label, Content.styled(text, "$success" if all_moved else "$warning"))]
     rows += [
-        (Content(""), Content.styled(f"{server} still answers {answer}", "$warning"))
-        for server, answer in progress.waiting
+        (Content(""), Content.styled(f"{server} {why}", "$warning"))
+        for server, why in progress.waiting
     ]
     return rows
 
