@@ -71,6 +71,18 @@ class EstateConfig(_Strict):
     topology: Topology = Topology.ACTIVE_PASSIVE
     rpo_seconds: float = Field(default=60, ge=0)
     rto_seconds: float = Field(default=300, ge=0)
+    # Where this estate keeps its audit, alert journal, outbox and log; unset:
+    # <user state dir>/noc/<name>/ (see noc.audit.estate_paths). "~" is expanded.
+    state_dir: str | None = None
+
+    @field_validator("state_dir")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or "\x00" in value:
+            raise ValueError("must name a directory (or leave it unset for the default)")
+        return value
 
 
 class CheckTuning(_Strict):

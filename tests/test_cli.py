@@ -43,7 +43,7 @@ class Estate:
 
     @property
     def audit_path(self) -> Path:
-        return self.state / "noc" / "audit.jsonl"
+        return self.state / "noc" / "mail-test" / "audit.jsonl"
 
     def flag(self, region: str) -> dict[str, str]:
         return stored_flag(self.stores[region])
