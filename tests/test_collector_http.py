@@ -365,6 +365,9 @@ async def test_in_flight_probes_never_exceed_the_cap(health_endpoint: EndpointFa
         "http://user:s3cret@bad host.invalid/health",
         "http://user:s3cret@127.0.0.1:99999/health",
         "not a url",
+        "http://127.0.0.1:1/health?token=s3cret",
+        "http://user:pw@bad host.invalid/health?API-Key=s3cret",
+        "http://s3cret@[::1/health?x=1",
     ],
 )
 async def test_never_raises_and_never_shows_a_password(
