@@ -10,19 +10,22 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collectors.http import HttpHealthCollector
 from noc.audit import (
     DEMO_DIR_NAME,
+    EstatePaths,
     JsonlLog,
     RecordNotWritten,
     demo_paths,
@@ -34,6 +37,8 @@ from noc.audit import (
 )
 from noc.clock import SystemClock
 from noc.config import parse_config
+from noc.model import CheckTarget, mask_url
+from noc.simulator import HealthEndpoint
 
 REGION = '[[regions]]\nid = "ro"\nrole = "primary"\n'
 
@@ -254,3 +259,80 @@ def test_a_short_write_on_a_full_disk_is_an_error_and_then_repaired() -> None:
         assert [r["note"] for r in read_jsonl(path).records] == ["first", "after"]
         assert read_jsonl(path).damaged_lines == []
         assert "confirmed" in (disk / "audit.jsonl.torn").read_text()
+
+
+# --- noc.log ---
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """_log_to_file replaces the root handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, old in chatty.items():
+            logging.getLogger(name).setLevel(old)
+
+
+async def test_noc_log_is_private_and_carries_no_probe_lines_or_secrets(
+    tmp_path: Path,
+    restored_logging: None,
+    health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
+) -> None:
+    from noc.cli import _log_to_file
+
+    paths = EstatePaths(tmp_path / "estate")
+    paths.directory.mkdir()
+    paths.log.write_text("from an older noc\n")
+    paths.log.chmod(0o644)
+    backup = paths.directory / "noc.log.1"
+    backup.write_text("older still\n")
+    backup.chmod(0o644)
+    _log_to_file(paths, ["moved something"])
+    endpoint = await health_endpoint("ro")
+    scheme, rest = endpoint.url.split("://", 1)
+    url = f"{scheme}://operator:hunter2@{rest}?token=t0ken"
+    collector = HttpHealthCollector()
+    try:
+        for _ in range(3):
+            sample = await collector.probe(
+                CheckTarget(check_id="ro/0", region_id="ro", name="health", url=url)
+            )
+            assert sample.ok
+    finally:
+        await collector.aclose()
+    logging.getLogger("noc.test").warning("probe of %s", mask_url(url))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = paths.log.read_text()
+    assert "moved something" in text and "probe of" in text
+    assert "HTTP Request" not in text  # httpx's per-probe INFO line
+    assert "hunter2" not in text and "t0ken" not in text
+    for path in (paths.log, backup):
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rotated_noc_log_stays_private(tmp_path: Path, restored_logging: None) -> None:
+    from noc.cli import _PrivateRotatingFileHandler
+
+    path = tmp_path / "noc.log"
+    handler = _PrivateRotatingFileHandler(path, maxBytes=200, backupCount=2)
+    logger = logging.getLogger("noc.test.rotation")
+    logger.addHandler(handler)
+    try:
+        for number in range(20):
+            logger.warning("line %d %s", number, "x" * 40)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    files = sorted(tmp_path.glob("noc.log*"))
+    assert len(files) == 3
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
