@@ -159,6 +159,9 @@ class FlagSample:
     reachable: bool
     flag: FailoverFlag | None = None
     error: str | None = None
+    # Unreadable, yet the store answered (it refused noc's password): it is up, so
+    # it is read again at the normal interval, not backed off like a dead one.
+    store_answered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

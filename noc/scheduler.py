@@ -390,7 +390,10 @@ class Scheduler:
             sample = await self._read(store)
             self.engine.ingest_flag(sample)
             self._on_change()
-            delay = interval if sample.reachable else min(delay * 2, MAX_STORE_BACKOFF_SECONDS)
+            # A dead store is backed off; one that answers (a refused password) is
+            # not, so the poll after the fix clears it, not one several intervals on.
+            answered = sample.reachable or sample.store_answered
+            delay = interval if answered else min(delay * 2, MAX_STORE_BACKOFF_SECONDS)
             await self._sleep(name, delay)
             if self._woken(name):
                 delay = interval
