@@ -11,7 +11,9 @@ Every problem is reported as one line naming the file, the key path
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from collectors.dns_records import parse_resolver, split_host_port
@@ -697,12 +700,30 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     path = find_config(explicit)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(path, raw, exc)]) from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from exc
+    except RecursionError as exc:  # tomllib recurses on nested inline arrays
+        raise ConfigError([f"{path}: not valid TOML: nested too deeply"]) from exc
     return LoadedConfig(config=parse_config(data, path), path=path, file_data=data, env=_noc_env())
+
+
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
+    before = raw[: exc.start]
+    line = before.count(b"\n") + 1
+    column = exc.start - (before.rfind(b"\n") + 1) + 1
+    return (
+        f"{path}: line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
+        "(a TOML file is UTF-8 text: re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`)"
+    )
 
 
 def parse_config(data: Mapping[str, Any], path: Path | str = "<config>") -> NocConfig:
@@ -710,6 +731,45 @@ def parse_config(data: Mapping[str, Any], path: Path | str = "<config>") -> NocC
         return NocConfig(**data)
     except ValidationError as exc:
         raise ConfigError([_describe(path, error) for error in exc.errors()]) from exc
+    except SettingsError as exc:
+        # pydantic-settings could not decode a NOC_* variable (a section or a list
+        # must be JSON): say which variable and what it should hold.
+        raise ConfigError(_env_not_json(str(exc))) from exc
+
+
+_SETTINGS_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
+
+
+def _env_not_json(message: str) -> list[str]:
+    match = _SETTINGS_FIELD.search(message)
+    field = match["field"] if match else ""
+    prefix = ENV_PREFIX + field.upper()
+    candidates = sorted(
+        name
+        for name in _noc_env()
+        if field and (name.upper() == prefix or name.upper().startswith(prefix + "__"))
+    )
+    problems: list[str] = []
+    for name in candidates:
+        value = os.environ[name]
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            problems.append(
+                f"${name}: {_env_key(name)}: not valid JSON ({exc}); a section or a list set "
+                f"from the environment is JSON, e.g. {ENV_PREFIX}HEALTH="
+                "'{\"interval_seconds\": 10}' or "
+                f"{ENV_PREFIX}DNS__RESOLVERS='[\"127.0.0.1\"]'"
+            )
+    if problems:
+        return problems
+    names = ", ".join(f"${n}" for n in candidates) or f"${prefix}"
+    return [f"{names}: {field or '(top level)'}: cannot be read ({message})"]
+
+
+def _env_key(name: str) -> str:
+    """NOC_FAILOVER__DNS__KEY_SECRET -> failover.dns.key_secret."""
+    return name.removeprefix(ENV_PREFIX).lower().replace("__", ".")
 
 
 def _describe(path: Path | str, error: Any) -> str:
@@ -729,9 +789,21 @@ def _describe(path: Path | str, error: Any) -> str:
 
 
 def _source(path: Path | str, key: str) -> str:
-    """Where a bad value came from: an environment override wins over the file."""
-    variable = ENV_PREFIX + key.replace(".", "__").upper()
-    return f"{path} (overridden by ${variable})" if variable in os.environ else str(path)
+    """Where a bad value came from: an environment override wins over the file. The
+    variable may set the key itself, a section holding it (NOC_HEALTH='{...}' for
+    health.interval_seconds), or a key below it (NOC_HEALTH__X__Y for health.x)."""
+    parts = [p for p in re.sub(r"\[\d+\]", "", key).split(".") if p]
+    names = {name.upper(): name for name in _noc_env()}
+    for end in range(len(parts), 0, -1):
+        variable = ENV_PREFIX + "__".join(parts[:end]).upper()
+        if variable in names:
+            return f"{path} (overridden by ${names[variable]})"
+    if parts:
+        below = ENV_PREFIX + "__".join(parts).upper() + "__"
+        for upper, name in sorted(names.items()):
+            if upper.startswith(below):
+                return f"{path} (overridden by ${name})"
+    return str(path)
 
 
 def _safe_repr(key: str, value: Any) -> str:
