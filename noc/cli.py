@@ -34,6 +34,7 @@ from noc.config import (
     NocConfig,
     effective_values,
     load_config,
+    preset_overrides,
 )
 from noc.failover import (
     ack_cooldown,
@@ -622,4 +623,6 @@ def _config(args: argparse.Namespace) -> int:
     print(f"# effective configuration from {loaded.path} (environment overrides the file)")
     for key, value, source in effective_values(loaded):
         print(f"{key} = {json.dumps(value)}  # {source}")
+    for note in preset_overrides(loaded):
+        print(f"# note: {note}")
     return 0

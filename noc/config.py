@@ -846,6 +846,23 @@ def effective_values(loaded: LoadedConfig) -> Iterator[tuple[str, Any, str]]:
         yield dotted, value, source
 
 
+def preset_overrides(loaded: LoadedConfig) -> list[str]:
+    """Where an explicit interval or threshold silently beats a preset that was set
+    on purpose: one line each, for `noc config show`."""
+    notes: list[str] = []
+    health = loaded.config.health
+    preset = PRESETS[health.preset]
+    if _present(loaded.file_data, ("health", "preset")) or "NOC_HEALTH__PRESET" in loaded.env:
+        for key in ("interval_seconds", "failure_threshold"):
+            value = getattr(health, key)
+            if value is not None and value != preset[key]:
+                notes.append(
+                    f"health.{key} = {value:g} overrides preset {health.preset!r} "
+                    f"({key} {preset[key]:g}): unset it for the preset to decide"
+                )
+    return notes
+
+
 def _flatten(
     value: Any, path: tuple[str | int, ...]
 ) -> Iterator[tuple[tuple[str | int, ...], Any]]:
@@ -884,8 +901,9 @@ rto_seconds = 300                    # time to recover you promise
 
 [health]                              # defaults for every check
 preset = "standard"                  # "standard" (30 s x 3 = 90 s) or "tightened" (10 s x 3 = 30 s)
-interval_seconds = 30                # overrides the preset
-failure_threshold = 3                # consecutive failures before a check is down
+# interval_seconds = 30              # set, it wins over the preset's interval (and
+# failure_threshold = 3              #   this over its threshold): leave both unset
+#                                    #   for the preset to decide detection time
 # recovery_threshold = 3             # consecutive successes to recover (default: failure_threshold)
 timeout_seconds = 2                  # a slower answer is a failed check
 verify_tls = true
