@@ -336,3 +336,41 @@ def test_a_rotated_noc_log_stays_private(tmp_path: Path, restored_logging: None)
     files = sorted(tmp_path.glob("noc.log*"))
     assert len(files) == 3
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+
+
+# --- the demo keeps to itself ---
+
+
+def test_the_demo_never_reads_or_writes_an_estates_state(tmp_path: Path) -> None:
+    """A real estate's record (with an alert journal the demo would choke on) and the
+    old shared layout are left byte for byte; the demo writes only its own dir."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from ptyproc import PtyProcess
+
+    state = tmp_path / "state"
+    estate = state / "noc" / "mail-prod"
+    estate.mkdir(parents=True)
+    records = {
+        "alerts.jsonl": b'{"event": "alert", "transition": "firing", "alert": {"id": 1}}\n',
+        "audit.jsonl": b'{"ts": "2024-01-01T00:00:00Z", "event": "verified"}\n',
+        "noc.log": b"production log\n",
+    }
+    for name, content in records.items():
+        (estate / name).write_bytes(content)
+        (state / "noc" / name).write_bytes(content)  # the old shared layout too
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in state.rglob("*") if p.is_file()}
+    env = dict(os.environ, XDG_STATE_HOME=str(state))
+    process = PtyProcess.spawn([sys.executable, "-m", "noc", "demo"], env=env)
+    try:
+        assert process.read_until(b"LIVE", timeout=60), process.output[-2000:]
+        process.hang_up()
+        assert process.wait(10) is not None
+    finally:
+        process.stop()
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before}
+    assert after == before
+    demo = state / "noc" / DEMO_DIR_NAME
+    assert (demo / "noc.log").exists()
+    assert (demo / "noc.log").stat().st_mode & 0o777 == 0o600
+    new = {p for p in state.rglob("*") if p.is_file()} - set(before)
+    assert new and all(demo in p.parents for p in new), new
