@@ -85,6 +85,13 @@ class EstateConfig(_Strict):
             return None
         if not value.strip() or "\x00" in value:
             raise ValueError("must name a directory (or leave it unset for the default)")
+        try:
+            expanded = Path(value).expanduser()
+        except RuntimeError:  # "~someone" with no such user
+            raise ValueError(f"{value!r}: no home directory to expand ~ to") from None
+        if not expanded.is_absolute():
+            # Relative to where noc happens to start, one estate would keep two records.
+            raise ValueError(f"{value!r} must be an absolute path (or start with ~/)")
         return value
 
 

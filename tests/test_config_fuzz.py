@@ -9,12 +9,14 @@ The bounded profile runs here; `NOC_LONG_HISTORIES=1` runs the long one;
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from config_fuzz import Outcome, base_config, config_files, environments, run_case, toml_document
 from hypothesis import example, given, settings
 
@@ -74,3 +76,13 @@ def test_a_bad_key_below_a_section_names_its_variable(tmp_path: Path) -> None:
     run = run_noc(tmp_path, VALID, {"NOC_HEALTH__X__Y": "1"}, "check")
     assert run.returncode == 3
     assert "(overridden by $NOC_HEALTH__X__Y): health.x: unknown key" in run.stdout
+
+
+@pytest.mark.parametrize("state_dir", ["~nosuchuser/noc", "relative/dir", ""])
+def test_an_unusable_state_dir_is_a_config_error(tmp_path: Path, state_dir: str) -> None:
+    raw = VALID.replace(
+        b'"fuzz"\n', b'"fuzz"\n"state_dir" = ' + json.dumps(state_dir).encode() + b"\n"
+    )
+    run = run_noc(tmp_path, raw, {}, "check")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert f"{tmp_path / 'noc.toml'}: estate.state_dir:" in run.stdout
