@@ -45,7 +45,7 @@ from noc.failover import (
     reconfirm,
     verify,
 )
-from noc.model import ActionKind, ActionPlan, ActionResult
+from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
 from noc.safety import replication_drained
 from noc.scheduler import Scheduler
 from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
@@ -242,13 +242,21 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
+class _MaskingFormatter(logging.Formatter):
+    """The last line of defence: a URL credential in any log line or traceback (an
+    exception's message may quote a URL) never reaches noc.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
 def _log_to_file(paths: EstatePaths, notices: Sequence[str] = ()) -> None:
     """The dashboard owns the terminal: logs go to a bounded file in the estate's dir."""
     handler = _PrivateRotatingFileHandler(paths.log, maxBytes=1_000_000, backupCount=3)
     for backup in paths.directory.glob(f"{paths.log.name}.*"):
         with contextlib.suppress(OSError):
             backup.chmod(0o600)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     # One INFO line per probe, with the URL (and any credential in it), is not a log.
     for chatty in ("httpx", "httpcore"):

@@ -704,6 +704,8 @@ class FaultInjector(Protocol):
 
 
 _URL_PASSWORD = re.compile(r"(?P<prefix>//[^/@:\s]*:)(?P<secret>[^/@\s]+)(?P<suffix>@)")
+# A user with no password is a bare token (`https://TOKEN@host`).
+_URL_BARE_USER = re.compile(r"(?P<prefix>//)(?!\*\*\*\*@)[^/@:\s]+@")
 # Query parameters that carry a credential (compared lower-case, "-" read as "_"),
 # alone or as the end of a longer name: `token`, `auth_token`, `X-Amz-Signature`.
 SECRET_PARAMETERS = frozenset(
@@ -753,6 +755,12 @@ def mask_url(url: str) -> str:
     user, colon, _password = userinfo.partition(":")
     credentials = f"{user}:****" if colon else "****"
     return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def mask_secrets(text: str) -> str:
+    """Every URL credential in free text (a log line, a traceback) masked, by pattern."""
+    text = _URL_PASSWORD.sub(r"\g<prefix>****\g<suffix>", _QUERY_PAIR.sub(_mask_pair, text))
+    return _URL_BARE_USER.sub(r"\g<prefix>****@", text)
 
 
 def _mask_pair(match: re.Match[str]) -> str:

@@ -310,10 +310,14 @@ async def test_noc_log_is_private_and_carries_no_probe_lines_or_secrets(
     finally:
         await collector.aclose()
     logging.getLogger("noc.test").warning("probe of %s", mask_url(url))
+    try:
+        raise ValueError(f"cannot parse {url}")  # an exception that quotes its URL
+    except ValueError:
+        logging.getLogger("noc.test").exception("unexpected")
     for handler in logging.getLogger().handlers:
         handler.flush()
     text = paths.log.read_text()
-    assert "moved something" in text and "probe of" in text
+    assert "moved something" in text and "probe of" in text and "cannot parse" in text
     assert "HTTP Request" not in text  # httpx's per-probe INFO line
     assert "hunter2" not in text and "t0ken" not in text
     for path in (paths.log, backup):
