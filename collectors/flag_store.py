@@ -15,7 +15,13 @@ from typing import NamedTuple
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import maybe_sent, open_redis, redis_error_text
+from collectors.redis_common import (
+    auth_refused,
+    maybe_sent,
+    open_redis,
+    redis_error_text,
+    stale_connection,
+)
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 
@@ -72,10 +78,23 @@ class FlagStore:
         at, wall = self._clock.monotonic(), self._clock.utcnow()
         try:
             async with asyncio.timeout(self._timeout):
-                raw = await self._client.hgetall(self.key)
+                try:
+                    raw = await self._client.hgetall(self.key)
+                except RedisError as exc:
+                    if not stale_connection(exc):
+                        raise
+                    # A read is safe to repeat: the store is judged on a fresh
+                    # connection, so a password change shows as itself at once,
+                    # not as "connection closed" for a poll.
+                    raw = await self._client.hgetall(self.key)
         except (RedisError, OSError, TimeoutError) as exc:
             return FlagSample(
-                self.region_id, at, wall, reachable=False, error=redis_error_text(exc)
+                self.region_id,
+                at,
+                wall,
+                reachable=False,
+                error=redis_error_text(exc),
+                store_answered=auth_refused(exc),
             )
         fields = {_text(k): _text(v) for k, v in raw.items()}
         return FlagSample(

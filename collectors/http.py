@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpx
 
 from noc.clock import Clock, SystemClock
-from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError
+from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError, mask_url, url_secrets
 
 __all__ = ["BODY_LIMIT", "HttpHealthCollector"]
 
@@ -265,13 +265,11 @@ def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
 
 
 def _tidy(text: str, target: CheckTarget) -> str:
-    """One short line, safe for the health table: no newlines, no URL password."""
-    parts = _split(target.url)
-    # As noc.model.mask_url: a user with no password is a bare token.
-    secret = (parts.password or parts.username) if parts else None
-    if secret:
+    """One short line, safe for the health table: no newlines, no credential of the URL
+    (its password or bare-token user, a token-like query parameter), even quoted alone."""
+    for secret in url_secrets(target.url):
         text = text.replace(secret, "****")
-    line = " ".join(text.split())
+    line = " ".join(mask_url(text).split())
     if len(line) > DETAIL_LIMIT:
         line = line[: DETAIL_LIMIT - 1] + "…"
     return line

@@ -29,7 +29,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker
 
-from noc.audit import JsonlLog, operator_identity, state_dir
+from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
@@ -197,8 +197,10 @@ class NocApp(App[None]):
         self.read_only = read_only
         self.faults = faults
         self.clock = clock or SystemClock()
-        state_path = state_path or state_dir()
-        self.audit = JsonlLog(state_path / "audit.jsonl", self.clock)
+        # The estate's own directory (the demo passes its own): see noc.audit.estate_paths.
+        paths = EstatePaths(state_path) if state_path is not None else estate_paths(config)
+        state_path = paths.directory
+        self.audit = JsonlLog(paths.audit, self.clock)
         self.scheduler = Scheduler(
             config,
             self.clock,
@@ -209,9 +211,7 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
-        self.auto = AutoFailover(
-            config, self.clock, state_path / "automation.jsonl", read_only=read_only
-        )
+        self.auto = AutoFailover(config, self.clock, paths.automation, read_only=read_only)
         # Every operator act runs through here; this app only asks and shows.
         self.operations = Operations(
             config, self.scheduler, self.audit, self.clock,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -13,7 +14,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from noc import __version__
-from noc.audit import JsonlLog, default_audit_path, operator_identity, read_jsonl, state_dir
+from noc.audit import (
+    EstatePaths,
+    JsonlLog,
+    RecordNotWritten,
+    default_audit_path,
+    demo_paths,
+    estate_paths,
+    operator_identity,
+    prepare_state,
+    read_jsonl,
+)
 from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
 from noc.clock import SystemClock
 from noc.config import (
@@ -23,8 +34,9 @@ from noc.config import (
     NocConfig,
     effective_values,
     load_config,
+    preset_overrides,
 )
-from noc.model import ActionKind, ActionPlan, ActionResult
+from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
 from noc.operations import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -184,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="serve the simulated estate")
     add_display_flags(serve, default=argparse.SUPPRESS)
 
-    audit = commands.add_parser("audit", help="show the audit log")
+    audit = commands.add_parser(
+        "audit", parents=[common], help="show the audit log of the configured estate"
+    )
+    audit.add_argument("--demo", action="store_true", help="the demo's audit log instead")
     audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
     audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
 
@@ -228,28 +243,91 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
     }
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
+        return status
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"noc: config error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    except RecordNotWritten as exc:
+        # Nothing is reported done that is not on disk. An action may have changed
+        # something before the record failed, so it reports "failed or partial".
+        print(f"noc: {exc}", file=sys.stderr)
+        print("noc: check `noc audit` and the estate before acting again", file=sys.stderr)
+        return 2 if args.command in _STATEFUL_COMMANDS else 1
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return 1
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig:
-    return load_config(getattr(args, "config", None))
+# The commands that change the estate: a record that cannot be written ends them with 2.
+_STATEFUL_COMMANDS = frozenset({*(kind.value for kind in ActionKind), "ack-cooldown", "sync"})
 
 
-def _log_to_file() -> None:
-    """The dashboard owns the terminal: logs go to a bounded file in the state dir."""
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
-        directory / "noc.log", maxBytes=1_000_000, backupCount=3
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def _stdout_to_devnull() -> None:
+    """The reader went away (`noc check | head -1`): as the Python docs advise for
+    SIGPIPE, point stdout at /dev/null so the final flush at exit cannot raise
+    again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _load(args: argparse.Namespace, *, state: bool = True) -> LoadedConfig:
+    """The configuration; with `state`, the estate's state dir is made ready too
+    (and the old shared layout moved into it, once, with a notice on stderr)."""
+    loaded = load_config(getattr(args, "config", None))
+    if state:
+        _prepare(estate_paths(loaded.config))
+    return loaded
+
+
+def _prepare(paths: EstatePaths, *, adopt_legacy: bool = True) -> list[str]:
+    try:
+        notices = prepare_state(paths, adopt_legacy=adopt_legacy)
+    except OSError as exc:
+        raise RecordNotWritten(
+            paths.directory, f"the state directory is unusable: {exc.strerror or exc}"
+        ) from exc
+    for notice in notices:
+        print(f"noc: {notice}", file=sys.stderr)
+    return notices
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """noc.log is as private as the journals (0600), every rotated file included:
+    a log line can name a store, a region or an operator."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a file created by an older noc was 0644
+        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+class _MaskingFormatter(logging.Formatter):
+    """The last line of defence: a URL credential in any log line or traceback (an
+    exception's message may quote a URL) never reaches noc.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
+def _log_to_file(paths: EstatePaths, notices: Sequence[str] = ()) -> None:
+    """The dashboard owns the terminal: logs go to a bounded file in the estate's dir."""
+    handler = _PrivateRotatingFileHandler(paths.log, maxBytes=1_000_000, backupCount=3)
+    for backup in paths.directory.glob(f"{paths.log.name}.*"):
+        with contextlib.suppress(OSError):
+            backup.chmod(0o600)
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # One INFO line per probe, with the URL (and any credential in it), is not a log.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    for notice in notices:
+        logging.getLogger("noc").warning("%s", notice)
 
 
 def _with_display_flags(config: NocConfig, args: argparse.Namespace) -> tuple[NocConfig, bool]:
@@ -259,12 +337,15 @@ def _with_display_flags(config: NocConfig, args: argparse.Namespace) -> tuple[No
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:
-    loaded = _load(args)
+    loaded = load_config(getattr(args, "config", None))
     from noc.app import NocApp
 
-    _log_to_file()
+    paths = estate_paths(loaded.config)
+    _log_to_file(paths, _prepare(paths))
     config, read_only = _with_display_flags(loaded.config, args)
-    NocApp(config, read_only=read_only, config_path=str(loaded.path)).run()
+    NocApp(
+        config, read_only=read_only, config_path=str(loaded.path), state_path=paths.directory
+    ).run()
     return 0
 
 
@@ -273,7 +354,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     from noc.simulator import RedisUnavailable
     from noc.simulator.threaded import ThreadedDemo
 
-    _log_to_file()
+    # The demo keeps its own record (`noc audit --demo`), never an estate's, and never
+    # takes over the old shared layout's files: they belong to a real estate.
+    paths = demo_paths()
+    _log_to_file(paths, _prepare(paths, adopt_legacy=False))
     demo = ThreadedDemo()
     try:
         config = demo.start()
@@ -282,7 +366,13 @@ def _run_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         config, read_only = _with_display_flags(config, args)
-        NocApp(config, read_only=read_only, faults=demo, config_path="demo estate").run()
+        NocApp(
+            config,
+            read_only=read_only,
+            faults=demo,
+            config_path="demo estate",
+            state_path=paths.directory,
+        ).run()
     finally:
         demo.stop()
     return 0
@@ -311,7 +401,8 @@ def _collect(loaded: LoadedConfig, timeout: float | None = None) -> Any:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        loaded = _load(args)
+        # A check leaves no state behind: no directory made, nothing moved.
+        loaded = _load(args, state=False)
     except ConfigError as exc:
         # A Nagios plugin prints its verdict first, even when it cannot run.
         print(plugin_text(f"NOC UNKNOWN - config error: {exc.problems[0]}"))
@@ -323,17 +414,23 @@ def _check(args: argparse.Namespace) -> int:
     except TimeoutError:
         print(f"NOC UNKNOWN - no verdict within {args.timeout:g} s (-t/--timeout)")
         return Status.UNKNOWN
-    if args.json:
-        print(json.dumps(report_json(snapshot), indent=2))
-    else:
-        config = loaded.config
-        limits = PerfLimits(
-            config.suppression.slo_seconds,
-            config.deliverability.complaint_warn_rate,
-            config.deliverability.complaint_critical_rate,
-        )
-        print(report_text(snapshot, limits))
-    return verdict(snapshot).status
+    status = verdict(snapshot).status
+    try:
+        if args.json:
+            print(json.dumps(report_json(snapshot), indent=2))
+        else:
+            config = loaded.config
+            limits = PerfLimits(
+                config.suppression.slo_seconds,
+                config.deliverability.complaint_warn_rate,
+                config.deliverability.complaint_critical_rate,
+            )
+            print(report_text(snapshot, limits))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `noc check | head -1` read its line: the verdict still stands.
+        _stdout_to_devnull()
+    return status
 
 
 def _print_plan(plan: ActionPlan) -> None:
@@ -417,7 +514,7 @@ def _run_operation(
         scheduler = Scheduler(config, clock, single_round=True)
         try:
             return await act(
-                Operations(config, scheduler, JsonlLog(default_audit_path(), clock), clock)
+                Operations(config, scheduler, JsonlLog(default_audit_path(config), clock), clock)
             )
         finally:
             await asyncio.shield(scheduler.stop())
@@ -561,7 +658,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    path = default_audit_path()
+    path = demo_paths().audit if args.demo else default_audit_path(_load(args).config)
     read = read_jsonl(path)
     records = read.records[-args.limit :] if args.limit > 0 else read.records
     for line in read.damaged_lines:
@@ -586,8 +683,10 @@ def _config(args: argparse.Namespace) -> int:
     if args.config_command == "example":
         print(EXAMPLE, end="")
         return 0
-    loaded = _load(args)
+    loaded = _load(args, state=False)
     print(f"# effective configuration from {loaded.path} (environment overrides the file)")
     for key, value, source in effective_values(loaded):
         print(f"{key} = {json.dumps(value)}  # {source}")
+    for note in preset_overrides(loaded):
+        print(f"# note: {note}")
     return 0

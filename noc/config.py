@@ -11,7 +11,9 @@ Every problem is reported as one line naming the file, the key path
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from collectors.dns_records import parse_resolver, split_host_port
@@ -71,6 +74,25 @@ class EstateConfig(_Strict):
     topology: Topology = Topology.ACTIVE_PASSIVE
     rpo_seconds: float = Field(default=60, ge=0)
     rto_seconds: float = Field(default=300, ge=0)
+    # Where this estate keeps its audit, alert journal, outbox and log; unset:
+    # <user state dir>/noc/<name>/ (see noc.audit.estate_paths). "~" is expanded.
+    state_dir: str | None = None
+
+    @field_validator("state_dir")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or "\x00" in value:
+            raise ValueError("must name a directory (or leave it unset for the default)")
+        try:
+            expanded = Path(value).expanduser()
+        except RuntimeError:  # "~someone" with no such user
+            raise ValueError(f"{value!r}: no home directory to expand ~ to") from None
+        if not expanded.is_absolute():
+            # Relative to where noc happens to start, one estate would keep two records.
+            raise ValueError(f"{value!r} must be an absolute path (or start with ~/)")
+        return value
 
 
 class CheckTuning(_Strict):
@@ -691,12 +713,30 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     path = find_config(explicit)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(path, raw, exc)]) from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from exc
+    except RecursionError as exc:  # tomllib recurses on nested inline arrays
+        raise ConfigError([f"{path}: not valid TOML: nested too deeply"]) from exc
     return LoadedConfig(config=parse_config(data, path), path=path, file_data=data, env=_noc_env())
+
+
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
+    before = raw[: exc.start]
+    line = before.count(b"\n") + 1
+    column = exc.start - (before.rfind(b"\n") + 1) + 1
+    return (
+        f"{path}: line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
+        "(a TOML file is UTF-8 text: re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`)"
+    )
 
 
 def parse_config(data: Mapping[str, Any], path: Path | str = "<config>") -> NocConfig:
@@ -704,6 +744,45 @@ def parse_config(data: Mapping[str, Any], path: Path | str = "<config>") -> NocC
         return NocConfig(**data)
     except ValidationError as exc:
         raise ConfigError([_describe(path, error) for error in exc.errors()]) from exc
+    except SettingsError as exc:
+        # pydantic-settings could not decode a NOC_* variable (a section or a list
+        # must be JSON): say which variable and what it should hold.
+        raise ConfigError(_env_not_json(str(exc))) from exc
+
+
+_SETTINGS_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
+
+
+def _env_not_json(message: str) -> list[str]:
+    match = _SETTINGS_FIELD.search(message)
+    field = match["field"] if match else ""
+    prefix = ENV_PREFIX + field.upper()
+    candidates = sorted(
+        name
+        for name in _noc_env()
+        if field and (name.upper() == prefix or name.upper().startswith(prefix + "__"))
+    )
+    problems: list[str] = []
+    for name in candidates:
+        value = os.environ[name]
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            problems.append(
+                f"${name}: {_env_key(name)}: not valid JSON ({exc}); a section or a list set "
+                f"from the environment is JSON, e.g. {ENV_PREFIX}HEALTH="
+                "'{\"interval_seconds\": 10}' or "
+                f"{ENV_PREFIX}DNS__RESOLVERS='[\"127.0.0.1\"]'"
+            )
+    if problems:
+        return problems
+    names = ", ".join(f"${n}" for n in candidates) or f"${prefix}"
+    return [f"{names}: {field or '(top level)'}: cannot be read ({message})"]
+
+
+def _env_key(name: str) -> str:
+    """NOC_FAILOVER__DNS__KEY_SECRET -> failover.dns.key_secret."""
+    return name.removeprefix(ENV_PREFIX).lower().replace("__", ".")
 
 
 def _describe(path: Path | str, error: Any) -> str:
@@ -723,9 +802,21 @@ def _describe(path: Path | str, error: Any) -> str:
 
 
 def _source(path: Path | str, key: str) -> str:
-    """Where a bad value came from: an environment override wins over the file."""
-    variable = ENV_PREFIX + key.replace(".", "__").upper()
-    return f"{path} (overridden by ${variable})" if variable in os.environ else str(path)
+    """Where a bad value came from: an environment override wins over the file. The
+    variable may set the key itself, a section holding it (NOC_HEALTH='{...}' for
+    health.interval_seconds), or a key below it (NOC_HEALTH__X__Y for health.x)."""
+    parts = [p for p in re.sub(r"\[\d+\]", "", key).split(".") if p]
+    names = {name.upper(): name for name in _noc_env()}
+    for end in range(len(parts), 0, -1):
+        variable = ENV_PREFIX + "__".join(parts[:end]).upper()
+        if variable in names:
+            return f"{path} (overridden by ${names[variable]})"
+    if parts:
+        below = ENV_PREFIX + "__".join(parts).upper() + "__"
+        for upper, name in sorted(names.items()):
+            if upper.startswith(below):
+                return f"{path} (overridden by ${name})"
+    return str(path)
 
 
 def _safe_repr(key: str, value: Any) -> str:
@@ -768,6 +859,23 @@ def effective_values(loaded: LoadedConfig) -> Iterator[tuple[str, Any, str]]:
         yield dotted, value, source
 
 
+def preset_overrides(loaded: LoadedConfig) -> list[str]:
+    """Where an explicit interval or threshold silently beats a preset that was set
+    on purpose: one line each, for `noc config show`."""
+    notes: list[str] = []
+    health = loaded.config.health
+    preset = PRESETS[health.preset]
+    if _present(loaded.file_data, ("health", "preset")) or "NOC_HEALTH__PRESET" in loaded.env:
+        for key in ("interval_seconds", "failure_threshold"):
+            value = getattr(health, key)
+            if value is not None and value != preset[key]:
+                notes.append(
+                    f"health.{key} = {value:g} overrides preset {health.preset!r} "
+                    f"({key} {preset[key]:g}): unset it for the preset to decide"
+                )
+    return notes
+
+
 def _flatten(
     value: Any, path: tuple[str | int, ...]
 ) -> Iterator[tuple[tuple[str | int, ...], Any]]:
@@ -806,8 +914,9 @@ rto_seconds = 300                    # time to recover you promise
 
 [health]                              # defaults for every check
 preset = "standard"                  # "standard" (30 s x 3 = 90 s) or "tightened" (10 s x 3 = 30 s)
-interval_seconds = 30                # overrides the preset
-failure_threshold = 3                # consecutive failures before a check is down
+# interval_seconds = 30              # set, it wins over the preset's interval (and
+# failure_threshold = 3              #   this over its threshold): leave both unset
+#                                    #   for the preset to decide detection time
 # recovery_threshold = 3             # consecutive successes to recover (default: failure_threshold)
 timeout_seconds = 2                  # a slower answer is a failed check
 verify_tls = true

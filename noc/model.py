@@ -159,6 +159,9 @@ class FlagSample:
     reachable: bool
     flag: FailoverFlag | None = None
     error: str | None = None
+    # Unreadable, yet the store answered (it refused noc's password): it is up, so
+    # it is read again at the normal interval, not backed off like a dead one.
+    store_answered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -720,24 +723,88 @@ class FaultInjector(Protocol):
     def inject(self, region_id: str, fault: Fault) -> Awaitable[None]: ...
 
 
-_URL_PASSWORD = re.compile(r"(?P<prefix>//[^/@:]*:)(?P<secret>[^/@]+)(?P<suffix>@)")
+_URL_PASSWORD = re.compile(r"(?P<prefix>//[^/@:\s]*:)(?P<secret>[^/@\s]+)(?P<suffix>@)")
+# A user with no password is a bare token (`https://TOKEN@host`).
+_URL_BARE_USER = re.compile(r"(?P<prefix>//)(?!\*\*\*\*@)[^/@:\s]+@")
+# Query parameters that carry a credential (compared lower-case, "-" read as "_"),
+# alone or as the end of a longer name: `token`, `auth_token`, `X-Amz-Signature`.
+SECRET_PARAMETERS = frozenset(
+    {
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "sig",
+        "signature",
+        "auth",
+        "credential",
+        "credentials",
+    }
+)
+_QUERY_PAIR = re.compile(r"(?P<prefix>[?&;](?P<name>[^=&;#?\s]+)=)(?P<value>[^&;#\s]*)")
+
+
+def secret_parameter(name: str) -> bool:
+    """Whether a query parameter of this name holds a credential."""
+    normal = name.lower().replace("-", "_")
+    return normal in SECRET_PARAMETERS or any(
+        normal.endswith("_" + word) for word in SECRET_PARAMETERS
+    )
 
 
 def mask_url(url: str) -> str:
-    """Hide the password (and a bare token user) of a URL: `redis://:****@host`."""
+    """Hide every credential of a URL: the password (or a bare token user) and the
+    value of every token-like query parameter: `redis://:****@host`, `?token=****`.
+
+    Also masks URLs inside any text (an error message): it works by pattern where
+    the text is not one clean URL."""
+    masked = _QUERY_PAIR.sub(_mask_pair, url)
+    try:
+        parts = urlsplit(masked)
+        _ = parts.port
+    except ValueError:  # a malformed URL (say, port 99999) is still masked, by pattern
+        return _URL_PASSWORD.sub(r"\g<prefix>****\g<suffix>", masked)
+    if "@" not in parts.netloc or (" " in masked.strip()):
+        return _URL_PASSWORD.sub(r"\g<prefix>****\g<suffix>", masked)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    credentials = f"{user}:****" if colon else "****"
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def mask_secrets(text: str) -> str:
+    """Every URL credential in free text (a log line, a traceback) masked, by pattern."""
+    text = _URL_PASSWORD.sub(r"\g<prefix>****\g<suffix>", _QUERY_PAIR.sub(_mask_pair, text))
+    return _URL_BARE_USER.sub(r"\g<prefix>****@", text)
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    if not match["value"] or not secret_parameter(match["name"]):
+        return match[0]
+    return f"{match['prefix']}****"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credential values a URL carries, to blank them wherever they may be echoed
+    (an error message that quotes part of the URL)."""
+    found: list[str] = []
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # a malformed URL (say, port 99999) is still masked, by pattern
-        return _URL_PASSWORD.sub(r"\g<prefix>****\g<suffix>", url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    host = parts.hostname or ""
-    if port is not None:
-        host = f"{host}:{port}"
-    user = parts.username or ""
-    credentials = f"{user}:****" if parts.password is not None else "****"
-    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+    except ValueError:
+        return [m["secret"] for m in _URL_PASSWORD.finditer(url)]
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        user, colon, password = userinfo.partition(":")
+        found.append(password if colon else user)
+    for match in _QUERY_PAIR.finditer("?" + parts.query):
+        if match["value"] and secret_parameter(match["name"]):
+            found.append(match["value"])
+    return [secret for secret in found if secret]
 
 
 # --- DNS truth and sending reputation ---

@@ -2,7 +2,7 @@
 
 Wiring (all from the engine's task; nothing here touches the UI):
 
-    outbox = await asyncio.to_thread(Outbox.open, state_dir() / "outbox.jsonl", clock)
+    outbox = await asyncio.to_thread(Outbox.open, estate_paths(config).outbox, clock)
     notifier = Notifier(config.notify, outbox, clock, estate=config.estate.name)
     sender = asyncio.create_task(notifier.run())
     await notifier.notify(notice)           # each AlertNotice ("firing" / "resolved")

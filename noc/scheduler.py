@@ -27,6 +27,7 @@ from collectors.metrics import MetricsLagCollector
 from collectors.replication import RedisReplicationCollector
 from collectors.suppression import SuppressionCollector
 from noc.alert_journal import AlertJournal
+from noc.audit import EstatePaths
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig
 from noc.engine import Engine
@@ -154,7 +155,7 @@ class Scheduler:
         self._on_change = on_change or (lambda: None)
         self._on_alerts = on_alerts or (lambda _: None)
         # No journal for one-shot rounds (`noc check`): a probe leaves no state behind.
-        self.journal = AlertJournal(state_dir / "alerts.jsonl", clock) if state_dir else None
+        self.journal = AlertJournal(EstatePaths(state_dir).alerts, clock) if state_dir else None
         if self.journal is not None:
             damaged = self.journal.restore(self.engine.alerts)
             if damaged:
@@ -248,7 +249,7 @@ class Scheduler:
         assert self._state_dir is not None
         try:
             outbox = await asyncio.to_thread(
-                Outbox.open, self._state_dir / "outbox.jsonl", self.clock
+                Outbox.open, EstatePaths(self._state_dir).outbox, self.clock
             )
         except Exception as exc:  # OutboxLocked, OSError: run on, and say so
             self.notifications_problem = f"notifications off: outbox unusable: {exc}"
@@ -389,7 +390,10 @@ class Scheduler:
             sample = await self._read(store)
             self.engine.ingest_flag(sample)
             self._on_change()
-            delay = interval if sample.reachable else min(delay * 2, MAX_STORE_BACKOFF_SECONDS)
+            # A dead store is backed off; one that answers (a refused password) is
+            # not, so the poll after the fix clears it, not one several intervals on.
+            answered = sample.reachable or sample.store_answered
+            delay = interval if answered else min(delay * 2, MAX_STORE_BACKOFF_SECONDS)
             await self._sleep(name, delay)
             if self._woken(name):
                 delay = interval

@@ -44,7 +44,7 @@ class Estate:
 
     @property
     def audit_path(self) -> Path:
-        return self.state / "noc" / "audit.jsonl"
+        return self.state / "noc" / "mail-test" / "audit.jsonl"
 
     def flag(self, region: str) -> dict[str, str]:
         return stored_flag(self.stores[region])
@@ -355,6 +355,54 @@ async def test_config_show_masks_secrets_and_names_sources(estate: Estate) -> No
     assert "health.timeout_seconds = 1.5  # env NOC_HEALTH__TIMEOUT_SECONDS" in out
     assert f'estate.name = "mail-test"  # {estate.path}' in out
     assert "health.verify_tls = true  # default" in out
+
+
+async def test_check_and_config_show_mask_every_credential_of_a_url(estate: Estate) -> None:
+    """A password and token-like query parameters: never in `noc check` (text or
+    JSON) nor in `noc config show`."""
+    url = estate.endpoints["ro"].url
+    text = estate.path.read_text().replace(
+        f'"{url}"', f'"{url}?token=t0ken&X-Amz-Signature=s1g&region=ro"', 1
+    )
+    text = text.replace('url = "http://', 'url = "http://operator:hunter2@', 1)
+    estate.path.write_text(text)
+    for args in (("check",), ("check", "--json"), ("config", "show")):
+        run = await noc(estate, *args, *config_args(estate))
+        shown = run.out + run.err
+        for secret in ("hunter2", "t0ken", "s1g"):
+            assert secret not in shown, (args, shown)
+    check = await noc(estate, "check", *config_args(estate), "--json")
+    urls = [c["url"] for r in check.json()["regions"] for c in r["checks"]]
+    assert any("operator:****@" in u and "token=****" in u and "region=ro" in u for u in urls)
+
+
+async def test_check_into_a_closed_pipe_prints_no_traceback(estate: Estate) -> None:
+    """`noc check | head -1`: the reader goes away before noc has written everything.
+    `true` reads nothing and exits at once, so every write meets EPIPE (with head
+    the small report can fit in the pipe first, and the test would prove nothing)."""
+    for reader in ("true", "head -1"):
+        noc_command = f"{sys.executable} -m noc check --config {estate.path}"
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-o", "pipefail", "-c", f"{noc_command} | {reader}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=estate.env(),
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+        assert process.returncode == 0  # noc's own verdict (OK), not an EPIPE failure
+        if reader == "head -1":
+            assert out.decode().startswith("NOC OK - ")
+
+
+async def test_a_record_that_cannot_be_written_is_a_clear_error(estate: Estate) -> None:
+    """A full disk under the audit (here /dev/full, a real ENOSPC): the action stops
+    with a message naming the file, no traceback, nothing changed."""
+    estate.audit_path.parent.mkdir(parents=True)
+    estate.audit_path.symlink_to("/dev/full")
+    run = await act(estate, "failover", "bg", "--yes")
+    assert run.code == 2
+    assert f"cannot write a record to {estate.audit_path}: No space left on device" in run.err
+    assert "Traceback" not in run.err
+    assert all(estate.flag(r) == {} for r in estate.stores)
 
 
 async def test_config_example_is_a_valid_config(tmp_path: Path, estate: Estate) -> None:

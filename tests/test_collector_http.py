@@ -14,7 +14,7 @@ from aiohttp import web
 
 from collectors.http import HttpHealthCollector
 from noc.clock import FakeClock
-from noc.model import CheckSample, CheckTarget, ErrorKind
+from noc.model import CheckSample, CheckTarget, ErrorKind, mask_secrets, mask_url
 from noc.simulator import EndpointMode, HealthEndpoint
 
 EndpointFactory = Callable[..., Awaitable[HealthEndpoint]]
@@ -365,6 +365,9 @@ async def test_in_flight_probes_never_exceed_the_cap(health_endpoint: EndpointFa
         "http://user:s3cret@bad host.invalid/health",
         "http://user:s3cret@127.0.0.1:99999/health",
         "not a url",
+        "http://127.0.0.1:1/health?token=s3cret",
+        "http://user:pw@bad host.invalid/health?API-Key=s3cret",
+        "http://s3cret@[::1/health?x=1",
     ],
 )
 async def test_never_raises_and_never_shows_a_password(
@@ -376,3 +379,26 @@ async def test_never_raises_and_never_shows_a_password(
     shown = str(sample.error)
     assert "s3cret" not in shown
     assert "\n" not in shown and len(sample.error.detail) <= 120
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://:****@h:6379/0"),
+        ("https://u:p@x.com/h?token=abc&x=1", "https://u:****@x.com/h?token=****&x=1"),
+        ("https://x/h?API-Key=1&Signature=zz#f", "https://x/h?API-Key=****&Signature=****#f"),
+        (
+            "https://x/h?access_token=a;sig=b&passwd=c",
+            "https://x/h?access_token=****;sig=****&passwd=****",
+        ),
+        ("https://x/h?AUTH=a&apikey=b&key=c", "https://x/h?AUTH=****&apikey=****&key=****"),
+        ("https://x/h?secret=a&password=b", "https://x/h?secret=****&password=****"),
+        ("redis://[::1]:6379?password=p", "redis://[::1]:6379?password=****"),
+        ("http://tok@h/", "http://****@h/"),
+        ("https://x:99999/?token=t", "https://x:99999/?token=****"),
+        ("https://h/p?keyword=3&monkey=2&region=ro", "https://h/p?keyword=3&monkey=2&region=ro"),
+    ],
+)
+def test_every_credential_of_a_url_is_masked(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    assert mask_secrets(f"GET {url} failed") == f"GET {shown} failed"

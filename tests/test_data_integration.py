@@ -223,7 +223,7 @@ async def test_sync_now_copies_what_is_missing_and_is_audited(estate: dict[str, 
     )
     again_code, again, _ = await noc(estate, "sync", "--from", "ro", "--to", "bg")
     assert again_code == 0 and "0 entries copied" in again
-    records = read_jsonl(estate["state"] / "noc" / "audit.jsonl").records
+    records = read_jsonl(estate["state"] / "noc" / "data-test" / "audit.jsonl").records
     assert [r["event"] for r in records] == ["sync", "sync"]
     assert records[0]["lists"]["unsubscribe"]["copied"] == 5
     code, out, _ = await noc(estate, "check", "--json")
