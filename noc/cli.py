@@ -199,8 +199,10 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
     _log_to_file()
     config, read_only = _with_display_flags(loaded.config, args)
-    NocApp(config, read_only=read_only, config_path=str(loaded.path)).run()
-    return 0
+    app = NocApp(config, read_only=read_only, config_path=str(loaded.path))
+    app.run()
+    # 1 after an unhandled error, so a supervisor's restart-on-failure restarts it.
+    return app.return_code or 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -217,10 +219,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         config, read_only = _with_display_flags(config, args)
-        NocApp(config, read_only=read_only, faults=demo, config_path="demo estate").run()
+        app = NocApp(config, read_only=read_only, faults=demo, config_path="demo estate")
+        app.run()
     finally:
         demo.stop()
-    return 0
+    return app.return_code or 0
 
 
 def _serve(args: argparse.Namespace) -> int:
