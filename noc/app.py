@@ -138,6 +138,8 @@ def error_text(error: BaseException) -> str:
     """One line, bounded: a KeyError's repr can be a whole snapshot."""
     name = type(error).__name__
     text = f"{name}: {error}".splitlines()[0] if str(error) else name
+    # An object's address differs each time: the same failure must read the same.
+    text = re.sub(r" (object )?at 0x[0-9a-f]+", "", text)
     return text if len(text) <= 120 else text[:119] + "…"
 
 
