@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,12 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
@@ -114,6 +116,32 @@ OVERVIEW = "estate"
 VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
 
 
+@dataclass(frozen=True)
+class PaneFailure:
+    """A pane that raised while applying a snapshot: the rest of the dashboard goes on."""
+
+    name: str  # "alert pane"
+    at: datetime  # the first failure of this run of failures (UTC)
+    error: str  # "KeyError: 'x'"
+
+    def describe(self) -> str:
+        return f"{self.name} failed at {self.at:%H:%M:%S} UTC: {self.error} (see noc.log)"
+
+
+def pane_name(pane: DOMNode) -> str:
+    """`AlertPane` -> "alert pane": how the operator is told which part failed."""
+    return " ".join(word.lower() for word in re.findall(r"[A-Z][a-z]*", type(pane).__name__))
+
+
+def error_text(error: BaseException) -> str:
+    """One line, bounded: a KeyError's repr can be a whole snapshot."""
+    name = type(error).__name__
+    text = f"{name}: {error}".splitlines()[0] if str(error) else name
+    # An object's address differs each time: the same failure must read the same.
+    text = re.sub(r" (object )?at 0x[0-9a-f]+", "", text)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
 class SnapshotChanged(Message):
     """The engine has new data. A newer one replaces an unhandled older one."""
 
@@ -150,6 +178,11 @@ class NocApp(App[None]):
     }
     Screen.-wide HealthTable {
         height: 2fr;
+    }
+    .-pane-failed {
+        border: heavy $error;
+        border-title-color: $text-error;
+        border-title-style: bold;
     }
     """
 
@@ -230,6 +263,11 @@ class NocApp(App[None]):
         self.set_keymap(_checked_keymap(config.keys, config_path))
         self._theme_notes = self._install_themes()
         self._terminal_watch: TerminalWatch | None = None
+        # Set once the app has begun to exit: no key, timer or poll result may then
+        # start anything or touch a widget (they are being taken down).
+        self._leaving = False
+        # Panes whose last snapshot raised, until one is applied cleanly.
+        self._pane_failures: dict[DOMNode, PaneFailure] = {}
         self.wall = self.ui.mode == "wall"
         self.set_class(self.wall, "-wall-mode")
         self.rotation = Rotation(
@@ -271,7 +309,9 @@ class NocApp(App[None]):
             for hangup in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(hangup, self.exit)
             # Not every lost terminal sends SIGHUP; see noc.terminal. The watch calls
-            # from its own thread, so the exit is handed to the event loop.
+            # from its own thread, so the exit is handed to the event loop. It stays
+            # armed until the process ends (it is never stopped): a crash report
+            # written to a terminal nobody reads must not hold the process either.
             self._terminal_watch = TerminalWatch(lambda: loop.call_soon_threadsafe(self.exit))
             self._terminal_watch.start()
         self.sub_title = f"{self.config.estate.name} ({self.config_path})"
@@ -292,8 +332,6 @@ class NocApp(App[None]):
             self.run_worker(self.find_interrupted(), group="recovery", exit_on_error=False)
 
     async def on_unmount(self) -> None:
-        if self._terminal_watch is not None:
-            self._terminal_watch.stop()
         if self._applying is not None and not self._applying.done():
             # A hang-up mid-failover: the writes finish, are read back or rolled back,
             # and audited before the stores are closed. Each step has its timeout.
@@ -354,38 +392,99 @@ class NocApp(App[None]):
         """Draw `snapshot` (one just built for the same moment), or a new one."""
         # A timer or a poll result can arrive while the app is shutting down, after its
         # widgets are gone: there is nothing left to draw, and no reason to fail.
-        try:
-            self.query_one(StatusBar)
-        except NoMatches:
+        if self._leaving or not self.screen_stack:
+            return
+        # The dashboard's own screen, even under a dialog or a detail view: what it
+        # shows stays current for when the operator comes back to it.
+        main = self.screen_stack[0]
+        if not main.query(StatusBar):
             return
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
         snapshot = snapshot or self.snapshot()
         self._verdicts_shown = verdicts(snapshot)
+        compact = main.has_class("-narrow")
+        rotation = self._rotation_text() if self.wall else ""
         with self.batch_update():
-            self.query_one(StatusBar).snapshot = snapshot
-            self.query_one(Banner).snapshot = snapshot
-            self.query_one(RegionMap).snapshot = snapshot
-            self.query_one(RegionList).snapshot = snapshot
-            table = self.query_one(HealthTable)
-            table.compact = self.screen.has_class("-narrow")
-            table.snapshot = snapshot
-            self.query_one(AlertPane).snapshot = snapshot
-            self.query_one(ReplicationPanel).snapshot = snapshot
-            self.query_one(SyncSummary).snapshot = snapshot
-            self.query_one(DeliverabilitySummary).snapshot = snapshot
-            self.query_one(DnsSummary).snapshot = snapshot
-            if isinstance(self.screen, SnapshotScreen):
-                self.screen.snapshot = snapshot
-            self.query_one(EstateCounts).snapshot = snapshot
-            for wall_widget in (*self.query(WallHeader), *self.query(CriticalBanner)):
-                wall_widget.snapshot = snapshot
-            for header in self.query(WallHeader):
-                header.rotation = self._rotation_text()
-            # A hidden view is not drawn, so it need not be fed either.
-            for view in self.query(SnapshotView):
-                if view.display:
-                    view.snapshot = snapshot
+            for pane in self._snapshot_panes(main):
+                self._apply_snapshot(pane, snapshot, compact=compact, rotation=rotation)
+            self._show_faults(main)
+
+    def _snapshot_panes(self, main: Screen[Any]) -> list[DOMNode]:
+        """Every pane that draws the snapshot now, in the order they are fed."""
+        panes: list[DOMNode] = []
+        for kind in (
+            StatusBar, Banner, RegionMap, RegionList, HealthTable, AlertPane, ReplicationPanel,
+            SyncSummary, DeliverabilitySummary, DnsSummary, EstateCounts, WallHeader,
+            CriticalBanner,
+        ):  # fmt: skip
+            panes.extend(main.query(kind))
+        # A hidden view is not drawn, so it need not be fed either.
+        panes.extend(view for view in main.query(SnapshotView) if view.display)
+        if isinstance(self.screen, SnapshotScreen):
+            panes.append(self.screen)
+        return panes
+
+    def _apply_snapshot(
+        self, pane: DOMNode, snapshot: EstateSnapshot, *, compact: bool, rotation: str
+    ) -> None:
+        """Hand `snapshot` to one pane. Whatever that pane raises stays with it: logged
+        with its traceback, marked on the pane and in the banner, retried with the
+        next snapshot; every other pane, the collectors and the actions go on."""
+        try:
+            if isinstance(pane, HealthTable):
+                pane.compact = compact
+            if isinstance(pane, WallHeader):
+                pane.rotation = rotation
+            # Every pane keeps its snapshot in a reactive called `snapshot`.
+            pane.snapshot = snapshot  # type: ignore[attr-defined]
+        except Exception as exc:
+            # The pane keeps no snapshot until one applies cleanly: its own redraws
+            # (a resize, say the banner appearing) then draw nothing instead of raising
+            # outside this guard, and the next snapshot is a change it is retried with.
+            pane.set_reactive(type(pane).snapshot, None)  # type: ignore[attr-defined]
+            self._pane_failed(pane, exc)
+        else:
+            self._pane_recovered(pane)
+
+    def _pane_failed(self, pane: DOMNode, exc: Exception) -> None:
+        error = error_text(exc)
+        before = self._pane_failures.get(pane)
+        if before is not None and before.error == error:
+            # The same failure with every snapshot: logged once, not once a second.
+            log.debug("%s still failing: %s", before.name, error)
+            return
+        failure = PaneFailure(pane_name(pane), self.clock.utcnow(), error)
+        self._pane_failures[pane] = failure
+        log.error("%s failed to draw the snapshot", failure.name, exc_info=exc)
+        pane.add_class("-pane-failed")
+        if isinstance(pane, Widget):
+            pane.border_title = f"✗ {failure.describe()}"
+        self.notify(failure.describe(), severity="error", timeout=15, markup=False)
+
+    def _pane_recovered(self, pane: DOMNode) -> None:
+        failure = self._pane_failures.pop(pane, None)
+        if failure is None:
+            return
+        log.info("%s draws again (it had failed at %s)", failure.name, f"{failure.at:%H:%M:%S}")
+        pane.remove_class("-pane-failed")
+        if isinstance(pane, Widget):
+            pane.border_title = None
+
+    def _show_faults(self, main: Screen[Any]) -> None:
+        """noc's own failures in the banner: panes that could not draw, dead poll loops."""
+        # A screen that was closed while failed takes its failure with it.
+        for pane in [p for p in self._pane_failures if not p.is_attached]:
+            del self._pane_failures[pane]
+        self.scheduler.forget_recovered_loops()
+        faults = tuple(f.describe() for f in self._pane_failures.values()) + tuple(
+            f.describe() for f in self.scheduler.loop_failures.values()
+        )
+        for banner in main.query(Banner):
+            try:
+                banner.faults = faults
+            except Exception:  # the banner itself is broken: the notifications remain
+                log.exception("the banner cannot show noc's own failures")
 
     def snapshot(self) -> EstateSnapshot:
         snapshot = self.scheduler.snapshot(read_only=self.read_only)
@@ -455,6 +554,10 @@ class NocApp(App[None]):
         return False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys typed after `q` (or a hang-up) are still queued: they must not open a
+        # view or start an action on an app that is being taken down.
+        if self._leaving:
+            return False
         # The automation's pause switch works even while an action runs: that is when
         # an operator may most want it.
         busy = self.operator_actions_running() and action != "toggle_auto"
@@ -616,6 +719,36 @@ class NocApp(App[None]):
         self.notify(final.summary, severity="information" if final.success else "error",
                     timeout=10 if final.success else 30, markup=False)  # fmt: skip
         self.scheduler.poll_now()
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any | None = None) -> None:
+        self._leaving = True
+        super().exit(result, return_code, message)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual ends the app and prints the traceback to the terminal, which may be
+        # gone or unread: noc.log keeps it, and the exit status says so (1).
+        log.critical("the dashboard stopped on an unhandled error", exc_info=error)
+        self._leaving = True
+        super()._handle_exception(error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that raised is said on screen and written to noc.log, never silent
+        (harlequin's pattern): pressing `f` must not do nothing when planning fails."""
+        worker = event.worker
+        if event.state is not WorkerState.ERROR or worker.error is None:
+            return
+        error = worker.error
+        what = worker.name or worker.group or "a background task"
+        log.error("%s failed", what, exc_info=error)
+        self.notify(
+            f"{what} failed: {error_text(error)} (see noc.log)",
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
+        if worker.group == OPERATOR_GROUP:
+            # The action did not finish; the fresh picture shows where things stand.
+            self.refresh_snapshot()
 
     async def action_quit(self) -> None:
         if self._applying is not None and not self._applying.done():

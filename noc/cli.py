@@ -343,10 +343,12 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     paths = estate_paths(loaded.config)
     _log_to_file(paths, _prepare(paths))
     config, read_only = _with_display_flags(loaded.config, args)
-    NocApp(
+    app = NocApp(
         config, read_only=read_only, config_path=str(loaded.path), state_path=paths.directory
-    ).run()
-    return 0
+    )
+    app.run()
+    # 1 after an unhandled error, so a supervisor's restart-on-failure restarts it.
+    return app.return_code or 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -366,16 +368,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         config, read_only = _with_display_flags(config, args)
-        NocApp(
+        app = NocApp(
             config,
             read_only=read_only,
             faults=demo,
             config_path="demo estate",
             state_path=paths.directory,
-        ).run()
+        )
+        app.run()
     finally:
         demo.stop()
-    return 0
+    return app.return_code or 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -517,6 +517,13 @@ class NotifyConfig(_Strict):
         return SecretStr(value) if value else None
 
 
+class ServeConfig(_Strict):
+    # The secret a browser must present (the page opened as /?token=...) for its
+    # dashboard to take actions under `noc serve --allow-actions`; without one
+    # configured, noc serve makes one up at each start and prints it.
+    token: SecretStr | None = None
+
+
 class NocConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -537,6 +544,7 @@ class NocConfig(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notify: list[NotifyConfig] = Field(default_factory=list)
     ui: UIConfig = Field(default_factory=UIConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     keys: KeyMap = Field(default_factory=dict)
 
     @classmethod
@@ -1030,6 +1038,11 @@ refresh_hz = 4                       # at most this many repaints a second
 rotate_seconds = 20                  # wall mode: how long each view stays up
 low_bandwidth = false                # no animation, 1 repaint a second, no seconds on clocks
 # theme_file = "~/.config/noc/theme.toml"   # your own theme (this is the default place)
+
+[serve]                               # noc serve (browsers)
+# With --allow-actions a browser acts only if it opened /?token=<this>; unset:
+# noc serve makes one up at each start and prints it. Or NOC_SERVE__TOKEN.
+# token = "a long random secret"
 
 [keys]                                # binding id = key(s); `?` in noc lists every id
 # refresh = "ctrl+r"

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -49,6 +50,13 @@ log = logging.getLogger(__name__)
 
 MAX_STORE_BACKOFF_SECONDS = 60.0
 ALERT_TICK_SECONDS = 1.0
+# A loop that dies is started again after 1 s, 2 s, 4 s ... at most this long, so a
+# bug that kills it at once costs a log line a minute, not a busy loop.
+FIRST_RESTART_SECONDS = 1.0
+MAX_RESTART_SECONDS = 60.0
+# A loop that ran this long before dying is restarted after FIRST_RESTART_SECONDS
+# again: it failed once, not in a tight circle.
+HEALTHY_RUN_SECONDS = 120.0
 
 T = TypeVar("T")
 
@@ -73,6 +81,24 @@ def lag_source(
         timeout_seconds=link.timeout_seconds,
         clock=clock,
     )
+
+
+@dataclass(frozen=True)
+class LoopFailure:
+    """A poll loop that died of an unexpected error: what the operator is shown."""
+
+    name: str
+    at: datetime  # when it last died (UTC)
+    error: str  # "KeyError: 'x'"
+    deaths: int  # how many times since it last ran cleanly
+    restart_in_seconds: float
+
+    def describe(self) -> str:
+        again = "" if self.deaths == 1 else f" ({self.deaths} times)"
+        return (
+            f"poll loop {self.name} died at {self.at:%H:%M:%S} UTC{again}: {self.error}; "
+            f"restarting in {self.restart_in_seconds:.0f} s (see noc.log)"
+        )
 
 
 class Scheduler:
@@ -162,8 +188,14 @@ class Scheduler:
                 log.warning(
                     "alert journal %s: skipped %d damaged lines", self.journal.path, len(damaged)
                 )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        # The supervisor's record: loops that died and are waiting for their restart
+        # (or have restarted and not yet run HEALTHY_RUN_SECONDS), by name.
+        self.loop_failures: dict[str, LoopFailure] = {}
+        self._restarts: dict[str, asyncio.TimerHandle] = {}
+        self._started_at: dict[str, float] = {}
+        self._stopping = False
 
     async def collect_once(self) -> None:
         """One probe of every check and one read of every store, all at once."""
@@ -269,9 +301,9 @@ class Scheduler:
 
     def start(self) -> None:
         for target in self.engine.targets:
-            self._spawn(target.check_id, self._check_loop(target))
+            self._spawn(target.check_id, partial(self._check_loop, target))
         for region_id, store in self.stores.items():
-            self._spawn(f"store:{region_id}", self._store_loop(store))
+            self._spawn(f"store:{region_id}", partial(self._store_loop, store))
         for link in self.config.replication:
             self._spawn_poll(
                 f"lag:{link.link_id}",
@@ -299,8 +331,8 @@ class Scheduler:
             interval = self.config.email.interval_seconds
             self._spawn_poll("email", interval, self._poll_email, lambda _: None)
         if self.config.notify and self._state_dir is not None:
-            self._spawn("notifications", self._notifications())
-        self._spawn("alerts", self._alert_loop())
+            self._spawn("notifications", self._notifications)
+        self._spawn("alerts", self._alert_loop)
 
     def poll_now(self, prefix: str = "") -> None:
         """Wake every loop (or those whose name starts with `prefix`, "lag:" for the
@@ -310,10 +342,15 @@ class Scheduler:
                 event.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._stopping = True
+        for handle in self._restarts.values():
+            handle.cancel()
+        self._restarts.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
         if self.notifier is not None:
@@ -329,9 +366,53 @@ class Scheduler:
             if collector is not None:
                 await collector.aclose()
 
-    def _spawn(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
-        self._wake[name] = asyncio.Event()
-        self._tasks.append(asyncio.create_task(loop, name=f"noc:{name}"))
+    def _spawn(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `loop()` as a supervised task: if it ever ends other than by stop(), the
+        death is logged with its traceback, shown (loop_failures), and the loop is started
+        afresh after a backoff."""
+        self._wake.setdefault(name, asyncio.Event())
+        self._started_at[name] = self.clock.monotonic()
+        task = asyncio.create_task(loop(), name=f"noc:{name}")
+        self._tasks[name] = task
+        task.add_done_callback(partial(self._loop_ended, name, loop))
+
+    def _loop_ended(
+        self, name: str, loop: Callable[[], Coroutine[Any, Any, None]], task: asyncio.Task[None]
+    ) -> None:
+        if self._stopping or task.cancelled():
+            return
+        error = task.exception()
+        ran = self.clock.monotonic() - self._started_at.get(name, 0.0)
+        previous = self.loop_failures.get(name)
+        deaths = 1 if previous is None or ran >= HEALTHY_RUN_SECONDS else previous.deaths + 1
+        delay = min(FIRST_RESTART_SECONDS * 2 ** (deaths - 1), MAX_RESTART_SECONDS)
+        described = f"{type(error).__name__}: {error}" if error else "ended without an error"
+        self.loop_failures[name] = LoopFailure(name, self.clock.utcnow(), described, deaths, delay)
+        log.error(
+            "poll loop %s died (%d in a row); restarting in %.0f s",
+            name, deaths, delay, exc_info=error,
+        )  # fmt: skip
+        self._restarts[name] = asyncio.get_running_loop().call_later(
+            delay, self._restart, name, loop
+        )
+        self._on_change()
+
+    def _restart(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._restarts.pop(name, None)
+        if self._stopping:
+            return
+        log.info("poll loop %s restarted", name)
+        self._spawn(name, loop)
+
+    def forget_recovered_loops(self) -> None:
+        """Drop the failure of every loop that has run HEALTHY_RUN_SECONDS since its
+        restart: the banner says what is wrong now, not what was."""
+        now = self.clock.monotonic()
+        for name in list(self.loop_failures):
+            task = self._tasks.get(name)
+            alive = task is not None and not task.done() and name not in self._restarts
+            if alive and now - self._started_at.get(name, now) >= HEALTHY_RUN_SECONDS:
+                del self.loop_failures[name]
 
     def _spawn_poll(
         self,
@@ -340,7 +421,7 @@ class Scheduler:
         poll: Callable[[], Awaitable[T]],
         ingest: Callable[[T], None],
     ) -> None:
-        self._spawn(name, self._poll_loop(name, interval, poll, ingest))
+        self._spawn(name, partial(self._poll_loop, name, interval, poll, ingest))
 
     async def _poll_loop(
         self,

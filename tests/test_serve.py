@@ -118,3 +118,126 @@ def test_browsers_are_not_sent_to_a_wildcard_address() -> None:
     assert "0.0.0.0" not in public_url("0.0.0.0", 8000, None)
     assert public_url("127.0.0.1", 8000, None) == "http://127.0.0.1:8000"
     assert public_url("0.0.0.0", 8000, "https://wall.example/") == "https://wall.example"
+
+
+def start_serving(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, subprocess.Popen[bytes], Path]:
+    port = free_port()
+    environment = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), **(env or {}))
+    said = tmp_path / "serve.err"
+    with said.open("wb") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "noc", "serve", "--port", str(port), *extra],
+            env=environment,
+            stdout=err,  # textual-serve logs there
+            stderr=subprocess.STDOUT,
+        )
+    return port, server, said
+
+
+def stop_serving(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture
+def served_with_actions(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
+    port, server, said = start_serving(tmp_path, "--demo", "--allow-actions")
+    try:
+        yield port, server, said
+    finally:
+        stop_serving(server)
+
+
+def children(server: subprocess.Popen[bytes]) -> list[int]:
+    tasks = Path(f"/proc/{server.pid}/task").iterdir()
+    return [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+
+
+def printed_token(said: Path) -> str:
+    for line in said.read_text().splitlines():
+        if "?token=" in line:
+            return line.split("?token=", 1)[1].split()[0]
+    raise AssertionError(said.read_text())
+
+
+async def dashboard(session: aiohttp.ClientSession, port: int, origin: str) -> bytes:
+    """What the browser's dashboard draws until its footer is there."""
+    drawn = b""
+    async with session.ws_connect(
+        f"http://127.0.0.1:{port}/ws?width=160&height=40", origin=origin
+    ) as websocket:
+        async with asyncio.timeout(60):
+            while b"Quit" not in drawn:
+                message = await websocket.receive()
+                assert message.type is aiohttp.WSMsgType.BINARY, message
+                drawn += message.data
+    return drawn
+
+
+async def test_a_foreign_origin_is_refused_and_nothing_runs(
+    served_with_actions: tuple[int, subprocess.Popen[bytes], Path],
+) -> None:
+    port, server, said = served_with_actions
+    await fetch_page(port)
+    token = printed_token(said)
+    jar = aiohttp.CookieJar(unsafe=True)  # a cookie for 127.0.0.1, as a browser keeps it
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        # Even with the token in the browser: a page from elsewhere gets nothing.
+        async with session.get(f"http://127.0.0.1:{port}/?token={token}") as response:
+            assert response.status == 200
+        for foreign in ("http://evil.example", f"http://127.0.0.1:{port + 1}", "null",
+                        f"https://127.0.0.1:{port}"):  # fmt: skip
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/ws", origin=foreign):
+                    pass
+            assert refused.value.status == 403
+    assert children(server) == [], "no dashboard was started for a foreign page"
+    assert "refused a websocket from Origin http://evil.example" in said.read_text()
+
+
+async def test_actions_need_the_token_as_well_as_allow_actions(
+    served_with_actions: tuple[int, subprocess.Popen[bytes], Path],
+) -> None:
+    port, _, said = served_with_actions
+    await fetch_page(port)
+    token = printed_token(said)
+    page = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        without = await dashboard(session, port, page)
+        assert b"READ-ONLY" in without and b"Failover" not in without
+        async with session.get(f"{page}/?token=wrong") as response:
+            assert response.status == 403
+        async with session.get(f"{page}/?token={token}") as response:
+            assert response.status == 200
+            assert response.url.query_string == "", "the token leaves the address bar"
+        with_token = await dashboard(session, port, page)
+        assert b"Failover" in with_token and b"READ-ONLY" not in with_token
+    assert token not in said.read_text().replace(f"?token={token}", "", 1), "logged once only"
+
+
+async def test_a_configured_token_is_used_and_not_printed(tmp_path: Path) -> None:
+    config = tmp_path / "noc.toml"
+    config.write_text(
+        '[estate]\nname = "t"\n[[regions]]\nid = "ro"\nrole = "primary"\n'
+        '[[regions.checks]]\nurl = "http://127.0.0.1:9/health"\n'
+    )
+    port, server, said = start_serving(
+        tmp_path, "--config", str(config), "--allow-actions",
+        env={"NOC_SERVE__TOKEN": "s3cret-token-for-a-test"},
+    )  # fmt: skip
+    try:
+        await fetch_page(port)
+        assert "s3cret" not in said.read_text()
+        page = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            async with session.get(f"{page}/?token=s3cret-token-for-a-test") as response:
+                assert response.status == 200
+            assert b"Failover" in await dashboard(session, port, page)
+    finally:
+        stop_serving(server)

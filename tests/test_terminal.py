@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,56 @@ def test_steady_state_output_stays_small(spawned: list[PtyProcess], tmp_path: Pa
     process = start_demo(spawned, tmp_path, block_sighup=False)
     process.read_for(4)
     assert process.read_for(10) / 10 < 2000
+
+
+CRASHING = str(Path(__file__).resolve().parent / "crashing_dashboard.py")
+
+
+def start_crashing(spawned: list[PtyProcess], tmp_path: Path, *, block_sighup: bool) -> PtyProcess:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    process = PtyProcess.spawn([sys.executable, CRASHING], env=env, block_sighup=block_sighup)
+    spawned.append(process)
+    assert process.read_until(b"LIVE", timeout=60), process.output[-2000:]
+    process.read_for(1)
+    return process
+
+
+@pytest.mark.parametrize("block_sighup", [False, True], ids=["sighup", "no-sighup"])
+def test_a_crashed_dashboard_on_an_unread_terminal_still_ends_with_it(
+    spawned: list[PtyProcess], tmp_path: Path, block_sighup: bool
+) -> None:
+    """The crash report is bigger than the terminal's buffer and nobody reads it:
+    Textual blocks writing it. The hang-up must still end noc, non-zero."""
+    process = start_crashing(spawned, tmp_path, block_sighup=block_sighup)
+    os.write(process.fd, b"?")
+    # Long enough for the crash and the report to block; nothing is read meanwhile.
+    time.sleep(3)
+    assert Path(f"/proc/{process.pid}").exists(), "blocked on its crash report, as intended"
+    servers = process.children()
+    process.hang_up()
+    ended = process.wait(EXIT_WITHIN_SECONDS)
+    assert ended is not None, f"noc still running {EXIT_WITHIN_SECONDS} s after the hang-up"
+    assert ended.code != 0
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()]
+
+
+def test_an_unhandled_error_exits_1_and_is_logged(
+    spawned: list[PtyProcess], tmp_path: Path
+) -> None:
+    """A supervisor with restart-on-failure must see the crash: status 1, not 0."""
+    process = start_crashing(spawned, tmp_path, block_sighup=False)
+    os.write(process.fd, b"?")
+    # Read everything (the crash report too) until noc has gone.
+    deadline = time.monotonic() + 30
+    pid = status = 0
+    while not pid and time.monotonic() < deadline:
+        process.read_for(0.2)
+        pid, status = os.waitpid(process.pid, os.WNOHANG)
+    assert pid, "noc did not exit after its crash"
+    spawned.remove(process)  # reaped here
+    os.close(process.fd)
+    assert os.waitstatus_to_exitcode(status) == 1
+    assert b"injected crash" in bytes(process.output)
+    logs = "".join(p.read_text() for p in (tmp_path / "state").rglob("noc.log*"))
+    assert "the dashboard stopped on an unhandled error" in logs
+    assert "RuntimeError: injected crash" in logs

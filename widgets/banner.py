@@ -1,9 +1,11 @@
 """A banner across the screen when the picture cannot be trusted as it stands.
 
 Shown when noc is cut off (last known status only), when every health check fails
-while other sources answer (an estate-wide outage), when polls are stale, when
-the regions' stores disagree on which region is active (split-brain risk), and
-while automated failover counts down, is held back, or has fired.
+while other sources answer (an estate-wide outage), when polls are stale, when the
+regions' stores disagree on which region is active (split-brain risk), while
+automated failover counts down, is held back, or has fired, and when a part of
+noc itself has failed (a pane that could not draw, a poll loop that died): the
+app sets `faults`, lines the snapshot does not carry.
 """
 
 from __future__ import annotations
@@ -96,10 +98,16 @@ class Banner(Widget):
 
     # Repainted only when its words change, not with every snapshot.
     snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    # noc's own failures, one line each: what the snapshot does not carry.
+    faults: reactive[tuple[str, ...]] = reactive((), repaint=False)
     _lines: tuple[Content, ...] = ()
+
+    def watch_faults(self) -> None:
+        self.watch_snapshot(self.snapshot)
 
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
         lines = () if snapshot is None else tuple(banner_lines(snapshot))
+        lines += tuple(Content.styled(f"✗ {fault}", "bold") for fault in self.faults)
         self.set_class(bool(lines), "-shown")
         if lines != self._lines:
             self._lines = lines
