@@ -381,7 +381,8 @@ class Engine:
         if not machines or not all(m.unreachable for m in machines):
             return False
         dark_since = min(m.unreachable_since or 0.0 for m in machines)
-        return self._other_answer_at is None or self._other_answer_at < dark_since
+        # Strictly after: an answer stamped the same instant proves nothing about the dark.
+        return self._other_answer_at is None or self._other_answer_at <= dark_since
 
     def _enter_cut_off(self, sample: CheckSample) -> None:
         """Show each check's last known status, not what the dark run counted. A check
