@@ -80,6 +80,12 @@ async def test_region_down_pages_and_resolves(
     finally:
         await scheduler.stop()
     journal = [
-        (r["transition"], r["alert"]["id"]) for r in read_jsonl(tmp_path / "alerts.jsonl").records
+        (r["transition"], r["alert"]["key"], r["alert"]["id"])
+        for r in read_jsonl(tmp_path / "alerts.jsonl").records
     ]
-    assert ("firing", "region_down:bg") in journal and ("resolved", "region_down:bg") in journal
+    # One episode: it fired and resolved under one id, the rule instance beside it.
+    assert [(t, k) for t, k, _ in journal] == [
+        ("firing", "region_down:bg"),
+        ("resolved", "region_down:bg"),
+    ]
+    assert journal[0][2] == journal[1][2] and journal[0][2].startswith("region_down:bg@")
