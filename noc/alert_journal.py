@@ -27,16 +27,17 @@ import os
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from noc.alerts import RESOLVED_KEPT, AlertBook, episode_id
+from noc.alerts import RESOLVED_KEPT, AlertBook, episode_id, episode_start
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock, iso_utc
 from noc.model import Ack, Alert, AlertNotice, AlertState, Severity, Silence
 
 log = logging.getLogger(__name__)
+_TICK = timedelta(microseconds=1)
 
 # The journal is rewritten once it is this big, or twice its last compacted size (so
 # an estate with many live alerts is not rewritten at every record).
@@ -134,8 +135,12 @@ class _Fold:
         # Lives only while the file is read.
         self.resolved_ids: set[str] = set()
         self.silences: dict[str, Silence] = {}
+        self.last_starts: dict[str, datetime] = {}
 
     def alert(self, transition: str, alert: Alert) -> None:
+        started = episode_start(alert.id) or alert.started_at or alert.since
+        if started > self.last_starts.get(alert.key, started - _TICK):
+            self.last_starts[alert.key] = started
         if alert.id in self.resolved_ids:
             return  # resolved once: no transition leaves that state
         if transition == "firing":
@@ -174,6 +179,8 @@ class _Fold:
             book.restore_resolved(alert)
         for silence in self.silences.values():
             book.restore_silence(silence)
+        for key, started in self.last_starts.items():
+            book.restore_last_start(key, started)
 
 
 class AlertJournal:
@@ -225,6 +232,9 @@ class AlertJournal:
                 elif kind == "silence":
                     silence = _silence(record["silence"])
                     fold.silences[silence.id] = silence
+                elif kind == "episode_starts":
+                    for key, text in record["starts"].items():
+                        fold.last_starts[str(key)] = _time(text)
             except (KeyError, ValueError, TypeError, AttributeError):
                 # A well-formed line noc cannot use (an older or edited record):
                 # skipped and reported, never a reason not to start.
@@ -243,9 +253,13 @@ class AlertJournal:
         return read.damaged_lines
 
     async def _maybe_compact(self) -> None:
+        if self._size() > max(self._compact_bytes, 2 * self._compacted_size):
+            await self.compact()
+
+    async def compact(self) -> None:
+        """Rewrite the journal as what the restored book holds now (see the module
+        docstring). Nothing to do before `restore()`."""
         if self._book is None:
-            return
-        if self._size() <= max(self._compact_bytes, 2 * self._compacted_size):
             return
         async with self._writing:
             # Built on the event loop, where the book changes, so it is one moment's.
@@ -307,4 +321,9 @@ def compacted(book: AlertBook, clock: Clock) -> bytes:
     for silence in book.all_silences():
         if silence.expired_at is None and silence.ends_at > wall:
             records.append({"ts": ts, "event": "silence", "silence": silence_record(silence)})
+    # When each key's latest episode started, to the microsecond, even one no longer in
+    # the tail: a later episode's id can then never be an earlier one's.
+    starts = {key: at.isoformat() for key, at in book.last_starts().items()}
+    if starts:
+        records.append({"ts": ts, "event": "episode_starts", "starts": starts})
     return b"".join((json.dumps(r, default=str) + "\n").encode() for r in records)

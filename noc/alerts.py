@@ -45,9 +45,21 @@ RESOLVED_KEPT = 50  # recently resolved alerts kept for the alert pane
 _TICK = timedelta(microseconds=1)
 
 
+_EPISODE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def episode_id(key: str, started_at: datetime) -> str:
     """The id of the episode of `key` that started at `started_at`."""
-    return f"{key}@{started_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+    return f"{key}@{started_at.astimezone(UTC).strftime(_EPISODE_TIME)}"
+
+
+def episode_start(alert_id: str) -> datetime | None:
+    """When the episode `alert_id` started, to the microsecond (None for an id that
+    is not an episode id)."""
+    try:
+        return datetime.strptime(alert_id.rpartition("@")[2], _EPISODE_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,9 @@ class AlertBook:
     _tracks: dict[str, _Track] = field(default_factory=dict)  # by key: one episode each
     _resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=RESOLVED_KEPT))
     _resolved_ids: set[str] = field(default_factory=set)  # the ids in _resolved
+    # Per key, the start of its latest episode: a new one starts strictly later, so
+    # its id is new even when the clock stood still or stepped back (one per key).
+    _last_start: dict[str, datetime] = field(default_factory=dict)
     _flips: dict[str, deque[float]] = field(default_factory=dict)
     _silences: dict[str, Silence] = field(default_factory=dict)
 
@@ -129,12 +144,15 @@ class AlertBook:
         return notices
 
     def _start(self, condition: Condition, wall: datetime, now: float) -> _Track:
-        """A new episode. Its id must not be one the book still shows: with a clock
-        that did not move (or moved back) since an episode of the same key resolved,
-        the start is nudged by a microsecond until it is new."""
+        """A new episode. Its id must be new: with a clock that did not move (or moved
+        back) since the key's last episode started, the start is nudged past it."""
         started = wall
+        last = self._last_start.get(condition.id)
+        if last is not None and started <= last:
+            started = last + _TICK
         while episode_id(condition.id, started) in self._resolved_ids:
             started += _TICK
+        self._last_start[condition.id] = started
         return _Track(
             condition, episode_id(condition.id, started), AlertState.PENDING, wall, started, now
         )
@@ -283,10 +301,25 @@ class AlertBook:
             self.clock.monotonic(),
             ack=alert.ack,
         )
+        self._restored_start(alert)
 
     def restore_resolved(self, alert: Alert) -> None:
         """Oldest first: each goes to the front of the recently resolved list."""
         self._remember_resolved(alert)
+        self._restored_start(alert)
+
+    def _restored_start(self, alert: Alert) -> None:
+        started = episode_start(alert.id) or alert.started_at or alert.since
+        self.restore_last_start(alert.key, started)
+
+    def restore_last_start(self, key: str, started: datetime) -> None:
+        last = self._last_start.get(key)
+        if last is None or started > last:
+            self._last_start[key] = started
+
+    def last_starts(self) -> dict[str, datetime]:
+        """Per key, when its latest episode started (kept by the journal)."""
+        return dict(self._last_start)
 
     def restore_ack(self, alert_id: str, ack: Ack) -> None:
         track = self._episode(alert_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,9 +30,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from failover_support import DOMAIN, KEY, ZONE_TEXT
+from hypothesis import settings
 from named import NamedServer, Zone, named_servers  # noqa: F401 (a fixture)
 
 from noc.simulator import HealthEndpoint, RedisServer
+
+# Histories (Hypothesis state machines): bounded per test by default; the long run
+# is NOC_LONG_HISTORIES=1.
+settings.register_profile("long", max_examples=2000, stateful_step_count=100)
+if os.environ.get("NOC_LONG_HISTORIES"):
+    settings.load_profile("long")
 
 
 @pytest.fixture(autouse=True)
