@@ -26,8 +26,8 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ from noc.clock import Clock, iso_utc
 from noc.model import Ack, Alert, AlertNotice, AlertState, Severity, Silence
 
 log = logging.getLogger(__name__)
-_TICK = timedelta(microseconds=1)
 
 # The journal is rewritten once it is this big, or twice its last compacted size (so
 # an estate with many live alerts is not rewritten at every record).
@@ -123,47 +122,75 @@ def _silence(raw: dict[str, Any]) -> Silence:
     )
 
 
+@dataclass(slots=True)
+class _Episode:
+    """An episode as the fold met it: its record is parsed only if it is kept (a long
+    history is mostly episodes that resolved long ago)."""
+
+    id: str
+    key: str
+    raw: dict[str, Any]
+    line: int
+
+
+def _identity(raw: dict[str, Any]) -> tuple[str, str]:
+    """(episode id, key) of an alert record; see `_alert` for records from before."""
+    key = raw.get("key")
+    if key:
+        return str(raw["id"]), str(key)
+    key = str(raw["id"])
+    return episode_id(key, _time(raw.get("started_at") or raw["since"])), key
+
+
 class _Fold:
     """The journal's records folded into what a book needs, by episode id."""
 
     def __init__(self) -> None:
-        self.firing: dict[str, Alert] = {}  # episode id -> the firing episode
+        self.firing: dict[str, _Episode] = {}  # episode id -> the firing episode
         self.firing_by_key: dict[str, str] = {}  # key -> its firing episode's id
         self.acks: dict[str, Ack] = {}  # episode id -> its ack
-        self.resolved: deque[Alert] = deque(maxlen=RESOLVED_KEPT)  # oldest first
+        self.resolved: deque[_Episode] = deque(maxlen=RESOLVED_KEPT)  # oldest first
         # Every episode seen resolved, so a stray later "firing" of one is refused.
         # Lives only while the file is read.
         self.resolved_ids: set[str] = set()
         self.silences: dict[str, Silence] = {}
-        self.last_starts: dict[str, datetime] = {}
+        # Per key, its latest episode's start as in the id (fixed width: text order is
+        # time order).
+        self.last_starts: dict[str, str] = {}
+        self.damaged: list[int] = []
 
-    def alert(self, transition: str, alert: Alert) -> None:
-        started = episode_start(alert.id) or alert.started_at or alert.since
-        if started > self.last_starts.get(alert.key, started - _TICK):
-            self.last_starts[alert.key] = started
-        if alert.id in self.resolved_ids:
+    def alert(self, transition: str, raw: dict[str, Any], line: int) -> None:
+        alert_id, key = _identity(raw)
+        episode = _Episode(alert_id, key, raw, line)
+        self.started(key, alert_id.rpartition("@")[2])
+        if alert_id in self.resolved_ids:
             return  # resolved once: no transition leaves that state
         if transition == "firing":
-            earlier = self.firing_by_key.get(alert.key)
-            if earlier is not None and earlier != alert.id:
+            earlier = self.firing_by_key.get(key)
+            if earlier is not None and earlier != alert_id:
                 # Two firing episodes of one key: the resolve of the earlier one was not
                 # written (a failed write). It ended when the later one started.
-                ended = alert.started_at or alert.since
-                self._resolve(replace(self.firing[earlier], state=AlertState.RESOLVED, since=ended))
-            self.firing[alert.id] = alert
-            self.firing_by_key[alert.key] = alert.id
+                ended = raw.get("started_at") or raw["since"]
+                gone = self.firing[earlier]
+                self._resolve(replace(gone, raw={**gone.raw, "state": "resolved", "since": ended}))
+            self.firing[alert_id] = episode
+            self.firing_by_key[key] = alert_id
         elif transition == "resolved":
-            self._resolve(alert)
+            self._resolve(episode)
         else:
             raise ValueError(f"unknown transition {transition!r}")
 
-    def _resolve(self, alert: Alert) -> None:
-        self.firing.pop(alert.id, None)
-        if self.firing_by_key.get(alert.key) == alert.id:
-            del self.firing_by_key[alert.key]
-        self.acks.pop(alert.id, None)
-        self.resolved.append(replace(alert, ack=None))
-        self.resolved_ids.add(alert.id)
+    def started(self, key: str, text: str) -> None:
+        if text > self.last_starts.get(key, ""):
+            self.last_starts[key] = text
+
+    def _resolve(self, episode: _Episode) -> None:
+        self.firing.pop(episode.id, None)
+        if self.firing_by_key.get(episode.key) == episode.id:
+            del self.firing_by_key[episode.key]
+        self.acks.pop(episode.id, None)
+        self.resolved.append(episode)
+        self.resolved_ids.add(episode.id)
 
     def ack(self, alert_id: str, ack: Ack) -> None:
         # An ack record written before episodes had ids names the key: it belongs to
@@ -172,15 +199,28 @@ class _Fold:
         if episode is not None:
             self.acks[episode] = ack
 
+    def _parsed(self, episode: _Episode) -> Alert | None:
+        try:
+            return replace(_alert(episode.raw), id=episode.id, key=episode.key)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            self.damaged.append(episode.line)
+            return None
+
     def into(self, book: AlertBook) -> None:
-        for alert in self.firing.values():
-            book.restore_firing(replace(alert, ack=self.acks.get(alert.id, alert.ack)))
-        for alert in self.resolved:
-            book.restore_resolved(alert)
+        for episode in self.firing.values():
+            alert = self._parsed(episode)
+            if alert is not None:
+                book.restore_firing(replace(alert, ack=self.acks.get(alert.id, alert.ack)))
+        for episode in self.resolved:
+            alert = self._parsed(episode)
+            if alert is not None:
+                book.restore_resolved(replace(alert, state=AlertState.RESOLVED, ack=None))
         for silence in self.silences.values():
             book.restore_silence(silence)
-        for key, started in self.last_starts.items():
-            book.restore_last_start(key, started)
+        for key, text in self.last_starts.items():
+            started = episode_start(f"@{text}")
+            if started is not None:
+                book.restore_last_start(key, started)
 
 
 class AlertJournal:
@@ -223,7 +263,7 @@ class AlertJournal:
             try:
                 kind = record["event"]
                 if kind == "alert":
-                    fold.alert(record["transition"], _alert(record["alert"]))
+                    fold.alert(str(record["transition"]), record["alert"], number)
                 elif kind == "ack":
                     fold.ack(
                         str(record["alert_id"]),
@@ -234,12 +274,14 @@ class AlertJournal:
                     fold.silences[silence.id] = silence
                 elif kind == "episode_starts":
                     for key, text in record["starts"].items():
-                        fold.last_starts[str(key)] = _time(text)
+                        fold.started(str(key), str(text))
             except (KeyError, ValueError, TypeError, AttributeError):
                 # A well-formed line noc cannot use (an older or edited record):
                 # skipped and reported, never a reason not to start.
                 read.damaged_lines.append(number)
         fold.into(book)
+        read.damaged_lines.extend(fold.damaged)
+        read.damaged_lines.sort()
         self._book = book
         if read.damaged_lines or self._size() > self._compact_bytes:
             # Damaged lines are dropped by the rewrite too: a torn last line must not
@@ -323,7 +365,7 @@ def compacted(book: AlertBook, clock: Clock) -> bytes:
             records.append({"ts": ts, "event": "silence", "silence": silence_record(silence)})
     # When each key's latest episode started, to the microsecond, even one no longer in
     # the tail: a later episode's id can then never be an earlier one's.
-    starts = {key: at.isoformat() for key, at in book.last_starts().items()}
+    starts = {key: episode_id("", at)[1:] for key, at in book.last_starts().items()}
     if starts:
         records.append({"ts": ts, "event": "episode_starts", "starts": starts})
     return b"".join((json.dumps(r, default=str) + "\n").encode() for r in records)

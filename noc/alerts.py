@@ -56,8 +56,11 @@ def episode_id(key: str, started_at: datetime) -> str:
 def episode_start(alert_id: str) -> datetime | None:
     """When the episode `alert_id` started, to the microsecond (None for an id that
     is not an episode id)."""
+    text = alert_id.rpartition("@")[2]
+    if len(text) != len("2026-11-23T03:00:00.000000Z") or not text.endswith("Z"):
+        return None
     try:
-        return datetime.strptime(alert_id.rpartition("@")[2], _EPISODE_TIME).replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)  # strptime is ten times slower
     except ValueError:
         return None
 
