@@ -16,7 +16,8 @@ every step:
 - a restart keeps every firing episode (same id) with its ack, the resolved tail
   and the silences.
 
-Also a Pilot test: the alert pane fed fire/resolve/fire/resolve of one rule and
+A kill -9 at random moments of a compaction leaves the journal whole. Also a
+Pilot test: the alert pane fed fire/resolve/fire/resolve of one rule and
 region shows one row per episode and does not raise.
 
 Bounded by default (a few seconds); NOC_LONG_HISTORIES=1 runs the long profile.
@@ -26,8 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -279,3 +284,68 @@ async def test_alert_pane_shows_each_episode_of_a_flapping_region_once() -> None
         pane.snapshot = replace(engine.snapshot(), alerts=(*episodes, *episodes))
         await pilot.pause()  # the same episode twice in one snapshot: still one row each
         assert pane.row_count == 2
+
+
+# --- kill -9 while compacting ---------------------------------------------------------
+
+COMPACTING_CHILD = """
+import sys
+from pathlib import Path
+from noc.alert_journal import AlertJournal
+from noc.alerts import AlertBook
+from noc.clock import FakeClock
+clock = FakeClock()
+path = Path(sys.argv[1])
+while True:  # every pass re-reads the file, folds it and rewrites it compacted
+    book = AlertBook(clock)
+    journal = AlertJournal(path, clock, compact_bytes=0)
+    journal.restore(book)
+    print("compacted", flush=True)
+"""
+
+
+def test_a_kill_during_compaction_loses_nothing(tmp_path: Path) -> None:
+    """A process that does nothing but compact the journal is killed with SIGKILL at
+    random moments: each time the journal reads back whole, with the firing episode,
+    its ack, the silence and the resolved tail."""
+    clock = FakeClock()
+    path = tmp_path / "alerts.jsonl"
+    book = AlertBook(clock)
+    journal = AlertJournal(path, clock)
+    journal.restore(book)
+
+    async def history() -> None:
+        for _ in range(60):  # more than the resolved tail
+            await journal.record(book.evaluate([CONDITIONS[1]]))
+            clock.advance(1)
+            await journal.record(book.evaluate([]))
+        await journal.record(book.evaluate([CONDITIONS[0]]))
+        firing = book.alerts()[0]
+        ack = book.ack(firing.id, "op@noc1", "on it")
+        assert ack is not None
+        await journal.record_ack(firing.id, ack)
+        await journal.record_silence(book.silence({"region": "bg"}, 3600, "op@noc1", "works"))
+
+    asyncio.run(history())
+    expected = [(a.id, a.state, a.ack.note if a.ack else None) for a in book.alerts()]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for _ in range(8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", COMPACTING_CHILD, str(path)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert child.stdout is not None
+            child.stdout.readline()  # it is compacting now, in a loop
+            time.sleep(random.uniform(0, 0.05))
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        restored = AlertBook(clock)
+        assert AlertJournal(path, clock).restore(restored) == []
+        got = [(a.id, a.state, a.ack.note if a.ack else None) for a in restored.alerts()]
+        assert got == expected
+        assert [s.comment for s in restored.silences()] == ["works"]
