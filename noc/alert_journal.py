@@ -2,27 +2,51 @@
 
 Every record is fsynced before it is reported done (noc.audit.JsonlLog), so a
 restart or `kill -9` loses nothing an operator did. On start the journal is
-folded back into an AlertBook: alerts that were firing stay firing (so the
-same incident does not page twice), their acks come back, and silences that
-have not ended apply again.
+folded back into an AlertBook: episodes that were firing stay firing, the same
+episode (so the same incident does not page twice), their acks come back, and
+silences that have not ended apply again.
+
+The fold is keyed by episode id, so a record read twice (or a resolve that is
+repeated) never makes a second row, and only legal transitions are taken: an
+episode that resolved does not fire again.
+
+Compaction: the journal would otherwise grow with every episode of the estate's
+life, and a restart would read it all. Once the file outgrows its bound (on open,
+or while recording) it is rewritten as what is live (firing episodes and their
+acks, silences that have not ended) plus the recently resolved tail the alert
+pane shows: temp file, fsync, rename, fsync of the directory, so a kill at any
+moment leaves either the old file or the new one, whole.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from noc.alerts import RESOLVED_KEPT, AlertBook
+from noc.alerts import RESOLVED_KEPT, AlertBook, episode_id, episode_start
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock, iso_utc
 from noc.model import Ack, Alert, AlertNotice, AlertState, Severity, Silence
+
+log = logging.getLogger(__name__)
+
+# The journal is rewritten once it is this big, or twice its last compacted size (so
+# an estate with many live alerts is not rewritten at every record).
+COMPACT_BYTES = 256 * 1024
 
 
 def alert_record(alert: Alert) -> dict[str, Any]:
     return {
         "id": alert.id,
+        "key": alert.key,
         "rule": alert.rule,
         "severity": alert.severity.value,
         "state": alert.state.value,
@@ -59,16 +83,28 @@ def _time(text: str) -> datetime:
 
 
 def _alert(raw: dict[str, Any]) -> Alert:
+    """An episode from its record. A record written before episodes had ids has its
+    key as `id`: the episode id is derived from the key and its start, as the book
+    derives it."""
     ack = raw.get("ack")
+    since = _time(raw["since"])
+    started_at = _time(raw["started_at"]) if raw.get("started_at") else None
+    key = raw.get("key")
+    if key:
+        alert_id = str(raw["id"])
+    else:
+        key = str(raw["id"])
+        alert_id = episode_id(key, started_at or since)
     return Alert(
-        id=raw["id"],
+        id=alert_id,
+        key=str(key),
         rule=raw["rule"],
         severity=Severity(raw["severity"]),
         state=AlertState(raw["state"]),
         region=raw.get("region"),
         summary=raw.get("summary", ""),
-        since=_time(raw["since"]),
-        started_at=_time(raw["started_at"]) if raw.get("started_at") else None,
+        since=since,
+        started_at=started_at,
         value=raw.get("value"),
         ack=Ack(ack["by"], ack["note"], _time(ack["at"])) if ack else None,
     )
@@ -86,58 +122,250 @@ def _silence(raw: dict[str, Any]) -> Silence:
     )
 
 
+@dataclass(slots=True)
+class _Episode:
+    """An episode as the fold met it: its record is parsed only if it is kept (a long
+    history is mostly episodes that resolved long ago)."""
+
+    id: str
+    key: str
+    raw: dict[str, Any]
+    line: int
+
+
+def _identity(raw: dict[str, Any]) -> tuple[str, str]:
+    """(episode id, key) of an alert record; see `_alert` for records from before."""
+    key = raw.get("key")
+    if key:
+        return str(raw["id"]), str(key)
+    key = str(raw["id"])
+    return episode_id(key, _time(raw.get("started_at") or raw["since"])), key
+
+
+class _Fold:
+    """The journal's records folded into what a book needs, by episode id."""
+
+    def __init__(self) -> None:
+        self.firing: dict[str, _Episode] = {}  # episode id -> the firing episode
+        self.firing_by_key: dict[str, str] = {}  # key -> its firing episode's id
+        self.acks: dict[str, Ack] = {}  # episode id -> its ack
+        self.resolved: deque[_Episode] = deque(maxlen=RESOLVED_KEPT)  # oldest first
+        # Every episode seen resolved, so a stray later "firing" of one is refused.
+        # Lives only while the file is read.
+        self.resolved_ids: set[str] = set()
+        self.silences: dict[str, Silence] = {}
+        # Per key, its latest episode's start as in the id (fixed width: text order is
+        # time order).
+        self.last_starts: dict[str, str] = {}
+        self.damaged: list[int] = []
+
+    def alert(self, transition: str, raw: dict[str, Any], line: int) -> None:
+        alert_id, key = _identity(raw)
+        episode = _Episode(alert_id, key, raw, line)
+        self.started(key, alert_id.rpartition("@")[2])
+        if alert_id in self.resolved_ids:
+            return  # resolved once: no transition leaves that state
+        if transition == "firing":
+            earlier = self.firing_by_key.get(key)
+            if earlier is not None and earlier != alert_id:
+                # Two firing episodes of one key: the resolve of the earlier one was not
+                # written (a failed write). It ended when the later one started.
+                ended = raw.get("started_at") or raw["since"]
+                gone = self.firing[earlier]
+                self._resolve(replace(gone, raw={**gone.raw, "state": "resolved", "since": ended}))
+            self.firing[alert_id] = episode
+            self.firing_by_key[key] = alert_id
+        elif transition == "resolved":
+            self._resolve(episode)
+        else:
+            raise ValueError(f"unknown transition {transition!r}")
+
+    def started(self, key: str, text: str) -> None:
+        if text > self.last_starts.get(key, ""):
+            self.last_starts[key] = text
+
+    def _resolve(self, episode: _Episode) -> None:
+        self.firing.pop(episode.id, None)
+        if self.firing_by_key.get(episode.key) == episode.id:
+            del self.firing_by_key[episode.key]
+        self.acks.pop(episode.id, None)
+        self.resolved.append(episode)
+        self.resolved_ids.add(episode.id)
+
+    def ack(self, alert_id: str, ack: Ack) -> None:
+        # An ack record written before episodes had ids names the key: it belongs to
+        # the episode of that key firing when it was written.
+        episode = alert_id if alert_id in self.firing else self.firing_by_key.get(alert_id)
+        if episode is not None:
+            self.acks[episode] = ack
+
+    def _parsed(self, episode: _Episode) -> Alert | None:
+        try:
+            return replace(_alert(episode.raw), id=episode.id, key=episode.key)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            self.damaged.append(episode.line)
+            return None
+
+    def into(self, book: AlertBook) -> None:
+        for episode in self.firing.values():
+            alert = self._parsed(episode)
+            if alert is not None:
+                book.restore_firing(replace(alert, ack=self.acks.get(alert.id, alert.ack)))
+        for episode in self.resolved:
+            alert = self._parsed(episode)
+            if alert is not None:
+                book.restore_resolved(replace(alert, state=AlertState.RESOLVED, ack=None))
+        for silence in self.silences.values():
+            book.restore_silence(silence)
+        for key, text in self.last_starts.items():
+            started = episode_start(f"@{text}")
+            if started is not None:
+                book.restore_last_start(key, started)
+
+
 class AlertJournal:
-    def __init__(self, path: Path, clock: Clock) -> None:
+    def __init__(self, path: Path, clock: Clock, *, compact_bytes: int = COMPACT_BYTES) -> None:
         self.path = path
+        self._clock = clock
         self._log = JsonlLog(path, clock)
+        self._compact_bytes = compact_bytes
+        self._compacted_size = 0
+        self._book: AlertBook | None = None
+        # A compaction renames the file: no append may run while it does.
+        self._writing = asyncio.Lock()
 
     async def record(self, notices: Iterable[AlertNotice]) -> None:
-        for notice in notices:
-            await self._log.aappend(
-                "alert", transition=notice.event, alert=alert_record(notice.alert)
-            )
+        async with self._writing:
+            for notice in notices:
+                await self._log.aappend(
+                    "alert", transition=notice.event, alert=alert_record(notice.alert)
+                )
+        await self._maybe_compact()
 
     async def record_ack(self, alert_id: str, ack: Ack) -> None:
-        await self._log.aappend("ack", alert_id=alert_id, **ack_record(ack))
+        """`alert_id`: the episode's id."""
+        async with self._writing:
+            await self._log.aappend("ack", alert_id=alert_id, **ack_record(ack))
+        await self._maybe_compact()
 
     async def record_silence(self, silence: Silence) -> None:
-        await self._log.aappend("silence", silence=silence_record(silence))
+        async with self._writing:
+            await self._log.aappend("silence", silence=silence_record(silence))
+        await self._maybe_compact()
 
     def restore(self, book: AlertBook) -> list[int]:
-        """Fold the journal into `book`; returns the numbers of damaged lines skipped."""
+        """Fold the journal into `book` (and remember the book: later compactions
+        write what it holds); compacts the file if it outgrew its bound. Returns the
+        numbers of damaged lines skipped."""
         read = read_jsonl(self.path)
-        acks: dict[str, Ack] = {}
-        silences: dict[str, Silence] = {}
-        resolved: list[Alert] = []
-        firing: dict[str, Alert] = {}
+        fold = _Fold()
         for number, record in enumerate(read.records, start=1):
             try:
                 kind = record["event"]
                 if kind == "alert":
-                    alert = _alert(record["alert"])
-                    if record["transition"] == "firing":
-                        firing[alert.id] = alert
-                    elif record["transition"] == "resolved":
-                        firing.pop(alert.id, None)
-                        resolved.append(alert)
-                        acks.pop(alert.id, None)
+                    fold.alert(str(record["transition"]), record["alert"], number)
                 elif kind == "ack":
-                    acks[record["alert_id"]] = Ack(
-                        record["by"], record["note"], _time(record["at"])
+                    fold.ack(
+                        str(record["alert_id"]),
+                        Ack(record["by"], record["note"], _time(record["at"])),
                     )
                 elif kind == "silence":
                     silence = _silence(record["silence"])
-                    silences[silence.id] = silence
+                    fold.silences[silence.id] = silence
+                elif kind == "episode_starts":
+                    for key, text in record["starts"].items():
+                        fold.started(str(key), str(text))
             except (KeyError, ValueError, TypeError, AttributeError):
                 # A well-formed line noc cannot use (an older or edited record):
                 # skipped and reported, never a reason not to start.
                 read.damaged_lines.append(number)
-        for alert in firing.values():
-            book.restore_firing(alert)
-        for alert in resolved[-RESOLVED_KEPT:]:  # oldest first: each goes to the front
-            book.restore_resolved(alert)
-        for alert_id, ack in acks.items():
-            book.restore_ack(alert_id, ack)
-        for silence in silences.values():
-            book.restore_silence(silence)
+        fold.into(book)
+        read.damaged_lines.extend(fold.damaged)
+        read.damaged_lines.sort()
+        self._book = book
+        if read.damaged_lines or self._size() > self._compact_bytes:
+            # Damaged lines are dropped by the rewrite too: a torn last line must not
+            # swallow the next record appended after it.
+            try:
+                self._compact(book)
+            except OSError:
+                # The records are read; a journal that cannot be rewritten now is
+                # rewritten by a later record, or read whole again next start.
+                log.exception("alert journal %s: cannot compact", self.path)
         return read.damaged_lines
+
+    async def _maybe_compact(self) -> None:
+        if self._size() > max(self._compact_bytes, 2 * self._compacted_size):
+            await self.compact()
+
+    async def compact(self) -> None:
+        """Rewrite the journal as what the restored book holds now (see the module
+        docstring). Nothing to do before `restore()`."""
+        if self._book is None:
+            return
+        async with self._writing:
+            # Built on the event loop, where the book changes, so it is one moment's.
+            data = compacted(self._book, self._clock)
+            try:
+                await asyncio.to_thread(self._rewrite, data)
+            except OSError:
+                # Every record is in the file already: only its size is at stake.
+                log.exception("alert journal %s: cannot compact", self.path)
+
+    def _compact(self, book: AlertBook) -> None:
+        self._rewrite(compacted(book, self._clock))
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _rewrite(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(self.path.name + ".compacting")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp.replace(self.path)
+        # The rename is durable only once the directory entry is.
+        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self._compacted_size = len(data)
+
+
+def compacted(book: AlertBook, clock: Clock) -> bytes:
+    """The journal that folds into what `book` holds: resolved tail (oldest first),
+    firing episodes with their acks, silences that have not ended."""
+    ts = iso_utc(clock.utcnow())
+    wall = clock.utcnow()
+    records: list[dict[str, Any]] = []
+    for alert in book.resolved_episodes():
+        records.append(
+            {"ts": ts, "event": "alert", "transition": "resolved", "alert": alert_record(alert)}
+        )
+    for alert in book.firing_episodes():
+        records.append(
+            {"ts": ts, "event": "alert", "transition": "firing", "alert": alert_record(alert)}
+        )
+        if alert.ack is not None:
+            records.append(
+                {"ts": ts, "event": "ack", "alert_id": alert.id, **ack_record(alert.ack)}
+            )
+    for silence in book.all_silences():
+        if silence.expired_at is None and silence.ends_at > wall:
+            records.append({"ts": ts, "event": "silence", "silence": silence_record(silence)})
+    # When each key's latest episode started, to the microsecond, even one no longer in
+    # the tail: a later episode's id can then never be an earlier one's.
+    starts = {key: episode_id("", at)[1:] for key, at in book.last_starts().items()}
+    if starts:
+        records.append({"ts": ts, "event": "episode_starts", "starts": starts})
+    return b"".join((json.dumps(r, default=str) + "\n").encode() for r in records)

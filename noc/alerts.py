@@ -15,6 +15,13 @@ Rules (noc.rules) turn state into `Condition`s: the things that are true now.
   alerts; **inhibition**: a region that is down mutes its own lag, sync and
   source alerts, which are consequences, not news.
 
+Identity: a `Condition`'s id is the rule instance (its **key**, "region_down:ro");
+each time that condition becomes true again starts a new **episode**, with its own
+id: the key and the moment it started ("region_down:ro@2026-11-23T03:00:00.000000Z").
+An ack belongs to an episode, the alert pane has one row per episode, and a
+notifier pages once per episode. The id is made once, when the episode starts, and
+kept in the journal, so it is the same after a restart.
+
 Transitions come back as `AlertNotice`s for the journal and the notifiers.
 """
 
@@ -24,7 +31,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from noc.clock import Clock
 from noc.model import Ack, Alert, AlertNotice, AlertState, Severity, Silence
@@ -35,13 +42,34 @@ INHIBITED_BY_REGION_DOWN = frozenset(
 )
 REGION_DOWN_RULE = "region_down"
 RESOLVED_KEPT = 50  # recently resolved alerts kept for the alert pane
+_TICK = timedelta(microseconds=1)
+
+
+_EPISODE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def episode_id(key: str, started_at: datetime) -> str:
+    """The id of the episode of `key` that started at `started_at`."""
+    return f"{key}@{started_at.astimezone(UTC).strftime(_EPISODE_TIME)}"
+
+
+def episode_start(alert_id: str) -> datetime | None:
+    """When the episode `alert_id` started, to the microsecond (None for an id that
+    is not an episode id)."""
+    text = alert_id.rpartition("@")[2]
+    if len(text) != len("2026-11-23T03:00:00.000000Z") or not text.endswith("Z"):
+        return None
+    try:
+        return datetime.fromisoformat(text)  # strptime is ten times slower
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
     """One rule instance that is true right now."""
 
-    id: str  # stable across evaluations: "replication_lag:suppression:ro>bg"
+    id: str  # the key, stable across evaluations: "replication_lag:suppression:ro>bg"
     rule: str
     severity: Severity
     region: str | None
@@ -52,7 +80,10 @@ class Condition:
 
 @dataclass(slots=True)
 class _Track:
+    """The current episode of one key (pending or firing)."""
+
     condition: Condition
+    episode: str
     state: AlertState
     since: datetime
     started_at: datetime
@@ -74,8 +105,12 @@ class AlertBook:
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     # `noc check`: one round decides, so a sustain window does not apply.
     single_round: bool = False
-    _tracks: dict[str, _Track] = field(default_factory=dict)
+    _tracks: dict[str, _Track] = field(default_factory=dict)  # by key: one episode each
     _resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=RESOLVED_KEPT))
+    _resolved_ids: set[str] = field(default_factory=set)  # the ids in _resolved
+    # Per key, the start of its latest episode: a new one starts strictly later, so
+    # its id is new even when the clock stood still or stepped back (one per key).
+    _last_start: dict[str, datetime] = field(default_factory=dict)
     _flips: dict[str, deque[float]] = field(default_factory=dict)
     _silences: dict[str, Silence] = field(default_factory=dict)
 
@@ -86,7 +121,7 @@ class AlertBook:
         for cid, condition in true_now.items():
             track = self._tracks.get(cid)
             if track is None:
-                track = _Track(condition, AlertState.PENDING, wall, wall, now)
+                track = self._start(condition, wall, now)
                 self._tracks[cid] = track
             track.condition = condition
             track.false_since = None
@@ -107,9 +142,31 @@ class AlertBook:
                 track.state, track.since, track.ack = AlertState.RESOLVED, wall, None
                 self._flip(cid, now)
                 resolved = self._alert(track, wall)
-                self._resolved.appendleft(resolved)
+                self._remember_resolved(resolved)
                 notices.append(AlertNotice(resolved, "resolved", wall))
         return notices
+
+    def _start(self, condition: Condition, wall: datetime, now: float) -> _Track:
+        """A new episode. Its id must be new: with a clock that did not move (or moved
+        back) since the key's last episode started, the start is nudged past it."""
+        started = wall
+        last = self._last_start.get(condition.id)
+        if last is not None and started <= last:
+            started = last + _TICK
+        while episode_id(condition.id, started) in self._resolved_ids:
+            started += _TICK
+        self._last_start[condition.id] = started
+        return _Track(
+            condition, episode_id(condition.id, started), AlertState.PENDING, wall, started, now
+        )
+
+    def _remember_resolved(self, alert: Alert) -> None:
+        if alert.id in self._resolved_ids:  # an episode resolves once (a repeated record)
+            return
+        if len(self._resolved) == self._resolved.maxlen:
+            self._resolved_ids.discard(self._resolved[-1].id)
+        self._resolved.appendleft(alert)
+        self._resolved_ids.add(alert.id)
 
     def _flip(self, cid: str, now: float) -> None:
         flips = self._flips.setdefault(cid, deque(maxlen=self.policy.flap_transitions * 2))
@@ -127,7 +184,8 @@ class AlertBook:
             None,
         )
         return Alert(
-            id=c.id,
+            id=track.episode,
+            key=c.id,
             rule=c.rule,
             severity=c.severity,
             state=track.state,
@@ -162,8 +220,20 @@ class AlertBook:
         )
         return (*firing, *pending, *self._resolved)
 
-    def ack(self, alert_id: str, by: str, note: str) -> Ack | None:
+    def _episode(self, alert_id: str) -> _Track | None:
+        """The current episode named by its id, or by its key (then whichever episode
+        is current: an ack by key means "the one firing now")."""
         track = self._tracks.get(alert_id)
+        if track is not None:
+            return track
+        key = alert_id.rpartition("@")[0]
+        track = self._tracks.get(key) if key else None
+        return track if track is not None and track.episode == alert_id else None
+
+    def ack(self, alert_id: str, by: str, note: str) -> Ack | None:
+        """Ack the firing episode `alert_id` (an episode id; a key acks the current
+        episode). None when it is not firing: an ack never lands on a later episode."""
+        track = self._episode(alert_id)
         if track is None or track.state is not AlertState.FIRING:
             return None
         track.ack = Ack(by=by, note=note, at=self.clock.utcnow())
@@ -194,6 +264,11 @@ class AlertBook:
             author=author,
             comment=comment.strip(),
         )
+        # Ended and expired silences are of no more use: dropped here so the book
+        # does not grow with every silence of the process's life.
+        self._silences = {
+            k: s for k, s in self._silences.items() if s.active(starts) or s.starts_at > starts
+        }
         self._silences[silence.id] = silence
         return silence
 
@@ -215,27 +290,59 @@ class AlertBook:
     # --- restoring from the journal -----------------------------------------
 
     def restore_firing(self, alert: Alert) -> None:
-        """A firing alert from before a restart: it stays firing (no second page) until
-        its condition is seen false."""
+        """A firing episode from before a restart: the same episode (id, start, ack)
+        stays firing (no second page) until its condition is seen false."""
         condition = Condition(
-            alert.id, alert.rule, alert.severity, alert.region, alert.summary, alert.value
+            alert.key, alert.rule, alert.severity, alert.region, alert.summary, alert.value
         )
-        self._tracks[alert.id] = _Track(
+        self._tracks[alert.key] = _Track(
             condition,
+            alert.id,
             AlertState.FIRING,
             alert.since,
             alert.started_at or alert.since,
             self.clock.monotonic(),
             ack=alert.ack,
         )
+        self._restored_start(alert)
 
     def restore_resolved(self, alert: Alert) -> None:
-        self._resolved.appendleft(alert)
+        """Oldest first: each goes to the front of the recently resolved list."""
+        self._remember_resolved(alert)
+        self._restored_start(alert)
+
+    def _restored_start(self, alert: Alert) -> None:
+        started = episode_start(alert.id) or alert.started_at or alert.since
+        self.restore_last_start(alert.key, started)
+
+    def restore_last_start(self, key: str, started: datetime) -> None:
+        last = self._last_start.get(key)
+        if last is None or started > last:
+            self._last_start[key] = started
+
+    def last_starts(self) -> dict[str, datetime]:
+        """Per key, when its latest episode started (kept by the journal)."""
+        return dict(self._last_start)
 
     def restore_ack(self, alert_id: str, ack: Ack) -> None:
-        track = self._tracks.get(alert_id)
-        if track is not None:
+        track = self._episode(alert_id)
+        if track is not None and track.state is AlertState.FIRING:
             track.ack = ack
+
+    def firing_episodes(self) -> tuple[Alert, ...]:
+        """What the journal must keep of the present: the firing episodes."""
+        wall = self.clock.utcnow()
+        return tuple(
+            self._alert(t, wall) for t in self._tracks.values() if t.state is AlertState.FIRING
+        )
+
+    def resolved_episodes(self) -> tuple[Alert, ...]:
+        """The recently resolved episodes, oldest first."""
+        return tuple(reversed(self._resolved))
+
+    def all_silences(self) -> tuple[Silence, ...]:
+        """Every silence the book knows, ended and expired ones included."""
+        return tuple(self._silences.values())
 
     def restore_silence(self, silence: Silence) -> None:
         self._silences[silence.id] = silence

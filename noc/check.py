@@ -320,6 +320,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
         "alerts": [
             {
                 "id": a.id,
+                "key": a.key,
                 "rule": a.rule,
                 "severity": a.severity.value,
                 "state": a.state.value,

@@ -292,6 +292,14 @@ class Silence:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
+    """One episode of an alert: from the moment its condition became true to its resolve.
+
+    `id` names the episode ("region_down:ro@2026-11-23T03:00:00.000000Z"), so two
+    episodes of one rule and region never share it: every list and table of alerts can
+    be keyed by it. `key` is the rule instance ("region_down:ro"), the same for every
+    episode: what silences, inhibition and overrides match on.
+    """
+
     id: str
     rule: str
     severity: Severity
@@ -303,8 +311,14 @@ class Alert:
     value: float | None = None
     ack: Ack | None = None
     silenced_by: str | None = None  # silence id
-    inhibited_by: str | None = None  # the alert id that mutes this one
+    inhibited_by: str | None = None  # the key of the alert that mutes this one
     flapping: bool = False
+    # The rule instance; left out (an Alert built by hand, an old record) it is `id`.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.id)
 
     @property
     def muted(self) -> bool:

@@ -16,8 +16,13 @@ Decisions, and why:
   fsynced in the outbox, so a process killed right after loses nothing. Delivery is at
   least once: a kill between the API's answer and the "delivered" record resends after
   a restart (PagerDuty dedups on dedup_key; webhooks carry a stable delivery_id).
+- Identity: everything here is per alert episode (`Alert.id`, one per firing of a rule
+  instance, kept across restarts by the alert journal): a channel is told of an episode
+  once, whatever restarts happen, and PagerDuty's dedup_key is the episode's, so a new
+  episode is a new incident. Order is per rule instance (`Alert.key`): a resolve of one
+  episode leaves before the trigger of the next.
 - What each channel was told is kept in the outbox too (an "open" record per channel and
-  alert). It decides three things: a resolve goes only where the firing went (so it still
+  episode). It decides three things: a resolve goes only where the firing went (so it still
   goes if the alert was silenced meanwhile, and no PagerDuty incident is left open);
   `firing_now()` announces a firing alert a channel never heard of (a silence ended, a
   transition was missed); and repeats are timed from the last announcement, across
@@ -130,13 +135,23 @@ class NoticeRecord:
     started_at: datetime | None = None
     value: float | None = None
     flapping: bool = False
+    key: str = ""  # the rule instance; empty in a record from before episodes: alert_id
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.alert_id)
 
     @classmethod
-    def of(cls, alert: Alert, event: Event, at: datetime) -> NoticeRecord:
+    def of(
+        cls, alert: Alert, event: Event, at: datetime, *, alert_id: str | None = None
+    ) -> NoticeRecord:
+        """`alert_id`: the id the channel was told (an announcement from before
+        episodes had ids named the key), by default the episode's."""
         return cls(
             event=event,
             at=at,
-            alert_id=alert.id,
+            alert_id=alert_id or alert.id,
+            key=alert.key,
             rule=alert.rule,
             severity=alert.severity,
             region=alert.region,
@@ -154,6 +169,7 @@ class NoticeRecord:
             "at": _iso(self.at),
             "alert": {
                 "id": self.alert_id,
+                "key": self.key,
                 "rule": self.rule,
                 "severity": self.severity.value,
                 "state": "resolved" if self.event == "resolved" else "firing",
@@ -185,6 +201,7 @@ class NoticeRecord:
             started_at=_parse(alert["started_at"]) if alert.get("started_at") else None,
             value=float(value) if value is not None else None,
             flapping=bool(alert.get("flapping", False)),
+            key=str(alert.get("key") or alert["id"]),
         )
 
 
@@ -194,7 +211,7 @@ def message_text(notice: NoticeRecord, estate: str = "") -> str:
 
 
 def dedup_key(estate: str, alert_id: str) -> str:
-    """PagerDuty's key for one alert: the same for its trigger and its resolve."""
+    """PagerDuty's key for one alert episode: the same for its trigger and its resolve."""
     key = f"noc-{estate}-{alert_id}" if estate else f"noc-{alert_id}"
     if len(key) <= DEDUP_KEY_LIMIT:
         return key
@@ -300,6 +317,7 @@ class Outbox:
         self._pending: dict[str, PendingMessage] = {}
         self._queued: Counter[tuple[str, str]] = Counter()
         self._open: dict[tuple[str, str], datetime] = {}
+        self._open_key: dict[tuple[str, str], str] = {}  # the same entries' rule keys
         self.damaged_lines: tuple[int, ...] = ()
         self.write_error: str | None = None
 
@@ -325,6 +343,14 @@ class Outbox:
     def announced(self) -> Mapping[tuple[str, str], datetime]:
         """(channel, alert id) -> when that channel was last told the alert fires."""
         return MappingProxyType(self._open)
+
+    def announced_of_key(self, channel: str, key: str) -> list[str]:
+        """The episodes of rule instance `key` this channel was told fire."""
+        return [
+            alert_id
+            for (told_channel, alert_id), told_key in self._open_key.items()
+            if told_channel == channel and told_key == key
+        ]
 
     def queued(self, channel: str, alert_id: str) -> int:
         """How many messages about this alert wait for this channel."""
@@ -423,9 +449,13 @@ class Outbox:
                 if self._queued[key] <= 0:
                     del self._queued[key]
         elif op == "open":
-            self._open[(str(record["channel"]), str(record["alert_id"]))] = _parse(record["at"])
+            entry = (str(record["channel"]), str(record["alert_id"]))
+            self._open[entry] = _parse(record["at"])
+            self._open_key[entry] = str(record.get("key") or entry[1])
         elif op == "close":
-            self._open.pop((str(record["channel"]), str(record["alert_id"])), None)
+            entry = (str(record["channel"]), str(record["alert_id"]))
+            self._open.pop(entry, None)
+            self._open_key.pop(entry, None)
         else:
             raise ValueError(f"unknown op {op!r}")
 
@@ -440,7 +470,7 @@ class Outbox:
                     )
                 )
         for (channel, alert_id), at in self._open.items():
-            records.append(_open_record(channel, alert_id, at))
+            records.append(_open_record(channel, alert_id, at, self._open_key[(channel, alert_id)]))
         return b"".join(_line(r) for r in records)
 
     def _append(self, data: bytes) -> None:
@@ -530,8 +560,8 @@ def _attempt_record(
     }
 
 
-def _open_record(channel: str, alert_id: str, at: datetime) -> Record:
-    return {"op": "open", "channel": channel, "alert_id": alert_id, "at": _iso(at)}
+def _open_record(channel: str, alert_id: str, at: datetime, key: str) -> Record:
+    return {"op": "open", "channel": channel, "alert_id": alert_id, "key": key, "at": _iso(at)}
 
 
 def _close_record(channel: str, alert_id: str, at: datetime) -> Record:
@@ -653,12 +683,12 @@ class Notifier:
         async with self._deciding:
             records: list[Record] = []
             for channel in self._channels.values():
-                told = self._outbox.announced.get((channel.name, notice.alert.id))
+                told_id, told = self._told(channel, notice.alert)
                 if notice.event == "firing":
                     if _untold(told, notice.alert) and self._concerns(channel, notice.alert):
                         records += self._announce(channel, notice.alert, "firing", notice.at)
                 elif told is not None:
-                    records += self._resolve(channel, notice, told)
+                    records += self._resolve(channel, notice, told_id, told)
             await self._outbox.write(records)
         self._wake(records)
 
@@ -675,49 +705,78 @@ class Notifier:
                 for channel in self._channels.values():
                     if not self._concerns(channel, alert):
                         continue
-                    told = self._outbox.announced.get((channel.name, alert.id))
+                    told_id, told = self._told(channel, alert)
                     if _untold(told, alert):
                         records += self._announce(channel, alert, "firing", now)
-                    elif told is not None and self._repeat_due(channel, alert, told, now):
-                        records += self._announce(channel, alert, "repeat", now)
+                    elif told is not None and self._repeat_due(channel, alert, told_id, told, now):
+                        records += self._announce(channel, alert, "repeat", now, alert_id=told_id)
             await self._outbox.write(records)
         self._wake(records)
+
+    def _told(self, channel: _Channel, alert: Alert) -> tuple[str, datetime | None]:
+        """(the id the channel was told, when) for this episode. An announcement written
+        before episodes had ids is under the key: it counts for the episode firing."""
+        told = self._outbox.announced.get((channel.name, alert.id))
+        if told is not None or alert.key == alert.id:
+            return alert.id, told
+        return alert.key, self._outbox.announced.get((channel.name, alert.key))
 
     def _concerns(self, channel: _Channel, alert: Alert) -> bool:
         return not alert.muted and alert.severity.rank <= channel.config.min_severity.rank
 
-    def _repeat_due(self, channel: _Channel, alert: Alert, told: datetime, now: datetime) -> bool:
+    def _repeat_due(
+        self, channel: _Channel, alert: Alert, told_id: str, told: datetime, now: datetime
+    ) -> bool:
         every = channel.config.repeat_seconds
         return (
             every > 0
             and channel.config.kind != "pagerduty"
             and alert.ack is None
             and (now - told).total_seconds() >= every
-            and self._outbox.queued(channel.name, alert.id) == 0
+            and self._outbox.queued(channel.name, told_id) == 0
         )
 
     def _announce(
-        self, channel: _Channel, alert: Alert, event: Event, at: datetime
+        self,
+        channel: _Channel,
+        alert: Alert,
+        event: Event,
+        at: datetime,
+        *,
+        alert_id: str | None = None,
     ) -> list[Record]:
         now = self._clock.utcnow()
-        notice = NoticeRecord.of(alert, event, at)
+        told_id = alert_id or alert.id
+        notice = NoticeRecord.of(alert, event, at, alert_id=told_id)
         # The message before the "open": if a crash tears this pair, the alert is at
         # worst announced twice, never marked announced without a message.
-        return [
+        records = [
             _enqueue_record(uuid.uuid4().hex, channel.name, notice, now),
-            _open_record(channel.name, alert.id, now),
+            _open_record(channel.name, told_id, now, alert.key),
         ]
+        # An earlier episode of this key still marked announced lost its resolve (a
+        # crash between the journal and notify()): forgotten now, so what is kept per
+        # channel stays one entry per rule instance.
+        records += [
+            _close_record(channel.name, stale, now)
+            for stale in self._outbox.announced_of_key(channel.name, alert.key)
+            if stale != told_id
+        ]
+        return records
 
-    def _resolve(self, channel: _Channel, notice: AlertNotice, told: datetime) -> list[Record]:
+    def _resolve(
+        self, channel: _Channel, notice: AlertNotice, told_id: str, told: datetime
+    ) -> list[Record]:
         now = self._clock.utcnow()
         records: list[Record] = []
         # An announcement older than this episode's start is a leftover (see _untold):
         # the channel never heard this episode fire, so it hears no resolve either.
         started = notice.alert.started_at
         if channel.config.send_resolved and (started is None or told >= started):
-            resolved = NoticeRecord.of(notice.alert, "resolved", notice.at)
+            # Under the id the channel was told: PagerDuty closes that incident.
+            resolved = NoticeRecord.of(notice.alert, "resolved", notice.at, alert_id=told_id)
             records.append(_enqueue_record(uuid.uuid4().hex, channel.name, resolved, now))
-        records.append(_close_record(channel.name, notice.alert.id, now))
+        records.append(_close_record(channel.name, told_id, now))
         return records
 
     def _wake(self, records: Iterable[Record]) -> None:
@@ -836,8 +895,9 @@ class Notifier:
         channel.gate = max(channel.gate, self._clock.monotonic() + pause)
 
     def _ready(self, channel: _Channel) -> list[PendingMessage]:
-        """The messages to send now: per alert only the oldest (order per alert), the
-        longest waiting first, as many as the channel has room for."""
+        """The messages to send now: per rule instance only the oldest (in order: one
+        episode's resolve before the next one's trigger), the longest waiting first, as
+        many as the channel has room for."""
         now = self._clock.monotonic()
         if now < channel.gate:
             return []
@@ -849,9 +909,9 @@ class Notifier:
                 continue
             if message.in_flight:
                 busy += 1
-            if message.notice.alert_id in alerts_seen:
+            if message.notice.key in alerts_seen:
                 continue
-            alerts_seen.add(message.notice.alert_id)
+            alerts_seen.add(message.notice.key)
             if not message.in_flight and message.due <= now:
                 heads.append(message)
         # A failing channel gets one probe at a time, not a burst per retry.
@@ -1024,10 +1084,10 @@ class Notifier:
 
 
 def _untold(told: datetime | None, alert: Alert) -> bool:
-    """Whether a channel has yet to hear of this firing episode. Alert ids are stable,
-    so an announcement from before the alert last started firing (`since`) is about an
-    earlier episode whose resolve never reached us (a crash between the engine's
-    journal and notify(), a lost journal): it must not swallow the new one."""
+    """Whether a channel has yet to hear of this firing episode. An announcement from
+    before the episode started firing (`since`) is about an earlier one (under the key,
+    from before episodes had ids, or after a lost journal): it must not swallow this
+    one."""
     return told is None or told < alert.since
 
 

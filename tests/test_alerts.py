@@ -10,6 +10,7 @@ from support import REFUSED, estate_config, feed_flags, feed_round
 
 from noc.alert_journal import AlertJournal
 from noc.alerts import AlertBook, AlertPolicy, Condition
+from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.engine import Engine
 from noc.model import AlertState, Severity
@@ -26,11 +27,11 @@ def book(**policy: float) -> AlertBook:
 
 def tick(alerts: AlertBook, seconds: float, *conditions: Condition) -> list[str]:
     alerts.clock.advance(seconds)  # type: ignore[attr-defined]
-    return [f"{n.event}:{n.alert.id}" for n in alerts.evaluate(conditions)]
+    return [f"{n.event}:{n.alert.key}" for n in alerts.evaluate(conditions)]
 
 
 def state(alerts: AlertBook, alert_id: str) -> AlertState | None:
-    return next((a.state for a in alerts.alerts() if a.id == alert_id), None)
+    return next((a.state for a in alerts.alerts() if a.key == alert_id), None)
 
 
 def test_pending_then_firing_after_the_sustain_window() -> None:
@@ -81,7 +82,7 @@ def test_order_firing_by_severity_then_pending_then_resolved() -> None:
     alerts = book()
     tick(alerts, 0, OTHER, DOWN, Condition("x", "region_down", Severity.CRITICAL, "ro", "x"))
     tick(alerts, 1, OTHER, DOWN, LAG)
-    ids = [(a.id, a.state.value) for a in alerts.alerts()]
+    ids = [(a.key, a.state.value) for a in alerts.alerts()]
     assert ids == [
         (DOWN.id, "firing"),
         (OTHER.id, "firing"),
@@ -113,13 +114,13 @@ def test_silence_needs_a_comment_mutes_matching_and_expires() -> None:
         {"rule": "region_down", "region": "bg"}, 3600, "op@noc1", "maintenance"
     )
     tick(alerts, 0, DOWN, OTHER)
-    by_id = {a.id: a for a in alerts.alerts()}
+    by_id = {a.key: a for a in alerts.alerts()}
     assert by_id[DOWN.id].silenced_by == silence.id and by_id[DOWN.id].muted
     assert by_id[OTHER.id].silenced_by is None
     assert alerts.silences() == (silence,)
     assert alerts.expire(silence.id) is not None
     assert alerts.silences() == ()
-    assert {a.id: a for a in alerts.alerts()}[DOWN.id].silenced_by is None
+    assert {a.key: a for a in alerts.alerts()}[DOWN.id].silenced_by is None
 
 
 def test_silence_ends_by_itself() -> None:
@@ -134,7 +135,7 @@ def test_region_down_inhibits_its_own_lag_alert() -> None:
     alerts = book()
     tick(alerts, 0, DOWN, LAG)
     tick(alerts, 60, DOWN, LAG)
-    lag = next(a for a in alerts.alerts() if a.id == LAG.id)
+    lag = next(a for a in alerts.alerts() if a.key == LAG.id)
     assert lag.inhibited_by == DOWN.id and lag.muted
 
 
@@ -150,9 +151,9 @@ def test_engine_rules_fire_on_region_down_and_split_brain() -> None:
     feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})
     for _ in range(3):
         feed_round(engine, clock, {"pa": REFUSED})
-    fired = {n.alert.id for n in engine.evaluate_alerts() if n.event == "firing"}
+    fired = {n.alert.key for n in engine.evaluate_alerts() if n.event == "firing"}
     assert fired == {"region_down:pa", "split_brain"}
-    assert [a.id for a in engine.snapshot().alerts][:2] == ["region_down:pa", "split_brain"]
+    assert [a.key for a in engine.snapshot().alerts][:2] == ["region_down:pa", "split_brain"]
 
 
 def test_journal_restores_firing_acks_and_silences(tmp_path: Path) -> None:
@@ -174,11 +175,14 @@ def test_journal_restores_firing_acks_and_silences(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('{"ts": "2026-11-23T03:00:05Z", "event": "al')  # a torn last line
     restarted = AlertBook(clock)
+    lines = len(path.read_text().splitlines())
     damaged = AlertJournal(path, clock).restore(restarted)
-    assert damaged == [len(path.read_text().splitlines())]
+    assert damaged == [lines]
+    # Rewritten without the torn line, so the next record does not run on from it.
+    assert read_jsonl(path).damaged_lines == []
     # Still firing after the restart, with its ack: no second page for the same incident.
     assert restarted.evaluate([DOWN]) == []
-    alerts = {a.id: a for a in restarted.alerts()}
+    alerts = {a.key: a for a in restarted.alerts()}
     assert alerts[DOWN.id].state is AlertState.FIRING
     assert alerts[DOWN.id].ack is not None and alerts[DOWN.id].ack.note == "on it"
     assert alerts[OTHER.id].state is AlertState.RESOLVED
@@ -204,6 +208,6 @@ def test_restored_firing_alert_waits_for_data_before_resolving() -> None:
     for _ in range(3):  # recovery needs three successes
         feed_flags(engine, clock, "ro")
         feed_round(engine, clock)
-    assert [(n.event, n.alert.id) for n in engine.evaluate_alerts()] == [
+    assert [(n.event, n.alert.key) for n in engine.evaluate_alerts()] == [
         ("resolved", "region_down:bg")
     ]

@@ -325,13 +325,6 @@ def test_dashboard_histories(tmp_path_factory: pytest.TempPathFactory) -> None:
             phases=[Phase.explicit, Phase.reuse, Phase.generate],
             report_multiple_bugs=False,
         )
-    try:
-        machine().runTest()
-    except AssertionError as failure:
-        # Known on main: alert ids are rule+region, so down -> up -> down puts one id in
-        # the pane twice (DuplicateKey, caught and logged by the pane guard). Episode
-        # ids land with the alerts branch; the coordinator removes this once merged.
-        # Only that failure is excused: anything else fails the test.
-        if "DuplicateKey" in str(failure) and "alert pane failed" in str(failure):
-            pytest.xfail("episode ids land with the alerts branch")
-        raise
+    # This machine found the DuplicateKey crash of rule+region alert ids (down -> up ->
+    # down put one id in the pane twice); episode ids fixed it, and it must stay fixed.
+    machine().runTest()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_apis import FakeApis
@@ -14,6 +15,7 @@ from fake_apis import FakeApis
 from noc.audit import read_jsonl
 from noc.clock import SystemClock
 from noc.config import parse_config
+from noc.model import Alert, AlertState
 from noc.scheduler import Scheduler
 from noc.simulator import HealthEndpoint
 from noc.simulator.health_endpoint import EndpointMode
@@ -80,6 +82,87 @@ async def test_region_down_pages_and_resolves(
     finally:
         await scheduler.stop()
     journal = [
-        (r["transition"], r["alert"]["id"]) for r in read_jsonl(tmp_path / "alerts.jsonl").records
+        (r["transition"], r["alert"]["key"], r["alert"]["id"])
+        for r in read_jsonl(tmp_path / "alerts.jsonl").records
     ]
-    assert ("firing", "region_down:bg") in journal and ("resolved", "region_down:bg") in journal
+    # One episode: it fired and resolved under one id, the rule instance beside it.
+    assert [(t, k) for t, k, _ in journal] == [
+        ("firing", "region_down:bg"),
+        ("resolved", "region_down:bg"),
+    ]
+    assert journal[0][2] == journal[1][2] and journal[0][2].startswith("region_down:bg@")
+
+
+async def test_a_restart_keeps_the_firing_episode_its_ack_and_its_single_page(
+    tmp_path: Path,
+    apis: FakeApis,
+    health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bg is down; noc pages, an operator acks, noc is stopped and started again on the
+    same state dir while bg stays down: the same episode (id, ack) is still firing, the
+    webhook got one firing and no resolve; then bg recovers and the one resolve names
+    that episode."""
+    ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
+    monkeypatch.setenv("NOC_TEST_HOOK", apis.webhook_url)
+    config = parse_config(
+        {
+            "health": {"interval_seconds": 0.2, "failure_threshold": 2, "timeout_seconds": 0.5},
+            "regions": [
+                {"id": "ro", "role": "primary", "checks": [{"url": ro.url}]},
+                {"id": "bg", "checks": [{"url": bg.url}]},
+            ],
+            "notify": [{"kind": "webhook", "secret_env": "NOC_TEST_HOOK"}],
+        }
+    )
+
+    def pages(event: str) -> list[dict[str, Any]]:
+        return [r.body["alert"] for r in apis.of("webhook") if r.body["event"] == event]
+
+    def firing(scheduler: Scheduler) -> list[Alert]:
+        return [a for a in scheduler.snapshot().alerts if a.state is AlertState.FIRING]
+
+    await bg.set_mode(EndpointMode.UNAVAILABLE)
+    first = Scheduler(config, SystemClock(), state_dir=tmp_path)
+    first.start()
+    try:
+        await eventually(lambda: len(pages("firing")) == 1, "the page")
+        (episode,) = firing(first)
+        ack = first.engine.alerts.ack(episode.id, "op@noc1", "on it")
+        assert ack is not None and first.journal is not None
+        await first.journal.record_ack(episode.id, ack)
+        await eventually(lambda: first.snapshot().notifications[0].pending == 0, "delivered")
+    finally:
+        await first.stop()
+
+    second = Scheduler(config, SystemClock(), state_dir=tmp_path)
+    second.start()
+    try:
+        # Enough polls for bg to be judged down again from fresh answers (two failures
+        # at 0.2 s), and then some: a resolve or a second page would have left by now.
+        await eventually(
+            lambda: any(
+                not c.last.ok
+                for r in second.snapshot().regions
+                if r.id == "bg"
+                for c in r.checks
+                if c.last is not None
+            ),
+            "fresh answers from bg",
+        )
+        await asyncio.sleep(1.5)
+        (still,) = firing(second)
+        assert still.id == episode.id and still.started_at == episode.started_at.replace(
+            microsecond=0
+        )
+        assert still.ack is not None and still.ack.note == "on it"
+        assert len(pages("firing")) == 1 and pages("resolved") == []
+        await bg.set_mode(EndpointMode.HEALTHY)
+        await eventually(lambda: len(pages("resolved")) == 1, "the resolve")
+        await asyncio.sleep(0.5)
+        assert [p["id"] for p in pages("firing")] == [p["id"] for p in pages("resolved")]
+        assert pages("resolved")[0]["id"] == episode.id
+        assert pages("resolved")[0]["key"] == "region_down:bg"
+        assert len(pages("firing")) == 1 and len(pages("resolved")) == 1
+    finally:
+        await second.stop()

@@ -1,8 +1,10 @@
 """The alert pane: firing by severity, then pending, then recently resolved.
 
-Each row says what a NOC operator needs before acting: severity and state in
-glyph and word, the summary, since when, and whether someone acked it, a silence
-mutes it, a down region inhibits it, or it is flapping.
+One row per alert episode (its id is the row key: an alert that fires, resolves
+and fires again is two rows). Each row says what a NOC operator needs before
+acting: severity and state in glyph and word, the summary, since when, and
+whether someone acked it, a silence mutes it, a down region inhibits it, or it
+is flapping.
 """
 
 from __future__ import annotations
@@ -127,7 +129,14 @@ class AlertPane(DataTable[Content]):
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
         if snapshot is None:
             return
-        rows = [(a.id, row(a, snapshot.generated_at)) for a in snapshot.alerts]
+        # Keyed by episode id, unique in the book by construction (noc.alerts); a
+        # repeat is still skipped here, since a table dies of a duplicate key.
+        shown_ids: set[str] = set()
+        rows = []
+        for alert in snapshot.alerts:
+            if alert.id not in shown_ids:
+                shown_ids.add(alert.id)
+                rows.append((alert.id, row(alert, snapshot.generated_at)))
         if not rows:
             rows = [("", (Content(""), Content(""), NO_ALERTS, Content("")))]
         if rows != self._shown and self._widths:
