@@ -59,6 +59,8 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "silenced_by": alert.silenced_by,
         "inhibited_by": alert.inhibited_by,
         "flapping": alert.flapping,
+        "escalated_from": alert.escalated_from,
+        "escalated_to": alert.escalated_to,
     }
 
 
@@ -107,6 +109,8 @@ def _alert(raw: dict[str, Any]) -> Alert:
         started_at=started_at,
         value=raw.get("value"),
         ack=Ack(ack["by"], ack["note"], _time(ack["at"])) if ack else None,
+        escalated_from=raw.get("escalated_from"),
+        escalated_to=raw.get("escalated_to"),
     )
 
 
@@ -175,7 +179,7 @@ class _Fold:
                 self._resolve(replace(gone, raw={**gone.raw, "state": "resolved", "since": ended}))
             self.firing[alert_id] = episode
             self.firing_by_key[key] = alert_id
-        elif transition == "resolved":
+        elif transition in ("resolved", "escalated"):  # escalated: ended by a graver one
             self._resolve(episode)
         else:
             raise ValueError(f"unknown transition {transition!r}")

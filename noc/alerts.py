@@ -41,6 +41,15 @@ INHIBITED_BY_REGION_DOWN = frozenset(
     {"replication_lag", "replication_link_down", "suppression_unsynced", "source_unreachable"}
 )
 REGION_DOWN_RULE = "region_down"
+# A condition that worsens into another rule: the same subject (the key after the
+# rule's name), a graver state. The worse alert takes over at once, without its own
+# sustain window (the lesser one already sustained), and the lesser one ends as
+# "escalated", never "resolved": nothing got better.
+ESCALATES_TO = {
+    "replication_lag": "replication_link_down",
+    "region_degraded": "region_down",
+    "data_stale": "noc_cut_off",
+}
 RESOLVED_KEPT = 50  # recently resolved alerts kept for the alert pane
 _TICK = timedelta(microseconds=1)
 
@@ -78,6 +87,19 @@ class Condition:
     for_seconds: float = 0.0
 
 
+def _escalation_key(condition: Condition) -> str | None:
+    """The key of the graver rule on the same subject, if this rule has one."""
+    graver = ESCALATES_TO.get(condition.rule)
+    if graver is None or not condition.id.startswith(condition.rule):
+        return None
+    return graver + condition.id[len(condition.rule) :]
+
+
+def _graver(now: Condition, before: Condition) -> bool:
+    """The same rule instance, now at a graver severity (a lower rank is graver)."""
+    return now.severity.rank < before.severity.rank
+
+
 @dataclass(slots=True)
 class _Track:
     """The current episode of one key (pending or firing)."""
@@ -90,6 +112,7 @@ class _Track:
     true_since: float
     false_since: float | None = None
     ack: Ack | None = None
+    escalated_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +146,10 @@ class AlertBook:
             if track is None:
                 track = self._start(condition, wall, now)
                 self._tracks[cid] = track
+            elif track.state is AlertState.FIRING and _graver(condition, track.condition):
+                # Warning into critical: a new episode takes over at once.
+                notices += self._hand_over(track, self._start(condition, wall, now), wall, now)
+                continue
             track.condition = condition
             track.false_since = None
             sustained = now - track.true_since >= condition.for_seconds
@@ -135,6 +162,11 @@ class AlertBook:
             if track.state is AlertState.PENDING:
                 del self._tracks[cid]
                 continue
+            graver_key = _escalation_key(track.condition)
+            successor = self._tracks.get(graver_key) if graver_key else None
+            if successor is not None and successor.condition.id in true_now:
+                notices += self._hand_over(track, successor, wall, now)
+                continue
             if track.false_since is None:
                 track.false_since = now
             if now - track.false_since >= self.policy.keep_firing_seconds:
@@ -144,6 +176,26 @@ class AlertBook:
                 resolved = self._alert(track, wall)
                 self._remember_resolved(resolved)
                 notices.append(AlertNotice(resolved, "resolved", wall))
+        return notices
+
+    def _hand_over(
+        self, lesser: _Track, graver: _Track, wall: datetime, now: float
+    ) -> list[AlertNotice]:
+        """The graver episode fires now (if it is not already firing) and the lesser one
+        ends as escalated: the graver notice first, so no moment has nothing firing."""
+        notices = []
+        graver.escalated_from = lesser.episode
+        self._tracks[graver.condition.id] = graver
+        if graver.state is AlertState.PENDING:
+            graver.state, graver.since = AlertState.FIRING, wall
+            self._flip(graver.condition.id, now)
+            notices.append(AlertNotice(self._alert(graver, wall), "firing", wall))
+        if self._tracks.get(lesser.condition.id) is lesser:
+            del self._tracks[lesser.condition.id]
+        lesser.state, lesser.since, lesser.ack = AlertState.RESOLVED, wall, None
+        ended = replace(self._alert(lesser, wall), escalated_to=graver.episode)
+        self._remember_resolved(ended)
+        notices.append(AlertNotice(ended, "escalated", wall))
         return notices
 
     def _start(self, condition: Condition, wall: datetime, now: float) -> _Track:
@@ -198,6 +250,7 @@ class AlertBook:
             silenced_by=silence.id if silence else None,
             inhibited_by=self._inhibitor(c),
             flapping=self._flapping(c.id),
+            escalated_from=track.escalated_from,
         )
 
     def _inhibitor(self, condition: Condition) -> str | None:
@@ -303,6 +356,7 @@ class AlertBook:
             alert.started_at or alert.since,
             self.clock.monotonic(),
             ack=alert.ack,
+            escalated_from=alert.escalated_from,
         )
         self._restored_start(alert)
 

@@ -315,6 +315,10 @@ class Alert:
     flapping: bool = False
     # The rule instance; left out (an Alert built by hand, an old record) it is `id`.
     key: str = ""
+    # A worsening hands over from one episode to the next (lag into link down, warning
+    # into critical): the episode it came from, or the one it became. Never a resolve.
+    escalated_from: str | None = None
+    escalated_to: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -330,7 +334,7 @@ class AlertNotice:
     """What a notifier sends: an alert that started firing, repeats, or resolved."""
 
     alert: Alert
-    event: str  # "firing" | "repeat" | "resolved"
+    event: str  # "firing" | "repeat" | "resolved" | "escalated" (ended by a worse one)
     at: datetime
 
 

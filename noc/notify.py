@@ -86,7 +86,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Event = Literal["firing", "repeat", "resolved"]
+# "escalated": the episode ended because a graver one took over (lag into link down,
+# warning into critical). It closes like a resolve (PagerDuty's incident, the channel's
+# bookkeeping) but never says "resolved": nothing got better.
+Event = Literal["firing", "repeat", "resolved", "escalated"]
+ENDED = frozenset({"resolved", "escalated"})
 Record = dict[str, Any]
 
 TELEGRAM_API = "https://api.telegram.org"
@@ -114,7 +118,12 @@ DEDUP_KEY_LIMIT = 255
 CHANNEL_STATUSES = frozenset({401, 403, 404, 410})
 CHANNEL_MARKERS = ("chat not found", "routing key", "migrate_to_chat_id")
 
-_TAGS: dict[str, str] = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}
+_TAGS: dict[str, str] = {
+    "firing": "FIRING",
+    "repeat": "STILL FIRING",
+    "resolved": "RESOLVED",
+    "escalated": "ESCALATED",
+}
 
 
 # --- what a message says ------------------------------------------------------------
@@ -136,6 +145,8 @@ class NoticeRecord:
     value: float | None = None
     flapping: bool = False
     key: str = ""  # the rule instance; empty in a record from before episodes: alert_id
+    escalated_from: str | None = None
+    escalated_to: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -160,6 +171,8 @@ class NoticeRecord:
             started_at=alert.started_at,
             value=alert.value,
             flapping=alert.flapping,
+            escalated_from=alert.escalated_from,
+            escalated_to=alert.escalated_to,
         )
 
     def to_json(self) -> Record:
@@ -172,13 +185,16 @@ class NoticeRecord:
                 "key": self.key,
                 "rule": self.rule,
                 "severity": self.severity.value,
-                "state": "resolved" if self.event == "resolved" else "firing",
+                # An escalated episode has ended: closed like a resolve, said otherwise.
+                "state": "resolved" if self.event in ENDED else "firing",
                 "region": self.region,
                 "summary": self.summary,
                 "since": _iso(self.since),
                 "started_at": _iso(self.started_at) if self.started_at else None,
                 "value": self.value,
                 "flapping": self.flapping,
+                "escalated_from": self.escalated_from,
+                "escalated_to": self.escalated_to,
             },
         }
 
@@ -202,6 +218,8 @@ class NoticeRecord:
             value=float(value) if value is not None else None,
             flapping=bool(alert.get("flapping", False)),
             key=str(alert.get("key") or alert["id"]),
+            escalated_from=alert.get("escalated_from"),
+            escalated_to=alert.get("escalated_to"),
         )
 
 
@@ -222,8 +240,12 @@ def _headline(notice: NoticeRecord, estate: str) -> str:
     where = [estate] if estate else []
     if notice.region:
         where.append(f"region {notice.region}")
-    when = "resolved" if notice.event == "resolved" else "since"
+    when = {"resolved": "resolved", "escalated": "worsened"}.get(notice.event, "since")
     where.append(f"{when} {iso_utc(notice.since)}")
+    if notice.escalated_to:
+        where.append(f"now {notice.escalated_to.partition('@')[0]}")
+    elif notice.escalated_from and notice.event == "firing":
+        where.append(f"was {notice.escalated_from.partition('@')[0]}")
     return f"{notice.severity.value}: {notice.summary} — {', '.join(where)}"
 
 
@@ -236,10 +258,10 @@ def _slack_escape(text: str) -> str:
 def _pagerduty_event(notice: NoticeRecord, routing_key: str, estate: str) -> Record:
     event: Record = {
         "routing_key": routing_key,
-        "event_action": "resolve" if notice.event == "resolved" else "trigger",
+        "event_action": "resolve" if notice.event in ENDED else "trigger",
         "dedup_key": dedup_key(estate, notice.alert_id),
     }
-    if notice.event == "resolved":
+    if notice.event in ENDED:
         return event
     details = {
         "estate": estate or None,
@@ -678,8 +700,10 @@ class Notifier:
         muted or already announced there. "resolved": to channels that were told it
         fired (muted or not), if send_resolved. Repeats are this class's business
         (see `firing_now`), so event "repeat" is refused."""
-        if notice.event not in ("firing", "resolved"):
-            raise ValueError(f"notify() takes firing or resolved notices, not {notice.event!r}")
+        if notice.event not in ("firing", *ENDED):
+            raise ValueError(
+                f"notify() takes firing, resolved or escalated notices, not {notice.event!r}"
+            )
         async with self._deciding:
             records: list[Record] = []
             for channel in self._channels.values():
@@ -772,9 +796,10 @@ class Notifier:
         # An announcement older than this episode's start is a leftover (see _untold):
         # the channel never heard this episode fire, so it hears no resolve either.
         started = notice.alert.started_at
+        event: Event = "escalated" if notice.event == "escalated" else "resolved"
         if channel.config.send_resolved and (started is None or told >= started):
             # Under the id the channel was told: PagerDuty closes that incident.
-            resolved = NoticeRecord.of(notice.alert, "resolved", notice.at, alert_id=told_id)
+            resolved = NoticeRecord.of(notice.alert, event, notice.at, alert_id=told_id)
             records.append(_enqueue_record(uuid.uuid4().hex, channel.name, resolved, now))
         records.append(_close_record(channel.name, told_id, now))
         return records

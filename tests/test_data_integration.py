@@ -64,7 +64,7 @@ def lag(
 
 def firing(engine: Engine) -> dict[str, Severity]:
     engine.evaluate_alerts()
-    return {a.id: a.severity for a in engine.snapshot().alerts if a.state is AlertState.FIRING}
+    return {a.key: a.severity for a in engine.snapshot().alerts if a.state is AlertState.FIRING}
 
 
 def test_lag_over_threshold_fires_only_after_the_sustain_window() -> None:
