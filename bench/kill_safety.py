@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import redis
 from named import NamedServer, TsigKey, Zone
 
-from collectors.dns_records import parse_resolver, query
 from noc.audit import read_jsonl
 from noc.model import LockHolder
 from noc.recovery import interrupted_actions
 from noc.simulator import HealthEndpoint, RedisServer
+from noc_collectors.dns_records import parse_resolver, query
 
 DOMAIN = "kill.test"
 REGIONS = (("ro", "primary", "192.0.2.10"), ("bg", "secondary", "192.0.2.20"),

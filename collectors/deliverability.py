@@ -27,9 +27,9 @@ from typing import cast
 
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import DeliverabilityCounts, DeliverabilitySample, RegionDeliverability
+from noc_collectors.redis_common import open_redis, redis_error_text
 
 __all__ = ["EVENTS", "KEY_PATTERN", "MAX_WINDOW_MINUTES", "DeliverabilityCollector", "minute_key"]
 

@@ -46,7 +46,6 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
 from noc.clock import Clock
 from noc.model import (
     DnsRecordSample,
@@ -56,6 +55,7 @@ from noc.model import (
     RecordChange,
     RRsetState,
 )
+from noc_collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
 
 __all__ = ["OUTCOME_UNKNOWN", "PREREQUISITE_FAILED", "DnsUpdater"]
 

@@ -24,9 +24,9 @@ from contextlib import asynccontextmanager
 import dns.rdtypes.IN.A
 import dns.rdtypes.txtbase
 
-from collectors.dns_records import ResolverAddress, query
 from noc.clock import Clock, SystemClock
 from noc.model import DnsblSample
+from noc_collectors.dns_records import ResolverAddress, query
 
 __all__ = ["RESOLVER_ERROR_CODES", "ZONE_CODES", "DnsblCollector", "dnsbl_query_name"]
 

@@ -15,15 +15,15 @@ from typing import NamedTuple
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import (
+from noc.clock import Clock
+from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
+from noc_collectors.redis_common import (
     auth_refused,
     maybe_sent,
     open_redis,
     redis_error_text,
     stale_connection,
 )
-from noc.clock import Clock
-from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 
 # Compare-and-set on the flag's action id: what the failover (or its rollback)
 # expects to replace must still be there.

@@ -29,9 +29,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import LagBasis, LinkState, ReplicationKind, ReplicationSample, ReplicationSpec
+from noc_collectors.redis_common import open_redis, redis_error_text
 
 __all__ = ["HEARTBEAT_KEY", "RedisReplicationCollector", "open_redis", "redis_error_text"]
 

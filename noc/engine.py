@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
 
-from collectors.dns_records import answer_target, map_answers_to_region
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig
@@ -57,6 +56,7 @@ from noc.model import (
     SuppressionSample,
 )
 from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
+from noc_collectors.dns_records import answer_target, map_answers_to_region
 
 # A link's chart covers the last hour; polls are at least a second apart.
 LAG_HISTORY_SECONDS = 3600

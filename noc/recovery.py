@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from collectors.dns_update import PREREQUISITE_FAILED
-from collectors.hooks import run_hook
 from noc.clock import Clock, iso_utc
 from noc.failover import (
     Actuators,
@@ -49,6 +47,8 @@ from noc.model import (
     LockHolder,
     RecordChange,
 )
+from noc_collectors.dns_update import PREREQUISITE_FAILED
+from noc_collectors.hooks import run_hook
 
 # The audit events that end an action once it was confirmed: nothing is in flight.
 ENDING_EVENTS = frozenset(

@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import datetime
 from ipaddress import ip_address
 
-from collectors.dns_records import answer_target
 from noc.config import NocConfig, RegionConfig
 from noc.model import (
     ActionKind,
@@ -32,6 +31,7 @@ from noc.model import (
     RRsetState,
 )
 from noc.rrset_move import belongs, host_key, moved_values
+from noc_collectors.dns_records import answer_target
 
 GMAIL_COMPLAINT_LIMIT = 0.003
 _DEFAULT_MX_PREFERENCE = 10

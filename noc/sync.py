@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collectors.suppression import sync_missing
 from noc.audit import JsonlLog
 from noc.clock import Clock
 from noc.config import NocConfig
 from noc.model import SyncResult
+from noc_collectors.suppression import sync_missing
 
 
 class SyncError(ValueError):

@@ -16,8 +16,6 @@ from named import NamedServer, TsigKey
 from support import estate_config, feed_round, stored_flag
 from textual.pilot import Pilot
 
-from collectors.dns_records import parse_resolver, query
-from collectors.dns_update import DnsUpdater
 from noc.app import NocApp
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
@@ -27,6 +25,8 @@ from noc.model import ActionKind, ActionPlan, ActionResult
 from noc.recovery import STEP_EVENTS
 from noc.scheduler import Scheduler
 from noc.simulator import RedisServer
+from noc_collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 
 KEY = TsigKey("noc-failover", base64.b64encode(secrets.token_bytes(32)).decode())
 DOMAIN = "mail.test"

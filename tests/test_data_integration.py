@@ -19,8 +19,6 @@ import redis
 from replication_fixtures import ReplicatedPair, replicated_pair_fixture  # noqa: F401
 from support import REFUSED, REGIONS, estate_config, feed_round
 
-from collectors.deliverability import minute_key
-from collectors.replication import RedisReplicationCollector
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
@@ -38,6 +36,8 @@ from noc.model import (
     SuppressionSample,
 )
 from noc.simulator import RedisServer
+from noc_collectors.deliverability import minute_key
+from noc_collectors.replication import RedisReplicationCollector
 
 
 def with_data(config: NocConfig) -> NocConfig:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from collectors.deliverability import KEY_PATTERN, DeliverabilityCollector, minute_key
 from noc.clock import FakeClock
 from noc.model import DeliverabilityCounts, DeliverabilitySample
 from noc.simulator import RedisServer
+from noc_collectors.deliverability import KEY_PATTERN, DeliverabilityCollector, minute_key
 
 Servers = Callable[..., list[RedisServer]]
 # 03:00:30 UTC: a 60-minute window is 02:01 to 03:00 (the current minute, still filling).

@@ -24,9 +24,6 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from collectors.dns_records import DnsRecordCollector, ResolverAddress, parse_resolver, query
-from collectors.dnsbl import DnsblCollector, dnsbl_query_name
-from collectors.email_auth import EmailAuthCollector
 from noc.model import DnsErrorKind, DnsRecordSample, FailoverRecord, FailoverRecordType
 from noc.simulator.dns_server import (
     DEMO_BLOCKLIST_ZONE,
@@ -36,6 +33,9 @@ from noc.simulator.dns_server import (
     DemoDnsServer,
     demo_zones,
 )
+from noc_collectors.dns_records import DnsRecordCollector, ResolverAddress, parse_resolver, query
+from noc_collectors.dnsbl import DnsblCollector, dnsbl_query_name
+from noc_collectors.email_auth import EmailAuthCollector
 
 KEY_NAME = dns.name.from_text("demo-failover.")
 KEY_TEXT = KEY_NAME.to_text()

@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 import redis
 
-from collectors.flag_store import FlagStore
-from collectors.redis_common import AUTH_FAILED
 from noc.clock import SystemClock
 from noc.config import parse_config
 from noc.model import StoreStatus
 from noc.scheduler import Scheduler
 from noc.simulator import RedisServer
+from noc_collectors.flag_store import FlagStore
+from noc_collectors.redis_common import AUTH_FAILED
 
 INTERVAL = 0.3
 

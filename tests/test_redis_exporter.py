@@ -24,19 +24,19 @@ from aiohttp import web
 from named import free_port
 from support import estate_config, feed_round
 
-from collectors.metrics import (
-    MetricsLagCollector,
-    SeriesMissing,
-    link_selector_for,
-    parse_selector,
-)
-from collectors.metrics import prometheus_reading as reading_of
 from noc.clock import FakeClock
 from noc.config import ConfigError, parse_config
 from noc.engine import Engine
 from noc.model import LinkState, ReplicationKind, ReplicationSample, ReplicationSpec, Severity
 from noc.simulator import RedisServer
 from noc.simulator.relay import TcpRelay
+from noc_collectors.metrics import (
+    MetricsLagCollector,
+    SeriesMissing,
+    link_selector_for,
+    parse_selector,
+)
+from noc_collectors.metrics import prometheus_reading as reading_of
 
 EXPORTER = shutil.which("prometheus-redis-exporter") or shutil.which("redis_exporter")
 needs_exporter = pytest.mark.skipif(

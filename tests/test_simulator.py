@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from collectors.http import HttpHealthCollector
 from noc.config import NocConfig
 from noc.model import CheckSample, CheckTarget, ErrorKind, Fault, FaultInjector, Role
 from noc.simulator import (
@@ -22,6 +21,7 @@ from noc.simulator import (
     find_redis_server,
 )
 from noc.simulator import redis_server as redis_server_module
+from noc_collectors.http import HttpHealthCollector
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.http import HttpHealthCollector
 from noc.audit import (
     DEMO_DIR_NAME,
     EstatePaths,
@@ -39,6 +38,7 @@ from noc.clock import SystemClock
 from noc.config import parse_config
 from noc.model import CheckTarget, mask_url
 from noc.simulator import HealthEndpoint
+from noc_collectors.http import HttpHealthCollector
 
 REGION = '[[regions]]\nid = "ro"\nrole = "primary"\n'
 

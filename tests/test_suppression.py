@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis
 
-from collectors.suppression import SuppressionCollector, sync_missing
 from noc.clock import FakeClock
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer
+from noc_collectors.suppression import SuppressionCollector, sync_missing
 
 Servers = Callable[..., list[RedisServer]]
 CLOCK_START = FakeClock().utcnow().timestamp()

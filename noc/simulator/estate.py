@@ -40,7 +40,6 @@ from typing import Any
 import dns.tsigkeyring
 import redis.asyncio as aioredis
 
-from collectors.dnsbl import dnsbl_query_name
 from noc.config import NocConfig, parse_config
 from noc.model import Fault, Role
 from noc.simulator.dns_server import (
@@ -55,6 +54,7 @@ from noc.simulator.health_endpoint import EndpointMode, HealthEndpoint
 from noc.simulator.redis_server import RedisServer, find_redis_server
 from noc.simulator.relay import TcpRelay
 from noc.simulator.traffic import MailTraffic, SuppressionSync, TrafficTuning
+from noc_collectors.dnsbl import dnsbl_query_name
 
 __all__ = ["DEMO_REGIONS", "DemoEstate", "DemoRegion"]
 
