@@ -33,9 +33,10 @@ from noc.operations import (
     Operations,
     OperatorIO,
     Outcome,
+    RecoveryOptions,
     run_with_interrupts_as_cancel,
 )
-from noc.recovery import Choice, FlagSplit, Interrupted
+from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.scheduler import Scheduler
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
@@ -158,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--roll-back", dest="choice", action="store_const", const=Choice.ROLL_BACK,
         help="put back what an interrupted action changed",
     )  # fmt: skip
+    choice.add_argument(
+        "--close", dest="choice", action="store_const", const=Choice.CLOSE,
+        help="end the record of an interrupted action and write nothing (superseded)",
+    )  # fmt: skip
+    recover.add_argument(
+        "--force", action="store_true",
+        help="settle even though a forceable rule fails now (asks for FORCE; recorded)",
+    )  # fmt: skip
+    recover.add_argument("--reason", default="", help="why (recorded with the recovery)")
     recover.add_argument(
         "--dry-run", action="store_true", help="show what is interrupted and what each choice does"
     )
@@ -511,18 +521,26 @@ def _recover(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     loaded = _load(args)
 
-    async def choose(item: Interrupted, recommended: Choice) -> Choice | None:
+    async def choose(item: Interrupted, options: RecoveryOptions) -> Decision | None:
+        default = args.choice or options.recommended
         if args.yes:
-            return args.choice or recommended
-        default = args.choice or recommended
+            return Decision(default, args.force, args.reason)
         typed = await _read_answer(
-            f"Type complete or roll_back to settle {item.action_id} (recommended: "
+            f"Type complete, roll_back or close to settle {item.action_id} (recommended: "
             f"{default.value}): "
         )
         try:
-            return Choice((typed or "").strip().replace("-", "_").replace(" ", "_"))
+            choice = Choice((typed or "").strip().replace("-", "_").replace(" ", "_"))
         except ValueError:
             return None
+        force = False
+        if choice is not Choice.CLOSE and options.needs_force(choice) and args.force:
+            failed = ", ".join(r.name for r in options.failed(choice))
+            typed = await _read_answer(f"Forced: overrides {failed}. Type FORCE to proceed: ")
+            if typed is None or typed.strip() != "FORCE":
+                return None
+            force = True
+        return Decision(choice, force, args.reason)
 
     async def reassert(split: FlagSplit) -> bool:
         if args.yes:

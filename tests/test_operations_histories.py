@@ -41,8 +41,9 @@ from noc.operations import (
     Operations,
     OperatorIO,
     Outcome,
+    RecoveryOptions,
 )
-from noc.recovery import Choice, FlagSplit, Interrupted, interrupted_actions
+from noc.recovery import Choice, Decision, FlagSplit, Interrupted, interrupted_actions
 from noc.scheduler import Scheduler
 from noc.simulator import HealthEndpoint, RedisServer
 from noc.simulator.health_endpoint import EndpointMode
@@ -256,8 +257,8 @@ class OperationsHistories(RuleBasedStateMachine):
 
     @rule(choice=st.sampled_from(list(Choice)))
     def recover(self, choice: Choice) -> None:
-        async def choose(item: Interrupted, recommended: Choice) -> Choice | None:
-            return choice
+        async def choose(item: Interrupted, options: RecoveryOptions) -> Decision | None:
+            return Decision(choice)
 
         async def reassert(split: FlagSplit) -> bool:
             return True
