@@ -1,0 +1,147 @@
+"""`noc recover` where the review found it unsafe: a newer action since the kill, a DNS
+server away while settling, a target that died since, a store holding an interrupted
+action's partial flag. Real `noc` processes, real BIND with TSIG, real redis-servers
+and real health endpoints on loopback; the kill is a real SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+
+import redis
+from named import named_servers  # noqa: F401 (a fixture)
+from test_cli import Estate, act, config_args, noc
+from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
+from test_failover_cli import DnsEstate, smtp
+from test_failover_cli import estate as dns_estate  # noqa: F401 (a fixture)
+from test_operations_cli import audit_has, closed_port
+
+from noc.audit import JsonlLog, read_jsonl
+from noc.clock import SystemClock
+from noc.model import FailoverFlag
+from noc.recovery import interrupted_actions
+from noc.simulator.health_endpoint import EndpointMode
+
+RO, BG = ("192.0.2.10",), ("192.0.2.20",)
+
+
+async def killed_after_the_flag(estate: DnsEstate) -> str:
+    """A failover ro -> bg SIGKILLed once its flag is written, before DNS: the split of
+    issue 11 (flag on bg, DNS on ro). Returns the action id."""
+    killed = await act(
+        estate, "failover", "bg", "--yes", reason="ro lost",
+        kill_when=audit_has(estate, "step_result", "flag"),
+    )  # fmt: skip
+    assert killed.code == -signal.SIGKILL
+    assert {estate.flag(r)["active"] for r in estate.stores} == {"bg"}
+    assert await smtp(estate) == RO
+    [item] = interrupted_actions(read_jsonl(estate.audit_path).records)
+    return item.action_id
+
+
+async def test_recover_never_settles_an_action_a_newer_one_superseded(
+    dns_estate: DnsEstate,  # noqa: F811
+) -> None:
+    """Finding 1: Bob fixed the split by hand (failback to ro). Completing the killed
+    action afterwards would move DNS to bg behind his back: both directions are
+    refused naming Bob's action, and the recommended choice closes the record,
+    writing nothing."""
+    killed = await killed_after_the_flag(dns_estate)
+    bob = await act(dns_estate, "failback", "ro", "--yes", "--force", reason="bob fixes it")
+    assert bob.code == 0, bob.out + bob.err
+    newer = dns_estate.flag("ro")["action_id"]
+    assert newer != killed and await smtp(dns_estate) == RO
+
+    complete = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes", "--complete")
+    assert complete.code == 1, complete.out + complete.err
+    assert f"superseded by {newer}" in complete.out + complete.err
+    assert await smtp(dns_estate) == RO
+    assert {dns_estate.flag(r)["action_id"] for r in dns_estate.stores} == {newer}
+
+    close = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes")
+    assert close.code == 0, close.out + close.err
+    assert "closed, nothing written" in close.out
+    assert await smtp(dns_estate) == RO
+    assert {dns_estate.flag(r)["action_id"] for r in dns_estate.stores} == {newer}
+    records = read_jsonl(dns_estate.audit_path).records
+    closed = records[-1]
+    assert closed["event"] == "recover_closed" and closed["superseded_by"] == newer
+    assert interrupted_actions(records) == []
+
+
+async def test_a_recovery_that_could_not_reach_dns_stays_open_until_dns_is_moved(
+    dns_estate: DnsEstate,  # noqa: F811
+) -> None:
+    """Finding 2: the DNS server is away while `noc recover` completes the action: exit
+    2, `recover_partial`, and the action stays open; once the server is back, the next
+    `noc recover` finishes the move instead of saying "nothing to recover"."""
+    killed = await killed_after_the_flag(dns_estate)
+    good = dns_estate.path.read_text()
+    address = dns_estate.named.address
+    dns_estate.path.write_text(
+        good.replace(f'server = "{address}"', f'server = "127.0.0.1:{closed_port()}"\n'
+                     "timeout_seconds = 1")
+    )  # fmt: skip
+    away = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes")
+    assert away.code == 2, away.out + away.err
+    assert "stays open" in away.err
+    records = read_jsonl(dns_estate.audit_path).records
+    assert records[-1]["event"] == "recover_partial" and records[-1]["action_id"] == killed
+    assert [i.action_id for i in interrupted_actions(records)] == [killed]
+
+    dns_estate.path.write_text(good)
+    again = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes")
+    assert again.code == 0, again.out + again.err
+    assert "the flag, DNS and the record agree (read back now)" in again.out
+    assert await smtp(dns_estate) == BG
+    assert interrupted_actions(read_jsonl(dns_estate.audit_path).records) == []
+
+
+async def test_recover_refuses_to_complete_toward_a_target_that_died(
+    dns_estate: DnsEstate,  # noqa: F811
+) -> None:
+    """Finding 3: bg died after the kill. `--yes` would complete toward it: the fresh
+    rules refuse (exit 1, nothing written), naming the rule; rolling back to the
+    healthy ro is allowed."""
+    await killed_after_the_flag(dns_estate)
+    await dns_estate.endpoints["bg"].set_mode(EndpointMode.DOWN)
+    refused = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes")
+    assert refused.code == 1, refused.out + refused.err
+    assert "[FAIL] target healthy: bg is down" in refused.out
+    assert "complete fails its rules now" in refused.out + refused.err
+    assert await smtp(dns_estate) == RO
+    assert {dns_estate.flag(r)["active"] for r in dns_estate.stores} == {"bg"}
+
+    back = await noc(dns_estate, "recover", *config_args(dns_estate), "--yes", "--roll-back")
+    assert back.code == 0, back.out + back.err
+    assert await smtp(dns_estate) == RO
+    assert all(dns_estate.flag(r) == {} for r in dns_estate.stores)
+
+
+async def test_reassert_never_overwrites_an_interrupted_actions_partial_flag(
+    cli_estate: Estate,  # noqa: F811
+) -> None:
+    """Finding 9: action X is on every store; action A was killed inside its flag step
+    after writing pa only. Re-asserting the majority (X) would erase A's partial
+    write without settling A: it is refused, naming A."""
+    moved = await act(cli_estate, "failover", "bg", "--yes", reason="x")
+    assert moved.code == 0, moved.out + moved.err
+    before = cli_estate.flag("ro")
+    audit = JsonlLog(cli_estate.audit_path, SystemClock())
+    a_flag = FailoverFlag("ro", "bg", "a@test", "back", "2026-01-01T00:00:00Z", "A-partial")
+    common = {"action_id": "A-partial", "action": "failback", "from": "bg", "to": "ro",
+              "operator": "a@test", "node": "gone", "pid": 1}  # fmt: skip
+    audit.append("confirmed", **common, reason="back", actuators=["flag"])
+    audit.append("step_intent", **common, actuator="flag", flag=a_flag.as_mapping())
+    client = redis.Redis.from_url(cli_estate.stores["pa"].url, decode_responses=True)
+    try:
+        client.delete("noc:failover")
+        client.hset("noc:failover", mapping=a_flag.as_mapping())
+    finally:
+        client.close()
+
+    run = await noc(cli_estate, "recover", *config_args(cli_estate), stdin="\nbg\n")
+    assert run.code == 1, run.out + run.err
+    assert "not re-asserted" in run.out and "A-partial" in run.out
+    assert cli_estate.flag("pa")["action_id"] == "A-partial"
+    assert cli_estate.flag("ro") == before
+    assert "flag_reasserted" not in cli_estate.events()
