@@ -8,6 +8,7 @@ import json
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
@@ -27,6 +28,7 @@ from noc.config import (
 from noc.model import ActionKind, ActionPlan, ActionResult
 from noc.operations import (
     EXIT_INTERRUPTED,
+    EXIT_NOTHING_CHANGED,
     EXIT_USAGE,
     ActionRequest,
     Confirmation,
@@ -34,6 +36,8 @@ from noc.operations import (
     OperatorIO,
     Outcome,
     RecoveryOptions,
+    finish_first,
+    mute_output,
     run_with_interrupts_as_cancel,
 )
 from noc.recovery import Choice, Decision, FlagSplit, Interrupted
@@ -244,7 +248,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"noc: config error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        # Outside the event loop (loading the config, printing): an act that changed
+        # something returns its own code from the loop, so here nothing was changed.
+        if args.command in _MUTATING:
+            print(f"noc {args.command}: interrupted: nothing was changed", file=sys.stderr)
+            return EXIT_NOTHING_CHANGED
         return EXIT_INTERRUPTED
+
+
+# Commands that write: an interrupt outside their event loop has changed nothing.
+_MUTATING = frozenset({*(kind.value for kind in ActionKind), "ack-cooldown", "recover", "sync"})
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
@@ -422,17 +435,36 @@ def _run_operation(
     """One act through the operations layer, on a one-round scheduler; Ctrl-C is the
     layer's to interpret (see noc.operations)."""
 
+    ended: list[Outcome] = []
+
     async def run() -> Outcome:
         clock = SystemClock()
         scheduler = Scheduler(config, clock, single_round=True)
         try:
-            return await act(
+            outcome = await act(
                 Operations(config, scheduler, JsonlLog(default_audit_path(), clock), clock)
             )
+            ended.append(outcome)
+            return outcome
         finally:
-            await asyncio.shield(scheduler.stop())
+            # A second interrupt while closing must not lose how the act ended.
+            await finish_first(scheduler.stop())
 
-    return run_with_interrupts_as_cancel(run())
+    try:
+        outcome = run_with_interrupts_as_cancel(run())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # After the act's own handling (the loop closing): its outcome stands.
+        if ended:
+            outcome = ended[0]
+        else:
+            outcome = Outcome(
+                EXIT_NOTHING_CHANGED, "interrupted: nothing was changed", "interrupted"
+            )
+    # The outcome is known: a late interrupt must not turn printing it into a traceback.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, lambda *_: mute_output())
+    return outcome
 
 
 def _print_steps(result: ActionResult) -> None:

@@ -26,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from noc.audit import JsonlLog, read_jsonl
@@ -333,13 +336,25 @@ class Operations:
     async def run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
         """One act that moves traffic, from plan to verdict; see the module's docstring."""
         plan: ActionPlan | None = None
+        self._executed = None
         try:
             return await self._run_action(request, io)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            # Only reached before execution started (execution holds interrupts).
+            executed = self._executed
+            if executed is not None:
+                # A second interrupt after the change was made (while its end was
+                # reported): never "nothing was changed".
+                return Outcome(
+                    EXIT_INTERRUPTED if executed.aborted is None else result_exit_code(executed),
+                    "interrupted: the change was finished and audited; DNS was not watched"
+                    if executed.aborted is None
+                    else executed.summary,
+                    "interrupted", executed.plan, executed,
+                )  # fmt: skip
+            # Before execution started (execution holds interrupts).
             plan = getattr(self, "_planning", None)
             if plan is not None:
                 await asyncio.shield(
@@ -354,6 +369,7 @@ class Operations:
             self._planning = None
 
     _planning: ActionPlan | None = None
+    _executed: ActionResult | None = None
 
     async def _run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
         kind, target, operator = request.kind, request.target, request.operator
@@ -430,6 +446,7 @@ class Operations:
             )
         )  # fmt: skip
         result, interrupted = await finish_first(self.applying)
+        self._executed = result
         io.executed(result)
         if result.aborted is not None:
             return Outcome(
@@ -476,7 +493,8 @@ class Operations:
                 reason=reason, confirmed_at=confirmed_at, on_progress=on_progress,
             )  # fmt: skip
         except asyncio.CancelledError:
-            await asyncio.shield(
+            # Written to its end even if a second interrupt comes meanwhile.
+            await finish_first(
                 self.audit.aappend(
                     "verify_stopped",
                     **plan_record(
@@ -527,9 +545,12 @@ class Operations:
         note = await ask_note(cooldown.detail.partition("; ack")[0])
         if note is None:
             return Outcome(EXIT_NOTHING_CHANGED, "cooldown ack cancelled", "cancelled")
-        cleared, text = await ack_cooldown(
-            snapshot, self.scheduler.stores, self.audit, self.clock, operator, note
+        (cleared, text), interrupted = await finish_first(
+            ack_cooldown(snapshot, self.scheduler.stores, self.audit, self.clock, operator, note)
         )
+        if interrupted:
+            return Outcome(EXIT_INTERRUPTED, f"interrupted after the ack was audited: {text}",
+                           "interrupted")  # fmt: skip
         await self.scheduler.read_flags()
         return Outcome(EXIT_DONE if cleared else EXIT_FAILED, text, "done" if cleared else "failed")
 
@@ -583,11 +604,28 @@ class Operations:
         lists: Sequence[str] | None = None,
     ) -> Outcome:
         """Copy missing suppression entries; 0 done, 2 incomplete, 3 usage."""
+        # Announced before any copy: an interrupt or a kill mid-sync leaves a trace.
+        await self.audit.aappend(
+            "sync_intent", source=source, target=target, lists=list(lists or ()), **operator
+        )
         try:
-            results = await sync_now(self.config, source, target, self.clock, lists)
+            # An interrupt lets the copies under way finish; they are then audited.
+            results, interrupted = await finish_first(
+                sync_now(self.config, source, target, self.clock, lists)
+            )
         except SyncError as exc:
+            await self.audit.aappend(
+                "sync_refused", source=source, target=target, refusal=str(exc), **operator
+            )
             return Outcome(EXIT_USAGE, f"noc sync: {exc}", "refused")
-        await audit_sync(self.audit, operator, source, target, results)
+        _, again = await finish_first(audit_sync(self.audit, operator, source, target, results))
+        if interrupted or again:
+            return Outcome(
+                EXIT_INTERRUPTED,
+                "interrupted: the copies made are audited; "
+                + sync_summary(source, target, results),
+                "interrupted",
+            )
         lines = tuple(
             f"  {r.list}: {r.missing} missing of {r.examined} recent, {r.copied} copied "
             + "; ".join(r.errors)
@@ -936,14 +974,36 @@ def run_with_interrupts_as_cancel(work: Coroutine[Any, Any, T]) -> T:
     async def main() -> T:
         task = asyncio.ensure_future(work)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        for number in INTERRUPTS:
+            loop.add_signal_handler(number, _interrupt, number, task)
         try:
             return await task
         finally:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signal.SIGINT)
+            for number in INTERRUPTS:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(number)
 
     return asyncio.run(main())
+
+
+# Ctrl-C, a kill's polite form, and an SSH session that dropped: all one deferred
+# cancel, which the operations layer holds while writes are under way.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(number: int, task: asyncio.Future[Any]) -> None:
+    if number == signal.SIGHUP:
+        # The terminal is gone: what is still printed must not fail with EIO.
+        mute_output()
+    task.cancel()
+
+
+def mute_output() -> None:
+    """Send what is printed from now on nowhere (the terminal hung up)."""
+    with contextlib.suppress(OSError):
+        devnull = Path(os.devnull).open("w")  # noqa: SIM115 (lives as long as the process)
+        sys.stdout = devnull
+        sys.stderr = devnull
 
 
 # How bad a health verdict is, for keeping the worse of two.

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 import redis
 from named import named_servers  # noqa: F401 (a fixture)
 from test_cli import Estate, act, config_args, noc
 from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
 from test_failover_cli import DnsEstate, smtp
 from test_failover_cli import estate as dns_estate  # noqa: F401 (a fixture)
-from test_operations_cli import audit_has, closed_port
+from test_operations_cli import PROMPT, audit_has, closed_port, finish, read_until, started
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
@@ -22,6 +23,14 @@ from noc.recovery import interrupted_actions
 from noc.simulator.health_endpoint import EndpointMode
 
 RO, BG = ("192.0.2.10",), ("192.0.2.20",)
+
+
+def lock_of(estate: Estate, region: str) -> str | None:
+    client = redis.Redis.from_url(estate.stores[region].url, decode_responses=True)
+    try:
+        return client.get("noc:failover:lock")  # type: ignore[return-value]
+    finally:
+        client.close()
 
 
 async def killed_after_the_flag(estate: DnsEstate) -> str:
@@ -145,3 +154,52 @@ async def test_reassert_never_overwrites_an_interrupted_actions_partial_flag(
     assert cli_estate.flag("pa")["action_id"] == "A-partial"
     assert cli_estate.flag("ro") == before
     assert "flag_reasserted" not in cli_estate.events()
+
+
+INTERRUPTS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("number", INTERRUPTS, ids=lambda n: signal.Signals(n).name)
+async def test_every_interrupt_at_the_prompt_changes_nothing_and_exits_1(
+    cli_estate: Estate,  # noqa: F811
+    number: int,
+) -> None:
+    """Finding 5: SIGTERM and SIGHUP (an SSH session that dropped) are the same cancel
+    as Ctrl-C: at the prompt, exit 1, nothing written, the cancel audited."""
+    process = await started(
+        cli_estate, "failover", *config_args(cli_estate), "--to", "bg", "--reason", "x"
+    )
+    shown = await read_until(process, PROMPT)
+    process.send_signal(number)
+    run = await finish(process, shown)
+    assert run.code == 1, run.out + run.err
+    assert "Traceback" not in run.err
+    assert all(cli_estate.flag(r) == {} for r in cli_estate.stores)
+    assert cli_estate.events() == ["planned", "cancelled"]
+
+
+@pytest.mark.parametrize("number", INTERRUPTS, ids=lambda n: signal.Signals(n).name)
+async def test_every_interrupt_while_dns_is_watched_exits_130_with_the_change_done(
+    dns_estate: DnsEstate,  # noqa: F811
+    number: int,
+) -> None:
+    """Findings 5 and 6: during the DNS watch each signal ends the watch, audited
+    (`verify_stopped`), exit 130; the change stays made and the lock is released."""
+    text = dns_estate.path.read_text().replace(
+        f'resolvers = ["{dns_estate.named.address}"]',
+        f'resolvers = ["{dns_estate.named.address}", "127.0.0.1:{closed_port()}"]',
+    )
+    dns_estate.path.write_text(text)
+    process = await started(
+        dns_estate, "failover", *config_args(dns_estate), "--to", "bg", "--reason", "r", "--yes"
+    )
+    shown = await read_until(process, "watching DNS")
+    process.send_signal(number)
+    run = await finish(process, shown)
+    assert run.code == 130, run.out + run.err
+    assert "Traceback" not in run.err
+    assert await smtp(dns_estate) == BG
+    assert {dns_estate.flag(r)["active"] for r in dns_estate.stores} == {"bg"}
+    assert dns_estate.events()[-2:] == ["executed", "verify_stopped"]
+    assert all(lock_of(dns_estate, r) is None for r in dns_estate.stores)
+    assert interrupted_actions(read_jsonl(dns_estate.audit_path).records) == []
