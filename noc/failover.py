@@ -351,6 +351,19 @@ def reconfirm(confirmed: ActionPlan, fresh: ActionPlan) -> tuple[ActionPlan, str
             f"the active region or its flag changed since you confirmed "
             f"({confirmed.source} -> {fresh.source}); plan again"
         )
+    def moves(plan: ActionPlan) -> set[tuple[str, str, frozenset[str], frozenset[str]]]:
+        return {
+            (c.name, c.rtype.value, frozenset(c.old), frozenset(c.new))
+            for c in plan.blast.changes
+            if c.changed
+        }
+
+    if moves(fresh) != moves(confirmed):
+        now = "; ".join(c.describe() for c in fresh.blast.changes if c.changed) or "none"
+        return plan, (
+            f"the DNS changes differ from those you confirmed (now: {now}): "
+            "the records changed meanwhile; plan again"
+        )
     shown = {c.name for c in confirmed.failed}
     unseen = {c.name for c in fresh.failed} - shown
     if unseen and plan.forced:

@@ -6,10 +6,14 @@ and real health endpoints on loopback; the kill is a real SIGKILL."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from named import named_servers  # noqa: F401 (a fixture)
+from named import NamedServer, named_servers  # noqa: F401 (a fixture)
+from support import stored_flag
 from test_cli import Estate, act, config_args, noc
 from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
 from test_failover_cli import DnsEstate, smtp
@@ -18,8 +22,9 @@ from test_operations_cli import PROMPT, audit_has, closed_port, finish, read_unt
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
-from noc.model import FailoverFlag
-from noc.recovery import interrupted_actions
+from noc.model import ActionKind, FailoverFlag
+from noc.recovery import STEP_EVENTS, interrupted_actions
+from noc.simulator import HealthEndpoint, RedisServer
 from noc.simulator.health_endpoint import EndpointMode
 
 RO, BG = ("192.0.2.10",), ("192.0.2.20",)
@@ -203,3 +208,130 @@ async def test_every_interrupt_while_dns_is_watched_exits_130_with_the_change_do
     assert dns_estate.events()[-2:] == ["executed", "verify_stopped"]
     assert all(lock_of(dns_estate, r) is None for r in dns_estate.stores)
     assert interrupted_actions(read_jsonl(dns_estate.audit_path).records) == []
+
+
+async def test_the_dashboard_refuses_a_target_that_died_while_its_dialog_was_open(
+    tmp_path: Path,
+    health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
+    redis_servers: Callable[..., list[RedisServer]],
+) -> None:
+    """Finding 4, issue 11's reproduction in the dashboard: the plan was fine, bg's
+    endpoint goes down while the operator reads the dialog, they confirm. The engine
+    would need failure_threshold x interval to see it; the re-plan probes bg once and
+    refuses: nothing written."""
+    from failover_support import until
+    from support import estate_config
+    from textual.screen import ModalScreen
+
+    from noc.app import NocApp
+    from noc.config import parse_config
+    from widgets.failover_dialog import FailoverDialog
+
+    endpoints = {rid: await health_endpoint(rid) for rid in ("ro", "bg", "pa")}
+    stores = dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
+    data = estate_config({rid: s.url for rid, s in stores.items()}).model_dump(mode="json")
+    for region in data["regions"]:
+        region["checks"] = [{"url": endpoints[region["id"]].url, "body_contains": "healthy"}]
+    data["health"] = {"interval_seconds": 5, "failure_threshold": 3, "timeout_seconds": 1}
+    app = NocApp(parse_config(data), state_path=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(
+            pilot, lambda: all(r.health.value == "healthy" for r in app.snapshot().regions)
+        )
+        await app.scheduler.read_flags()
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        assert isinstance(app.screen, FailoverDialog) and app.screen.plan.target == "bg"
+        assert app.screen.plan.allowed
+        await endpoints["bg"].set_mode(EndpointMode.DOWN)
+        await pilot.press("tab", "b", "g", "tab", *"ro lost", "enter")
+        await until(pilot, lambda: "refused" in [r["event"] for r in records(tmp_path)])
+        await until(pilot, lambda: not isinstance(app.screen, ModalScreen))
+        await until(pilot, lambda: not app.operator_actions_running())
+        # The engine itself has not seen bg fail three times yet.
+        assert app.snapshot().region("bg").health.value == "healthy"  # type: ignore[union-attr]
+    refused = [r for r in records(tmp_path) if r["event"] == "refused"]
+    assert refused and refused[-1]["fresh_preflight"] is True
+    assert "target healthy" in refused[-1]["refusal"]
+    assert [r["event"] for r in records(tmp_path) if r["event"] not in STEP_EVENTS] == [
+        "planned", "refused",
+    ]  # fmt: skip
+    assert all(stored_flag(s) == {} for s in stores.values())
+
+
+def records(state: Path) -> list[dict[str, Any]]:
+    return read_jsonl(state / "audit.jsonl").records
+
+
+async def test_a_record_changed_while_the_dialog_was_open_refuses_the_unseen_changes(
+    tmp_path: Path,
+    dns_primary: NamedServer,
+    region_stores: dict[str, RedisServer],
+) -> None:
+    """Finding 11: someone edits smtp's RRset while the operator reads the plan. The
+    fresh plan would send other DNS changes than those confirmed: refused."""
+    from failover_support import SMTP, make_failover_app
+
+    from noc.model import FailoverRecordType, RecordChange
+    from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO
+
+    _, _, estate = make_failover_app(tmp_path, dns_primary, region_stores)
+    ops = Operations(estate.config, estate.scheduler, estate.audit, estate.clock,
+                     refresh=estate.scheduler.read_flags)  # fmt: skip
+
+    async def confirm(plan: Any) -> Confirmation:
+        extra = RecordChange(SMTP, FailoverRecordType.A, ("192.0.2.10",),
+                             ("192.0.2.10", "192.0.2.99"), 60)  # fmt: skip
+        assert await estate.updater().replace([extra]) is None
+        return Confirmation("drill", False, "--yes")
+
+    request = ActionRequest(ActionKind.FAILOVER, "bg", {"operator": "op@test"}, reason="drill")
+    outcome = await ops.run_action(request, OperatorIO(confirm=confirm))
+    await estate.scheduler.stop()
+    assert outcome.exit_code == 1 and outcome.stage == "refused", outcome.message
+    assert "DNS changes differ" in outcome.message
+    assert all(estate.flag(r) == {} for r in region_stores)
+    assert estate.events() == ["planned", "refused"]
+
+
+async def test_a_full_disk_after_the_flag_write_rolls_it_back_and_says_so(
+    tmp_path: Path,
+    dns_primary: NamedServer,
+    region_stores: dict[str, RedisServer],
+) -> None:
+    """Finding 6d: the flag is written, then its result cannot be recorded (ENOSPC).
+    A change the record cannot show is not kept: rolled back, exit 1, no traceback."""
+    import errno
+
+    from failover_support import ORIGINAL, make_failover_app
+
+    from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO
+
+    class DiskFullAfterTheFlag(JsonlLog):
+        full = False
+
+        def append(self, event: str, **fields: Any) -> dict[str, Any]:
+            if event == "step_result" and fields.get("actuator") == "flag":
+                self.full = True
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().append(event, **fields)
+
+    _, _, estate = make_failover_app(tmp_path, dns_primary, region_stores)
+    ops = Operations(
+        estate.config, estate.scheduler, DiskFullAfterTheFlag(estate.audit.path, estate.clock),
+        estate.clock, refresh=estate.scheduler.read_flags,
+    )  # fmt: skip
+
+    async def yes(plan: Any) -> Confirmation:
+        return Confirmation("drill", False, "--yes")
+
+    request = ActionRequest(ActionKind.FAILOVER, "bg", {"operator": "op@test"}, reason="drill")
+    outcome = await ops.run_action(request, OperatorIO(confirm=yes))
+    await estate.scheduler.stop()
+    assert outcome.stage == "aborted", outcome.message
+    assert outcome.exit_code == 1, outcome.message
+    assert "could not be audited" in outcome.message
+    assert all(estate.flag(r) == {} for r in region_stores)
+    assert await estate.records() == ORIGINAL
+    assert all(estate.lock(r) is None for r in region_stores)
