@@ -235,9 +235,7 @@ async def test_the_dashboard_refuses_a_target_that_died_while_its_dialog_was_ope
     data["health"] = {"interval_seconds": 5, "failure_threshold": 3, "timeout_seconds": 1}
     app = NocApp(parse_config(data), state_path=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(
-            pilot, lambda: all(r.health.value == "healthy" for r in app.snapshot().regions)
-        )
+        await until(pilot, lambda: all(r.health.value == "healthy" for r in app.snapshot().regions))
         await app.scheduler.read_flags()
         await pilot.press("f")
         await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
