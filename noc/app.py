@@ -666,9 +666,7 @@ class NocApp(App[None]):
                         timeout=5, markup=False)  # fmt: skip
             return
         await auto.set_paused(not auto.paused, operator_identity())
-        await self.audit.aappend(
-            "auto_paused" if auto.paused else "auto_resumed", **operator_identity()
-        )
+        await self.operations.automation_paused(auto.paused, operator_identity())
         state = "PAUSED: it will not act" if auto.paused else "armed again"
         self.notify(f"Automated failover {state}", timeout=5, markup=False)
         self.refresh_snapshot()

@@ -351,6 +351,7 @@ def reconfirm(confirmed: ActionPlan, fresh: ActionPlan) -> tuple[ActionPlan, str
             f"the active region or its flag changed since you confirmed "
             f"({confirmed.source} -> {fresh.source}); plan again"
         )
+
     def moves(plan: ActionPlan) -> set[tuple[str, str, frozenset[str], frozenset[str]]]:
         return {
             (c.name, c.rtype.value, frozenset(c.old), frozenset(c.new))

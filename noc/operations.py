@@ -554,6 +554,12 @@ class Operations:
         await self.scheduler.read_flags()
         return Outcome(EXIT_DONE if cleared else EXIT_FAILED, text, "done" if cleared else "failed")
 
+    async def automation_paused(self, paused: bool, operator: Mapping[str, str]) -> Outcome:
+        """Record that automated failover was paused or armed again, and by whom."""
+        await self.audit.aappend("auto_paused" if paused else "auto_resumed", **operator)
+        state = "PAUSED: it will not act" if paused else "armed again"
+        return Outcome(EXIT_DONE, f"Automated failover {state}", "done")
+
     async def ack_alert(self, alert_id: str, operator: Mapping[str, str], note: str) -> Outcome:
         ack = self.scheduler.engine.alerts.ack(alert_id, operator["operator"], note)
         if ack is None:

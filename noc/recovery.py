@@ -386,7 +386,14 @@ class Settled:
 
     def summary(self) -> str:
         if self.choice is Choice.CLOSE:
-            why = self.superseded.describe() if self.superseded else "closed by hand"
+            why = (
+                self.superseded.describe()
+                if self.superseded
+                else f"its record is damaged ({'; '.join(self.item.damaged)}): check the "
+                "stores and DNS by hand"
+                if self.item.damaged
+                else "closed by hand"
+            )
             return f"action {self.item.action_id} closed, nothing written: {why}"
         verb = "completed" if self.choice is Choice.COMPLETE else "rolled back"
         if self.refusal is not None:

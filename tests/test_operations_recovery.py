@@ -333,3 +333,24 @@ async def test_a_full_disk_after_the_flag_write_rolls_it_back_and_says_so(
     assert all(estate.flag(r) == {} for r in region_stores)
     assert await estate.records() == ORIGINAL
     assert all(estate.lock(r) is None for r in region_stores)
+
+
+async def test_a_damaged_record_is_named_never_a_traceback_and_the_note_is_kept(
+    cli_estate: Estate,  # noqa: F811
+) -> None:
+    """Finding 12: an open action whose record cannot be read whole (a change without
+    its type, a pid that is no number) is named as damaged and never settled blindly;
+    the operator's note is recorded with the recovery."""
+    audit = JsonlLog(cli_estate.audit_path, SystemClock())
+    common = {"action_id": "torn", "action": "failover", "from": "ro", "to": "bg",
+              "operator": "a@test", "node": "gone"}  # fmt: skip
+    audit.append("confirmed", **common, pid="not-a-pid", changes=[{"name": "smtp"}])
+    run = await noc(
+        cli_estate, "recover", *config_args(cli_estate), "--yes", "--reason", "torn by a crash"
+    )
+    assert "Traceback" not in run.err, run.err
+    assert run.code == 0, run.out + run.err
+    assert "torn" in run.out and "closed, nothing written" in run.out
+    last = read_jsonl(cli_estate.audit_path).records[-1]
+    assert last["event"] == "recover_closed" and last["reason"] == "torn by a crash"
+    assert all(cli_estate.flag(r) == {} for r in cli_estate.stores)
