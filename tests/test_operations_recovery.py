@@ -354,3 +354,48 @@ async def test_a_damaged_record_is_named_never_a_traceback_and_the_note_is_kept(
     last = read_jsonl(cli_estate.audit_path).records[-1]
     assert last["event"] == "recover_closed" and last["reason"] == "torn by a crash"
     assert all(cli_estate.flag(r) == {} for r in cli_estate.stores)
+
+
+async def test_a_hook_killed_before_it_reported_is_never_re_run_by_recover(
+    cli_estate: Estate,  # noqa: F811
+) -> None:
+    """Finding 7: the process is SIGKILLed while its [failover.hooks] run command runs.
+    Whether the hook did its work is unknown, and so is its idempotency: `noc recover`
+    completes the rest and says the hook was not re-run; it ran once."""
+    import contextlib
+    import os
+    import sys
+
+    ran = cli_estate.path.parent / "hook-ran"
+    script = cli_estate.path.parent / "hook.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"with open({str(ran)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "time.sleep(3)\n"
+    )
+    text = cli_estate.path.read_text().replace(
+        "[failover]\nstore_timeout_seconds = 1\n",
+        '[failover]\nstore_timeout_seconds = 1\nactuators = ["flag", "hook"]\n'
+        f'[failover.hooks]\nrun = "{sys.executable} {script}"\ntimeout_seconds = 10\n',
+    )
+    cli_estate.path.write_text(text)
+    try:
+        killed = await act(
+            cli_estate, "failover", "bg", "--yes", reason="ro lost",
+            kill_when=lambda: ran.exists() and ran.read_text().endswith("\n"),
+        )  # fmt: skip
+        assert killed.code == -signal.SIGKILL, killed.out + killed.err
+        recover = await noc(cli_estate, "recover", *config_args(cli_estate), "--yes")
+        assert recover.code == 0, recover.out + recover.err
+        assert "NOT re-run" in recover.out
+        assert len(ran.read_text().splitlines()) == 1
+        assert {cli_estate.flag(r)["active"] for r in cli_estate.stores} == {"bg"}
+        records = read_jsonl(cli_estate.audit_path).records
+        assert records[-1]["event"] == "recovered"
+        intents = [r for r in records if r["event"] == "step_intent" and r.get("recovery")]
+        assert [r["actuator"] for r in intents] == ["flag", "hook"]
+    finally:
+        for line in ran.read_text().splitlines() if ran.exists() else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line), signal.SIGKILL)
