@@ -15,7 +15,7 @@ from typing import NamedTuple
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import maybe_sent, open_redis, redis_error_text
+from noc_collectors.redis_common import maybe_sent, open_redis, redis_error_text
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 

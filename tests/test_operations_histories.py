@@ -36,8 +36,8 @@ from hypothesis.stateful import (
 from named import NamedServer
 from support import REGIONS, estate_config
 
-from collectors.dns_records import parse_resolver, query
-from collectors.dns_update import DnsUpdater
+from noc_collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
 from noc.config import parse_config

@@ -225,7 +225,7 @@ async def test_the_dashboard_refuses_a_target_that_died_while_its_dialog_was_ope
 
     from noc.app import NocApp
     from noc.config import parse_config
-    from widgets.failover_dialog import FailoverDialog
+    from noc_widgets.failover_dialog import FailoverDialog
 
     endpoints = {rid: await health_endpoint(rid) for rid in ("ro", "bg", "pa")}
     stores = dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))

@@ -23,8 +23,8 @@ from test_region_map import (
 )
 
 from noc.model import Health, RegionStatus, Role, StoreStatus
-from widgets.region_list import RegionList
-from widgets.region_map import RegionMap
+from noc_widgets.region_list import RegionList
+from noc_widgets.region_map import RegionMap
 
 BASE = (
     region("ro", "Bucharest", BUCHAREST, role=Role.PRIMARY, active=True),

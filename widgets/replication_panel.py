@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.widgets import Label
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
-from widgets.text_cell import TextCell
+from noc_widgets.text_cell import TextCell
 
 
 def link_name(link: LinkStatus) -> str:
