@@ -43,10 +43,10 @@ import dns.rdtypes.txtbase
 import dns.reversename
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from publicsuffixlist import PublicSuffixList
-
 from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
 from noc_collectors.spf import SPF_LOOKUP_LIMIT, Lookup, SpfEvaluator, SpfResult
+from publicsuffixlist import PublicSuffixList
+
 from noc.clock import Clock, SystemClock
 from noc.model import AuthCheck, DmarcCheck, DnsError, EmailAuthSample, PtrCheck, PtrResult
 

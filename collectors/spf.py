@@ -48,7 +48,6 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.nsbase
 import dns.rdtypes.txtbase
 import dns.reversename
-
 from noc_collectors.dns_records import DnsAnswer
 
 __all__ = [

@@ -18,6 +18,37 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from noc_themes import STYLESHEETS, THEMES
+from noc_themes.user import ThemeFileError, load_user_theme
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.banner import Banner
+from noc_widgets.critical_banner import CriticalBanner
+from noc_widgets.deliverability_screen import DeliverabilityScreen
+from noc_widgets.deliverability_summary import DeliverabilitySummary
+from noc_widgets.dns_screen import DnsScreen
+from noc_widgets.dns_summary import DnsSummary
+from noc_widgets.drain_wait import DrainWait
+from noc_widgets.estate_counts import EstateCounts
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.fault_panel import FaultPanel
+from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.health_table import HealthTable
+from noc_widgets.help_screen import HelpScreen
+from noc_widgets.lag_detail import LagDetailScreen
+from noc_widgets.region_board import RegionBoard
+from noc_widgets.region_list import RegionList
+from noc_widgets.region_map import RegionMap
+from noc_widgets.replication_panel import ReplicationPanel
+from noc_widgets.silence_dialog import SilenceDialog
+from noc_widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.status_bar import StatusBar
+from noc_widgets.suppression_screen import SuppressionScreen
+from noc_widgets.sync_dialog import SyncDialog
+from noc_widgets.sync_summary import SyncSummary
+from noc_widgets.view import SnapshotView
+from noc_widgets.wall_header import WallHeader
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -60,37 +91,6 @@ from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.scheduler import Scheduler
 from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
-from noc_themes import STYLESHEETS, THEMES
-from noc_themes.user import ThemeFileError, load_user_theme
-from noc_widgets.ack_dialog import AckDialog
-from noc_widgets.action_result import ActionResultScreen
-from noc_widgets.alert_pane import AlertPane
-from noc_widgets.banner import Banner
-from noc_widgets.critical_banner import CriticalBanner
-from noc_widgets.deliverability_screen import DeliverabilityScreen
-from noc_widgets.deliverability_summary import DeliverabilitySummary
-from noc_widgets.dns_screen import DnsScreen
-from noc_widgets.dns_summary import DnsSummary
-from noc_widgets.drain_wait import DrainWait
-from noc_widgets.estate_counts import EstateCounts
-from noc_widgets.failover_dialog import FailoverDialog
-from noc_widgets.fault_panel import FaultPanel
-from noc_widgets.force_dialog import ForceDialog
-from noc_widgets.health_table import HealthTable
-from noc_widgets.help_screen import HelpScreen
-from noc_widgets.lag_detail import LagDetailScreen
-from noc_widgets.region_board import RegionBoard
-from noc_widgets.region_list import RegionList
-from noc_widgets.region_map import RegionMap
-from noc_widgets.replication_panel import ReplicationPanel
-from noc_widgets.silence_dialog import SilenceDialog
-from noc_widgets.snapshot_screen import SnapshotScreen
-from noc_widgets.status_bar import StatusBar
-from noc_widgets.suppression_screen import SuppressionScreen
-from noc_widgets.sync_dialog import SyncDialog
-from noc_widgets.sync_summary import SyncSummary
-from noc_widgets.view import SnapshotView
-from noc_widgets.wall_header import WallHeader
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from noc_collectors.dns_records import answer_target, map_answers_to_region
+
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig

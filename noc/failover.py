@@ -33,6 +33,7 @@ from noc_collectors.dns_records import ResolverAddress, parse_resolver, split_ho
 from noc_collectors.dns_update import OUTCOME_UNKNOWN, PREREQUISITE_FAILED, DnsUpdater
 from noc_collectors.flag_store import FlagStore
 from noc_collectors.hooks import HookOutcome, run_hook
+
 from noc.audit import JsonlLog
 from noc.clock import Clock, iso_utc
 from noc.config import NocConfig

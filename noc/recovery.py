@@ -27,6 +27,7 @@ from typing import Any
 
 from noc_collectors.dns_update import PREREQUISITE_FAILED
 from noc_collectors.hooks import run_hook
+
 from noc.clock import Clock, iso_utc
 from noc.config import NocConfig
 from noc.failover import (

@@ -16,6 +16,7 @@ from datetime import datetime
 from ipaddress import ip_address
 
 from noc_collectors.dns_records import answer_target
+
 from noc.config import NocConfig, RegionConfig
 from noc.model import (
     ActionKind,

@@ -26,6 +26,7 @@ from noc_collectors.http import HttpHealthCollector
 from noc_collectors.metrics import MetricsLagCollector
 from noc_collectors.replication import RedisReplicationCollector
 from noc_collectors.suppression import SuppressionCollector
+
 from noc.alert_journal import AlertJournal
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig

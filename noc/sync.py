@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from noc_collectors.suppression import sync_missing
+
 from noc.audit import JsonlLog
 from noc.clock import Clock
 from noc.config import NocConfig

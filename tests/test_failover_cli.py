@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
-from test_cli import REGIONS, Estate, Run, act
-
 from noc_collectors.dns_records import parse_resolver, query
 from noc_collectors.dns_update import DnsUpdater
+from test_cli import REGIONS, Estate, Run, act
+
 from noc.audit import read_jsonl
 from noc.model import FailoverRecordType, RecordChange
 from noc.simulator import HealthEndpoint, RedisServer

@@ -34,10 +34,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from named import NamedServer
-from support import REGIONS, estate_config
-
 from noc_collectors.dns_records import parse_resolver, query
 from noc_collectors.dns_update import DnsUpdater
+from support import REGIONS, estate_config
+
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
 from noc.config import parse_config

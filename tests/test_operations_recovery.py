@@ -220,12 +220,12 @@ async def test_the_dashboard_refuses_a_target_that_died_while_its_dialog_was_ope
     would need failure_threshold x interval to see it; the re-plan probes bg once and
     refuses: nothing written."""
     from failover_support import until
+    from noc_widgets.failover_dialog import FailoverDialog
     from support import estate_config
     from textual.screen import ModalScreen
 
     from noc.app import NocApp
     from noc.config import parse_config
-    from noc_widgets.failover_dialog import FailoverDialog
 
     endpoints = {rid: await health_endpoint(rid) for rid in ("ro", "bg", "pa")}
     stores = dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))

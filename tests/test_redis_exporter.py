@@ -22,8 +22,6 @@ import httpx
 import pytest
 from aiohttp import web
 from named import free_port
-from support import estate_config, feed_round
-
 from noc_collectors.metrics import (
     MetricsLagCollector,
     SeriesMissing,
@@ -31,6 +29,8 @@ from noc_collectors.metrics import (
     parse_selector,
 )
 from noc_collectors.metrics import prometheus_reading as reading_of
+from support import estate_config, feed_round
+
 from noc.clock import FakeClock
 from noc.config import ConfigError, parse_config
 from noc.engine import Engine

@@ -8,18 +8,6 @@ from datetime import UTC, datetime
 from itertools import combinations
 
 import pytest
-from textual.app import App, ComposeResult
-from textual.widget import Widget
-
-from noc.model import (
-    Authority,
-    EstateSnapshot,
-    Health,
-    RegionStatus,
-    Role,
-    StoreStatus,
-    Topology,
-)
 from noc_widgets.landmask import is_land, land_mask, parse
 from noc_widgets.region_list import RegionList, region_lines
 from noc_widgets.region_map import (
@@ -31,6 +19,18 @@ from noc_widgets.region_map import (
     place_labels,
     place_markers,
     project,
+)
+from textual.app import App, ComposeResult
+from textual.widget import Widget
+
+from noc.model import (
+    Authority,
+    EstateSnapshot,
+    Health,
+    RegionStatus,
+    Role,
+    StoreStatus,
+    Topology,
 )
 
 BUCHAREST = (44.43, 26.10)

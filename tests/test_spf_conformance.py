@@ -29,7 +29,6 @@ import dns.name
 import pytest
 import yaml
 from named import NamedServer, Zone
-
 from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
 from noc_collectors.spf import SpfEvaluator
 

@@ -12,6 +12,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from noc_widgets.region_list import RegionList
+from noc_widgets.region_map import RegionMap
 from test_region_map import (
     BUCHAREST,
     PANAMA,
@@ -23,8 +25,6 @@ from test_region_map import (
 )
 
 from noc.model import Health, RegionStatus, Role, StoreStatus
-from noc_widgets.region_list import RegionList
-from noc_widgets.region_map import RegionMap
 
 BASE = (
     region("ro", "Bucharest", BUCHAREST, role=Role.PRIMARY, active=True),
