@@ -55,8 +55,9 @@ from noc.operations import (
     Operations,
     OperatorIO,
     Outcome,
+    RecoveryOptions,
 )
-from noc.recovery import Choice, FlagSplit, Interrupted
+from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.scheduler import Scheduler
 from noc.terminal import TerminalWatch
@@ -249,6 +250,9 @@ class NocApp(App[None]):
         self.operations = Operations(
             config, self.scheduler, self.audit, self.clock,
             snapshot=self.snapshot, refresh=_fresh_enough, refresh_lag=self._poll_lag,
+            # An engine fed by its caller (start_polling=False: a replay, a test) is the
+            # caller's truth; probing the endpoints behind its back would contradict it.
+            probe_before_acting=start_polling,
         )  # fmt: skip
         self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
@@ -795,9 +799,7 @@ class NocApp(App[None]):
                         timeout=5, markup=False)  # fmt: skip
             return
         await auto.set_paused(not auto.paused, operator_identity())
-        await self.audit.aappend(
-            "auto_paused" if auto.paused else "auto_resumed", **operator_identity()
-        )
+        await self.operations.automation_paused(auto.paused, operator_identity())
         state = "PAUSED: it will not act" if auto.paused else "armed again"
         self.notify(f"Automated failover {state}", timeout=5, markup=False)
         self.refresh_snapshot()
@@ -964,14 +966,30 @@ class NocApp(App[None]):
             return
         operator = operator_identity()
 
-        async def choose(item: Interrupted, _: Choice) -> Choice | None:
-            verb = "Complete" if choice is Choice.COMPLETE else "Roll back"
+        async def choose(item: Interrupted, options: RecoveryOptions) -> Decision | None:
+            way = Choice.CLOSE if options.superseded is not None else choice
+            verb = {Choice.COMPLETE: "Complete", Choice.ROLL_BACK: "Roll back",
+                    Choice.CLOSE: "Close"}[way]  # fmt: skip
+            text = "\n".join((item.describe(), *options.lines()))
             note = await self.push_screen(
-                AckDialog(item.describe(), operator["operator"], title=f"{verb} the "
+                AckDialog(text, operator["operator"], title=f"{verb} the "
                           "interrupted action", verb=verb),
                 wait_for_dismiss=True,
             )  # fmt: skip
-            return None if note is None else choice
+            if note is None:
+                return None
+            force = False
+            if way is not Choice.CLOSE and options.needs_force(way):
+                failed = ", ".join(r.name for r in options.failed(way))
+                glass = await self.push_screen(
+                    AckDialog(f"Break glass: {verb.lower()} although {failed} fails now.",
+                              operator["operator"], title="Break glass", verb="FORCE"),
+                    wait_for_dismiss=True,
+                )  # fmt: skip
+                if glass is None:
+                    return None
+                force = True
+            return Decision(way, force, note)
 
         async def reassert(split: FlagSplit) -> bool:
             return False  # its own palette command
@@ -990,7 +1008,7 @@ class NocApp(App[None]):
             return
         operator = operator_identity()
 
-        async def skip(item: Interrupted, _: Choice) -> Choice | None:
+        async def skip(item: Interrupted, _: RecoveryOptions) -> Decision | None:
             return None
 
         async def reassert(split: FlagSplit) -> bool:
@@ -1169,8 +1187,10 @@ class NocApp(App[None]):
 
 
 async def _fresh_enough() -> None:
-    """The app's poll loops keep the engine current; execution re-reads the flags under
-    the lock. A plan here needs no extra round."""
+    """The app's poll loops keep the engine current for the plan the dialog shows; the
+    re-plan after the human confirmed reads the flags and probes the target's checks
+    itself (Operations(probe_before_acting=...)), and execution re-reads the flags
+    under the lock."""
 
 
 class _DrainDialog:

@@ -9,6 +9,7 @@ import json
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
@@ -39,15 +40,19 @@ from noc.config import (
 from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
 from noc.operations import (
     EXIT_INTERRUPTED,
+    EXIT_NOTHING_CHANGED,
     EXIT_USAGE,
     ActionRequest,
     Confirmation,
     Operations,
     OperatorIO,
     Outcome,
+    RecoveryOptions,
+    finish_first,
+    mute_output,
     run_with_interrupts_as_cancel,
 )
-from noc.recovery import Choice, FlagSplit, Interrupted
+from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.scheduler import Scheduler
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
@@ -170,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--roll-back", dest="choice", action="store_const", const=Choice.ROLL_BACK,
         help="put back what an interrupted action changed",
     )  # fmt: skip
+    choice.add_argument(
+        "--close", dest="choice", action="store_const", const=Choice.CLOSE,
+        help="end the record of an interrupted action and write nothing (superseded)",
+    )  # fmt: skip
+    recover.add_argument(
+        "--force", action="store_true",
+        help="settle even though a forceable rule fails now (asks for FORCE; recorded)",
+    )  # fmt: skip
+    recover.add_argument("--reason", default="", help="why (recorded with the recovery)")
     recover.add_argument(
         "--dry-run", action="store_true", help="show what is interrupted and what each choice does"
     )
@@ -255,16 +269,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # something before the record failed, so it reports "failed or partial".
         print(f"noc: {exc}", file=sys.stderr)
         print("noc: check `noc audit` and the estate before acting again", file=sys.stderr)
-        return 2 if args.command in _STATEFUL_COMMANDS else 1
+        return 2 if args.command in _MUTATING else 1
     except BrokenPipeError:
         _stdout_to_devnull()
         return 1
     except KeyboardInterrupt:
+        # Outside the event loop (loading the config, printing): an act that changed
+        # something returns its own code from the loop, so here nothing was changed.
+        if args.command in _MUTATING:
+            print(f"noc {args.command}: interrupted: nothing was changed", file=sys.stderr)
+            return EXIT_NOTHING_CHANGED
         return EXIT_INTERRUPTED
 
 
-# The commands that change the estate: a record that cannot be written ends them with 2.
-_STATEFUL_COMMANDS = frozenset({*(kind.value for kind in ActionKind), "ack-cooldown", "sync"})
+# The commands that change the estate: a record that cannot be written ends them with 2;
+# an interrupt outside their event loop has changed nothing.
+_MUTATING = frozenset({*(kind.value for kind in ActionKind), "ack-cooldown", "recover", "sync"})
 
 
 def _stdout_to_devnull() -> None:
@@ -512,17 +532,36 @@ def _run_operation(
     """One act through the operations layer, on a one-round scheduler; Ctrl-C is the
     layer's to interpret (see noc.operations)."""
 
+    ended: list[Outcome] = []
+
     async def run() -> Outcome:
         clock = SystemClock()
         scheduler = Scheduler(config, clock, single_round=True)
         try:
-            return await act(
+            outcome = await act(
                 Operations(config, scheduler, JsonlLog(default_audit_path(config), clock), clock)
             )
+            ended.append(outcome)
+            return outcome
         finally:
-            await asyncio.shield(scheduler.stop())
+            # A second interrupt while closing must not lose how the act ended.
+            await finish_first(scheduler.stop())
 
-    return run_with_interrupts_as_cancel(run())
+    try:
+        outcome = run_with_interrupts_as_cancel(run())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # After the act's own handling (the loop closing): its outcome stands.
+        if ended:
+            outcome = ended[0]
+        else:
+            outcome = Outcome(
+                EXIT_NOTHING_CHANGED, "interrupted: nothing was changed", "interrupted"
+            )
+    # The outcome is known: a late interrupt must not turn printing it into a traceback.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, lambda *_: mute_output())
+    return outcome
 
 
 def _print_steps(result: ActionResult) -> None:
@@ -611,18 +650,26 @@ def _recover(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     loaded = _load(args)
 
-    async def choose(item: Interrupted, recommended: Choice) -> Choice | None:
+    async def choose(item: Interrupted, options: RecoveryOptions) -> Decision | None:
+        default = args.choice or options.recommended
         if args.yes:
-            return args.choice or recommended
-        default = args.choice or recommended
+            return Decision(default, args.force, args.reason)
         typed = await _read_answer(
-            f"Type complete or roll_back to settle {item.action_id} (recommended: "
+            f"Type complete, roll_back or close to settle {item.action_id} (recommended: "
             f"{default.value}): "
         )
         try:
-            return Choice((typed or "").strip().replace("-", "_").replace(" ", "_"))
+            choice = Choice((typed or "").strip().replace("-", "_").replace(" ", "_"))
         except ValueError:
             return None
+        force = False
+        if choice is not Choice.CLOSE and options.needs_force(choice) and args.force:
+            failed = ", ".join(r.name for r in options.failed(choice))
+            typed = await _read_answer(f"Forced: overrides {failed}. Type FORCE to proceed: ")
+            if typed is None or typed.strip() != "FORCE":
+                return None
+            force = True
+        return Decision(choice, force, args.reason)
 
     async def reassert(split: FlagSplit) -> bool:
         if args.yes:

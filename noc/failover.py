@@ -351,6 +351,20 @@ def reconfirm(confirmed: ActionPlan, fresh: ActionPlan) -> tuple[ActionPlan, str
             f"the active region or its flag changed since you confirmed "
             f"({confirmed.source} -> {fresh.source}); plan again"
         )
+
+    def moves(plan: ActionPlan) -> set[tuple[str, str, frozenset[str], frozenset[str]]]:
+        return {
+            (c.name, c.rtype.value, frozenset(c.old), frozenset(c.new))
+            for c in plan.blast.changes
+            if c.changed
+        }
+
+    if moves(fresh) != moves(confirmed):
+        now = "; ".join(c.describe() for c in fresh.blast.changes if c.changed) or "none"
+        return plan, (
+            f"the DNS changes differ from those you confirmed (now: {now}): "
+            "the records changed meanwhile; plan again"
+        )
     shown = {c.name for c in confirmed.failed}
     unseen = {c.name for c in fresh.failed} - shown
     if unseen and plan.forced:
@@ -407,6 +421,7 @@ class _Run:
     dns_uncertain: bool = False  # an update whose answer was lost, not seen applied
     before_changes: Callable[[], None] | None = None
     holder: LockHolder | None = None
+    audit_broken: bool = False  # a record failed to write: the rest are best effort
 
     async def renew_lock(self) -> None:
         """Push the lock's expiry back before each step: a slow hook or store must not
@@ -441,6 +456,15 @@ class _Run:
             None,
             tuple(self.timeline),
         )
+
+    async def record_best_effort(self, event: str, **fields: Any) -> None:
+        """Once the audit failed, a rollback must still run: its records are tried."""
+        try:
+            await self.record(event, **fields)
+        except OSError:
+            if not self.audit_broken:
+                raise
+            log.exception("audit of %s", event)
 
     async def record(self, event: str, **fields: Any) -> None:
         plan = self.plan
@@ -582,7 +606,17 @@ async def _apply(run: _Run) -> ActionResult:
         except Exception as exc:  # a bug of ours must still end in a rollback
             log.exception("failover actuator %s", actuator)
             step = ActuatorStep(actuator, False, f"internal error: {type(exc).__name__}: {exc}")
-        await run.record("step_result", actuator=actuator, ok=step.ok, detail=step.detail)
+        try:
+            await run.record("step_result", actuator=actuator, ok=step.ok, detail=step.detail)
+        except OSError as exc:
+            # The write happened but the record cannot say so (a full disk): a change
+            # the record cannot show is not kept. Rolled back (its records best effort).
+            log.exception("audit of %s's result", actuator)
+            run.audit_broken = True
+            if step.ok:
+                step = ActuatorStep(
+                    actuator, False, f"{step.detail}, but its result could not be audited ({exc})"
+                )
         run.steps.append(step)
         if not step.ok:
             await run.renew_lock()
@@ -590,7 +624,7 @@ async def _apply(run: _Run) -> ActionResult:
             why = f"{actuator} failed ({step.detail})"
             if applied:
                 why += f"; rolled back: {', '.join(rolled)}"
-            await run.record(
+            await run.record_best_effort(
                 "rolled_back" if applied else "aborted",
                 refusal=why,
                 steps=[_step_json(s) for s in run.steps],
@@ -755,14 +789,16 @@ async def _roll_back(run: _Run, applied: list[str], env: Mapping[str, str]) -> l
     rolled: list[str] = []
     failed = run.plan.actuators[len(applied)]
     for actuator in [failed, *reversed(applied)]:
-        await run.record("step_intent", actuator=actuator, rollback=True)
+        await run.record_best_effort("step_intent", actuator=actuator, rollback=True)
         outcome = await _undo(run, actuator, env)
         if outcome is None:
-            await run.record("step_result", actuator=actuator, rollback=True, ok=True,
-                             detail="nothing to undo")  # fmt: skip
+            await run.record_best_effort("step_result", actuator=actuator, rollback=True,
+                                         ok=True, detail="nothing to undo")  # fmt: skip
             continue
         ok, detail = outcome
-        await run.record("step_result", actuator=actuator, rollback=True, ok=ok, detail=detail)
+        await run.record_best_effort(
+            "step_result", actuator=actuator, rollback=True, ok=ok, detail=detail
+        )
         run.steps.append(ActuatorStep(actuator, ok, f"rollback: {detail}", rolled_back=True))
         rolled.append(actuator if ok else f"{actuator} (rollback FAILED: {detail})")
     return rolled
@@ -969,6 +1005,9 @@ async def ack_cooldown(
     if flag is None:
         return False, "no failover recorded: there is no cooldown to ack"
     ack = f"{operator.get('operator', '?')} at {iso_utc(clock.utcnow())}: {note}".strip()
+    await audit.aappend(
+        "cooldown_ack_intent", action_id=flag.action_id, note=note, stores=list(stores), **operator
+    )
     outcomes = await asyncio.gather(*(s.ack_cooldown(flag.action_id, ack) for s in stores.values()))
     acked = [r for r, (ok, _) in zip(stores, outcomes, strict=True) if ok]
     await audit.aappend(

@@ -26,14 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock
 from noc.config import NocConfig
+from noc.engine import Engine
 from noc.failover import (
     Actuators,
     ack_cooldown,
@@ -46,18 +50,38 @@ from noc.failover import (
     recovery_facts,
     verify,
 )
-from noc.model import ActionKind, ActionPlan, ActionResult, EstateSnapshot
+from noc.model import (
+    ActionKind,
+    ActionPlan,
+    ActionResult,
+    ActuatorStep,
+    CheckSample,
+    CheckTarget,
+    ErrorKind,
+    EstateSnapshot,
+    Health,
+    Preflight,
+    ProbeError,
+    RegionStatus,
+)
 from noc.recovery import (
     Choice,
+    Decision,
     FlagSplit,
     Interrupted,
     Settled,
+    Supersession,
+    destination,
+    flag_and_dns_disagree,
     flag_disagreement,
     interrupted_actions,
     read_flags,
+    reassert_blocked,
     reassert_flag,
     recommended,
+    recovery_rules,
     settle,
+    superseded_by,
 )
 from noc.safety import cooldown_now, replication_drained
 from noc.scheduler import Scheduler
@@ -196,9 +220,12 @@ class Operations:
     """The acts of one estate: its scheduler (stores, engine), audit log and clock.
 
     `refresh` brings the facts up to date before each plan (the CLI collects a
-    round; the app re-reads the flags, its loops keep the rest fresh); `snapshot`
-    is the estate as the caller sees it; `refresh_lag` re-reads replication while
-    a switchover waits for it to drain."""
+    round; the app's loops keep the engine fresh); before anything is written (the
+    re-plan after the human confirmed, a recovery) the flags are read from the
+    stores and, with `probe_before_acting` (the app), the checks of the regions
+    traffic would go to are probed once, a single failure counting. `snapshot` is
+    the estate as the caller sees it; `refresh_lag` re-reads replication while a
+    switchover waits for it to drain."""
 
     def __init__(
         self,
@@ -210,6 +237,7 @@ class Operations:
         snapshot: Callable[[], EstateSnapshot] | None = None,
         refresh: Callable[[], Awaitable[None]] | None = None,
         refresh_lag: Callable[[], Awaitable[None]] | None = None,
+        probe_before_acting: bool = False,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -218,6 +246,10 @@ class Operations:
         self.snapshot = snapshot or scheduler.snapshot
         self._refresh = refresh or scheduler.collect_once
         self._refresh_lag = refresh_lag or scheduler.poll_replication
+        # The app's engine needs failure_threshold x interval to see a target die: before
+        # acting on what the human confirmed, its checks are probed once more here, and
+        # one failing probe counts (the CLI's one-round scheduler already does this).
+        self._probe_before_acting = probe_before_acting
         # The execution in flight, if any: a quitting app waits for it.
         self.applying: asyncio.Future[ActionResult] | None = None
 
@@ -235,15 +267,20 @@ class Operations:
         *,
         force: bool = False,
         say: Callable[[str], None] = _ignore,
+        fresh: bool = False,
     ) -> ActionPlan:
-        """A plan on the freshest facts: what the actuators say now, and the estate."""
+        """A plan on the freshest facts: what the actuators say now, and the estate.
+        `fresh`: just before acting, on facts read now (see the class docstring)."""
+        refreshing: Awaitable[EstateSnapshot | None] = (
+            self.fresh_snapshot([target]) if fresh else self._refresh_only()
+        )
         gathering = asyncio.ensure_future(
-            asyncio.gather(self._refresh(), gather_facts(self.config, self.actuators, kind))
+            asyncio.gather(refreshing, gather_facts(self.config, self.actuators, kind))
         )
         try:
             if not (await asyncio.wait({gathering}, timeout=_SLOW_PLAN_SECONDS))[0]:
                 say(f"Planning {kind.value}: asking the DNS server and the stores…")
-            _, facts = await gathering
+            snapshot, facts = await gathering
         finally:
             if not gathering.done():
                 # Interrupted while planning: stop the reads, and collect their end so
@@ -251,20 +288,73 @@ class Operations:
                 gathering.cancel()
                 await asyncio.wait({gathering})
         return plan_action(
-            self.snapshot(), self.config, kind, target, operator, facts, force=force,
-            now=self.clock.utcnow(),
+            snapshot or self.snapshot(), self.config, kind, target, operator, facts,
+            force=force, now=self.clock.utcnow(),
         )  # fmt: skip
+
+    async def _refresh_only(self) -> None:
+        await self._refresh()
+
+    async def fresh_snapshot(self, regions: Sequence[str]) -> EstateSnapshot:
+        """The estate with the flags read from the stores now and, with
+        `probe_before_acting`, the health of `regions` from one probe of each of
+        their checks (single-round: one failure is down; never better than the
+        engine's verdict, which may know of failures this probe did not see)."""
+        await asyncio.gather(self._refresh(), self.scheduler.read_flags())
+        snapshot = self.snapshot()
+        if not self._probe_before_acting:
+            return snapshot
+        targets = [
+            replace(t, failure_threshold=1, recovery_threshold=1)
+            for t in self.scheduler.engine.targets
+            if t.region_id in regions
+        ]
+        samples = await asyncio.gather(*(self._probe(t) for t in targets))
+        one_round = Engine(self.config, self.clock, single_round=True)
+        for sample in samples:
+            one_round.ingest(sample)
+        probed = {r.id: r for r in one_round.snapshot().regions if r.id in regions}
+        return replace(
+            snapshot,
+            regions=tuple(
+                _worse(r, probed[r.id]) if r.id in probed else r for r in snapshot.regions
+            ),
+        )
+
+    async def _probe(self, target: CheckTarget) -> CheckSample:
+        try:
+            async with asyncio.timeout(target.timeout_seconds + 5):
+                return await self.scheduler.collector.probe(target)
+        except Exception as exc:  # a broken probe proves nothing healthy
+            log.exception("fresh probe of %s", target.display_url)
+            return CheckSample(
+                check_id=target.check_id, region_id=target.region_id,
+                at=self.clock.monotonic(), wall=self.clock.utcnow(), ok=False,
+                error=ProbeError(ErrorKind.NETWORK, f"internal error: {type(exc).__name__}"),
+            )  # fmt: skip
 
     async def run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
         """One act that moves traffic, from plan to verdict; see the module's docstring."""
         plan: ActionPlan | None = None
+        self._executed = None
         try:
             return await self._run_action(request, io)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            # Only reached before execution started (execution holds interrupts).
+            executed = self._executed
+            if executed is not None:
+                # A second interrupt after the change was made (while its end was
+                # reported): never "nothing was changed".
+                return Outcome(
+                    EXIT_INTERRUPTED if executed.aborted is None else result_exit_code(executed),
+                    "interrupted: the change was finished and audited; DNS was not watched"
+                    if executed.aborted is None
+                    else executed.summary,
+                    "interrupted", executed.plan, executed,
+                )  # fmt: skip
+            # Before execution started (execution holds interrupts).
             plan = getattr(self, "_planning", None)
             if plan is not None:
                 await asyncio.shield(
@@ -279,6 +369,7 @@ class Operations:
             self._planning = None
 
     _planning: ActionPlan | None = None
+    _executed: ActionResult | None = None
 
     async def _run_action(self, request: ActionRequest, io: OperatorIO) -> Outcome:
         kind, target, operator = request.kind, request.target, request.operator
@@ -311,7 +402,9 @@ class Operations:
         reason = confirmation.reason or request.reason
         # The world may have moved while the human read the plan: decide again on
         # fresh facts, under the same action id, before anything is written.
-        fresh = await self.plan(kind, target, operator, force=confirmation.force, say=io.say)
+        fresh = await self.plan(
+            kind, target, operator, force=confirmation.force, say=io.say, fresh=True
+        )
         plan, refusal = reconfirm(plan, fresh)
         self._planning = plan
         if refusal is not None:
@@ -333,7 +426,9 @@ class Operations:
             stopped = await self._wait_for_drain(plan, io)
             if stopped is None:
                 # Minutes may have passed: decide again on fresh facts.
-                fresh = await self.plan(kind, target, operator, force=plan.forced, say=io.say)
+                fresh = await self.plan(
+                    kind, target, operator, force=plan.forced, say=io.say, fresh=True
+                )
                 plan, refusal = reconfirm(plan, fresh)
                 if refusal is not None:
                     stopped = f"refused on a fresh preflight after the wait: {refusal}"
@@ -351,6 +446,7 @@ class Operations:
             )
         )  # fmt: skip
         result, interrupted = await finish_first(self.applying)
+        self._executed = result
         io.executed(result)
         if result.aborted is not None:
             return Outcome(
@@ -397,7 +493,8 @@ class Operations:
                 reason=reason, confirmed_at=confirmed_at, on_progress=on_progress,
             )  # fmt: skip
         except asyncio.CancelledError:
-            await asyncio.shield(
+            # Written to its end even if a second interrupt comes meanwhile.
+            await finish_first(
                 self.audit.aappend(
                     "verify_stopped",
                     **plan_record(
@@ -448,11 +545,20 @@ class Operations:
         note = await ask_note(cooldown.detail.partition("; ack")[0])
         if note is None:
             return Outcome(EXIT_NOTHING_CHANGED, "cooldown ack cancelled", "cancelled")
-        cleared, text = await ack_cooldown(
-            snapshot, self.scheduler.stores, self.audit, self.clock, operator, note
+        (cleared, text), interrupted = await finish_first(
+            ack_cooldown(snapshot, self.scheduler.stores, self.audit, self.clock, operator, note)
         )
+        if interrupted:
+            return Outcome(EXIT_INTERRUPTED, f"interrupted after the ack was audited: {text}",
+                           "interrupted")  # fmt: skip
         await self.scheduler.read_flags()
         return Outcome(EXIT_DONE if cleared else EXIT_FAILED, text, "done" if cleared else "failed")
+
+    async def automation_paused(self, paused: bool, operator: Mapping[str, str]) -> Outcome:
+        """Record that automated failover was paused or armed again, and by whom."""
+        await self.audit.aappend("auto_paused" if paused else "auto_resumed", **operator)
+        state = "PAUSED: it will not act" if paused else "armed again"
+        return Outcome(EXIT_DONE, f"Automated failover {state}", "done")
 
     async def ack_alert(self, alert_id: str, operator: Mapping[str, str], note: str) -> Outcome:
         ack = self.scheduler.engine.alerts.ack(alert_id, operator["operator"], note)
@@ -504,11 +610,28 @@ class Operations:
         lists: Sequence[str] | None = None,
     ) -> Outcome:
         """Copy missing suppression entries; 0 done, 2 incomplete, 3 usage."""
+        # Announced before any copy: an interrupt or a kill mid-sync leaves a trace.
+        await self.audit.aappend(
+            "sync_intent", source=source, target=target, lists=list(lists or ()), **operator
+        )
         try:
-            results = await sync_now(self.config, source, target, self.clock, lists)
+            # An interrupt lets the copies under way finish; they are then audited.
+            results, interrupted = await finish_first(
+                sync_now(self.config, source, target, self.clock, lists)
+            )
         except SyncError as exc:
+            await self.audit.aappend(
+                "sync_refused", source=source, target=target, refusal=str(exc), **operator
+            )
             return Outcome(EXIT_USAGE, f"noc sync: {exc}", "refused")
-        await audit_sync(self.audit, operator, source, target, results)
+        _, again = await finish_first(audit_sync(self.audit, operator, source, target, results))
+        if interrupted or again:
+            return Outcome(
+                EXIT_INTERRUPTED,
+                "interrupted: the copies made are audited; "
+                + sync_summary(source, target, results),
+                "interrupted",
+            )
         lines = tuple(
             f"  {r.list}: {r.missing} missing of {r.examined} recent, {r.copied} copied "
             + "; ".join(r.errors)
@@ -525,11 +648,14 @@ class Operations:
 
     # --- interrupted actions -----------------------------------------------------------
 
-    async def interrupted(self) -> list[Interrupted]:
+    async def interrupted(
+        self, records: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[Interrupted]:
         """Actions the record shows confirmed and never ended, whose process is gone
         (one still running, e.g. a switchover waiting for a drain, is not interrupted)."""
-        read = await asyncio.to_thread(read_jsonl, self.audit.path)
-        found = interrupted_actions(read.records)
+        if records is None:
+            records = (await asyncio.to_thread(read_jsonl, self.audit.path)).records
+        found = interrupted_actions(records)
         if not found:
             return []
         holders = await asyncio.gather(
@@ -541,121 +667,302 @@ class Operations:
     async def flag_split(self) -> FlagSplit | None:
         return flag_disagreement(await read_flags(self.actuators))
 
+    async def recovery_options(
+        self, item: Interrupted, records: Sequence[Mapping[str, Any]]
+    ) -> RecoveryOptions:
+        """Both ways of settling `item`, judged on facts read now: whether a newer action
+        superseded it, and the rules of each direction."""
+        primary = self.config.primary.id
+        regions = [destination(item, c, primary) for c in (Choice.COMPLETE, Choice.ROLL_BACK)]
+        snapshot = await self.fresh_snapshot(regions)
+        flags = await read_flags(self.actuators)
+        superseded = superseded_by(item, flags, records)
+        rules = {
+            c: tuple(recovery_rules(snapshot, item, c, primary))
+            for c in (Choice.COMPLETE, Choice.ROLL_BACK)
+        }
+        return RecoveryOptions(item, recommended(item, superseded), superseded, rules, primary)
+
     async def recover(
         self,
         operator: Mapping[str, str],
-        choose: Callable[[Interrupted, Choice], Awaitable[Choice | None]],
+        choose: Callable[[Interrupted, RecoveryOptions], Awaitable[Decision | None]],
         confirm_reassert: Callable[[FlagSplit], Awaitable[bool]],
         *,
         dry_run: bool = False,
         say: Callable[[str], None] = _ignore,
     ) -> Outcome:
-        """Finish or undo every interrupted action (oldest first), then re-assert the
-        majority flag on stores that lost it. Each is shown, chosen, and audited."""
+        """Finish, undo or close every interrupted action (oldest first), then re-assert
+        the majority flag on stores that lost it, then read flag and DNS back and say
+        whether they agree. Each step is shown, chosen, announced and audited."""
         lines: list[str] = []
         codes: list[int] = []
+        changed = False  # this recovery wrote something (or closed a record)
+        split: FlagSplit | None = None
 
         def note(text: str) -> None:
             lines.append(text)
             say(text)
 
         try:
-            items = await self.interrupted()
+            records = (await asyncio.to_thread(read_jsonl, self.audit.path)).records
+            items = await self.interrupted(records)
+            still_open = {i.action_id for i in items}
             for item in items:
                 note(f"interrupted: {item.describe()}")
+                options = await self.recovery_options(item, records)
+                for line in options.lines():
+                    note(f"  {line}")
                 if dry_run:
-                    for way in Choice:
+                    for way in (Choice.COMPLETE, Choice.ROLL_BACK):
                         preview = await settle(
                             item, way, self.actuators, self.clock, operator, dry_run=True
                         )
                         note(f"  {way.value}: {preview.summary()}")
                     continue
-                choice = await choose(item, recommended(item))
-                if choice is None:
+                decision = await choose(item, options)
+                if decision is None:
                     note(f"  left as it is: {item.action_id} is still interrupted")
                     codes.append(EXIT_NOTHING_CHANGED)
                     continue
+                refusal = options.refusal(decision)
+                if refusal is not None:
+                    await self.audit.aappend(
+                        "recover_refused", action_id=item.action_id, action=item.kind,
+                        choice=decision.choice.value, refusal=refusal, note=decision.note,
+                        **operator,
+                    )  # fmt: skip
+                    note(f"  refused: {refusal}; nothing was changed")
+                    codes.append(EXIT_NOTHING_CHANGED)
+                    continue
                 settled, interrupted = await finish_first(
-                    settle(item, choice, self.actuators, self.clock, operator)
+                    self._settle_and_audit(item, decision, options, operator)
                 )
-                await self._audit_settled(settled, operator)
+                changed = True
+                if settled.ok:
+                    still_open.discard(item.action_id)
                 note(f"  {settled.summary()}")
                 codes.append(_settled_code(settled))
                 if interrupted:
                     return Outcome(
                         EXIT_INTERRUPTED,
                         "interrupted after a recovery step was finished and audited",
-                        "interrupted",
-                        details=tuple(lines),
-                    )
+                        "interrupted", details=tuple(lines),
+                    )  # fmt: skip
+                records = (await asyncio.to_thread(read_jsonl, self.audit.path)).records
             split = await self.flag_split()
             if split is not None:
                 note(split.describe())
-                if dry_run:
+                blocked = reassert_blocked(split, still_open)
+                if blocked is not None:
+                    note(f"  not re-asserted: {blocked}")
+                    codes.append(EXIT_NOTHING_CHANGED)
+                elif dry_run:
                     note(f"  would re-assert {split.flag.active} on {', '.join(split.behind)}")
                 elif await confirm_reassert(split):
-                    (flag_step, _), _ = await finish_first(
-                        reassert_flag(split, self.actuators, self.clock, operator)
-                    )
-                    await self.audit.aappend(
-                        "flag_reasserted",
-                        action_id=split.flag.action_id,
-                        active=split.flag.active,
-                        stores=list(split.behind),
-                        ok=flag_step.ok,
-                        detail=flag_step.detail,
-                        **operator,
-                    )
+                    flag_step, interrupted = await finish_first(self._reassert(split, operator))
+                    changed = True
                     note(f"  {flag_step.detail}")
                     codes.append(EXIT_DONE if flag_step.ok else EXIT_FAILED)
+                    if interrupted:
+                        return Outcome(
+                            EXIT_INTERRUPTED,
+                            "interrupted after the flag re-assert was finished and audited",
+                            "interrupted", details=tuple(lines),
+                        )  # fmt: skip
                 else:
                     note("  left as it is")
                     codes.append(EXIT_NOTHING_CHANGED)
+            if dry_run:
+                return Outcome(
+                    EXIT_DONE, "dry run: nothing was changed", "dry_run", details=tuple(lines)
+                )
+            # Never say they agree without reading them: the stores and the DNS server.
+            disagreement = await flag_and_dns_disagree(self.actuators)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            if changed:
+                return Outcome(
+                    EXIT_INTERRUPTED,
+                    "interrupted: what was settled before it is finished and audited; "
+                    "nothing more was changed",
+                    "interrupted", details=tuple(lines),
+                )  # fmt: skip
             return Outcome(
-                EXIT_NOTHING_CHANGED, "interrupted: nothing more was changed", "interrupted",
+                EXIT_NOTHING_CHANGED, "interrupted: nothing was changed", "interrupted",
                 details=tuple(lines),
             )  # fmt: skip
+        for problem in disagreement:
+            note(f"NOT agreeing: {problem}")
         if not items and split is None:
-            return Outcome(EXIT_DONE, "nothing to recover: no interrupted action, stores agree",
-                           "nothing")  # fmt: skip
-        if dry_run:
+            if disagreement:
+                return Outcome(
+                    EXIT_FAILED,
+                    "no interrupted action, but flag and DNS do not agree (see above): "
+                    "realign them with a forced failover or failback",
+                    "failed", details=tuple(lines),
+                )  # fmt: skip
             return Outcome(
-                EXIT_DONE, "dry run: nothing was changed", "dry_run", details=tuple(lines)
-            )
+                EXIT_DONE,
+                "nothing to recover: no interrupted action; the stores and DNS agree (read now)",
+                "nothing", details=tuple(lines),
+            )  # fmt: skip
         code = max(codes, default=EXIT_DONE, key=_severity)
+        if code == EXIT_DONE and disagreement:
+            code = EXIT_FAILED
         message = {
-            EXIT_DONE: "recovered: the flag, DNS and the record agree",
-            EXIT_NOTHING_CHANGED: "not recovered: nothing was changed",
-            EXIT_FAILED: "recovered only in part: see above",
+            EXIT_DONE: "recovered: the flag, DNS and the record agree (read back now)",
+            EXIT_NOTHING_CHANGED: "not recovered: nothing more was changed"
+            if changed
+            else "not recovered: nothing was changed",
+            EXIT_FAILED: "recovered only in part, the action stays open: see above "
+            "(run noc recover again once what is named is fixed)",
         }[code]
         return Outcome(code, message, "done", details=tuple(lines))
 
-    async def _audit_settled(self, settled: Settled, operator: Mapping[str, str]) -> None:
-        item = settled.item
+    async def _settle_and_audit(
+        self,
+        item: Interrupted,
+        decision: Decision,
+        options: RecoveryOptions,
+        operator: Mapping[str, str],
+    ) -> Settled:
+        """Settle one item and record how: run to its end even if interrupted."""
+
+        async def record(event: str, **fields: Any) -> None:
+            await self.audit.aappend(
+                event, action_id=item.action_id, action=item.kind,
+                recovery=decision.choice.value, **operator, **fields,
+            )  # fmt: skip
+
+        settled = await settle(
+            item, decision.choice, self.actuators, self.clock, operator, record=record
+        )
+        settled.note = decision.note
+        settled.superseded = options.superseded
+        await self._audit_settled(settled, operator, decision, options)
+        return settled
+
+    async def _reassert(self, split: FlagSplit, operator: Mapping[str, str]) -> ActuatorStep:
+        async def record(event: str, **fields: Any) -> None:
+            await self.audit.aappend(
+                event, action_id=split.flag.action_id, active=split.flag.active,
+                **operator, **fields,
+            )  # fmt: skip
+
+        flag_step, _ = await reassert_flag(
+            split, self.actuators, self.clock, operator, record=record
+        )
         await self.audit.aappend(
-            "recovered" if settled.refusal is None else "recover_refused",
+            "flag_reasserted",
+            action_id=split.flag.action_id,
+            active=split.flag.active,
+            stores=list(split.behind),
+            ok=flag_step.ok,
+            detail=flag_step.detail,
+            **operator,
+        )
+        return flag_step
+
+    async def _audit_settled(
+        self,
+        settled: Settled,
+        operator: Mapping[str, str],
+        decision: Decision,
+        options: RecoveryOptions,
+    ) -> None:
+        item = settled.item
+        if settled.choice is Choice.CLOSE:
+            event = "recover_closed"
+        elif settled.refusal is not None:
+            event = "recover_refused"
+        else:
+            # Anything not fully on the chosen side keeps the action open.
+            event = "recovered" if settled.ok else "recover_partial"
+        fields: dict[str, Any] = {}
+        if settled.choice is not Choice.CLOSE:
+            # The flag every store holds once this is done: what the record now says.
+            fields["active_action_id"] = (
+                item.action_id
+                if settled.choice is Choice.COMPLETE
+                else (item.previous_flag.action_id if item.previous_flag else "")
+            )
+        await self.audit.aappend(
+            event,
             action_id=item.action_id,
             action=item.kind,
             **{"from": item.source, "to": item.target},
             choice=settled.choice.value,
             ok=settled.ok,
-            # The flag every store holds once this is done: what the record now says.
-            active_action_id=item.action_id
-            if settled.choice is Choice.COMPLETE
-            else (item.previous_flag.action_id if item.previous_flag else ""),
             refusal=settled.refusal,
+            left=settled.left,
+            superseded_by=options.superseded.action_id if options.superseded else None,
+            forced=decision.force,
+            overridden=[r.name for r in options.failed(settled.choice)] if decision.force else [],
+            reason=decision.note,
             steps=[{"actuator": s.actuator, "ok": s.ok, "detail": s.detail} for s in settled.steps],
             summary=settled.summary(),
+            **fields,
             **operator,
         )
 
 
+@dataclass(frozen=True)
+class RecoveryOptions:
+    """How one interrupted action may be settled, judged on facts read just now."""
+
+    item: Interrupted
+    recommended: Choice
+    superseded: Supersession | None
+    rules: Mapping[Choice, tuple[Preflight, ...]]
+    primary: str
+
+    def failed(self, choice: Choice) -> tuple[Preflight, ...]:
+        return tuple(r for r in self.rules.get(choice, ()) if r.blocking and not r.ok)
+
+    def needs_force(self, choice: Choice) -> bool:
+        failed = self.failed(choice)
+        return bool(failed) and all(r.forceable for r in failed)
+
+    def refusal(self, decision: Decision) -> str | None:
+        """Why this decision may not run, or None."""
+        choice = decision.choice
+        if choice is Choice.CLOSE:
+            return None
+        if self.superseded is not None:
+            return (
+                f"{self.superseded.describe()}: settling {self.item.action_id} either way "
+                "would undo it; close it instead (writes nothing)"
+            )
+        failed = self.failed(choice)
+        if not failed or (decision.force and self.needs_force(choice)):
+            return None
+        why = "; ".join(f"{r.name}: {r.detail}" for r in failed)
+        hint = " (breaking glass is allowed: --force and FORCE)" if self.needs_force(choice) else ""
+        return f"{choice.value} fails its rules now: {why}{hint}"
+
+    def lines(self) -> list[str]:
+        """What the human reads before choosing."""
+        found: list[str] = []
+        if self.superseded is not None:
+            found.append(
+                f"{self.superseded.describe()}: complete and roll_back are refused; "
+                "close ends the record and writes nothing"
+            )
+        for choice in (Choice.COMPLETE, Choice.ROLL_BACK):
+            where = destination(self.item, choice, self.primary)
+            found.append(f"{choice.value} (traffic on {where}):")
+            for rule in self.rules.get(choice, ()):
+                mark = "ok  " if rule.ok else ("FAIL" if rule.blocking else "warn")
+                found.append(f"  [{mark}] {rule.name}: {rule.detail}")
+        found.append(f"recommended: {self.recommended.value}")
+        return found
+
+
 def _settled_code(settled: Settled) -> int:
-    if settled.ok:
+    if settled.choice is Choice.CLOSE or settled.ok:
         return EXIT_DONE
     return EXIT_NOTHING_CHANGED if settled.refusal else EXIT_FAILED
 
@@ -673,11 +980,47 @@ def run_with_interrupts_as_cancel(work: Coroutine[Any, Any, T]) -> T:
     async def main() -> T:
         task = asyncio.ensure_future(work)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        for number in INTERRUPTS:
+            loop.add_signal_handler(number, _interrupt, number, task)
         try:
             return await task
         finally:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signal.SIGINT)
+            for number in INTERRUPTS:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(number)
 
     return asyncio.run(main())
+
+
+# Ctrl-C, a kill's polite form, and an SSH session that dropped: all one deferred
+# cancel, which the operations layer holds while writes are under way.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(number: int, task: asyncio.Future[Any]) -> None:
+    if number == signal.SIGHUP:
+        # The terminal is gone: what is still printed must not fail with EIO.
+        mute_output()
+    task.cancel()
+
+
+def mute_output() -> None:
+    """Send what is printed from now on nowhere (the terminal hung up)."""
+    with contextlib.suppress(OSError):
+        devnull = Path(os.devnull).open("w")  # noqa: SIM115 (lives as long as the process)
+        sys.stdout = devnull
+        sys.stderr = devnull
+
+
+# How bad a health verdict is, for keeping the worse of two.
+_BADNESS = {Health.HEALTHY: 0, Health.UNKNOWN: 1, Health.DEGRADED: 2, Health.DOWN: 3}
+
+
+def _worse(engine: RegionStatus, probed: RegionStatus) -> RegionStatus:
+    """The engine's region, with the fresh probe's health when that is worse (or when
+    the engine has no verdict yet)."""
+    if probed.health is Health.UNKNOWN:
+        return engine
+    if engine.health is Health.UNKNOWN or _BADNESS[probed.health] > _BADNESS[engine.health]:
+        return replace(engine, health=probed.health, checks=probed.checks)
+    return engine

@@ -1,23 +1,30 @@
-"""Histories over the operations layer, with real redis-server flag stores and real
-health endpoints on loopback: plans, the world changing between plan and confirm (a
-target going down, a store stopped or back empty, another process moving the flag),
-confirmations, cancels, interrupts at random moments, kills after a step's intent,
-and recoveries.
+"""Histories over the operations layer, with real redis-server flag stores, real
+health endpoints on loopback and a real BIND taking the DNS actuator's signed
+updates: plans, the world changing between plan and confirm (a target going down, a
+store stopped or back empty, another noc process moving the flag), confirmations,
+cancels, interrupts at random moments, SIGKILLs of another noc process after a
+step's intent or after its write (its lock stays behind, as after a real kill), and
+recoveries.
 
 Invariants: no exception; no action executes on a plan a fresh plan would refuse;
-every operator act is in the audit, and every confirmed act ends there; a cancel
-never leaves an action interrupted; after a recovery the stores agree with the
-record."""
+every operator act is in the audit, and every confirmed act ends there unless its
+process was killed; a cancel never leaves an action interrupted; after a recovery
+that says so, the stores agree with each other, with the record, and DNS serves the
+region the flag names."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from failover_support import DOMAIN, KEY, SMTP
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -26,13 +33,14 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from named import NamedServer
 from support import REGIONS, estate_config
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
-from noc.config import NocConfig, parse_config
+from noc.config import parse_config
 from noc.failover import reconfirm
-from noc.model import ActionKind, ActionPlan
+from noc.model import ActionKind, ActionPlan, FailoverRecordType, RecordChange
 from noc.operations import (
     EXIT_INTERRUPTED,
     EXIT_NOTHING_CHANGED,
@@ -41,11 +49,14 @@ from noc.operations import (
     Operations,
     OperatorIO,
     Outcome,
+    RecoveryOptions,
 )
-from noc.recovery import Choice, FlagSplit, Interrupted, interrupted_actions
+from noc.recovery import Choice, Decision, FlagSplit, Interrupted, interrupted_actions
 from noc.scheduler import Scheduler
 from noc.simulator import HealthEndpoint, RedisServer
 from noc.simulator.health_endpoint import EndpointMode
+from noc_collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 
 IDS = [rid for rid, *_ in REGIONS]
 OPERATOR = {"operator": "op@histories"}
@@ -54,47 +65,31 @@ WORLD_CHANGES = ("nothing", "target down", "target up", "store stopped", "store 
                  "other moves the flag")  # fmt: skip
 
 
-class Killed(BaseException):
-    """The process dies here: nothing after it runs (not an Exception: no handler of
-    noc's catches it, as none can catch a SIGKILL)."""
+SERVICE_IP = {"ro": "192.0.2.10", "bg": "192.0.2.20", "pa": "192.0.2.30"}
+PROCESS = Path(__file__).with_name("ops_process.py")
 
 
-class KillingAudit(JsonlLog):
-    """The real audit log, which can stop the process at the n-th record of an event:
-    after writing it (a kill after a step's intent) or before (a kill after the write
-    but before its result is recorded)."""
-
-    def __init__(self, path: Path, clock: SystemClock) -> None:
-        super().__init__(path, clock)
-        self.kill_at: tuple[str, int, bool] | None = None
-
-    def append(self, event: str, **fields: Any) -> dict[str, Any]:
-        if self.kill_at is not None and event == self.kill_at[0]:
-            name, left, after = self.kill_at
-            if left <= 0:
-                self.kill_at = None
-                if not after:
-                    raise Killed(event)
-                super().append(event, **fields)
-                raise Killed(event)
-            self.kill_at = (name, left - 1, after)
-        return super().append(event, **fields)
-
-
-def one_check_config(
-    endpoints: dict[str, HealthEndpoint], stores: dict[str, RedisServer]
-) -> NocConfig:
+def estate_data(
+    endpoints: dict[str, HealthEndpoint], stores: dict[str, RedisServer], named: NamedServer
+) -> dict[str, Any]:
+    """The estate as the config file would say it (also handed to the other process):
+    one real health check per region, real stores, and the DNS actuator on BIND."""
     data = estate_config({rid: s.url for rid, s in stores.items()}).model_dump(mode="json")
     for region in data["regions"]:
         region["checks"] = [{"url": endpoints[region["id"]].url, "body_contains": "healthy"}]
-    data["failover"] = {"store_timeout_seconds": 0.5, "cooldown_seconds": 0}
+        region["service_ips"] = [SERVICE_IP[region["id"]]]
+    dns = {"server": named.address, "zone": DOMAIN, "key_name": KEY.name,
+           "key_secret": KEY.secret, "timeout_seconds": 1}  # fmt: skip
+    data["failover"] = {"store_timeout_seconds": 0.5, "cooldown_seconds": 0, "dns": dns}
+    data["dns"] = {"resolvers": [named.address], "records": [{"name": SMTP, "type": "A"}]}
     data["health"] = {"interval_seconds": 1, "failure_threshold": 1, "timeout_seconds": 1}
-    return parse_config(data)
+    return data
 
 
 class OperationsHistories(RuleBasedStateMachine):
     stores: dict[str, RedisServer]
     state_dir: Path
+    named: NamedServer
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,19 +103,46 @@ class OperationsHistories(RuleBasedStateMachine):
         self.audit_path = self.state_dir / f"audit-{id(self)}.jsonl"
         self.audit_path.unlink(missing_ok=True)
         self.endpoints = self.run(self._endpoints())
-        self.config = one_check_config(self.endpoints, self.stores)
+        self.data = estate_data(self.endpoints, self.stores, self.named)
+        self.config = parse_config(self.data)
+        self.run(self._reset_dns())
         clock = SystemClock()
-        self.audit = KillingAudit(self.audit_path, clock)
+        self.audit = JsonlLog(self.audit_path, clock)
         self.scheduler = Scheduler(self.config, clock, single_round=True)
         self.ops = Operations(self.config, self.scheduler, self.audit, clock)
-        # A second noc process on the same estate: its own stores' clients, same record.
-        self.other_scheduler = Scheduler(self.config, clock, single_round=True)
-        self.other = Operations(
-            self.config, self.other_scheduler, JsonlLog(self.audit_path, clock), clock
-        )
         self.expected_refusals: dict[str, str] = {}
         self.flags_before_refusal: dict[str, dict[str, dict[str, str]]] = {}
         self.killed = False
+
+    async def _reset_dns(self) -> None:
+        """Each history starts with smtp on ro, whatever the last one left."""
+        updater = DnsUpdater(parse_resolver(self.named.address), DOMAIN, KEY.name, KEY.secret)
+        now = await self.smtp()
+        if now != (SERVICE_IP["ro"],):
+            change = RecordChange(SMTP, FailoverRecordType.A, now, (SERVICE_IP["ro"],), 60)
+            assert await updater.replace([change]) is None
+
+    async def smtp(self) -> tuple[str, ...]:
+        answer = await query(parse_resolver(self.named.address), SMTP, "A", 2.0)
+        return tuple(sorted(r.to_text() for r in answer.records))
+
+    async def other_process(
+        self, kind: ActionKind, to: str, reason: str, kill_at: tuple[str, int, bool] | None
+    ) -> int:
+        """One action by another noc process (its own pid), SIGKILLed at `kill_at`."""
+        args = {"config": self.data, "audit": str(self.audit_path), "kind": kind.value,
+                "to": to, "operator": OTHER if kill_at is None else OPERATOR,
+                "reason": reason, "force": True, "kill_at": kill_at}  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(PROCESS), json.dumps(args),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        if kill_at is None or process.returncode != -9:
+            assert process.returncode == 0, err.decode()
+            assert "Traceback" not in err.decode()
+        return process.returncode
 
     def run(self, work: Any) -> Any:
         return self.loop.run(work)
@@ -134,7 +156,6 @@ class OperationsHistories(RuleBasedStateMachine):
     def teardown(self) -> None:
         async def stop() -> None:
             await self.scheduler.stop()
-            await self.other_scheduler.stop()
             for endpoint in self.endpoints.values():
                 await endpoint.stop()
 
@@ -169,8 +190,7 @@ class OperationsHistories(RuleBasedStateMachine):
             self.stores[other].start()
         elif change == "other moves the flag":
             kind = ActionKind.FAILBACK if other == "ro" else ActionKind.FAILOVER
-            request = ActionRequest(kind, other, OTHER, reason="the other operator", force=True)
-            await self.other.run_action(request, OperatorIO(confirm=_yes))
+            await self.other_process(kind, other, "the other operator", None)
 
     def records(self) -> list[dict[str, Any]]:
         return read_jsonl(self.audit_path).records
@@ -244,20 +264,18 @@ class OperationsHistories(RuleBasedStateMachine):
         to=st.sampled_from(IDS),
     )
     def kill(self, event: str, nth: int, to: str) -> None:
-        """The process dies after a step's intent is recorded, or after the step ran but
-        before its result is recorded."""
-        self.audit.kill_at = (event, nth, event == "step_intent")
-        request = ActionRequest(ActionKind.FAILOVER, to, OPERATOR, reason="killed", force=True)
-        try:
-            self.run(self.ops.run_action(request, OperatorIO(confirm=_yes)))
-        except Killed:
+        """Another noc process is SIGKILLed after a step's intent is recorded, or after
+        the step ran but before its result is recorded: its lock stays behind."""
+        kind = ActionKind.FAILBACK if to == "ro" else ActionKind.FAILOVER
+        kill_at = (event, nth, event == "step_intent")
+        code = self.run(self.other_process(kind, to, "killed", kill_at))
+        if code == -9:
             self.killed = True
-        self.audit.kill_at = None
 
     @rule(choice=st.sampled_from(list(Choice)))
     def recover(self, choice: Choice) -> None:
-        async def choose(item: Interrupted, recommended: Choice) -> Choice | None:
-            return choice
+        async def choose(item: Interrupted, options: RecoveryOptions) -> Decision | None:
+            return Decision(choice)
 
         async def reassert(split: FlagSplit) -> bool:
             return True
@@ -267,12 +285,19 @@ class OperationsHistories(RuleBasedStateMachine):
         if not left:
             self.killed = False
         every_store_up = all(s.running for s in self.stores.values())
+        if outcome.exit_code == 0:
+            # "Recovered" is said only when nothing is left open.
+            assert not left, (outcome, left)
         if outcome.exit_code == 0 and every_store_up:
-            # After a recovery the stores agree with each other and with the record.
+            # After a recovery the stores agree with each other, with the record, and
+            # DNS serves the region the flag names.
             flags = self.flags()
             held = {f.get("action_id", "") for f in flags.values()}
             assert len(held) == 1, flags
             assert held == {self.record_says()}, (flags, self.record_says())
+            actives = {f.get("active", "ro") for f in flags.values()}
+            assert len(actives) == 1, flags
+            assert self.run(self.smtp()) == (SERVICE_IP[actives.pop()],), (outcome, flags)
 
     @precondition(lambda self: not all(s.running for s in self.stores.values()))
     @rule()
@@ -321,7 +346,17 @@ async def _yes(plan: ActionPlan) -> Confirmation:
 
 # The long profile (NOC_LONG_HISTORIES=1) runs far past the default per-test timeout.
 @pytest.mark.timeout(0 if os.environ.get("NOC_LONG_HISTORIES") else 300)
-def test_operations_histories(region_stores: dict[str, RedisServer], tmp_path: Path) -> None:
+def test_operations_histories(
+    region_stores: dict[str, RedisServer], dns_primary: NamedServer, tmp_path: Path
+) -> None:
     OperationsHistories.stores = region_stores
     OperationsHistories.state_dir = tmp_path
-    run_state_machine_as_test(OperationsHistories)  # type: ignore[no-untyped-call]
+    OperationsHistories.named = dns_primary
+    # Every kill and every other operator is a noc process of its own (~1 s each):
+    # the bounded profile stays short; NOC_LONG_HISTORIES=1 runs the long one.
+    bounded = (
+        None
+        if os.environ.get("NOC_LONG_HISTORIES")
+        else settings(max_examples=5, stateful_step_count=10, deadline=None)
+    )
+    run_state_machine_as_test(OperationsHistories, settings=bounded)  # type: ignore[no-untyped-call]
