@@ -164,7 +164,7 @@ async def run(kills: int, seed: int, directory: Path) -> collections.Counter[str
     write_config(config, named, key, stores, endpoints)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOC_")}
     env["XDG_STATE_HOME"] = str(directory / "state")
-    audit = directory / "state" / "noc" / "audit.jsonl"
+    audit = directory / "state" / "noc" / "kill-bench" / "audit.jsonl"
     counts: collections.Counter[str] = collections.Counter()
     try:
         # How long one uninterrupted action takes here: the kills spread over it.
