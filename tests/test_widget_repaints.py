@@ -46,6 +46,8 @@ from noc.clock import FakeClock
 from noc.engine import Engine
 from noc.model import (
     Ack,
+    Alert,
+    AlertState,
     AutoMode,
     AutoStatus,
     ChannelStatus,
@@ -58,6 +60,7 @@ from noc.model import (
     ProbeError,
     RegionStatus,
     Role,
+    Severity,
     StoreStatus,
 )
 from widgets.alert_pane import AlertPane
@@ -634,3 +637,42 @@ async def test_widget_repaints_on_each_field(name: str) -> None:
     assert not unused, f"NOT_DRAWN of {name} names fields that do not exist"
     assert not tried - repainted, f"{name} did not repaint when these changed"
     assert not not_restored, f"{name} did not repaint back when these changed back"
+
+
+# --- the alert pane keeps the root cause in view ---------------------------------
+
+
+def firing(number: int, severity: Severity, summary: str) -> Alert:
+    since = WHEN - timedelta(minutes=number)
+    key = f"rule{number}:ro"
+    return Alert(f"{key}@{since:%Y-%m-%dT%H:%M:%S}Z", f"rule{number}", severity,
+                 AlertState.FIRING, "ro", summary, since, key=key)  # fmt: skip
+
+
+async def test_alert_pane_keeps_the_most_severe_firing_alert_in_view_at_80x24() -> None:
+    """The operator has the cursor on a lower row; then graver alerts fire, sorted
+    above it, more than the pane has rows for. The root cause is on screen, and the
+    cursor is still on the alert the operator chose."""
+    warnings = tuple(firing(n, Severity.WARNING, f"warning number {n}") for n in range(6))
+    app = Host(AlertPane)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.feed(dataclasses.replace(RICH, alerts=warnings))
+        await pilot.pause()
+        pane = app.query_one(AlertPane)
+        pane.focus()
+        for _ in range(4):
+            await pilot.press("down")
+        await pilot.pause()
+        chosen = pane.selected_alert
+        assert chosen == warnings[4].id
+        graver = tuple(firing(10 + n, Severity.CRITICAL, f"critical number {n}") for n in range(8))
+        app.feed(dataclasses.replace(RICH, alerts=(*graver, *warnings)))
+        await pilot.pause()
+        screen = app.screen_text()
+        assert "critical number 0" in screen, "the most severe firing alert scrolled away"
+        assert pane.selected_alert == chosen
+        assert pane.cursor_row == 12  # its row now, below the view
+        # Another change of rows (the chosen alert resolves): the top is still shown.
+        app.feed(dataclasses.replace(RICH, alerts=(*graver, *warnings[:4], warnings[5])))
+        await pilot.pause()
+        assert "critical number 0" in app.screen_text()
