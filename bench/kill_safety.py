@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import redis
 from named import NamedServer, TsigKey, Zone
 
-from collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_records import parse_resolver, query
 from noc.audit import read_jsonl
 from noc.model import LockHolder
 from noc.recovery import interrupted_actions

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import redis
 
-from collectors.suppression import DEFAULT_LISTS, KEY_PATTERN, SuppressionCollector, sync_missing
+from noc_collectors.suppression import DEFAULT_LISTS, KEY_PATTERN, SuppressionCollector, sync_missing
 from noc.clock import SystemClock
 from noc.model import SuppressionSample
 from noc.simulator import RedisServer

@@ -46,7 +46,7 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
+from noc_collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
 from noc.clock import Clock
 from noc.model import (
     DnsRecordSample,

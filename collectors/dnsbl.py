@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 import dns.rdtypes.IN.A
 import dns.rdtypes.txtbase
 
-from collectors.dns_records import ResolverAddress, query
+from noc_collectors.dns_records import ResolverAddress, query
 from noc.clock import Clock, SystemClock
 from noc.model import DnsblSample
 

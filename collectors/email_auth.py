@@ -45,8 +45,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from publicsuffixlist import PublicSuffixList
 
-from collectors.dns_records import DnsAnswer, ResolverAddress, query
-from collectors.spf import SPF_LOOKUP_LIMIT, Lookup, SpfEvaluator, SpfResult
+from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
+from noc_collectors.spf import SPF_LOOKUP_LIMIT, Lookup, SpfEvaluator, SpfResult
 from noc.clock import Clock, SystemClock
 from noc.model import AuthCheck, DmarcCheck, DnsError, EmailAuthSample, PtrCheck, PtrResult
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import (
+from noc_collectors.redis_common import (
     auth_refused,
     maybe_sent,
     open_redis,

@@ -29,7 +29,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
+from noc_collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import LagBasis, LinkState, ReplicationKind, ReplicationSample, ReplicationSpec
 

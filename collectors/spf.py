@@ -49,7 +49,7 @@ import dns.rdtypes.nsbase
 import dns.rdtypes.txtbase
 import dns.reversename
 
-from collectors.dns_records import DnsAnswer
+from noc_collectors.dns_records import DnsAnswer
 
 __all__ = [
     "SPF_LOOKUP_LIMIT",

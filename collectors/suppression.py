@@ -28,7 +28,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
+from noc_collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import SuppressionCount, SuppressionDivergence, SuppressionSample, SyncResult
 

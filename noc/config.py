@@ -39,7 +39,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from collectors.dns_records import parse_resolver, split_host_port
+from noc_collectors.dns_records import parse_resolver, split_host_port
 from noc.model import (
     CheckTarget,
     FailoverRecord,

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from collectors.dns_update import PREREQUISITE_FAILED
-from collectors.hooks import run_hook
+from noc_collectors.dns_update import PREREQUISITE_FAILED
+from noc_collectors.hooks import run_hook
 from noc.clock import Clock, iso_utc
 from noc.failover import (
     Actuators,

@@ -56,7 +56,7 @@ from noc.config import NotifyConfig
 from noc.engine import Engine
 from noc.model import AlertState, Severity
 from noc.notify import Notifier, Outbox
-from widgets.alert_pane import AlertPane
+from noc_widgets.alert_pane import AlertPane
 
 CONDITIONS = (
     Condition("region_down:ro", "region_down", Severity.CRITICAL, "ro", "ro down"),

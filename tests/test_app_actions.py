@@ -17,10 +17,10 @@ from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.recovery import STEP_EVENTS
 from noc.simulator import RedisServer
-from widgets.action_result import ActionResultScreen
-from widgets.failover_dialog import FailoverDialog
-from widgets.force_dialog import ForceDialog
-from widgets.status_bar import StatusBar
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.status_bar import StatusBar
 
 FLAG_KEY = "noc:failover"
 

@@ -42,10 +42,10 @@ from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.model import AlertState
 from noc.simulator import EndpointMode, HealthEndpoint
-from widgets.ack_dialog import AckDialog
-from widgets.alert_pane import AlertPane
-from widgets.failover_dialog import FailoverDialog
-from widgets.silence_dialog import SilenceDialog
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.silence_dialog import SilenceDialog
 
 REGIONS = ("ro", "bg")
 INTERVAL_SECONDS = 10.0
@@ -99,7 +99,7 @@ class DashboardHistories(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.errors = ErrorLog()
         logging.getLogger("noc").addHandler(self.errors)
-        logging.getLogger("widgets").addHandler(self.errors)
+        logging.getLogger("noc_widgets").addHandler(self.errors)
         self.endpoints = {
             rid: HealthEndpoint(rid, slow_seconds=TIMEOUT_SECONDS * 3) for rid in REGIONS
         }
@@ -159,7 +159,7 @@ class DashboardHistories(RuleBasedStateMachine):
             for endpoint in self.endpoints.values():
                 self.run(endpoint.stop())
             logging.getLogger("noc").removeHandler(self.errors)
-            logging.getLogger("widgets").removeHandler(self.errors)
+            logging.getLogger("noc_widgets").removeHandler(self.errors)
             self.loop.close()
 
     # --- the world --------------------------------------------------------------

@@ -31,9 +31,9 @@ from textual.pilot import Pilot
 from noc.app import OPERATOR_GROUP, NocApp
 from noc.clock import FakeClock
 from noc.model import EstateSnapshot
-from widgets.alert_pane import AlertPane
-from widgets.banner import Banner
-from widgets.health_table import HealthTable
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.banner import Banner
+from noc_widgets.health_table import HealthTable
 
 
 def make_app(tmp_path: Path, *, data: bool = False) -> tuple[NocApp, FakeClock]:

@@ -38,7 +38,7 @@ from noc.model import (
     StoreOutcome,
     StoreResult,
 )
-from widgets.action_result import ActionResultScreen
+from noc_widgets.action_result import ActionResultScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
 

@@ -48,9 +48,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from named import NamedServer, TsigKey, Zone
 
-from collectors.dns_records import DnsAnswer, ResolverAddress, query
-from collectors.email_auth import EmailAuthCollector, dmarc_tags, judge_dkim_key
-from collectors.spf import SpfEvaluator
+from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
+from noc_collectors.email_auth import EmailAuthCollector, dmarc_tags, judge_dkim_key
+from noc_collectors.spf import SpfEvaluator
 from noc.model import EmailAuthSample
 
 LONG = os.environ.get("NOC_LONG_HISTORIES") == "1"

@@ -17,9 +17,9 @@ from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
 from noc.model import AutoMode, FailoverFlag, Severity
 from noc.simulator import RedisServer
-from widgets.ack_dialog import AckDialog
-from widgets.action_result import ActionResultScreen
-from widgets.banner import Banner
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.banner import Banner
 
 AUTO = {"auto": True, "auto_after_seconds": 90, "cooldown_seconds": 600}
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from collectors.http import HttpHealthCollector
+from noc_collectors.http import HttpHealthCollector
 from noc.clock import FakeClock
 from noc.model import CheckSample, CheckTarget, ErrorKind, mask_secrets, mask_url
 from noc.simulator import EndpointMode, HealthEndpoint

@@ -29,9 +29,9 @@ from failover_support import (
 from named import NamedServer
 from support import REFUSED, feed_round
 
-from collectors.dns_records import parse_resolver
-from collectors.dns_update import DnsUpdater
-from collectors.hooks import run_hook
+from noc_collectors.dns_records import parse_resolver
+from noc_collectors.dns_update import DnsUpdater
+from noc_collectors.hooks import run_hook
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
 from noc.config import ConfigError

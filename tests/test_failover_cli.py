@@ -15,8 +15,8 @@ import pytest
 from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
 from test_cli import REGIONS, Estate, Run, act
 
-from collectors.dns_records import parse_resolver, query
-from collectors.dns_update import DnsUpdater
+from noc_collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 from noc.audit import read_jsonl
 from noc.model import FailoverRecordType, RecordChange
 from noc.simulator import HealthEndpoint, RedisServer

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import redis
 
-from collectors.flag_store import FlagStore
-from collectors.redis_common import AUTH_FAILED
+from noc_collectors.flag_store import FlagStore
+from noc_collectors.redis_common import AUTH_FAILED
 from noc.clock import SystemClock
 from noc.config import parse_config
 from noc.model import StoreStatus

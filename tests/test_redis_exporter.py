@@ -24,13 +24,13 @@ from aiohttp import web
 from named import free_port
 from support import estate_config, feed_round
 
-from collectors.metrics import (
+from noc_collectors.metrics import (
     MetricsLagCollector,
     SeriesMissing,
     link_selector_for,
     parse_selector,
 )
-from collectors.metrics import prometheus_reading as reading_of
+from noc_collectors.metrics import prometheus_reading as reading_of
 from noc.clock import FakeClock
 from noc.config import ConfigError, parse_config
 from noc.engine import Engine

@@ -20,9 +20,9 @@ from noc.model import (
     StoreStatus,
     Topology,
 )
-from widgets.landmask import is_land, land_mask, parse
-from widgets.region_list import RegionList, region_lines
-from widgets.region_map import (
+from noc_widgets.landmask import is_land, land_mask, parse
+from noc_widgets.region_list import RegionList, region_lines
+from noc_widgets.region_map import (
     LAT_BOTTOM,
     LAT_TOP,
     RegionMap,

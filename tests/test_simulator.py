@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from collectors.http import HttpHealthCollector
+from noc_collectors.http import HttpHealthCollector
 from noc.config import NocConfig
 from noc.model import CheckSample, CheckTarget, ErrorKind, Fault, FaultInjector, Role
 from noc.simulator import (

@@ -30,8 +30,8 @@ import pytest
 import yaml
 from named import NamedServer, Zone
 
-from collectors.dns_records import DnsAnswer, ResolverAddress, query
-from collectors.spf import SpfEvaluator
+from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
+from noc_collectors.spf import SpfEvaluator
 
 SUITE = Path(__file__).parent / "data" / "rfc7208-tests.yml"
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.http import HttpHealthCollector
+from noc_collectors.http import HttpHealthCollector
 from noc.audit import (
     DEMO_DIR_NAME,
     EstatePaths,

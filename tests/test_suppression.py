@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from collectors.suppression import SuppressionCollector, sync_missing
+from noc_collectors.suppression import SuppressionCollector, sync_missing
 from noc.clock import FakeClock
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer

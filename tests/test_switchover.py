@@ -32,9 +32,9 @@ from noc.clock import FakeClock
 from noc.failover import plan_action
 from noc.model import ActionKind, LagBasis, LinkState, ReplicationSample
 from noc.simulator import RedisServer
-from widgets.action_result import ActionResultScreen
-from widgets.drain_wait import DrainWait
-from widgets.failover_dialog import FailoverDialog
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.drain_wait import DrainWait
+from noc_widgets.failover_dialog import FailoverDialog
 
 
 def make_app(

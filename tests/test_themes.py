@@ -14,8 +14,8 @@ from textual.theme import Theme
 
 from noc.app import NocApp
 from noc.ui_settings import DEFAULT_THEME
-from themes import THEMES
-from themes.user import ThemeFileError, load_user_theme
+from noc_themes import THEMES
+from noc_themes.user import ThemeFileError, load_user_theme
 
 STATUS = ("success", "warning", "error")
 

@@ -15,7 +15,7 @@ from support import estate_config
 from test_app_snapshots import SIZES, make_app
 from textual.pilot import Pilot
 
-from themes import THEMES
+from noc_themes import THEMES
 
 
 def app_with(tmp_path: Path, read_only: bool = False, **ui: Any) -> Any:

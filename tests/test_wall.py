@@ -14,9 +14,9 @@ from noc.app import NocApp, verdicts
 from noc.check import Status, verdict
 from noc.clock import FakeClock
 from noc.rotation import PAUSE_SECONDS, Rotation
-from widgets.critical_banner import PULSE_SECONDS, CriticalBanner
-from widgets.region_board import RegionBoard
-from widgets.wall_header import WallHeader
+from noc_widgets.critical_banner import PULSE_SECONDS, CriticalBanner
+from noc_widgets.region_board import RegionBoard
+from noc_widgets.wall_header import WallHeader
 
 ROTATE = 20.0
 

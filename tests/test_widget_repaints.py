@@ -63,26 +63,26 @@ from noc.model import (
     Severity,
     StoreStatus,
 )
-from widgets.alert_pane import AlertPane
-from widgets.banner import Banner
-from widgets.critical_banner import CriticalBanner
-from widgets.deliverability_screen import DeliverabilityScreen
-from widgets.deliverability_summary import DeliverabilitySummary
-from widgets.dns_screen import DnsScreen
-from widgets.dns_summary import DnsSummary
-from widgets.estate_counts import EstateCounts
-from widgets.health_table import HealthTable
-from widgets.lag_detail import LagDetailScreen
-from widgets.region_board import RegionBoard
-from widgets.region_list import RegionList
-from widgets.region_map import RegionMap
-from widgets.replication_panel import ReplicationPanel
-from widgets.snapshot_screen import SnapshotScreen
-from widgets.status_bar import StatusBar
-from widgets.suppression_screen import SuppressionScreen
-from widgets.sync_summary import SyncSummary
-from widgets.view import SnapshotView
-from widgets.wall_header import WallHeader
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.banner import Banner
+from noc_widgets.critical_banner import CriticalBanner
+from noc_widgets.deliverability_screen import DeliverabilityScreen
+from noc_widgets.deliverability_summary import DeliverabilitySummary
+from noc_widgets.dns_screen import DnsScreen
+from noc_widgets.dns_summary import DnsSummary
+from noc_widgets.estate_counts import EstateCounts
+from noc_widgets.health_table import HealthTable
+from noc_widgets.lag_detail import LagDetailScreen
+from noc_widgets.region_board import RegionBoard
+from noc_widgets.region_list import RegionList
+from noc_widgets.region_map import RegionMap
+from noc_widgets.replication_panel import ReplicationPanel
+from noc_widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.status_bar import StatusBar
+from noc_widgets.suppression_screen import SuppressionScreen
+from noc_widgets.sync_summary import SyncSummary
+from noc_widgets.view import SnapshotView
+from noc_widgets.wall_header import WallHeader
 
 BASE = (
     region("ro", "Bucharest", BUCHAREST, role=Role.PRIMARY, active=True),

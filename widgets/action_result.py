@@ -14,9 +14,9 @@ from textual.content import Content
 from textual.widgets import Button, Label
 
 from noc.model import ActionResult, ActuatorStep, StoreOutcome
-from widgets.blast_radius import RowsView, hanging
-from widgets.failover_dialog import plan_title
-from widgets.fitted_modal import FittedModal
+from noc_widgets.blast_radius import RowsView, hanging
+from noc_widgets.failover_dialog import plan_title
+from noc_widgets.fitted_modal import FittedModal
 
 OUTCOME_STYLE = {
     StoreOutcome.VERIFIED: ("✓", "$success"),

@@ -27,7 +27,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import Alert, AlertState, EstateSnapshot, Severity
-from widgets.column_fit import remaining_width
+from noc_widgets.column_fit import remaining_width
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: ("✗ CRIT", "bold $error"),

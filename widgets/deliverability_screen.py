@@ -9,8 +9,8 @@ from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import DeliverabilityCounts, EstateSnapshot
-from widgets.deliverability_summary import complaint_words, percent
-from widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.deliverability_summary import complaint_words, percent
+from noc_widgets.snapshot_screen import SnapshotScreen
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Sparkline
 
 from noc.model import DeliverabilitySample, EstateSnapshot
-from widgets.text_cell import TextCell
+from noc_widgets.text_cell import TextCell
 
 
 def percent(rate: float | None) -> str:

@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import AuthCheck, DmarcCheck, EstateSnapshot, PtrCheck
-from widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.snapshot_screen import SnapshotScreen
 
 LISTED_STYLE: dict[bool | None, tuple[str, str]] = {
     True: ("✗ LISTED", "bold $error"),

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Digits, Label
 
 from noc.model import EstateSnapshot, Health
-from widgets.health_style import health_word
+from noc_widgets.health_style import health_word
 
 FAILING = "failing"
 

@@ -15,8 +15,8 @@ from textual.content import Content
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionPlan
-from widgets.failover_dialog import PreflightView, plan_title
-from widgets.fitted_modal import FittedModal
+from noc_widgets.failover_dialog import PreflightView, plan_title
+from noc_widgets.fitted_modal import FittedModal
 
 FORCE_WORD = "FORCE"
 

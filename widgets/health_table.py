@@ -12,8 +12,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot, Health
-from widgets.column_fit import remaining_width
-from widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
+from noc_widgets.column_fit import remaining_width
+from noc_widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (

@@ -13,8 +13,8 @@ from textual.widgets import Footer, Label
 from textual_plotext import PlotextPlot
 
 from noc.model import EstateSnapshot, LagPoint, LinkStatus
-from widgets.replication_panel import lag_words, link_name
-from widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.replication_panel import lag_words, link_name
+from noc_widgets.snapshot_screen import SnapshotScreen
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import EstateSnapshot, Health, RegionStatus, Role
-from widgets.health_style import ACTIVE_MARK, health_content
+from noc_widgets.health_style import ACTIVE_MARK, health_content
 
 WAITING = "waiting for first poll…"
 ACTIVE_WORD = "ACTIVE"

@@ -22,9 +22,9 @@ from textual.content import Content
 from textual.style import Style
 
 from noc.model import RegionStatus
-from widgets.health_style import ACTIVE_MARK, COLOR
-from widgets.landmask import land_mask
-from widgets.region_list import (
+from noc_widgets.health_style import ACTIVE_MARK, COLOR
+from noc_widgets.landmask import land_mask
+from noc_widgets.region_list import (
     DETAILS,
     MUTED,
     WAITING,

@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.reactive import reactive
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
-from widgets.text_cell import TextCell
+from noc_widgets.text_cell import TextCell
 
 
 def link_name(link: LinkStatus) -> str:

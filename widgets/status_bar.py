@@ -8,7 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import AlertState, AutoMode, AutoStatus, EstateSnapshot, Severity
-from widgets.health_style import ACTIVE_MARK, age_text
+from noc_widgets.health_style import ACTIVE_MARK, age_text
 
 
 def liveness(snapshot: EstateSnapshot) -> Content:

@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import EstateSnapshot
-from widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.snapshot_screen import SnapshotScreen
 
 
 class SuppressionScreen(SnapshotScreen):

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Digits, Static
 
 from noc.model import EstateSnapshot
-from widgets.status_bar import poll_age
+from noc_widgets.status_bar import poll_age
 
 
 class WallHeader(Widget):

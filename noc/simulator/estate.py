@@ -40,7 +40,7 @@ from typing import Any
 import dns.tsigkeyring
 import redis.asyncio as aioredis
 
-from collectors.dnsbl import dnsbl_query_name
+from noc_collectors.dnsbl import dnsbl_query_name
 from noc.config import NocConfig, parse_config
 from noc.model import Fault, Role
 from noc.simulator.dns_server import (

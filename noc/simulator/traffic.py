@@ -31,7 +31,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from collectors.deliverability import minute_key
+from noc_collectors.deliverability import minute_key
 
 __all__ = ["MailTraffic", "SuppressionSync", "TrafficTuning"]
 
