@@ -5,6 +5,15 @@ and fires again is two rows). Each row says what a NOC operator needs before
 acting: severity and state in glyph and word, the summary, since when, and
 whether someone acked it, a silence mutes it, a down region inhibits it, or it
 is flapping.
+
+What stays in view when rows change (a new alert fires, one resolves): the rows are
+sorted with firing alerts first, most severe first, so the top row is the root
+cause. Whenever the rows change, the view goes back to the top, so the most severe
+firing alert is on screen even at 80x24 where the pane shows a handful of rows; the
+cursor stays on the alert it was on (by its episode id, not its row number), so
+the alert an operator is about to ack or silence never changes under them, even
+when new rows push it below the view. Only the operator's own cursor keys scroll
+the view away from the top, and the next change of rows brings it back.
 """
 
 from __future__ import annotations
@@ -151,7 +160,11 @@ class AlertPane(DataTable[Content]):
         self._shown = rows
         ids = [alert_id for alert_id, _ in rows]
         if selected in ids:
-            self.move_cursor(row=ids.index(selected))
+            self.move_cursor(row=ids.index(selected), scroll=False)
+        # The top row is the most severe firing alert: it stays in view (see above).
+        # After the refresh: the table scrolls its cursor into view then, and this
+        # must come after that.
+        self.call_after_refresh(self.scroll_to, y=0, animate=False)
 
     @property
     def selected_alert(self) -> str | None:

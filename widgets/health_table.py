@@ -52,6 +52,14 @@ def _clip(text: str, width: int) -> str:
     return (kept or text[:room]) + "…"
 
 
+def _same(before: Content | str | None, after: Content | str) -> bool:
+    """Whether a cell would draw the same: Content's == compares the text alone, and a
+    cell whose style changes (a count turning red) must be redrawn too."""
+    if isinstance(before, Content) and isinstance(after, Content):
+        return (before.plain, before.spans) == (after.plain, after.spans)
+    return before == after
+
+
 def _seconds(value: float | None, coarse: bool) -> str:
     return "—" if value is None else age_text(value, coarse=coarse)
 
@@ -170,29 +178,36 @@ class HealthTable(DataTable[Content | str]):
             self.add_column(shown[0], key=key, width=width)
 
     def _fill(self) -> None:
-        """Add new rows and update only the cells whose text changed."""
+        """Add new rows and update only the cells whose text changed.
+
+        When the checks themselves change (a check gone, renamed, or reordered: a
+        configuration reload), the rows are rebuilt, so no row outlives its check."""
         if self.snapshot is None or not self._widths:
             return
+        checks = [check for region in self.snapshot.regions for check in region.checks]
+        keys = [check.target.check_id for check in checks]
+        if list(self._shown) != keys[: len(self._shown)]:
+            self._rebuild()
+            return
         changed: list[tuple[str, str, Content | str]] = []
-        for region in self.snapshot.regions:
-            for check in region.checks:
-                key = check.target.check_id
-                row = cells(
-                    check,
-                    self._widths,
-                    last_known=self.snapshot.cut_off,
-                    coarse=self.coarse_ages,
+        for check in checks:
+            key = check.target.check_id
+            row = cells(
+                check,
+                self._widths,
+                last_known=self.snapshot.cut_off,
+                coarse=self.coarse_ages,
+            )
+            before = self._shown.get(key)
+            if before is None:
+                self.add_row(*row.values(), key=key)
+            else:
+                changed.extend(
+                    (key, column, value)
+                    for column, value in row.items()
+                    if not _same(before.get(column), value)
                 )
-                before = self._shown.get(key)
-                if before is None:
-                    self.add_row(*row.values(), key=key)
-                else:
-                    changed.extend(
-                        (key, column, value)
-                        for column, value in row.items()
-                        if before.get(column) != value
-                    )
-                self._shown[key] = row
+            self._shown[key] = row
         self._update_cells(changed)
 
     def _update_cells(self, changed: list[tuple[str, str, Content | str]]) -> None:

@@ -89,6 +89,13 @@ class LagDetailScreen(SnapshotScreen):
     def draw(self, snapshot: EstateSnapshot) -> None:
         link = next((link for link in self._links() if link.id == self.link_id), None)
         if link is None:
+            # Gone from the configuration (a reload): say so, rather than keep a
+            # picture of a link noc no longer watches.
+            self.query_one("#title", Label).update(
+                Content(f"Replication lag: {self.link_id} is no longer configured")
+            )
+            self.query_one("#facts", Label).update(Content())
+            self._plot(LagSeries([], [], ([], []), ([], [])), 0.0)
             return
         spec, sample = link.spec, link.last
         self.query_one("#title", Label).update(
@@ -123,5 +130,6 @@ class LagDetailScreen(SnapshotScreen):
             plt.scatter(*series.pending, marker="braille", color="orange", label="pending")
         if series.firing[0]:
             plt.scatter(*series.firing, marker="braille", color="red", label="firing")
-        plt.hline(threshold, "orange")
+        if threshold > 0:  # none when the link is gone
+            plt.hline(threshold, "orange")
         widget.refresh()

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Label
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
 from noc_widgets.text_cell import TextCell
@@ -81,7 +80,7 @@ class LagRow(Horizontal):
         self.link = link
 
     def compose(self) -> ComposeResult:
-        yield Label(Content(link_name(self.link)), classes="name")
+        yield TextCell(Content(link_name(self.link)), classes="name")
         yield TextCell(classes="spark")
         yield TextCell(lag_words(self.link), classes="value")
 
@@ -89,7 +88,10 @@ class LagRow(Horizontal):
         self.show(self.link)
 
     def show(self, link: LinkStatus) -> None:
+        """Every part of the row from `link`: the name too, which a reload may change
+        under the same link id."""
         self.link = link
+        self.query_one(".name", TextCell).show(Content(link_name(link)))
         spark = self.query_one(".spark", TextCell)
         spark.show(lag_sparkline(link, max(1, spark.size.width)))
         self.query_one(".value", TextCell).show(lag_words(link))
