@@ -942,12 +942,14 @@ class NocApp(App[None]):
         """On start: an action the record shows interrupted is named, with how to
         finish it (the palette, or `noc recover`)."""
         try:
-            self.interrupted_actions = await self.operations.interrupted()
+            found = await self.operations.interrupted()
             split = await self.operations.flag_split()
         except Exception:  # the dashboard starts whatever the record holds
             log.exception("reading the audit for interrupted actions")
             return
-        for item in self.interrupted_actions:
+        # Known and said in one step: nothing sees the list without its notices.
+        self.interrupted_actions = found
+        for item in found:
             self.notify(
                 f"INTERRUPTED ACTION: {item.describe()}. Finish or undo it: palette "
                 "(ctrl+p) \"Recover interrupted action\", or noc recover.",
