@@ -55,9 +55,10 @@ class ActionSpec:
     help: str  # command palette, under the title
     who: Who = Who.ANYONE
     where: Where = Where.MAIN
-    # In the palette, from where it is offered; None: the same as `where`. The
-    # automation's pause switch is offered over a dialog (while an action runs is
-    # when it matters most), though its key is not live there.
+    # In the palette, from where it is offered; None: the same as `where`. Views and
+    # the automation's pause switch are offered over a dialog or detail view too (the
+    # pause switch because while an action runs is when it matters most), though
+    # their keys are not live there.
     palette_where: Where | None = None
     footer: bool = False  # shown in the footer (the rest are in `?` and the palette)
     needs: frozenset[Need] = frozenset()
@@ -76,6 +77,7 @@ class ActionSpec:
 
 _OPERATOR = Who.OPERATOR
 _AA = frozenset({Need.ACTIVE_ACTIVE})
+_ANY = Where.ANYWHERE
 
 # In footer order: the footer shows the `footer=True` ones left to right.
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -94,35 +96,36 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Clear the anti-flap cooldown of the last failover (recorded)", _OPERATOR),
     ActionSpec("toggle_auto", "toggle_auto", "P", "Auto pause", "Pause automated failover",
                "The automation's pause switch (recorded)", _OPERATOR,
-               palette_where=Where.ANYWHERE, needs=frozenset({Need.AUTOMATION}),
+               palette_where=_ANY, needs=frozenset({Need.AUTOMATION}),
                while_busy=True),
     ActionSpec("lag_detail", "lag_detail", "l", "Lag", "Replication lag",
-               "Chart of a link's last hour", footer=True),
+               "Chart of a link's last hour", palette_where=_ANY, footer=True),
     ActionSpec("sync_detail", "sync_detail", "u", "Sync", "Suppression sync",
-               "What each region still lacks"),
+               "What each region still lacks", palette_where=_ANY),
     ActionSpec("deliverability_detail", "deliverability_detail", "d", "Mail", "Deliverability",
-               "Bounces and complaints, estate and regions"),
+               "Bounces and complaints, estate and regions", palette_where=_ANY),
     ActionSpec("sync_now", "sync_now", "y", "Sync now", "Sync suppression now",
                "Copy the suppressions one region lacks from another (recorded)", _OPERATOR),
     ActionSpec("dns_detail", "dns_detail", "n", "DNS", "DNS",
-               "Every record from every resolver, mail authentication, blocklists"),
+               "Every record from every resolver, mail authentication, blocklists",
+               palette_where=_ANY),
     ActionSpec("ack", "ack", "a", "Ack", "Ack alert",
                "Acknowledge the selected firing alert", _OPERATOR, footer=True),
     ActionSpec("silence", "silence", "s", "Silence", "Silence alerts",
                "Mute alerts by rule and region", _OPERATOR, footer=True),
     ActionSpec("refresh", "refresh", "r", "Refresh", "Refresh now",
-               "Poll every source immediately", palette_where=Where.ANYWHERE),
+               "Poll every source immediately", palette_where=_ANY),
     ActionSpec("prev_region", "select_region(-1)", "left_square_bracket", "Prev region",
-               "Previous region", "Select the previous region"),
+               "Previous region", "Select the previous region", palette_where=_ANY),
     ActionSpec("next_region", "select_region(1)", "right_square_bracket", "Next region",
-               "Next region", "Select the next region"),
+               "Next region", "Select the next region", palette_where=_ANY),
     ActionSpec("next_view", "next_view", "v", "Next view", "Next view",
                "Show the next view: the overview, then the region board", footer=True),
     ActionSpec("faults", "faults", "x", "Faults", "Demo faults",
-               "Inject a fault into the demo estate", footer=True,
+               "Inject a fault into the demo estate", palette_where=_ANY, footer=True,
                needs=frozenset({Need.DEMO_FAULTS})),
     ActionSpec("help", "help", "question_mark", "Help", "Help", "Show every key",
-               palette_where=Where.ANYWHERE, footer=True),
+               palette_where=_ANY, footer=True),
     ActionSpec("quit", "quit", "q", "Quit", "Quit",
                "Quit noc (once a change being applied has been audited)",
                where=Where.ANYWHERE, footer=True),

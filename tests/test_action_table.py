@@ -65,6 +65,11 @@ def test_the_table_reproduces_the_rules_it_replaced() -> None:
     }  # fmt: skip
     assert {s.name for s in ACTIONS if Need.ACTIVE_ACTIVE in s.needs} == {"drain", "restore"}
     assert [s.name for s in ACTIONS if s.while_busy] == ["toggle_auto"]
+    # What the palette offered over any screen before; DNS joins the other details.
+    assert {s.name for s in ACTIONS if s.offered_from is Where.ANYWHERE} == {
+        "toggle_auto", "refresh", "lag_detail", "sync_detail", "deliverability_detail",
+        "dns_detail", "select_region", "help", "faults", "quit",
+    }  # fmt: skip
     # The binding ids `[keys]` remaps are public: each one is still there.
     assert set(binding_ids()) >= {
         "failover", "failback", "switchover", "drain", "restore", "ack_cooldown",
