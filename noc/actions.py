@@ -147,4 +147,3 @@ ACTIONS_BY_ID: dict[str, ActionSpec] = {spec.id: spec for spec in ACTIONS}
 # By action name, for check_action; actions sharing a name (select_region) share rules.
 ACTIONS_BY_NAME: dict[str, ActionSpec] = {spec.name: spec for spec in ACTIONS}
 KEYED_ACTIONS: tuple[ActionSpec, ...] = tuple(spec for spec in ACTIONS if spec.keys)
-OPERATOR_ACTIONS: frozenset[str] = frozenset(s.name for s in ACTIONS if s.who is Who.OPERATOR)

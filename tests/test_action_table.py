@@ -4,6 +4,7 @@ check_action all come from it, so none of them can lose an action again."""
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,14 @@ async def test_the_pause_switch_is_offered_while_an_action_runs(tmp_path: Path) 
         await until(pilot, lambda: not app.operator_actions_running())
         assert app.check_action("toggle_auto", ()) is True
         assert app.check_action("failback", ()) is True
+
+
+def test_the_readme_key_table_names_every_key() -> None:
+    """The README's table is the one description kept by hand: it must keep up."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("| key | action |", 1)[1].split("\n\n", 1)[0]
+    first_column = " ".join(row.split("|")[1] for row in table.splitlines() if "|" in row)
+    documented = set(re.findall(r"`([^`]+)`", first_column))
+    spelled = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?"}
+    missing = [s.id for s in KEYED_ACTIONS if spelled.get(s.keys or "", s.keys) not in documented]
+    assert missing == []
