@@ -12,8 +12,9 @@ import asyncio
 import logging
 import re
 import signal
+import textwrap
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import events, work
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -31,6 +33,16 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
+from noc.actions import (
+    ACTIONS,
+    ACTIONS_BY_ID,
+    ACTIONS_BY_NAME,
+    KEYED_ACTIONS,
+    ActionSpec,
+    Need,
+    Where,
+    Who,
+)
 from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
@@ -96,20 +108,9 @@ from noc_widgets.wall_header import WallHeader
 
 log = logging.getLogger(__name__)
 
-# Everything that changes the world or the record; --read-only removes them all.
-OPERATOR_ACTIONS = frozenset(
-    {"failover", "failback", "switchover", "drain", "restore", "ack", "silence", "sync_now",
-     "ack_cooldown", "toggle_auto"}
-)  # fmt: skip
-# Only an active-active estate drains and restores regions.
-ACTIVE_ACTIVE_ACTIONS = frozenset({"drain", "restore"})
 # One operator action at a time, and none ever cancels another: the group is
 # checked, not exclusive (an exclusive worker would cancel a failover mid-write).
 OPERATOR_GROUP = "operator-action"
-MAIN_SCREEN_ACTIONS = OPERATOR_ACTIONS | {
-    "faults", "help", "select_region", "refresh", "next_view", "lag_detail", "sync_detail",
-    "deliverability_detail", "dns_detail",
-}  # fmt: skip
 # The overview (map or region list, and the health table) is the first view.
 OVERVIEW = "estate"
 # The views after the overview, in the order `v` and a wall screen's rotation show
@@ -187,32 +188,11 @@ class NocApp(App[None]):
     }
     """
 
+    # Keys, footer and ids come from the one table of actions (noc.actions).
     BINDINGS = [
-        Binding("f", "failover", "Failover", id="failover"),
-        Binding("b", "failback", "Failback", id="failback"),
-        Binding("w", "switchover", "Switchover", id="switchover", show=False),
-        Binding("D", "drain", "Drain region", id="drain", show=False),
-        Binding("R", "restore", "Restore region", id="restore", show=False),
-        Binding("c", "ack_cooldown", "Ack cooldown", id="ack_cooldown", show=False),
-        Binding("P", "toggle_auto", "Auto pause", id="toggle_auto", show=False),
-        Binding("l", "lag_detail", "Lag", id="lag_detail"),
-        Binding("u", "sync_detail", "Sync", id="sync_detail", show=False),
-        Binding("d", "deliverability_detail", "Mail", id="deliverability_detail", show=False),
-        Binding("y", "sync_now", "Sync now", id="sync_now", show=False),
-        Binding("n", "dns_detail", "DNS", id="dns_detail", show=False),
-        Binding("a", "ack", "Ack", id="ack"),
-        Binding("s", "silence", "Silence", id="silence"),
-        Binding("r", "refresh", "Refresh", id="refresh", show=False),
-        Binding(
-            "left_square_bracket", "select_region(-1)", "Prev region", id="prev_region", show=False
-        ),
-        Binding(
-            "right_square_bracket", "select_region(1)", "Next region", id="next_region", show=False
-        ),
-        Binding("v", "next_view", "Next view", id="next_view"),
-        Binding("x", "faults", "Faults", id="faults"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding(spec.keys, spec.action, spec.label, show=spec.footer, id=spec.id)
+        for spec in KEYED_ACTIONS
+        if spec.keys is not None
     ]
 
     def __init__(
@@ -562,23 +542,33 @@ class NocApp(App[None]):
         # view or start an action on an app that is being taken down.
         if self._leaving:
             return False
-        # The automation's pause switch works even while an action runs: that is when
-        # an operator may most want it.
-        busy = self.operator_actions_running() and action != "toggle_auto"
-        if action in OPERATOR_ACTIONS and (self.read_only or busy):
+        spec = ACTIONS_BY_NAME.get(action)
+        # Textual's own actions (the palette, focus moves) and the screens' own are free.
+        return spec is None or self.may_run(spec, on_main=len(self.screen_stack) == 1)
+
+    def may_run(self, spec: ActionSpec, *, on_main: bool, palette: bool = False) -> bool:
+        """The table's rules for `spec` now: for its key (from `check_action`), or for
+        whether the palette offers it (palette commands run without check_action)."""
+        if spec.who is Who.OPERATOR:
+            if self.read_only:
+                return False
+            if self.operator_actions_running() and not spec.while_busy:
+                return False
+        where = spec.offered_from if palette else spec.where
+        if where is Where.MAIN and not on_main:
             return False
-        if (
-            action in ACTIVE_ACTIVE_ACTIONS
-            and self.config.estate.topology is not Topology.ACTIVE_ACTIVE
-        ):
-            return False
-        if action == "toggle_auto" and not self.auto.enabled:
-            return False
-        # App bindings stay live under a dialog or detail view: a stray key typed there
-        # must never start (or, the worker being exclusive, replace) another action.
-        if action in MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
-            return False
-        return not (action == "faults" and self.faults is None)
+        return all(self._has(need) for need in spec.needs)
+
+    def _has(self, need: Need) -> bool:
+        match need:
+            case Need.ACTIVE_ACTIVE:
+                return self.config.estate.topology is Topology.ACTIVE_ACTIVE
+            case Need.AUTOMATION:
+                return self.auto.enabled
+            case Need.DEMO_FAULTS:
+                return self.faults is not None
+            case Need.INTERRUPTED:
+                return bool(self.interrupted_actions)
 
     def action_refresh(self) -> None:
         self.scheduler.poll_now()
@@ -961,6 +951,12 @@ class NocApp(App[None]):
                 severity="warning", timeout=60, markup=False,
             )  # fmt: skip
 
+    def action_recover(self, way: str) -> None:
+        self.recover_interrupted(Choice(way))
+
+    def action_reassert_flag(self) -> None:
+        self.reassert_flag()
+
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def recover_interrupted(self, choice: Choice) -> None:
         """Settle the interrupted actions the chosen way, after a note is typed."""
@@ -1092,100 +1088,47 @@ class NocApp(App[None]):
             "row's region is the failover target.",
         ]
         if self.read_only:
-            notes.append("Read-only: failover and failback are removed.")
+            removed = ", ".join(s.label for s in KEYED_ACTIONS if s.who is Who.OPERATOR)
+            notes.extend(textwrap.wrap(f"Read-only: removed are {removed}.", width=72))
         notes.append('Remap a key by its id in [keys], e.g. refresh = "ctrl+r".')
         self.push_screen(HelpScreen(keys, notes))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        # Operator commands only from the main screen, with no action in progress:
-        # palette commands run without check_action.
-        on_main = screen is self.screen_stack[0]
-        if not self.read_only and on_main and not self.operator_actions_running():
-            yield SystemCommand(
-                "Fail over", "Fail over to the selected region (STOP pattern)", self.action_failover
-            )
-            yield SystemCommand(
-                "Fail back", "Fail back to the primary region", self.action_failback
-            )
-            yield SystemCommand(
-                "Switchover",
-                "Planned: wait for replication to drain, then move to the selected region",
-                self.action_switchover,
-            )
-            if self.config.estate.topology is Topology.ACTIVE_ACTIVE:
+        """Every action of the table the rules allow from `screen`, and Textual's own."""
+        offered = [spec for spec in ACTIONS if self._offered(spec, screen)]
+        titles = {spec.title for spec in offered}
+        # Ours replace Textual's of the same name (its "Quit" skips noc's wait for a
+        # change being applied; ours is the same action_quit, with noc's words).
+        for command in super().get_system_commands(screen):
+            if command.title not in titles:
+                yield command
+        for spec in offered:
+            yield SystemCommand(self._palette_title(spec), spec.help, self._run_from_palette(spec))
+        silence = ACTIONS_BY_ID["silence"]
+        if self._offered(silence, screen):
+            # One command per silence in force: under the rules of silencing itself.
+            for each in self.scheduler.engine.alerts.silences():
                 yield SystemCommand(
-                    "Drain region", "Take the selected region out of the DNS records",
-                    self.action_drain,
-                )  # fmt: skip
-                yield SystemCommand(
-                    "Restore region", "Put the selected region back in the DNS records",
-                    self.action_restore,
-                )  # fmt: skip
-            if self.interrupted_actions:
-                yield SystemCommand(
-                    "Recover interrupted action: complete",
-                    "Finish the interrupted action toward its target (recorded)",
-                    partial(self.recover_interrupted, Choice.COMPLETE),
+                    f"Expire silence {each.describe()}",
+                    f"by {each.author}: {each.comment}",
+                    partial(self.start_expire_silence, each.id),
                 )
-                yield SystemCommand(
-                    "Recover interrupted action: roll back",
-                    "Put back what the interrupted action changed (recorded)",
-                    partial(self.recover_interrupted, Choice.ROLL_BACK),
-                )
-            yield SystemCommand(
-                "Re-assert the failover flag",
-                "Write the majority's flag onto stores that lost it (recorded)",
-                self.reassert_flag,
-            )
-            yield SystemCommand(
-                "Ack failover cooldown",
-                "Clear the anti-flap cooldown of the last failover (recorded)",
-                self.action_ack_cooldown,
-            )
-            yield SystemCommand(
-                "Ack alert", "Acknowledge the selected firing alert", self.action_ack
-            )
-            yield SystemCommand(
-                "Silence alerts", "Mute alerts by rule and region", self.action_silence
-            )
-            for silence in self.scheduler.engine.alerts.silences():
-                yield SystemCommand(
-                    f"Expire silence {silence.describe()}",
-                    f"by {silence.author}: {silence.comment}",
-                    partial(self.start_expire_silence, silence.id),
-                )
-        if self.auto.enabled and not self.read_only:
-            # Offered even while an action runs: that is when it matters most.
-            verb = "Resume" if self.auto.paused else "Pause"
-            yield SystemCommand(
-                f"{verb} automated failover",
-                "The automation's pause switch (recorded)",
-                self.action_toggle_auto,
-            )
-        yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh)
-        yield SystemCommand(
-            "Replication lag", "Chart of a link's last hour", self.action_lag_detail
-        )
-        yield SystemCommand(
-            "Suppression sync", "What each region still lacks", self.action_sync_detail
-        )
-        yield SystemCommand(
-            "Deliverability",
-            "Bounces and complaints, estate and regions",
-            self.action_deliverability_detail,
-        )
-        yield SystemCommand(
-            "Previous region", "Select the previous region", lambda: self.action_select_region(-1)
-        )
-        yield SystemCommand(
-            "Next region", "Select the next region", lambda: self.action_select_region(1)
-        )
-        yield SystemCommand("Help", "Show every key", self.action_help)
-        if self.faults is not None:
-            yield SystemCommand(
-                "Demo faults", "Inject a fault into the demo estate", self.action_faults
-            )
+
+    def _offered(self, spec: ActionSpec, screen: Screen[object]) -> bool:
+        if self._leaving:
+            return False
+        return self.may_run(spec, on_main=screen is self.screen_stack[0], palette=True)
+
+    def _palette_title(self, spec: ActionSpec) -> str:
+        if spec.id == "toggle_auto" and self.auto.paused:
+            return "Resume automated failover"
+        return spec.title
+
+    def _run_from_palette(self, spec: ActionSpec) -> Callable[[], object]:
+        """The action's method with its arguments: "select_region(-1)" ->
+        action_select_region(-1)."""
+        _, name, arguments = parse_action(spec.action)
+        return partial(getattr(self, f"action_{name}"), *arguments)
 
 
 async def _fresh_enough() -> None:
