@@ -930,7 +930,15 @@ class RecoveryOptions:
         """Why this decision may not run, or None."""
         choice = decision.choice
         if choice is Choice.CLOSE:
-            return None
+            if self.superseded is not None or self.item.damaged or not self.item.wrote_anything:
+                return None
+            # Closing would end the record over a half-made move: split, and silent.
+            return (
+                f"{self.item.action_id} wrote {', '.join(self.item.started) or 'part of its move'}"
+                " before it stopped and no newer action superseded it: closing would leave "
+                "that half-made move in place with nothing open in the record; complete it "
+                "or roll it back"
+            )
         if self.superseded is not None:
             return (
                 f"{self.superseded.describe()}: settling {self.item.action_id} either way "
