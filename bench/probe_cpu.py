@@ -156,8 +156,10 @@ async def blackbox(url: str, count: int, workdir: Path) -> float | None:
         f"      fail_if_body_not_matches_regexp: ['{EXPECTED}']\n"
     )
     port = free_port()
-    exporter = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
+    exporter = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={config}",
+        f"--web.listen-address=127.0.0.1:{port}",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,7 +182,7 @@ async def blackbox(url: str, count: int, workdir: Path) -> float | None:
             await session.close()
     finally:
         exporter.terminate()
-        exporter.wait(5)
+        await exporter.wait()
 
 
 async def schedule(url: str, checks: int, seconds: float) -> tuple[list[float], int]:
@@ -241,7 +243,7 @@ async def main() -> None:
     parser.add_argument("--schedule-seconds", type=float, default=20)
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    server = await asyncio.create_subprocess_exec(sys.executable, "-c", SERVER, str(port))
     try:
         await wait_listening(port)
         url = f"http://127.0.0.1:{port}/health"
@@ -304,7 +306,7 @@ async def main() -> None:
             )
     finally:
         server.terminate()
-        server.wait(5)
+        await server.wait()
 
 
 if __name__ == "__main__":

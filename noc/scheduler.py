@@ -58,6 +58,10 @@ MAX_RESTART_SECONDS = 60.0
 # again: it failed once, not in a tight circle.
 HEALTHY_RUN_SECONDS = 120.0
 
+# How many other checks a check that went dark wakes to tell its own outage from
+# noc's (an answer from any of them is enough; each is probed once, early).
+CORROBORATORS = 2
+
 T = TypeVar("T")
 
 
@@ -451,17 +455,50 @@ class Scheduler:
             await asyncio.sleep(ALERT_TICK_SECONDS)
 
     async def _check_loop(self, target: CheckTarget) -> None:
+        """Probe at every slot of the check's interval; between slots, while the check
+        is failing toward its threshold (or recovering), retry it every
+        retry_interval_seconds, so detection takes about threshold x retry after the
+        first failed probe rather than threshold x interval."""
+        name = target.check_id
+        fast = target.retry_interval_seconds < target.interval_seconds
         next_due = self.clock.monotonic()
+        asked = False  # whether this dark run has asked other checks to corroborate
         while True:
             self.engine.ingest(await self._probe(target))
             self._on_change()
-            next_due += target.interval_seconds
-            # Anchored to the schedule, so detection time stays threshold x interval;
-            # after a stall we skip missed rounds rather than burst.
-            next_due = max(next_due, self.clock.monotonic())
-            await self._sleep(target.check_id, next_due - self.clock.monotonic())
-            if self._woken(target.check_id):
+            now = self.clock.monotonic()
+            if next_due <= now:
+                # Anchored to the schedule, so the steady-state load stays one probe an
+                # interval; retries are extra probes between slots. After a stall we
+                # skip missed rounds rather than burst.
+                next_due = max(next_due + target.interval_seconds, now)
+            wake_at = next_due
+            if fast and self.engine.unsettled(name):
+                if not asked and not self.engine.corroborated(name):
+                    # A connection error, and nothing answered since: is noc cut off?
+                    # A few other checks probe now; if one answers, this one retries.
+                    asked = self._corroborate(target)
+                wake_at = min(next_due, now + target.retry_interval_seconds)
+            if self.engine.corroborated(name):
+                asked = False
+            await self._sleep(name, wake_at - now)
+            if self._woken(name):
                 next_due = self.clock.monotonic()
+                continue
+            if wake_at < next_due and not self.engine.retrying(name):
+                # Nothing corroborated the failure (noc may be the one cut off), or
+                # the verdict settled: back to the schedule.
+                await self._sleep(name, next_due - self.clock.monotonic())
+                if self._woken(name):
+                    next_due = self.clock.monotonic()
+
+    def _corroborate(self, target: CheckTarget) -> bool:
+        """Wake a few other checks' loops to probe now; whether any was woken."""
+        others = self.engine.corroborators(target.check_id, CORROBORATORS)
+        for check_id in others:
+            if check_id in self._wake:
+                self._wake[check_id].set()
+        return bool(others)
 
     async def _store_loop(self, store: FlagStore) -> None:
         name = f"store:{store.region_id}"
