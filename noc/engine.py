@@ -288,9 +288,7 @@ class Engine:
         if machine is None:
             return []
         region = machine.target.region_id
-        candidates = [
-            m for m in self._machines.values() if m is not machine and not m.unreachable
-        ]
+        candidates = [m for m in self._machines.values() if m is not machine and not m.unreachable]
         candidates.sort(key=lambda m: m.target.region_id == region)
         return [m.target.check_id for m in candidates[:count]]
 

@@ -14,11 +14,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from itertools import pairwise
 
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from test_scheduler_alerting import eventually
 
-from noc.clock import SystemClock
+from noc.clock import FakeClock, SystemClock
 from noc.config import parse_config
-from noc.model import CheckSample, Health
+from noc.engine import Engine
+from noc.model import CheckSample, ErrorKind, Health, ProbeError
 from noc.scheduler import Scheduler
 from noc.simulator import HealthEndpoint
 from noc.simulator.health_endpoint import EndpointMode
@@ -26,6 +30,8 @@ from noc.simulator.health_endpoint import EndpointMode
 EndpointFactory = Callable[..., Awaitable[HealthEndpoint]]
 INTERVAL = 30.0
 RETRY = 0.1
+REFUSED = ProbeError(ErrorKind.REFUSED, "connection refused")
+HTTP_503 = ProbeError(ErrorKind.HTTP_STATUS, "503")
 
 
 class Watched:
@@ -195,3 +201,86 @@ async def test_retry_interval_defaults_to_two_seconds_and_never_exceeds_the_inte
     assert target({"retry_interval_seconds": 5}) == 5.0
     assert target({"retry_interval_seconds": 60}) == 30.0
     assert target({"retry_interval_seconds": 5}, {"retry_interval_seconds": 0.5}) == 0.5
+
+
+class RetryCadence(RuleBasedStateMachine):
+    """Any history of probe outcomes of two checks (ro/0 watched, bg/0 the other) under
+    the engine and a fake clock: the retry decisions the scheduler acts on hold their
+    invariants at every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        config = parse_config(
+            {
+                "health": {"interval_seconds": 30, "failure_threshold": 3},
+                "regions": [
+                    {"id": "ro", "role": "primary", "checks": [{"url": "http://ro.test/"}]},
+                    {"id": "bg", "checks": [{"url": "http://bg.test/"}]},
+                ],
+            }
+        )
+        self.engine = Engine(config, self.clock)
+        self.run = 0  # consecutive failures of ro/0
+        self.longest_run = 0
+        self.dark_since: float | None = None  # when ro/0's connection errors began
+        self.answered_at: float | None = None  # bg/0's latest answer
+
+    @rule(
+        check=st.sampled_from(["ro/0", "bg/0"]),
+        outcome=st.sampled_from(["ok", "503", "refused"]),
+    )
+    def probe(self, check: str, outcome: str) -> None:
+        error = {"ok": None, "503": HTTP_503, "refused": REFUSED}[outcome]
+        now = self.clock.monotonic()
+        self.engine.ingest(
+            CheckSample(check, check[:2], now, self.clock.utcnow(), ok=error is None, error=error)
+        )
+        if check == "bg/0":
+            if outcome != "refused":
+                self.answered_at = now
+            return
+        self.run = self.run + 1 if error else 0
+        self.longest_run = max(self.longest_run, self.run)
+        if outcome == "refused":
+            self.dark_since = now if self.dark_since is None else self.dark_since
+        else:
+            self.dark_since = None
+
+    @rule(seconds=st.sampled_from([0.5, 2.0, 30.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @invariant()
+    def retries_only_while_the_verdict_is_changing_and_the_failure_is_the_endpoints(
+        self,
+    ) -> None:
+        if self.engine.retrying("ro/0"):
+            assert self.engine.unsettled("ro/0") and self.engine.corroborated("ro/0")
+        if self.dark_since is not None and (
+            self.answered_at is None or self.answered_at <= self.dark_since
+        ):
+            # noc may be cut off: such failures count at the schedule, never faster.
+            assert not self.engine.retrying("ro/0")
+
+    @invariant()
+    def never_down_without_threshold_failures_in_a_row(self) -> None:
+        region = self.engine.snapshot().region("ro")
+        assert region is not None
+        if self.longest_run < 3:
+            assert region.health is not Health.DOWN
+
+    @invariant()
+    def time_to_down_is_counted_at_the_pace_the_check_is_probed(self) -> None:
+        region = self.engine.snapshot().region("ro")
+        assert region is not None
+        (check,) = region.checks
+        if check.seconds_until_down is None or check.last is None or self.engine.cut_off:
+            return
+        pace = 2.0 if self.engine.retrying("ro/0") else 30.0
+        remaining = 3 - check.consecutive_failures
+        expected = max(0.0, check.last.at + remaining * pace - self.clock.monotonic())
+        assert check.seconds_until_down == pytest.approx(expected)
+
+
+TestRetryCadence = RetryCadence.TestCase
