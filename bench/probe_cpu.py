@@ -209,19 +209,26 @@ async def schedule(url: str, checks: int, seconds: float) -> tuple[list[float], 
     due: dict[str, float] = {}
     probe = scheduler.collector.probe
 
+    targets = scheduler.engine.targets
+    # Each check's phase within the interval, as Scheduler.start() spreads them.
+    phases = {t.check_id: i / len(targets) for i, t in enumerate(targets)}
+    started = time.monotonic()
+
     async def timed_probe(target: CheckTarget) -> object:
         now = time.monotonic()
         expected = due.get(target.check_id)
         if expected is not None:
             lateness.append(max(0.0, now - expected))
         sample = await probe(target)
-        # As the scheduler anchors it: one interval after this one was due, or at once
-        # when that has passed (missed rounds are skipped, not counted late twice).
-        anchor = expected if expected is not None else now
+        # As the scheduler anchors it: the first probe at start, the second one
+        # interval plus the check's phase later, then one interval after the last was
+        # due, or at once when that has passed (missed rounds are skipped).
+        anchor = expected if expected is not None else started + phases[target.check_id]
         due[target.check_id] = max(anchor + 1.0, time.monotonic())
         return sample
 
     scheduler.collector.probe = timed_probe  # type: ignore[method-assign,assignment]
+    started = time.monotonic()
     scheduler.start()
     try:
         await asyncio.sleep(seconds)

@@ -12,16 +12,14 @@ import json
 import logging
 import socket
 import ssl
+import sys
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import partial
-from types import SimpleNamespace
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from noc.clock import Clock, SystemClock
 from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError, mask_url, url_secrets
@@ -143,9 +141,11 @@ class HttpHealthCollector:
         )
         transport = None
         if self._transport == "aiohttp":
-            # The session is made on first use, inside the running event loop.
-            session = partial(_aiohttp_session, context, limits)
-            transport = _AiohttpTransport(verify=context, limits=limits, client=session)
+            # Imported here: aiohttp takes ~140 ms to import, which a command that
+            # probes nothing (`noc --version`) should not pay.
+            from noc_collectors.http_aiohttp import probe_transport
+
+            transport = probe_transport(context, limits, _request_sent)
         return httpx.AsyncClient(
             verify=context,
             # A health endpoint that redirects is a finding, judged against expect_status.
@@ -184,32 +184,7 @@ class HttpHealthCollector:
             _PROGRESS.reset(token)
 
 
-class _AiohttpTransport(AiohttpTransport):
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.userinfo:
-            # httpx has already turned the URL's credentials into an Authorization
-            # header; aiohttp refuses a request that carries both.
-            request.url = request.url.copy_with(userinfo=b"")
-        return await super().handle_async_request(request)
-
-
-def _aiohttp_session(context: ssl.SSLContext, limits: httpx.Limits) -> aiohttp.ClientSession:
-    tracing = aiohttp.TraceConfig()
-    tracing.on_request_headers_sent.append(_request_sent)
-    connector = aiohttp.TCPConnector(
-        limit=limits.max_connections or 0,
-        keepalive_timeout=limits.keepalive_expiry,
-        ssl=context,
-    )
-    # No cookie jar: a health probe carries no session from one answer to the next.
-    return aiohttp.ClientSession(
-        connector=connector, trace_configs=[tracing], cookie_jar=aiohttp.DummyCookieJar()
-    )
-
-
-async def _request_sent(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
-) -> None:
+def _request_sent() -> None:
     progress = _PROGRESS.get()
     if progress is not None:
         progress.request_sent = True
@@ -286,7 +261,8 @@ def _classify(exc: Exception, target: CheckTarget, progress: _Progress) -> Probe
         return ProbeError(ErrorKind.REFUSED, "connection refused")
     # The aiohttp transport maps aiohttp's errors to httpx's coarsely (any lost
     # connection becomes httpx.ConnectTimeout), so its own error, the cause, decides.
-    if (aio := _in_chain(exc, aiohttp.ClientError)) is not None:
+    aiohttp = _aiohttp()
+    if aiohttp is not None and (aio := _in_chain(exc, aiohttp.ClientError)) is not None:
         match aio:
             case aiohttp.ServerTimeoutError():  # a connect or a read timed out
                 return _timed_out(progress, seconds)
@@ -344,7 +320,8 @@ def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
     current: BaseException | None = exc
     # aiohttp's connection errors subclass OSError and ssl's errors without their
     # details: the error they carry is the one to match, unless aiohttp's is sought.
-    see_through = not issubclass(kind, aiohttp.ClientError)
+    aiohttp = _aiohttp()
+    see_through = aiohttp is not None and not issubclass(kind, aiohttp.ClientError)
     while current is not None and id(current) not in seen:
         if isinstance(current, kind) and not (see_through and _wrapped(current) is not None):
             return current
@@ -353,14 +330,24 @@ def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
     return None
 
 
+def _aiohttp() -> ModuleType | None:
+    """aiohttp, if the aiohttp transport has loaded it: if not, none of its errors
+    can have been raised, and classifying need not import it."""
+    return sys.modules.get("aiohttp")
+
+
 def _wrapped(exc: BaseException) -> BaseException | None:
     """The error an aiohttp connection error carries (not always as its cause): a
     certificate error inside aiohttp's own ssl.CertificateError subclass, say."""
+    aiohttp = _aiohttp()
+    if aiohttp is None:
+        return None
+    carried: BaseException | None = None
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return exc.certificate_error
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error
-    return None
+        carried = exc.certificate_error
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        carried = exc.os_error
+    return carried
 
 
 def _tidy(text: str, target: CheckTarget) -> str:

@@ -304,8 +304,13 @@ class Scheduler:
         self._on_change()
 
     def start(self) -> None:
-        for target in self.engine.targets:
-            self._spawn(target.check_id, partial(self._check_loop, target))
+        targets = self.engine.targets
+        for index, target in enumerate(targets):
+            # Every check probes at once on start (the first picture comes quickly),
+            # then each keeps its own phase, spread across its interval: a thousand
+            # checks at 1 s are due one a millisecond, not all in the same instant.
+            phase = target.interval_seconds * index / len(targets)
+            self._spawn(target.check_id, partial(self._check_loop, target, phase))
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", partial(self._store_loop, store))
         for link in self.config.replication:
@@ -454,14 +459,15 @@ class Scheduler:
                 log.exception("alert evaluation failed")
             await asyncio.sleep(ALERT_TICK_SECONDS)
 
-    async def _check_loop(self, target: CheckTarget) -> None:
+    async def _check_loop(self, target: CheckTarget, phase: float = 0.0) -> None:
         """Probe at every slot of the check's interval; between slots, while the check
         is failing toward its threshold (or recovering), retry it every
         retry_interval_seconds, so detection takes about threshold x retry after the
         first failed probe rather than threshold x interval."""
         name = target.check_id
         fast = target.retry_interval_seconds < target.interval_seconds
-        next_due = self.clock.monotonic()
+        # The second probe's slot; the first is now.
+        next_due = self.clock.monotonic() + target.interval_seconds + phase
         asked = False  # whether this dark run has asked other checks to corroborate
         while True:
             self.engine.ingest(await self._probe(target))
