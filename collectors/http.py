@@ -12,8 +12,11 @@ import json
 import logging
 import socket
 import ssl
+import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 import httpx
@@ -21,7 +24,7 @@ import httpx
 from noc.clock import Clock, SystemClock
 from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError, mask_url, url_secrets
 
-__all__ = ["BODY_LIMIT", "HttpHealthCollector"]
+__all__ = ["BODY_LIMIT", "HttpHealthCollector", "Transport"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,10 @@ USER_AGENT = "noc-healthcheck"
 
 _E = TypeVar("_E", bound=BaseException)
 
+# What carries httpx's requests. aiohttp costs about a tenth of httpcore's CPU per
+# check (bench/probe_cpu.py); httpcore stays selectable, for comparison.
+Transport = Literal["aiohttp", "httpcore"]
+
 
 @dataclass(slots=True)
 class _Progress:
@@ -39,6 +46,11 @@ class _Progress:
 
     request_sent: bool = False
     status: int | None = None
+
+
+# The exchange a probe is in, for aiohttp's trace callbacks: they run in the probing
+# task, but are configured once per session rather than passed with each request.
+_PROGRESS: ContextVar[_Progress | None] = ContextVar("noc_probe_progress", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +68,18 @@ class HttpHealthCollector:
     waiting for a slot does not count against a probe's deadline.
     """
 
-    def __init__(self, clock: Clock | None = None, *, max_in_flight: int = 16) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        max_in_flight: int = 16,
+        transport: Transport = "aiohttp",
+    ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._clock = clock or SystemClock()
         self._max_in_flight = max_in_flight
+        self._transport = transport
         self._slots = asyncio.Semaphore(max_in_flight)
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._clients_lock = asyncio.Lock()
@@ -108,23 +127,32 @@ class HttpHealthCollector:
                 if client is None:
                     # Loading the CA bundle takes 30-120 ms: keep it off the event loop
                     # the UI shares.
-                    client = await asyncio.to_thread(self._new_client, verify_tls)
+                    context = await asyncio.to_thread(httpx.create_ssl_context, verify_tls)
+                    client = self._new_client(context)
                     self._clients[verify_tls] = client
         return client
 
-    def _new_client(self, verify_tls: bool) -> httpx.AsyncClient:
+    def _new_client(self, context: ssl.SSLContext) -> httpx.AsyncClient:
         # The pool holds as many connections as probes may be in flight, so a probe
         # never waits for a connection slot inside its own deadline.
         limits = httpx.Limits(
             max_connections=self._max_in_flight,
             max_keepalive_connections=self._max_in_flight,
         )
+        transport = None
+        if self._transport == "aiohttp":
+            # Imported here: aiohttp takes ~140 ms to import, which a command that
+            # probes nothing (`noc --version`) should not pay.
+            from noc_collectors.http_aiohttp import probe_transport
+
+            transport = probe_transport(context, limits, _request_sent)
         return httpx.AsyncClient(
-            verify=verify_tls,
+            verify=context,
             # A health endpoint that redirects is a finding, judged against expect_status.
             follow_redirects=False,
             limits=limits,
             headers={"User-Agent": USER_AGENT},
+            transport=transport,
         )
 
     async def _exchange(
@@ -138,16 +166,28 @@ class HttpHealthCollector:
 
         # httpx's timeouts apply per phase (and per chunk while reading), so a body
         # trickling in byte by byte would never trip them: the outer deadline does.
-        async with asyncio.timeout(target.timeout_seconds):
-            async with client.stream(
-                "GET",
-                target.url,
-                timeout=httpx.Timeout(target.timeout_seconds),
-                extensions={"trace": trace},
-            ) as response:
-                progress.status = response.status_code
-                body, truncated = await _read_bounded(response)
-                return _Answer(response.status_code, body, truncated, response.encoding or "utf-8")
+        # The variable is the probing task's own: probes in other tasks see theirs.
+        token = _PROGRESS.set(progress)
+        try:
+            async with asyncio.timeout(target.timeout_seconds):
+                async with client.stream(
+                    "GET",
+                    target.url,
+                    timeout=httpx.Timeout(target.timeout_seconds),
+                    extensions={"trace": trace},  # httpcore's way to report progress
+                ) as response:
+                    progress.status = response.status_code
+                    body, truncated = await _read_bounded(response)
+                    encoding = response.encoding or "utf-8"
+                    return _Answer(response.status_code, body, truncated, encoding)
+        finally:
+            _PROGRESS.reset(token)
+
+
+def _request_sent() -> None:
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress.request_sent = True
 
 
 async def _read_bounded(response: httpx.Response) -> tuple[bytes, bool]:
@@ -219,17 +259,29 @@ def _classify(exc: Exception, target: CheckTarget, progress: _Progress) -> Probe
         return ProbeError(ErrorKind.DNS, _tidy(f"{host}: {dns.strerror or dns}", target))
     if _in_chain(exc, ConnectionRefusedError) is not None:
         return ProbeError(ErrorKind.REFUSED, "connection refused")
+    # The aiohttp transport maps aiohttp's errors to httpx's coarsely (any lost
+    # connection becomes httpx.ConnectTimeout), so its own error, the cause, decides.
+    aiohttp = _aiohttp()
+    if aiohttp is not None and (aio := _in_chain(exc, aiohttp.ClientError)) is not None:
+        match aio:
+            case aiohttp.ServerTimeoutError():  # a connect or a read timed out
+                return _timed_out(progress, seconds)
+            case aiohttp.ClientConnectorError():  # no connection, for a reason above none
+                return ProbeError(ErrorKind.NETWORK, _tidy(_network_reason(aio), target))
+            case (
+                aiohttp.ServerDisconnectedError()
+                | aiohttp.ClientPayloadError()
+                | aiohttp.ClientResponseError()
+                | aiohttp.InvalidURL()
+            ):
+                return ProbeError(ErrorKind.PROTOCOL, _tidy(str(aio) or type(aio).__name__, target))
+            case aiohttp.ClientOSError():
+                return ProbeError(ErrorKind.NETWORK, _tidy(_network_reason(aio), target))
     match exc:
         case httpx.ConnectTimeout():
             return ProbeError(ErrorKind.CONNECT_TIMEOUT, f"no connection within {seconds} s")
-        case TimeoutError() if not progress.request_sent:
-            # The outer deadline fired before a connection was up: the same finding
-            # as httpx's own connect timeout, which it pre-empts.
-            return ProbeError(ErrorKind.CONNECT_TIMEOUT, f"no connection within {seconds} s")
-        case httpx.TimeoutException() | TimeoutError() if progress.status is not None:
-            return ProbeError(ErrorKind.TIMEOUT, f"body not complete within {seconds} s")
         case httpx.TimeoutException() | TimeoutError():
-            return ProbeError(ErrorKind.TIMEOUT, f"no answer within {seconds} s")
+            return _timed_out(progress, seconds)
         case (
             httpx.ProtocolError()
             | httpx.DecodingError()
@@ -246,7 +298,17 @@ def _classify(exc: Exception, target: CheckTarget, progress: _Progress) -> Probe
     return ProbeError(ErrorKind.NETWORK, f"internal error: {type(exc).__name__}")
 
 
-def _network_reason(exc: Exception) -> str:
+def _timed_out(progress: _Progress, seconds: str) -> ProbeError:
+    if not progress.request_sent:
+        # The outer deadline fired before a connection was up: the same finding as
+        # httpx's own connect timeout, which it pre-empts.
+        return ProbeError(ErrorKind.CONNECT_TIMEOUT, f"no connection within {seconds} s")
+    if progress.status is not None:
+        return ProbeError(ErrorKind.TIMEOUT, f"body not complete within {seconds} s")
+    return ProbeError(ErrorKind.TIMEOUT, f"no answer within {seconds} s")
+
+
+def _network_reason(exc: BaseException) -> str:
     os_error = _in_chain(exc, OSError)
     if os_error is not None and os_error.strerror:
         return os_error.strerror.lower()
@@ -256,12 +318,36 @@ def _network_reason(exc: Exception) -> str:
 def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
     seen: set[int] = set()
     current: BaseException | None = exc
+    # aiohttp's connection errors subclass OSError and ssl's errors without their
+    # details: the error they carry is the one to match, unless aiohttp's is sought.
+    aiohttp = _aiohttp()
+    see_through = aiohttp is not None and not issubclass(kind, aiohttp.ClientError)
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
+        if isinstance(current, kind) and not (see_through and _wrapped(current) is not None):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        current = _wrapped(current) or current.__cause__ or current.__context__
     return None
+
+
+def _aiohttp() -> ModuleType | None:
+    """aiohttp, if the aiohttp transport has loaded it: if not, none of its errors
+    can have been raised, and classifying need not import it."""
+    return sys.modules.get("aiohttp")
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The error an aiohttp connection error carries (not always as its cause): a
+    certificate error inside aiohttp's own ssl.CertificateError subclass, say."""
+    aiohttp = _aiohttp()
+    if aiohttp is None:
+        return None
+    carried: BaseException | None = None
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        carried = exc.certificate_error
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        carried = exc.os_error
+    return carried
 
 
 def _tidy(text: str, target: CheckTarget) -> str:

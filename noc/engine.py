@@ -120,6 +120,15 @@ class _CheckMachine:
             self.recent.clear()
         self.recent.append(sample.ok)
 
+    @property
+    def unsettled(self) -> bool:
+        """Counting toward a change of verdict: failing but not yet down, or down and
+        passing but not yet recovered. The scheduler retries such a check sooner."""
+        verdict = self.verdict
+        if verdict.health is Health.DOWN:
+            return verdict.successes > 0
+        return verdict.failures > 0
+
     def drop_dark_run(self) -> None:
         """noc was cut off: the run's failures were noc's, not the endpoint's."""
         if self.held and self.before_unreachable_run is not None:
@@ -139,7 +148,8 @@ class _CheckMachine:
         changes = sum(1 for a, b in pairwise(outcomes) if a != b)
         return failures, failures > 0 and changes >= FLAP_CHANGES
 
-    def status(self, now: float) -> CheckStatus:
+    def status(self, now: float, *, retrying: bool = False) -> CheckStatus:
+        """`retrying`: the scheduler probes this check at its retry interval now."""
         (verdict, recent), last = self._shown(), self.last
         recent_failures, flapping = self._partial(recent)
         health = verdict.health
@@ -148,7 +158,8 @@ class _CheckMachine:
         until_down: float | None = None
         if last is not None and 0 < verdict.failures < self.target.failure_threshold:
             remaining = self.target.failure_threshold - verdict.failures
-            until_down = max(0.0, last.at + remaining * self.target.interval_seconds - now)
+            pace = self.target.retry_interval_seconds if retrying else self.target.interval_seconds
+            until_down = max(0.0, last.at + remaining * pace - now)
         return CheckStatus(
             target=self.target,
             health=health,
@@ -196,6 +207,8 @@ class Engine:
         self._cut_off_since: datetime | None = None
         # When a source other than the health checks last answered (monotonic).
         self._other_answer_at: float | None = None
+        # When a health check last got an answer (monotonic): noc reaches something.
+        self._check_answer_at: float | None = None
         self._last_sample_at: float | None = None
         self._started_at = clock.monotonic()
         self._longest_cycle = max(
@@ -245,6 +258,40 @@ class Engine:
         ]
         return self.alerts.evaluate(apply_overrides(iter(conditions), self.config.alerts))
 
+    def unsettled(self, check_id: str) -> bool:
+        machine = self._machines.get(check_id)
+        return machine is not None and machine.unsettled
+
+    def retrying(self, check_id: str) -> bool:
+        """Whether the check is to be probed again at its retry interval rather than at
+        its next slot: its verdict is changing, and its failures are not ones noc may
+        have caused itself (a connection error while nothing else has answered since:
+        noc may be cut off, and such failures count no faster than the schedule)."""
+        machine = self._machines.get(check_id)
+        return machine is not None and machine.unsettled and self.corroborated(check_id)
+
+    def corroborated(self, check_id: str) -> bool:
+        """The check's latest failure is the endpoint's, as far as noc can tell: it
+        answered (a status, a body), or something else answered after it went dark."""
+        machine = self._machines.get(check_id)
+        if machine is None or not machine.unreachable:
+            return True
+        since = machine.unreachable_since
+        answered = max(self._check_answer_at or -1e18, self._other_answer_at or -1e18)
+        # Strictly after, as in _everything_unreachable.
+        return since is None or answered > since
+
+    def corroborators(self, check_id: str, count: int) -> list[str]:
+        """Up to `count` other checks whose answer would tell whether noc can reach
+        anything: not dark themselves, other regions' first."""
+        machine = self._machines.get(check_id)
+        if machine is None:
+            return []
+        region = machine.target.region_id
+        candidates = [m for m in self._machines.values() if m is not machine and not m.unreachable]
+        candidates.sort(key=lambda m: m.target.region_id == region)
+        return [m.target.check_id for m in candidates[:count]]
+
     @property
     def targets(self) -> list[CheckTarget]:
         return [m.target for m in self._machines.values()]
@@ -259,6 +306,8 @@ class Engine:
             return
         self._last_sample_at = max(self._last_sample_at or sample.at, sample.at)
         answered = sample.error is None or not sample.error.unreachable or sample.ok
+        if answered:
+            self._check_answer_at = max(self._check_answer_at or sample.at, sample.at)
         if self.cut_off and answered:
             # A health endpoint answers: the dark run was noc's own.
             for each in self._machines.values():
@@ -468,7 +517,9 @@ class Engine:
         regions = []
         for region in self.config.regions:
             checks = tuple(
-                m.status(now) for m in self._machines.values() if m.target.region_id == region.id
+                m.status(now, retrying=self.retrying(m.target.check_id))
+                for m in self._machines.values()
+                if m.target.region_id == region.id
             )
             regions.append(
                 RegionStatus(

@@ -88,6 +88,9 @@ class CheckTarget:
     failure_threshold: int = 3
     recovery_threshold: int = 3
     verify_tls: bool = True
+    # While failing toward failure_threshold (or recovering toward recovery_threshold)
+    # the check is probed at this pace instead of interval_seconds.
+    retry_interval_seconds: float = 2.0
 
     @property
     def display_url(self) -> str:

@@ -58,6 +58,10 @@ MAX_RESTART_SECONDS = 60.0
 # again: it failed once, not in a tight circle.
 HEALTHY_RUN_SECONDS = 120.0
 
+# How many other checks a check that went dark wakes to tell its own outage from
+# noc's (an answer from any of them is enough; each is probed once, early).
+CORROBORATORS = 2
+
 T = TypeVar("T")
 
 
@@ -300,8 +304,13 @@ class Scheduler:
         self._on_change()
 
     def start(self) -> None:
-        for target in self.engine.targets:
-            self._spawn(target.check_id, partial(self._check_loop, target))
+        targets = self.engine.targets
+        for index, target in enumerate(targets):
+            # Every check probes at once on start (the first picture comes quickly),
+            # then each keeps its own phase, spread across its interval: a thousand
+            # checks at 1 s are due one a millisecond, not all in the same instant.
+            phase = target.interval_seconds * index / len(targets)
+            self._spawn(target.check_id, partial(self._check_loop, target, phase))
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", partial(self._store_loop, store))
         for link in self.config.replication:
@@ -450,18 +459,52 @@ class Scheduler:
                 log.exception("alert evaluation failed")
             await asyncio.sleep(ALERT_TICK_SECONDS)
 
-    async def _check_loop(self, target: CheckTarget) -> None:
-        next_due = self.clock.monotonic()
+    async def _check_loop(self, target: CheckTarget, phase: float = 0.0) -> None:
+        """Probe at every slot of the check's interval; between slots, while the check
+        is failing toward its threshold (or recovering), retry it every
+        retry_interval_seconds, so detection takes about threshold x retry after the
+        first failed probe rather than threshold x interval."""
+        name = target.check_id
+        fast = target.retry_interval_seconds < target.interval_seconds
+        # The second probe's slot; the first is now.
+        next_due = self.clock.monotonic() + target.interval_seconds + phase
+        asked = False  # whether this dark run has asked other checks to corroborate
         while True:
             self.engine.ingest(await self._probe(target))
             self._on_change()
-            next_due += target.interval_seconds
-            # Anchored to the schedule, so detection time stays threshold x interval;
-            # after a stall we skip missed rounds rather than burst.
-            next_due = max(next_due, self.clock.monotonic())
-            await self._sleep(target.check_id, next_due - self.clock.monotonic())
-            if self._woken(target.check_id):
+            now = self.clock.monotonic()
+            if next_due <= now:
+                # Anchored to the schedule, so the steady-state load stays one probe an
+                # interval; retries are extra probes between slots. After a stall we
+                # skip missed rounds rather than burst.
+                next_due = max(next_due + target.interval_seconds, now)
+            wake_at = next_due
+            if fast and self.engine.unsettled(name):
+                if not asked and not self.engine.corroborated(name):
+                    # A connection error, and nothing answered since: is noc cut off?
+                    # A few other checks probe now; if one answers, this one retries.
+                    asked = self._corroborate(target)
+                wake_at = min(next_due, now + target.retry_interval_seconds)
+            if self.engine.corroborated(name):
+                asked = False
+            await self._sleep(name, wake_at - now)
+            if self._woken(name):
                 next_due = self.clock.monotonic()
+                continue
+            if wake_at < next_due and not self.engine.retrying(name):
+                # Nothing corroborated the failure (noc may be the one cut off), or
+                # the verdict settled: back to the schedule.
+                await self._sleep(name, next_due - self.clock.monotonic())
+                if self._woken(name):
+                    next_due = self.clock.monotonic()
+
+    def _corroborate(self, target: CheckTarget) -> bool:
+        """Wake a few other checks' loops to probe now; whether any was woken."""
+        others = self.engine.corroborators(target.check_id, CORROBORATORS)
+        for check_id in others:
+            if check_id in self._wake:
+                self._wake[check_id].set()
+        return bool(others)
 
     async def _store_loop(self, store: FlagStore) -> None:
         name = f"store:{store.region_id}"

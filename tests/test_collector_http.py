@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import time
@@ -43,9 +44,10 @@ async def timed_probe(
     return sample, time.monotonic() - started
 
 
-@pytest.fixture
-async def collector() -> AsyncIterator[HttpHealthCollector]:
-    collector = HttpHealthCollector()
+@pytest.fixture(params=["aiohttp", "httpcore"])
+async def collector(request: pytest.FixtureRequest) -> AsyncIterator[HttpHealthCollector]:
+    """Each transport httpx may run on must classify every failure alike."""
+    collector = HttpHealthCollector(transport=request.param)
     yield collector
     await collector.aclose()
 
@@ -71,7 +73,14 @@ async def odd_server() -> AsyncIterator[str]:
     async def typed(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "replicas": [{"lag": 0}], "note": "a\nb"})
 
+    async def authorized(request: web.Request) -> web.Response:
+        wanted = "Basic " + base64.b64encode(b"operator:hunter2").decode()
+        return web.Response(
+            text="healthy" if request.headers.get("Authorization") == wanted else "who?"
+        )
+
     app = web.Application()
+    app.router.add_get("/auth", authorized)
     app.router.add_get("/moved", moved)
     app.router.add_get("/big", big)
     app.router.add_get("/trickle", trickle)
@@ -304,6 +313,53 @@ async def test_not_http_is_protocol_error(collector: HttpHealthCollector) -> Non
     assert sample.error is not None
     assert sample.error.kind is ErrorKind.PROTOCOL
     assert not sample.error.unreachable
+
+
+async def test_a_body_cut_short_is_protocol_error(collector: HttpHealthCollector) -> None:
+    """The server promises 100 bytes and hangs up after 3: over aiohttp this is a
+    ClientPayloadError (which its httpx transport reports as a connect timeout), over
+    httpcore a RemoteProtocolError; either way the endpoint answered badly."""
+
+    async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhea")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_short, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        sample = await collector.probe(target(f"http://127.0.0.1:{port}/health"))
+    assert sample.error is not None
+    assert sample.error.kind is ErrorKind.PROTOCOL
+    assert not sample.error.unreachable
+
+
+async def test_a_silent_server_is_no_answer_not_connect_timeout(
+    collector: HttpHealthCollector,
+) -> None:
+    """Connected, request sent, nothing back: the transport must tell that the request
+    went out (httpcore through its trace extension, aiohttp through its TraceConfig)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the probe gives up and hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        check = target(f"http://127.0.0.1:{port}/health", timeout_seconds=0.3)
+        sample = await collector.probe(check)
+    assert sample.error is not None
+    assert (sample.error.kind, sample.error.detail) == (ErrorKind.TIMEOUT, "no answer within 0.3 s")
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(
+    collector: HttpHealthCollector, odd_server: str
+) -> None:
+    url = odd_server.replace("http://", "http://operator:hunter2@") + "/auth"
+    sample = await collector.probe(target(url, body_contains="healthy"))
+    assert sample.ok, sample.error
 
 
 async def test_self_signed_tls(

@@ -151,7 +151,7 @@ def test_two_failures_in_six_are_not_degraded_three_are() -> None:
 
 
 def test_seconds_until_down_counts_remaining_checks() -> None:
-    d = Driver(estate())
+    d = Driver(estate(retry_interval_seconds=30))  # no faster retries
     d.round()
     d.probe("ro/0", HTTP_503)
     d.clock.advance(5)
@@ -160,6 +160,30 @@ def test_seconds_until_down_counts_remaining_checks() -> None:
     # two more failures at 30 s each, measured from the failed probe 5 s ago
     assert status.seconds_until_down == pytest.approx(55)
     assert status.age_seconds == pytest.approx(5)
+
+
+def test_seconds_until_down_counts_retries_while_retrying() -> None:
+    d = Driver(estate())  # the default retry: min(30 s, 2 s)
+    d.round()
+    d.probe("ro/0", HTTP_503)  # it answered: the failure is the endpoint's
+    d.clock.advance(1)
+    assert d.engine.retrying("ro/0")
+    status = d.engine.snapshot().regions[0].checks[0]
+    # two more failures 2 s apart, measured from the failed probe 1 s ago
+    assert status.seconds_until_down == pytest.approx(3)
+
+
+def test_a_dark_check_is_retried_only_once_something_else_answers() -> None:
+    d = Driver(estate())
+    d.round()
+    d.probe("ro/0", REFUSED)
+    # Nothing has answered since: noc may be cut off, so no faster retries yet.
+    assert d.engine.unsettled("ro/0") and not d.engine.corroborated("ro/0")
+    assert not d.engine.retrying("ro/0")
+    assert d.engine.corroborators("ro/0", 2) == ["bg/0", "bg/1"]  # other regions first
+    d.clock.advance(0.1)
+    d.probe("bg/0")
+    assert d.engine.retrying("ro/0")
 
 
 def test_total_loss_keeps_last_known_status() -> None:
