@@ -86,7 +86,8 @@ def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwar
             feed_round(engine, clock, {r: REFUSED for r in ("ro", "bg", "pa")})
     elif state == "failing":
         feed_round(engine, clock, {"ro/0": TIMEOUT})
-        clock.advance(-20)
+        # One second after the failed probe: its retries (every 2 s) are still ahead.
+        clock.advance(-29)
     elif state == "data":
         feed_data(engine, clock)
         feed_round(engine, clock)
