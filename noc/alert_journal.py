@@ -605,10 +605,14 @@ def episode_story(journal_path: Path, alert_id: str) -> EpisodeStory:
 
 
 def _fired_words(alert: Alert) -> str:
-    return f"firing (took over from {alert.escalated_from})" if alert.escalated_from else "firing"
+    # The other episode by its key: the step's time is when the hand-over happened.
+    if alert.escalated_from:
+        return f"firing (took over from {alert.escalated_from.rpartition('@')[0]})"
+    return "firing"
 
 
 def _end_words(how: str, alert: Alert) -> str:
     if how == "escalated":
-        return f"escalated to {alert.escalated_to}" if alert.escalated_to else "escalated"
+        graver = alert.escalated_to
+        return f"escalated to {graver.rpartition('@')[0]}" if graver else "escalated"
     return "resolved"

@@ -120,13 +120,33 @@ def duration(seconds: float) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def episode_words(alert_id: str) -> str:
+    """ "replication_link_down:x, started 22:17:00 UTC": an episode id as it is read."""
+    key, _, started = alert_id.rpartition("@")
+    if not key:
+        return alert_id
+    return f"{key}, started {started[:10]} {started[11:19]} UTC"
+
+
 def _ago(moment: datetime, now: datetime) -> str:
     return f"{utc(moment)} ({duration((now - moment).total_seconds())} ago)"
 
 
-def _line(label: str, value: Content | str, style: str = "") -> Content:
+def _line(label: str, value: Content | str, style: str = "") -> tuple[Content, Content]:
     text = value if isinstance(value, Content) else Content.styled(value, style)
-    return Content.assemble(Content.styled(f"{label:<{LABEL_WIDTH}}", "bold"), text)
+    return Content.styled(label, "bold"), text
+
+
+def hanging(rows: list[tuple[Content, Content]], indent: int, width: int) -> Content:
+    """Label and value per row, a value's wrapped lines under its first one: at 80
+    columns the labels stay a column of their own."""
+    lines: list[Content] = []
+    for label, value in rows:
+        wrapped = value.wrap(max(20, width - indent)) or [Content("")]
+        for number, part in enumerate(wrapped):
+            head = label if number == 0 else Content("")
+            lines.append(Content.assemble(head, " " * (indent - head.cell_length), part))
+    return Content("\n").join(lines)
 
 
 class AlertDetailScreen(SnapshotScreen):
@@ -218,7 +238,9 @@ class AlertDetailScreen(SnapshotScreen):
             )
         else:
             title.update(self._title(alert))
-            facts.update(Content("\n").join(self._facts(alert, live, snapshot.generated_at)))
+            facts.update(
+                hanging(self._facts(alert, live, snapshot.generated_at), LABEL_WIDTH, self._width)
+            )
         self._draw_steps()
         self.refresh_bindings()
 
@@ -233,7 +255,14 @@ class AlertDetailScreen(SnapshotScreen):
             alert.key,
         )
 
-    def _facts(self, alert: Alert, live: Alert | None, now: datetime) -> list[Content]:
+    @property
+    def _width(self) -> int:
+        """Room for text: the screen less the padding and a scrollbar."""
+        return max(40, self.size.width - 4)
+
+    def _facts(
+        self, alert: Alert, live: Alert | None, now: datetime
+    ) -> list[tuple[Content, Content]]:
         lines = [
             _line(
                 "Rule", f"{alert.rule}: {self.sources.meanings.get(alert.rule, '(unknown rule)')}"
@@ -261,10 +290,12 @@ class AlertDetailScreen(SnapshotScreen):
             lines.append(_line("Flapping", "yes: it keeps firing and resolving", "bold $warning"))
         if alert.escalated_from:
             key = self.sources.keys.get("alert_detail.escalated_from", "p")
-            lines.append(_line("Came from", f"{alert.escalated_from} ({key} opens it)"))
+            lines.append(
+                _line("Came from", f"{episode_words(alert.escalated_from)} ({key} opens it)")
+            )
         if alert.escalated_to:
             key = self.sources.keys.get("alert_detail.escalated_to", "e")
-            lines.append(_line("Became", f"{alert.escalated_to} ({key} opens it)"))
+            lines.append(_line("Became", f"{episode_words(alert.escalated_to)} ({key} opens it)"))
         lines.append(_line("Next step", next_step(alert.rule, self.sources.keys), "$accent"))
         return lines
 
@@ -276,7 +307,7 @@ class AlertDetailScreen(SnapshotScreen):
         labels.append(f"key={alert.key}")
         return "  ".join(labels)
 
-    def _ack_line(self, alert: Alert, live: Alert | None) -> Content:
+    def _ack_line(self, alert: Alert, live: Alert | None) -> tuple[Content, Content]:
         # The book drops the ack when an episode ends; the history keeps it.
         ack = alert.ack or (self.story.past.ack if self.story.past is not None else None)
         if ack is not None:
@@ -287,7 +318,7 @@ class AlertDetailScreen(SnapshotScreen):
             return _line("Ack", f"nobody yet ({key} acks it)", "$warning")
         return _line("Ack", "nobody", "$foreground-muted")
 
-    def _muted_line(self, alert: Alert) -> Content:
+    def _muted_line(self, alert: Alert) -> tuple[Content, Content]:
         if alert.silenced_by:
             silence = next((s for s in self.sources.silences() if s.id == alert.silenced_by), None)
             if silence is None:
@@ -312,12 +343,11 @@ class AlertDetailScreen(SnapshotScreen):
             words = "reading…" if not self._story_loaded else "nothing recorded for this episode"
             steps.update(Content.styled(words, "italic $foreground-muted"))
             return
-        steps.update(
-            Content("\n").join(
-                Content.assemble(Content.styled(f"{at:%Y-%m-%d %H:%M:%S}", "bold"), "  ", words)
-                for at, words in self.story.steps
-            )
-        )
+        rows = [
+            (Content.styled(f"{at:%Y-%m-%d %H:%M:%S}", "bold"), Content(words))
+            for at, words in self.story.steps
+        ]
+        steps.update(hanging(rows, len("2026-11-23 03:00:00  "), self._width))
 
     async def _load_story(self) -> None:
         try:

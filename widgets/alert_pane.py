@@ -144,6 +144,7 @@ class AlertPane(DataTable[Content]):
         super().__init__(id=id, cursor_type="row", show_header=True)
         self._shown: list[tuple[str, tuple[Content, ...]]] = []
         self._widths: dict[str, int] = {}
+        self._filter_changed = False
 
     def on_mount(self) -> None:
         self._build_columns()
@@ -188,10 +189,13 @@ class AlertPane(DataTable[Content]):
             )
             rows = [("", (Content(""), Content(""), empty, Content("")))]
         self._show_filter(len(rows) if rows[0][0] else 0, total)
-        if rows != self._shown and self._widths:
+        if (rows != self._shown or self._filter_changed) and self._widths:
+            self._filter_changed = False
             self._show(rows)
 
     def watch_filter_text(self) -> None:
+        # A new filter is a new list, even with the same rows: back to its top.
+        self._filter_changed = True
         self.watch_snapshot(self.snapshot)
 
     def _show_filter(self, shown: int, total: int) -> None:
