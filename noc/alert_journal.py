@@ -600,7 +600,13 @@ def episode_story(journal_path: Path, alert_id: str) -> EpisodeStory:
                     f"{until:%Y-%m-%d %H:%M} UTC: {silence.comment}"
                 )
                 steps[silence.starts_at, words] = None
-    ordered = sorted(steps, key=lambda step: step[0])
+    # An episode that fired on its own and was then handed the lesser one's place in
+    # the same evaluation is recorded firing twice at one moment: said once, fully.
+    took_over = {at for at, words in steps if words.startswith("firing (")}
+    ordered = sorted(
+        (step for step in steps if not (step[1] == "firing" and step[0] in took_over)),
+        key=lambda step: step[0],
+    )
     return EpisodeStory(tuple(ordered), past)
 
 
