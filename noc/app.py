@@ -1192,6 +1192,7 @@ class NocApp(App[None]):
             "",
             "Arrow keys move through the health table; the highlighted",
             "row's region is the failover target.",
+            "Enter on an alert opens its detail; / filters the alerts.",
         ]
         if self.read_only:
             notes.append("Read-only: failover and failback are removed.")
