@@ -16,6 +16,17 @@ or while recording) it is rewritten as what is live (firing episodes and their
 acks, silences that have not ended) plus the recently resolved tail the alert
 pane shows: temp file, fsync, rename, fsync of the directory, so a kill at any
 moment leaves either the old file or the new one, whole.
+
+History: compaction keeps only the last resolved episodes (what the alert pane
+shows), without their acks or the moment they fired. Every episode that ends is
+therefore also appended, whole (start, firing, acks, how it ended), to its own file,
+`alerts-history.jsonl`, beside the journal. It is kept apart because the two files
+answer different questions: the journal is what a restart must read before the
+first alert evaluation, so it stays small and is rewritten; the history is read
+only when an operator opens it, off the event loop, and only ever appended. It is
+bounded by rotation (past HISTORY_BYTES the file becomes `.1`, replacing the one
+before), so it holds between one and two files' worth of episodes, always more than
+the HISTORY_KEPT the history view shows; losing it costs the view, never alerting.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +52,16 @@ log = logging.getLogger(__name__)
 # The journal is rewritten once it is this big, or twice its last compacted size (so
 # an estate with many live alerts is not rewritten at every record).
 COMPACT_BYTES = 256 * 1024
+HISTORY_FILE = "alerts-history.jsonl"
+# An ended episode's record is about 700 bytes: a file holds about 700 of them, so
+# the current file and the rotated one always hold more than HISTORY_KEPT.
+HISTORY_BYTES = 512 * 1024
+HISTORY_KEPT = 500  # past episodes the history view shows, newest first
+# Firing episodes whose firing moment and acks are kept in memory for their history
+# record (one entry each, dropped when the episode ends): a bound for a pathological
+# estate, far above any real number of alerts firing at once.
+TRAILS_KEPT = 2048
+ACKS_KEPT = 10  # per episode: re-acks beyond this keep the latest
 
 
 def alert_record(alert: Alert) -> dict[str, Any]:
@@ -227,6 +248,17 @@ class _Fold:
                 book.restore_last_start(key, started)
 
 
+@dataclass(slots=True)
+class _Trail:
+    """A firing episode's moments that its history record keeps."""
+
+    fired_at: datetime | None = None
+    acks: list[Ack] = field(default_factory=list)
+
+    def add_ack(self, ack: Ack) -> None:
+        self.acks = [*self.acks, ack][-ACKS_KEPT:]
+
+
 class AlertJournal:
     def __init__(self, path: Path, clock: Clock, *, compact_bytes: int = COMPACT_BYTES) -> None:
         self.path = path
@@ -237,20 +269,72 @@ class AlertJournal:
         self._book: AlertBook | None = None
         # A compaction renames the file: no append may run while it does.
         self._writing = asyncio.Lock()
+        self.history_path = path.with_name(HISTORY_FILE)
+        # What the history record of a firing episode needs and its resolved record
+        # lacks (the book drops the ack on resolve): by episode id, insertion ordered.
+        self._trails: dict[str, _Trail] = {}
 
     async def record(self, notices: Iterable[AlertNotice]) -> None:
+        notices = list(notices)
         async with self._writing:
             for notice in notices:
                 await self._log.aappend(
                     "alert", transition=notice.event, alert=alert_record(notice.alert)
                 )
+        ended = [self._observe(notice) for notice in notices]
+        await self._append_history([record for record in ended if record is not None])
         await self._maybe_compact()
 
     async def record_ack(self, alert_id: str, ack: Ack) -> None:
         """`alert_id`: the episode's id."""
         async with self._writing:
             await self._log.aappend("ack", alert_id=alert_id, **ack_record(ack))
+        self._trail(alert_id).add_ack(ack)
         await self._maybe_compact()
+
+    def _trail(self, alert_id: str) -> _Trail:
+        trail = self._trails.get(alert_id)
+        if trail is None:
+            if len(self._trails) >= TRAILS_KEPT:
+                del self._trails[next(iter(self._trails))]
+            trail = self._trails[alert_id] = _Trail()
+        return trail
+
+    def _observe(self, notice: AlertNotice) -> dict[str, Any] | None:
+        """Note a firing; for an episode that ended, its history record."""
+        alert = notice.alert
+        if notice.event == "firing":
+            self._trail(alert.id).fired_at = alert.since
+            return None
+        if notice.event not in ("resolved", "escalated"):
+            return None
+        trail = self._trails.pop(alert.id, None) or _Trail()
+        last_ack = trail.acks[-1] if trail.acks else alert.ack
+        return {
+            "ended": notice.event,
+            "alert": alert_record(replace(alert, ack=last_ack)),
+            "fired_at": iso_utc(trail.fired_at) if trail.fired_at else None,
+            "acks": [ack_record(ack) for ack in trail.acks],
+        }
+
+    async def _append_history(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        try:
+            await asyncio.to_thread(self._write_history, records)
+        except OSError:
+            # The journal has the transitions; only the history view loses them.
+            log.exception("alert history %s: cannot write", self.history_path)
+
+    def _write_history(self, records: list[dict[str, Any]]) -> None:
+        try:
+            if self.history_path.stat().st_size >= HISTORY_BYTES:
+                self.history_path.replace(rotated(self.history_path))
+        except FileNotFoundError:
+            pass
+        history = JsonlLog(self.history_path, self._clock)
+        for record in records:
+            history.append("episode", **record)
 
     async def record_silence(self, silence: Silence) -> None:
         async with self._writing:
@@ -284,6 +368,11 @@ class AlertJournal:
                 # skipped and reported, never a reason not to start.
                 read.damaged_lines.append(number)
         fold.into(book)
+        for alert in book.firing_episodes():
+            trail = self._trail(alert.id)
+            trail.fired_at = alert.since
+            if alert.ack is not None:
+                trail.add_ack(alert.ack)
         read.damaged_lines.extend(fold.damaged)
         read.damaged_lines.sort()
         self._book = book
@@ -373,3 +462,163 @@ def compacted(book: AlertBook, clock: Clock) -> bytes:
     if starts:
         records.append({"ts": ts, "event": "episode_starts", "starts": starts})
     return b"".join((json.dumps(r, default=str) + "\n").encode() for r in records)
+
+
+# --- the past: the history view and an episode's story ------------------------
+
+
+def rotated(path: Path) -> Path:
+    """Where a history file goes when it outgrows HISTORY_BYTES."""
+    return path.with_name(path.name + ".1")
+
+
+def _history_records(journal_path: Path) -> Iterable[dict[str, Any]]:
+    """Every history record, oldest first (the rotated file, then the current one)."""
+    history = journal_path.with_name(HISTORY_FILE)
+    for path in (rotated(history), history):
+        for record in read_jsonl(path).records:
+            if record.get("event") == "episode" and isinstance(record.get("alert"), dict):
+                yield record
+
+
+def _ended(raw: dict[str, Any]) -> Alert | None:
+    """A past episode from its record, or None for a record noc cannot read."""
+    try:
+        return replace(_alert(raw), state=AlertState.RESOLVED)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def read_history(journal_path: Path, limit: int = HISTORY_KEPT) -> list[Alert]:
+    """The last `limit` episodes that ended, newest end first, each with its last ack.
+
+    Blocking file reads: call it off the event loop. The history file has every
+    episode that ended since it existed; the journal adds those it still holds that
+    ended before (or whose history record could not be written)."""
+    past: dict[str, Alert] = {}
+    for record in _history_records(journal_path):
+        alert = _ended(record["alert"])
+        if alert is not None:
+            past[alert.id] = alert
+            if len(past) > 2 * limit:  # oldest first: the oldest go
+                for alert_id in list(past)[: len(past) - limit]:
+                    del past[alert_id]
+    acks: dict[str, Ack] = {}
+    for record in read_jsonl(journal_path).records:
+        try:
+            if record.get("event") == "ack":
+                acks[str(record["alert_id"])] = Ack(
+                    record["by"], record["note"], _time(record["at"])
+                )
+            elif record.get("event") == "alert" and record.get("transition") in (
+                "resolved",
+                "escalated",
+            ):
+                alert = _ended(record["alert"])
+                if alert is not None and alert.id not in past:
+                    past[alert.id] = alert
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue
+    newest = sorted(past.values(), key=lambda a: a.since, reverse=True)[:limit]
+    return [a if a.ack or a.id not in acks else replace(a, ack=acks[a.id]) for a in newest]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeStory:
+    """What the record says of one episode: its moments, oldest first, and the episode
+    as history keeps it once it has ended (None while it has not, or is unrecorded)."""
+
+    steps: tuple[tuple[datetime, str], ...]
+    past: Alert | None
+
+
+def _ack_words(ack: Ack) -> str:
+    return f"acked by {ack.by}: {ack.note}" if ack.note else f"acked by {ack.by}"
+
+
+def episode_story(journal_path: Path, alert_id: str) -> EpisodeStory:
+    """Every recorded moment of the episode `alert_id`, from the journal and the
+    history file: when its condition became true, fired, was acked, silenced, and
+    how it ended. Blocking file reads: call it off the event loop."""
+    steps: dict[tuple[datetime, str], None] = {}  # ordered, no repeats
+    past: Alert | None = None
+    rule, region = "", None
+    for record in _history_records(journal_path):
+        if record["alert"].get("id") != alert_id:
+            continue
+        alert = _ended(record["alert"])
+        if alert is None:
+            continue
+        past, rule, region = alert, alert.rule, alert.region
+        if alert.started_at is not None:
+            steps[alert.started_at, "condition became true (pending)"] = None
+        try:
+            if record.get("fired_at"):
+                steps[_time(record["fired_at"]), _fired_words(alert)] = None
+            for raw in record.get("acks") or ():
+                steps[
+                    _time(raw["at"]), _ack_words(Ack(raw["by"], raw["note"], _time(raw["at"])))
+                ] = None
+        except (KeyError, ValueError, TypeError, AttributeError):
+            pass
+        steps[alert.since, _end_words(str(record.get("ended")), alert)] = None
+    silences: list[Silence] = []
+    for record in read_jsonl(journal_path).records:
+        try:
+            event = record.get("event")
+            if event == "alert" and record["alert"].get("id") == alert_id:
+                alert = _ended(record["alert"])
+                if alert is None:
+                    continue
+                rule, region = alert.rule, alert.region
+                if alert.started_at is not None:
+                    steps[alert.started_at, "condition became true (pending)"] = None
+                transition = str(record.get("transition"))
+                if transition == "firing":
+                    steps[alert.since, _fired_words(alert)] = None
+                else:
+                    steps[alert.since, _end_words(transition, alert)] = None
+            elif event == "ack" and record.get("alert_id") == alert_id:
+                ack = Ack(record["by"], record["note"], _time(record["at"]))
+                steps[ack.at, _ack_words(ack)] = None
+            elif event == "silence":
+                silences.append(_silence(record["silence"]))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue
+    if rule:
+        times = [at for at, _ in steps]
+        first, last = min(times), max(times)
+        for silence in silences:
+            if (
+                silence.matches(rule, region)
+                and silence.starts_at <= last
+                and silence.ends_at >= first
+            ):
+                until = silence.expired_at or silence.ends_at
+                words = (
+                    f"silenced ({silence.describe()}) by {silence.author} until "
+                    f"{until:%Y-%m-%d %H:%M} UTC: {silence.comment}"
+                )
+                steps[silence.starts_at, words] = None
+    # An episode that fired on its own and was then handed the lesser one's place in
+    # the same evaluation is recorded firing twice at one moment: said once, fully.
+    took_over = {at for at, words in steps if words.startswith("firing (")}
+    ordered = sorted(
+        (step for step in steps if not (step[1] == "firing" and step[0] in took_over)),
+        key=lambda step: step[0],
+    )
+    return EpisodeStory(tuple(ordered), past)
+
+
+def _fired_words(alert: Alert) -> str:
+    # The other episode by its key: the step's time is when the hand-over happened.
+    if alert.escalated_from:
+        return f"firing (took over from {alert.escalated_from.rpartition('@')[0]})"
+    return "firing"
+
+
+def _end_words(how: str, alert: Alert) -> str:
+    if how == "escalated":
+        graver = alert.escalated_to
+        return f"escalated to {graver.rpartition('@')[0]}" if graver else "escalated"
+    return "resolved"

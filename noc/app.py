@@ -43,6 +43,7 @@ from noc.actions import (
     Where,
     Who,
 )
+from noc.alert_journal import EpisodeStory, episode_story, read_history
 from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
@@ -52,6 +53,7 @@ from noc.model import (
     ActionKind,
     ActionPlan,
     ActionResult,
+    Alert,
     AlertNotice,
     AlertState,
     EstateSnapshot,
@@ -71,6 +73,7 @@ from noc.operations import (
 )
 from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.rotation import PAUSE_SECONDS, Rotation
+from noc.rules import RULES
 from noc.scheduler import Scheduler
 from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
@@ -78,6 +81,9 @@ from noc_themes import STYLESHEETS, THEMES
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
+from noc_widgets.alert_filter import AlertFilter
+from noc_widgets.alert_history import AlertHistoryScreen
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
 from noc_widgets.critical_banner import CriticalBanner
@@ -280,6 +286,7 @@ class NocApp(App[None]):
             )
             yield DnsSummary()
             yield HealthTable(id="health", coarse_ages=not moving)
+            yield AlertFilter(id="alert-filter")
             yield AlertPane(id="alerts")
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
@@ -489,6 +496,82 @@ class NocApp(App[None]):
 
     def on_alert_pane_alert_highlighted(self, event: AlertPane.AlertHighlighted) -> None:
         self.selected_alert = event.alert_id
+
+    # --- looking closer at alerts: detail, history, `/` filter --------------------
+
+    def on_alert_pane_alert_chosen(self, event: AlertPane.AlertChosen) -> None:
+        self._show_detail(AlertDetailScreen(event.alert_id, self.alert_sources()))
+
+    def action_alert_detail(self) -> None:
+        """The selected alert's detail; with none selected, the top one (the worst)."""
+        alerts = self.snapshot().alerts
+        alert_id = self.selected_alert or (alerts[0].id if alerts else None)
+        if alert_id is None:
+            self.notify("No alert to show", timeout=4)
+            return
+        self._show_detail(AlertDetailScreen(alert_id, self.alert_sources()))
+
+    def action_alert_history(self) -> None:
+        self._show_detail(AlertHistoryScreen(self.alert_sources()))
+
+    def action_filter_alerts(self) -> None:
+        field = self.query_one(AlertFilter)
+        field.value = self.query_one(AlertPane).filter_text
+        field.open()
+
+    def on_input_changed(self, event: AlertFilter.Changed) -> None:
+        if isinstance(event.input, AlertFilter):
+            self.query_one(AlertPane).filter_text = event.value
+
+    def on_alert_filter_closed(self, event: AlertFilter.Closed) -> None:
+        pane = self.query_one(AlertPane)
+        if event.cleared:
+            pane.filter_text = ""
+        pane.focus()
+
+    def on_alert_pane_filter_cleared(self, _: AlertPane.FilterCleared) -> None:
+        self.query_one(AlertFilter).value = ""
+
+    def alert_sources(self) -> AlertSources:
+        """What the alert views read besides the snapshot; the record off the loop."""
+        journal = self.scheduler.journal
+
+        async def story(alert_id: str) -> EpisodeStory:
+            if journal is None:
+                return EpisodeStory((), None)
+            return await asyncio.to_thread(episode_story, journal.path, alert_id)
+
+        async def history() -> list[Alert]:
+            if journal is None:
+                return []
+            return await asyncio.to_thread(read_history, journal.path)
+
+        return AlertSources(
+            meanings={name: rule.meaning for name, rule in RULES.items()},
+            keys=self._key_names(),
+            story=story,
+            history=history,
+            silences=self.scheduler.engine.alerts.silences,
+            operable=not self.read_only,
+        )
+
+    def _key_names(self) -> dict[str, str]:
+        """Binding id -> the key that does it now (after [keys]), as the footer names it."""
+        names: dict[str, str] = {}
+        for bindings in (NocApp.BINDINGS, AlertDetailScreen.BINDINGS):
+            for binding in bindings:
+                if isinstance(binding, Binding) and binding.id:
+                    key = self._keymap.get(binding.id, binding.key).split(",")[0]
+                    names[binding.id] = self.get_key_display(replace(binding, key=key))
+        return names
+
+    def on_alert_detail_screen_ack_requested(self, event: AlertDetailScreen.AckRequested) -> None:
+        self.ack_episode(event.alert_id)
+
+    def on_alert_detail_screen_silence_requested(
+        self, event: AlertDetailScreen.SilenceRequested
+    ) -> None:
+        self.silence_episode(event.alert_id)
 
     # --- views and the wall's rotation ------------------------------------------
 
@@ -861,10 +944,19 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_ack(self) -> None:
-        if self._refuse_if_busy():
+        await self._ack(self.selected_alert)
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def ack_episode(self, alert_id: str) -> None:
+        """Ack from an alert's detail: the same dialog and record as `a`."""
+        await self._ack(alert_id)
+
+    async def _ack(self, alert_id: str | None) -> None:
+        # The detail's keys reach here without check_action: read-only holds here too.
+        if self.read_only or self._refuse_if_busy():
             return
         alert = next(
-            (a for a in self.snapshot().alerts if a.id == self.selected_alert),
+            (a for a in self.snapshot().alerts if a.id == alert_id),
             None,
         )
         if alert is None or alert.state is not AlertState.FIRING:
@@ -883,9 +975,17 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_silence(self) -> None:
-        if self._refuse_if_busy():
+        await self._silence(self.selected_alert)
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def silence_episode(self, alert_id: str) -> None:
+        """Silence from an alert's detail: the dialog starts from its rule and region."""
+        await self._silence(alert_id)
+
+    async def _silence(self, alert_id: str | None) -> None:
+        if self.read_only or self._refuse_if_busy():
             return
-        alert = next((a for a in self.snapshot().alerts if a.id == self.selected_alert), None)
+        alert = next((a for a in self.snapshot().alerts if a.id == alert_id), None)
         dialog = SilenceDialog(alert.rule if alert else "", alert.region if alert else None)
         request = await self.push_screen(dialog, wait_for_dismiss=True)
         if request is None:
@@ -1086,6 +1186,7 @@ class NocApp(App[None]):
             "",
             "Arrow keys move through the health table; the highlighted",
             "row's region is the failover target.",
+            "Enter on an alert opens its detail; / filters the alerts.",
         ]
         if self.read_only:
             removed = ", ".join(s.label for s in KEYED_ACTIONS if s.who is Who.OPERATOR)

@@ -14,12 +14,18 @@ cursor stays on the alert it was on (by its episode id, not its row number), so
 the alert an operator is about to ack or silence never changes under them, even
 when new rows push it below the view. Only the operator's own cursor keys scroll
 the view away from the top, and the next change of rows brings it back.
+
+`/` filters the rows (k9s style, see AlertFilter): only alerts whose rule, region,
+key or summary contain the typed text stay, in the same order, so the most severe
+firing alert that matches is the one kept in view. The pane's title says the filter
+and how many alerts it hides; Esc clears it. Enter on a row opens its detail.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
@@ -50,6 +56,15 @@ COLUMNS = (
 )
 SUMMARY_MIN_WIDTH = 24
 NO_ALERTS = Content.styled("✓ no alerts", "$success")
+
+
+def matches(alert: Alert, text: str) -> bool:
+    """Whether the filter `text` (any case) is in the alert's rule, region, key or summary."""
+    wanted = text.strip().casefold()
+    if not wanted:
+        return True
+    fields = (alert.rule, alert.region or "", alert.key, alert.summary)
+    return any(wanted in field.casefold() for field in fields)
 
 
 def _age(since: datetime, now: datetime) -> str:
@@ -100,19 +115,36 @@ class AlertPane(DataTable[Content]):
     }
     """
 
+    BINDINGS = [
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="alerts.clear_filter"),
+    ]
+
     class AlertHighlighted(Message):
         def __init__(self, alert_id: str | None) -> None:
             super().__init__()
             self.alert_id = alert_id
 
+    class AlertChosen(Message):
+        """Enter on an alert row: open its detail."""
+
+        def __init__(self, alert_id: str) -> None:
+            super().__init__()
+            self.alert_id = alert_id
+
+    class FilterCleared(Message):
+        """Esc on the pane cleared its filter (the filter line closes too)."""
+
     # Children update themselves; repainting the whole widget per snapshot would
     # resend every line of it down an SSH link once a second.
     snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    # The `/` filter; "" shows every alert.
+    filter_text: reactive[str] = reactive("", repaint=False)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", show_header=True)
         self._shown: list[tuple[str, tuple[Content, ...]]] = []
         self._widths: dict[str, int] = {}
+        self._filter_changed = False
 
     def on_mount(self) -> None:
         self._build_columns()
@@ -142,14 +174,45 @@ class AlertPane(DataTable[Content]):
         # repeat is still skipped here, since a table dies of a duplicate key.
         shown_ids: set[str] = set()
         rows = []
+        total = 0
         for alert in snapshot.alerts:
             if alert.id not in shown_ids:
                 shown_ids.add(alert.id)
-                rows.append((alert.id, row(alert, snapshot.generated_at)))
+                total += 1
+                if matches(alert, self.filter_text):
+                    rows.append((alert.id, row(alert, snapshot.generated_at)))
         if not rows:
-            rows = [("", (Content(""), Content(""), NO_ALERTS, Content("")))]
-        if rows != self._shown and self._widths:
+            empty = (
+                Content.styled(f"no alert matches /{self.filter_text}", "$foreground-muted")
+                if total
+                else NO_ALERTS
+            )
+            rows = [("", (Content(""), Content(""), empty, Content("")))]
+        self._show_filter(len(rows) if rows[0][0] else 0, total)
+        if (rows != self._shown or self._filter_changed) and self._widths:
+            self._filter_changed = False
             self._show(rows)
+
+    def watch_filter_text(self) -> None:
+        # A new filter is a new list, even with the same rows: back to its top.
+        self._filter_changed = True
+        self.watch_snapshot(self.snapshot)
+
+    def _show_filter(self, shown: int, total: int) -> None:
+        """The filter in the pane's title, with what it hides: a filter left on must
+        never pass for "no other alerts"."""
+        title = (
+            f"/{self.filter_text}: {shown} of {total} alerts (Esc clears)"
+            if self.filter_text
+            else None
+        )
+        if self.border_title != title:
+            self.border_title = title
+
+    def action_clear_filter(self) -> None:
+        if self.filter_text:
+            self.filter_text = ""
+            self.post_message(self.FilterCleared())
 
     def _show(self, rows: list[tuple[str, tuple[Content, ...]]]) -> None:
         """Rebuild the rows (there are few), keeping the operator's selection."""
@@ -175,3 +238,8 @@ class AlertPane(DataTable[Content]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key: RowKey = event.row_key
         self.post_message(self.AlertHighlighted(key.value if key.value != "none" else None))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value and event.row_key.value != "none":
+            self.post_message(self.AlertChosen(event.row_key.value))
