@@ -15,6 +15,12 @@ from aiohttp import web
 
 # Readable in a 200-column table and unique as bytes on the screen ("r07" is in no label).
 REGION_ID = "r{:02d}"
+# Where mail providers run datacentres (latitude, longitude), Europe's cluster included:
+# on a map the labels must find room as they would for a real estate.
+LOCATIONS = (
+    (39.0, -77.5), (45.6, -121.2), (53.3, -6.3), (50.1, 8.7), (51.5, -0.1), (59.3, 18.1),
+    (1.3, 103.8), (35.7, 139.7), (-33.9, 151.2), (19.1, 72.9), (-23.5, -46.6), (45.5, -73.6),
+)  # fmt: skip
 
 
 class Endpoints:
@@ -75,6 +81,7 @@ def estate(endpoints: Endpoints, client: str, *, interval: float = 1.0) -> dict[
             {
                 "id": region,
                 "role": "primary" if number == 0 else "secondary",
+                "location": list(LOCATIONS[number % len(LOCATIONS)]),
                 "checks": [{"name": "health", "url": endpoints.url(region, client)}],
             }
             for number, region in enumerate(endpoints.region_ids)
@@ -91,6 +98,8 @@ def write_toml(config: dict[str, object], path: Path) -> Path:
             return "true" if item else "false"
         if isinstance(item, int | float):
             return repr(item)
+        if isinstance(item, list):
+            return "[" + ", ".join(value(part) for part in item) + "]"
         return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     for section in ("estate", "health"):
