@@ -64,9 +64,9 @@ class Terminal:
         self.process.output += data
         self.arrived.set()
 
-    async def until(self, needle: bytes, start: int, timeout: float) -> float:
+    async def until(self, needle: bytes, start: int, within: float) -> float:
         """time.monotonic() of the read that brought `needle` (searched from `start`)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while needle not in self.process.output[start:]:
             self.arrived.clear()
             await asyncio.wait_for(self.arrived.wait(), deadline - time.monotonic())
@@ -90,8 +90,8 @@ class Anchor:
             if region.health is Health.DOWN:
                 self.down.setdefault(region.id, now)
 
-    async def seen(self, region: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
+    async def seen(self, region: str, within: float) -> float:
+        deadline = time.monotonic() + within
         while region not in self.down:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the anchor scheduler never saw {region} down")
@@ -123,7 +123,7 @@ async def run(regions: int, trials: int, size: tuple[int, int]) -> None:
     paints: list[float] = []
     engine: list[float] = []
     try:
-        await terminal.until(LIVE, 0, timeout=30)
+        await terminal.until(LIVE, 0, within=30)
         await asyncio.sleep(RECOVERY_SECONDS)
         # Never the primary: a failing primary is another story (alerts, failover advice).
         candidates = endpoints.region_ids[1:]
@@ -133,8 +133,8 @@ async def run(regions: int, trials: int, size: tuple[int, int]) -> None:
             anchor.down.pop(region, None)
             start = len(process.output)
             endpoints.fail(region)
-            painted = await terminal.until(DOWN, start, timeout=10)
-            seen = await anchor.seen(region, timeout=10)
+            painted = await terminal.until(DOWN, start, within=10)
+            seen = await anchor.seen(region, within=10)
             paint_ms = (painted - endpoints.first_503[(region, "noc")]) * 1000
             engine_ms = (seen - endpoints.first_503[(region, "anchor")]) * 1000
             paints.append(paint_ms)

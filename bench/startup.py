@@ -55,10 +55,10 @@ async def dashboard_seconds(
     terminal = Terminal(process)
     try:
         for needle in (b"bench", *(region.encode() for region in regions), FOOTER):
-            full = await terminal.until(needle, 0, timeout=30)
+            full = await terminal.until(needle, 0, within=30)
         verdicts = full
         while process.output.count(HEALTHY) < len(regions):
-            verdicts = await terminal.until(HEALTHY, len(process.output), timeout=30)
+            verdicts = await terminal.until(HEALTHY, len(process.output), within=30)
     finally:
         terminal.close()
         process.stop()

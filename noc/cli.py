@@ -11,7 +11,7 @@ import logging.handlers
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from noc import __version__
 from noc.audit import (
@@ -27,6 +27,7 @@ from noc.audit import (
 )
 from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
 from noc.clock import SystemClock
+from noc.codes import EXIT_INTERRUPTED, EXIT_USAGE, Choice
 from noc.config import (
     EXAMPLE,
     ConfigError,
@@ -37,19 +38,19 @@ from noc.config import (
     preset_overrides,
 )
 from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
-from noc.operations import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    ActionRequest,
-    Confirmation,
-    Operations,
-    OperatorIO,
-    Outcome,
-    run_with_interrupts_as_cancel,
-)
-from noc.recovery import Choice, FlagSplit, Interrupted
-from noc.scheduler import Scheduler
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
+
+# The operations layer, the recovery and the scheduler (with every store and DNS
+# library behind them) are imported by the commands that use them: `noc check`, run
+# by a monitoring system every minute for every service, loads only what it needs.
+if TYPE_CHECKING:
+    from noc.operations import Confirmation, Operations, Outcome
+    from noc.recovery import FlagSplit, Interrupted
+
+# httpx imports its own command-line client (click, rich, pygments: a tenth of
+# `noc check`'s start) whenever those are installed, and noc never runs it. A None
+# entry makes that import fail, which httpx expects and answers with a stub.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 # Under Nagios' own service_check_timeout (60 s): noc says UNKNOWN itself, with a reason,
 # before Nagios kills it and reports a bare timeout.
@@ -390,6 +391,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _collect(loaded: LoadedConfig, timeout: float | None = None) -> Any:
     """One collection round's snapshot; TimeoutError when it takes over `timeout`."""
 
+    from noc.scheduler import Scheduler
+
     async def once() -> Any:
         scheduler = Scheduler(loaded.config, SystemClock(), single_round=True)
         try:
@@ -476,6 +479,8 @@ def _refuse_read_only(args: argparse.Namespace) -> bool:
 def _action(args: argparse.Namespace) -> int:
     if _refuse_read_only(args):
         return EXIT_USAGE
+    from noc.operations import ActionRequest, Confirmation, OperatorIO
+
     loaded = _load(args)
     request = ActionRequest(
         ActionKind(args.command),
@@ -511,6 +516,8 @@ def _run_operation(
 ) -> Outcome:
     """One act through the operations layer, on a one-round scheduler; Ctrl-C is the
     layer's to interpret (see noc.operations)."""
+    from noc.operations import Operations, run_with_interrupts_as_cancel
+    from noc.scheduler import Scheduler
 
     async def run() -> Outcome:
         clock = SystemClock()

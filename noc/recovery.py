@@ -22,10 +22,10 @@ import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from noc.clock import Clock, iso_utc
+from noc.codes import Choice as Choice  # re-exported: how an interrupted action is settled
 from noc.failover import (
     Actuators,
     change_from_json,
@@ -56,11 +56,6 @@ ENDING_EVENTS = frozenset(
 )
 # The per-step records of point 8: before (intent) and after (result) each write.
 STEP_EVENTS = frozenset({"step_intent", "step_result"})
-
-
-class Choice(StrEnum):
-    COMPLETE = "complete"  # every actuator toward the plan's target
-    ROLL_BACK = "roll_back"  # every actuator back to what it was before the action
 
 
 @dataclass(frozen=True)
