@@ -122,6 +122,14 @@ OVERVIEW = "estate"
 # The views after the overview, in the order `v` and a wall screen's rotation show
 # them. A new view is a SnapshotView subclass added here.
 VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
+# The clock tick's offset from the poll loops' whole seconds (see on_mount).
+TICK_PHASE_SECONDS = 0.5
+# Every kind of pane on the main screen that draws the snapshot, in the order they are fed.
+PANE_KINDS: tuple[type[Widget], ...] = (
+    StatusBar, Banner, RegionMap, RegionList, HealthTable, AlertPane, ReplicationPanel,
+    SyncSummary, DeliverabilitySummary, DnsSummary, EstateCounts, WallHeader, CriticalBanner,
+    SnapshotView,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -310,7 +318,14 @@ class NocApp(App[None]):
             self.notify(note, severity="warning", timeout=15, markup=False)
         self.refresh_snapshot()
         # The clock and ages move every second; the tick obeys the repaint ceiling too.
-        self.set_interval(1.0, self.request_repaint, name="clock tick")
+        # It runs half a second out of step with the poll loops, which start below with
+        # whole-second intervals: in step, it would be painting just as probe results
+        # arrive, and a verdict change would wait for that routine repaint to finish.
+        self.set_timer(
+            TICK_PHASE_SECONDS,
+            lambda: self.set_interval(1.0, self.request_repaint, name="clock tick"),
+            name="clock tick phase",
+        )
         if self.wall:
             # The overview's first period starts now, not when the app was built.
             self.rotation.show(OVERVIEW, self.clock.monotonic())
@@ -363,12 +378,15 @@ class NocApp(App[None]):
         self.post_message(SnapshotChanged())
 
     def on_snapshot_changed(self, _: SnapshotChanged) -> None:
-        # What an operator acts on goes out at once (within the ceiling); numbers that
-        # only drift (latencies, ages) wait for the clock tick, which shows them anyway:
-        # a repaint per poll result would resend the same lines several times a second.
+        # What an operator acts on (a verdict, an alert, the active region) is painted
+        # at once, never held to the ceiling: the clock tick repaints once a second in
+        # step with the poll loops, so a verdict change would otherwise wait out most
+        # of the interval on every probe. Numbers that only drift (latencies, ages)
+        # wait for the tick, which shows them anyway: a repaint per poll result would
+        # resend the same lines several times a second.
         snapshot = self.snapshot()
         if verdicts(snapshot) != self._verdicts_shown:
-            self.request_repaint(snapshot)
+            self.refresh_snapshot(snapshot)
 
     def request_repaint(self, snapshot: EstateSnapshot | None = None) -> None:
         """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""
@@ -388,7 +406,8 @@ class NocApp(App[None]):
         # The dashboard's own screen, even under a dialog or a detail view: what it
         # shows stays current for when the operator comes back to it.
         main = self.screen_stack[0]
-        if not main.query(StatusBar):
+        panes = self._snapshot_panes(main)
+        if not any(isinstance(pane, StatusBar) for pane in panes):
             return
         self._repaint_pending = False
         self._last_repaint = time.monotonic()
@@ -397,21 +416,21 @@ class NocApp(App[None]):
         compact = main.has_class("-narrow")
         rotation = self._rotation_text() if self.wall else ""
         with self.batch_update():
-            for pane in self._snapshot_panes(main):
+            for pane in panes:
                 self._apply_snapshot(pane, snapshot, compact=compact, rotation=rotation)
             self._show_faults(main)
 
     def _snapshot_panes(self, main: Screen[Any]) -> list[DOMNode]:
         """Every pane that draws the snapshot now, in the order they are fed."""
-        panes: list[DOMNode] = []
-        for kind in (
-            StatusBar, Banner, RegionMap, RegionList, HealthTable, AlertPane, ReplicationPanel,
-            SyncSummary, DeliverabilitySummary, DnsSummary, EstateCounts, WallHeader,
-            CriticalBanner,
-        ):  # fmt: skip
-            panes.extend(main.query(kind))
-        # A hidden view is not drawn, so it need not be fed either.
-        panes.extend(view for view in main.query(SnapshotView) if view.display)
+        # One walk of the screen: a query per kind walked the whole tree and matched
+        # selectors 14 times, which cost as much as feeding the panes.
+        by_kind: dict[type[DOMNode], list[DOMNode]] = {kind: [] for kind in PANE_KINDS}
+        for node in main.walk_children(Widget):
+            kind = next((kind for kind in PANE_KINDS if isinstance(node, kind)), None)
+            # A hidden view is not drawn, so it need not be fed either.
+            if kind is not None and (kind is not SnapshotView or node.display):
+                by_kind[kind].append(node)
+        panes = [pane for kind in PANE_KINDS for pane in by_kind[kind]]
         if isinstance(self.screen, SnapshotScreen):
             panes.append(self.screen)
         return panes

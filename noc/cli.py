@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from noc import __version__
 from noc.audit import (
@@ -28,6 +28,7 @@ from noc.audit import (
 )
 from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
 from noc.clock import SystemClock
+from noc.codes import EXIT_INTERRUPTED, EXIT_NOTHING_CHANGED, EXIT_USAGE, Choice
 from noc.config import (
     EXAMPLE,
     ConfigError,
@@ -38,23 +39,19 @@ from noc.config import (
     preset_overrides,
 )
 from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
-from noc.operations import (
-    EXIT_INTERRUPTED,
-    EXIT_NOTHING_CHANGED,
-    EXIT_USAGE,
-    ActionRequest,
-    Confirmation,
-    Operations,
-    OperatorIO,
-    Outcome,
-    RecoveryOptions,
-    finish_first,
-    mute_output,
-    run_with_interrupts_as_cancel,
-)
-from noc.recovery import Choice, Decision, FlagSplit, Interrupted
-from noc.scheduler import Scheduler
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
+
+# The operations layer, the recovery and the scheduler (with every store and DNS
+# library behind them) are imported by the commands that use them: `noc check`, run
+# by a monitoring system every minute for every service, loads only what it needs.
+if TYPE_CHECKING:
+    from noc.operations import Confirmation, Operations, Outcome, RecoveryOptions
+    from noc.recovery import Decision, FlagSplit, Interrupted
+
+# httpx imports its own command-line client (click, rich, pygments: a tenth of
+# `noc check`'s start) whenever those are installed, and noc never runs it. A None
+# entry makes that import fail, which httpx expects and answers with a stub.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 # Under Nagios' own service_check_timeout (60 s): noc says UNKNOWN itself, with a reason,
 # before Nagios kills it and reports a bare timeout.
@@ -410,6 +407,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _collect(loaded: LoadedConfig, timeout: float | None = None) -> Any:
     """One collection round's snapshot; TimeoutError when it takes over `timeout`."""
 
+    from noc.scheduler import Scheduler
+
     async def once() -> Any:
         scheduler = Scheduler(loaded.config, SystemClock(), single_round=True)
         try:
@@ -496,6 +495,8 @@ def _refuse_read_only(args: argparse.Namespace) -> bool:
 def _action(args: argparse.Namespace) -> int:
     if _refuse_read_only(args):
         return EXIT_USAGE
+    from noc.operations import ActionRequest, Confirmation, OperatorIO
+
     loaded = _load(args)
     request = ActionRequest(
         ActionKind(args.command),
@@ -531,6 +532,14 @@ def _run_operation(
 ) -> Outcome:
     """One act through the operations layer, on a one-round scheduler; Ctrl-C is the
     layer's to interpret (see noc.operations)."""
+    from noc.operations import (
+        Operations,
+        Outcome,
+        finish_first,
+        mute_output,
+        run_with_interrupts_as_cancel,
+    )
+    from noc.scheduler import Scheduler
 
     ended: list[Outcome] = []
 
@@ -646,6 +655,8 @@ def _ack_cooldown(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    from noc.recovery import Decision
+
     if _refuse_read_only(args):
         return EXIT_USAGE
     loaded = _load(args)

@@ -52,7 +52,7 @@ from noc.model import (
 )
 from noc.rules import RULES
 from noc.ui_settings import KeyMap, UIConfig
-from noc_collectors.dns_records import parse_resolver, split_host_port
+from noc_collectors.dns_names import parse_resolver, split_host_port
 
 APP_NAME = "noc"
 ENV_PREFIX = "NOC_"

@@ -56,7 +56,7 @@ from noc.model import (
     SuppressionSample,
 )
 from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
-from noc_collectors.dns_records import answer_target, map_answers_to_region
+from noc_collectors.dns_names import answer_target, map_answers_to_region
 
 # A link's chart covers the last hour; polls are at least a second apart.
 LAG_HISTORY_SECONDS = 3600

@@ -36,6 +36,11 @@ from typing import Any, Protocol, TypeVar
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock
+from noc.codes import EXIT_DONE as EXIT_DONE  # re-exported: this layer's answers
+from noc.codes import EXIT_FAILED as EXIT_FAILED
+from noc.codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from noc.codes import EXIT_NOTHING_CHANGED as EXIT_NOTHING_CHANGED
+from noc.codes import EXIT_USAGE as EXIT_USAGE
 from noc.config import NocConfig
 from noc.engine import Engine
 from noc.failover import (
@@ -90,11 +95,6 @@ from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EXIT_DONE = 0
-EXIT_NOTHING_CHANGED = 1
-EXIT_FAILED = 2
-EXIT_USAGE = 3
-EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 # Said when planning takes longer than this (a DNS server or a store timing out).
 _SLOW_PLAN_SECONDS = 0.5

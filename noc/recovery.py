@@ -22,10 +22,10 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from noc.clock import Clock, iso_utc
+from noc.codes import Choice as Choice  # re-exported: how an interrupted action is settled
 from noc.config import NocConfig
 from noc.failover import (
     Actuators,
@@ -65,14 +65,6 @@ ENDING_EVENTS = frozenset(
 # ("recover_refused") leaves the action open: `noc recover` offers it again.
 # The per-step records of point 8: before (intent) and after (result) each write.
 STEP_EVENTS = frozenset({"step_intent", "step_result"})
-
-
-class Choice(StrEnum):
-    COMPLETE = "complete"  # every actuator toward the plan's target
-    ROLL_BACK = "roll_back"  # every actuator back to what it was before the action
-    # Writes nothing and ends the record: for an action a newer one has superseded
-    # (settling it either way would undo the newer one), or one settled by hand.
-    CLOSE = "close"
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from noc.alert_journal import AlertJournal
 from noc.audit import EstatePaths
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig
 from noc.engine import Engine
-from noc.failover import Actuators
 from noc.model import (
     AlertNotice,
     CheckSample,
@@ -36,15 +35,20 @@ from noc.model import (
     ReplicationSample,
 )
 from noc.notify import Notifier, Outbox
-from noc_collectors.deliverability import DeliverabilityCollector
-from noc_collectors.dns_records import DnsRecordCollector, parse_resolver
-from noc_collectors.dnsbl import DnsblCollector
-from noc_collectors.email_auth import EmailAuthCollector
-from noc_collectors.flag_store import FlagStore
+from noc_collectors.dns_names import parse_resolver
 from noc_collectors.http import HttpHealthCollector
-from noc_collectors.metrics import MetricsLagCollector
-from noc_collectors.replication import RedisReplicationCollector
-from noc_collectors.suppression import SuppressionCollector
+
+# Every other collector, and the actuators, are imported only by an estate that has
+# what they watch: Redis, DNS and the metrics parser are most of noc's start-up, and
+# `noc check` on an estate of HTTP checks needs none of them.
+if TYPE_CHECKING:
+    from noc.failover import Actuators
+    from noc_collectors.deliverability import DeliverabilityCollector
+    from noc_collectors.dns_records import DnsRecordCollector
+    from noc_collectors.dnsbl import DnsblCollector
+    from noc_collectors.email_auth import EmailAuthCollector
+    from noc_collectors.flag_store import FlagStore
+    from noc_collectors.suppression import SuppressionCollector
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,11 @@ def lag_source(
     link: ReplicationConfig, config: NocConfig, clock: Clock, *, read_only: bool = False
 ) -> LagSource:
     if link.kind != "redis":
+        from noc_collectors.metrics import MetricsLagCollector
+
         return MetricsLagCollector(link.spec(), timeout_seconds=link.timeout_seconds, clock=clock)
+    from noc_collectors.replication import RedisReplicationCollector
+
     source = config.region(link.source)
     return RedisReplicationCollector(
         link.spec(),
@@ -121,63 +129,68 @@ class Scheduler:
         self.clock = clock
         self.engine = Engine(config, clock, single_round=single_round)
         self.collector = HttpHealthCollector(clock, max_in_flight=config.health.max_in_flight)
-        self.stores = {
-            r.id: FlagStore(
-                r.id,
-                r.redis_url,
-                config.failover.flag_key,
-                config.failover.store_timeout_seconds,
-                clock,
-            )
-            for r in config.regions
-            if r.redis_url
-        }
-        # What an operator action acts through: these stores, and the DNS updater.
-        self.actuators = Actuators(config, self.stores)
+        stores = {r.id: r.redis_url for r in config.regions if r.redis_url}
+        self.stores: dict[str, FlagStore] = {}
+        self.suppression: SuppressionCollector | None = None
+        self.deliverability: DeliverabilityCollector | None = None
+        if stores:
+            from noc_collectors.deliverability import DeliverabilityCollector
+            from noc_collectors.flag_store import FlagStore
+            from noc_collectors.suppression import SuppressionCollector
+
+            self.stores = {
+                region: FlagStore(
+                    region,
+                    url,
+                    config.failover.flag_key,
+                    config.failover.store_timeout_seconds,
+                    clock,
+                )
+                for region, url in stores.items()
+            }
+            if config.suppression.enabled and len(stores) >= 2:
+                self.suppression = SuppressionCollector(
+                    stores,
+                    lists=config.suppression.lists,
+                    key_pattern=config.suppression.key_pattern,
+                    lookback_seconds=config.suppression.lookback_seconds,
+                    max_examined=config.suppression.max_examined,
+                    clock=clock,
+                )
+            if config.deliverability.enabled:
+                self.deliverability = DeliverabilityCollector(
+                    stores,
+                    window_minutes=config.deliverability.window_minutes,
+                    key_pattern=config.deliverability.key_pattern,
+                    clock=clock,
+                )
         self.lag_sources = {
             link.link_id: lag_source(link, config, clock, read_only=read_only)
             for link in config.replication
         }
-        stores = {r.id: r.redis_url for r in config.regions if r.redis_url}
-        self.suppression = (
-            SuppressionCollector(
-                stores,
-                lists=config.suppression.lists,
-                key_pattern=config.suppression.key_pattern,
-                lookback_seconds=config.suppression.lookback_seconds,
-                max_examined=config.suppression.max_examined,
-                clock=clock,
-            )
-            if config.suppression.enabled and len(stores) >= 2
-            else None
-        )
-        self.deliverability = (
-            DeliverabilityCollector(
-                stores,
-                window_minutes=config.deliverability.window_minutes,
-                key_pattern=config.deliverability.key_pattern,
-                clock=clock,
-            )
-            if config.deliverability.enabled and stores
-            else None
-        )
         dns = config.dns
-        self.dns = (
-            DnsRecordCollector(clock, timeout_seconds=dns.timeout_seconds) if dns.records else None
-        )
+        self.dns: DnsRecordCollector | None = None
+        if dns.records:
+            from noc_collectors.dns_records import DnsRecordCollector
+
+            self.dns = DnsRecordCollector(clock, timeout_seconds=dns.timeout_seconds)
         self._resolvers = [parse_resolver(text) for text in dns.resolvers]
         email = config.email
         resolver = parse_resolver(config.email_resolver) if config.email_resolver else None
-        self.email_auth = (
-            EmailAuthCollector(resolver, clock, timeout_seconds=dns.timeout_seconds)
-            if resolver and email.domain and config.sending_ips()
-            else None
-        )
-        self.dnsbl = (
-            DnsblCollector(resolver, email.dnsbl_zones, clock, timeout_seconds=dns.timeout_seconds)
-            if resolver and email.dnsbl_zones and config.sending_ips()
-            else None
-        )
+        self.email_auth: EmailAuthCollector | None = None
+        self.dnsbl: DnsblCollector | None = None
+        if resolver and email.domain and config.sending_ips():
+            from noc_collectors.email_auth import EmailAuthCollector
+
+            self.email_auth = EmailAuthCollector(
+                resolver, clock, timeout_seconds=dns.timeout_seconds
+            )
+        if resolver and email.dnsbl_zones and config.sending_ips():
+            from noc_collectors.dnsbl import DnsblCollector
+
+            self.dnsbl = DnsblCollector(
+                resolver, email.dnsbl_zones, clock, timeout_seconds=dns.timeout_seconds
+            )
         self._state_dir = state_dir
         self.notifier: Notifier | None = None
         self._outbox: Outbox | None = None
@@ -268,6 +281,16 @@ class Scheduler:
         if notices:
             self._on_alerts(notices)
             self._on_change()
+
+    @cached_property
+    def actuators(self) -> Actuators:
+        """What an operator action acts through: the flag stores, and the DNS updater.
+
+        Built on first use: a dashboard that is only watched, and `noc check`, never
+        import the actuators (Redis writes, DNS updates) at all."""
+        from noc.failover import Actuators
+
+        return Actuators(self.config, self.stores)
 
     def snapshot(self, *, read_only: bool = False) -> EstateSnapshot:
         """The engine's snapshot with what only the scheduler knows: notification delivery."""
