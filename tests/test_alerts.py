@@ -207,3 +207,49 @@ def test_restored_firing_alert_waits_for_data_before_resolving() -> None:
     assert [(n.event, n.alert.id) for n in engine.evaluate_alerts()] == [
         ("resolved", "region_down:bg")
     ]
+
+
+# --- a book that runs for months stays the size of what is live -----------------
+
+
+def test_flip_times_of_gone_conditions_are_forgotten_after_the_flap_window() -> None:
+    alerts = book(flap_window_seconds=600)
+    for n in range(10_000):  # distinct ids, each firing once and resolving
+        fleeting = Condition(f"region_down:r{n}", "region_down", Severity.CRITICAL, f"r{n}", "down")
+        tick(alerts, 1, fleeting)
+        tick(alerts, 1)
+    # Only the conditions whose flips are still inside the window are remembered
+    # (the flap verdict needs them); the other thousands are gone.
+    assert len(alerts._flips) <= 600 // 2 + 1
+    assert len(alerts.alerts()) <= 50  # and the resolved list is the bounded one
+
+
+def test_a_flapping_condition_is_still_seen_flapping() -> None:
+    alerts = book(flap_window_seconds=600, flap_transitions=4)
+    for _ in range(3):
+        tick(alerts, 1, DOWN)
+        tick(alerts, 1)
+    tick(alerts, 1, DOWN)
+    assert next(a for a in alerts.alerts() if a.id == DOWN.id).flapping
+
+
+def test_ended_and_expired_silences_are_forgotten() -> None:
+    alerts = book()
+    for n in range(10_000):
+        silence = alerts.silence({"region": f"r{n}"}, 60, "ops", "maintenance")
+        if n % 2:
+            alerts.expire(silence.id)
+        tick(alerts, 30)
+    kept = alerts._silences
+    assert len(kept) <= 3  # the last minute's, at most
+    assert set(kept) >= {s.id for s in alerts.silences()}
+
+
+def test_restore_skips_silences_that_ended_before_the_restart() -> None:
+    alerts = book()
+    old = alerts.silence({"rule": "region_down"}, 60, "ops", "maintenance")
+    tick(alerts, 120)
+    fresh = book()
+    fresh.clock.advance(120)  # type: ignore[attr-defined]
+    fresh.restore_silence(old)
+    assert fresh._silences == {}
