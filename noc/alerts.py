@@ -109,22 +109,16 @@ class AlertBook:
                 resolved = self._alert(track, wall)
                 self._resolved.appendleft(resolved)
                 notices.append(AlertNotice(resolved, "resolved", wall))
-        self._forget(now, wall)
         return notices
 
-    def _forget(self, now: float, wall: datetime) -> None:
-        """Drop what can no longer matter, so a book that runs for months stays the
-        size of what is live: the flip times of conditions that are gone and whose
-        flips have all left the flap window, and silences that ended or were expired
-        (the journal keeps their record)."""
-        window = self.policy.flap_window_seconds
-        for cid in [c for c, flips in self._flips.items() if c not in self._tracks]:
-            if all(now - t > window for t in self._flips[cid]):
-                del self._flips[cid]
-        for silence_id in [i for i, s in self._silences.items() if _ended(s, wall)]:
-            del self._silences[silence_id]
-
     def _flip(self, cid: str, now: float) -> None:
+        # Flip times of keys that are gone and last flipped before the flap window are
+        # of no more use: forgotten here, so the dict holds the live keys and the recent
+        # flippers, not every key the process ever saw (a listing per IP, say).
+        window = self.policy.flap_window_seconds
+        for gone in [k for k, f in self._flips.items() if k not in self._tracks]:
+            if now - self._flips[gone][-1] > window:
+                del self._flips[gone]
         flips = self._flips.setdefault(cid, deque(maxlen=self.policy.flap_transitions * 2))
         flips.append(now)
 
@@ -251,9 +245,4 @@ class AlertBook:
             track.ack = ack
 
     def restore_silence(self, silence: Silence) -> None:
-        if not _ended(silence, self.clock.utcnow()):
-            self._silences[silence.id] = silence
-
-
-def _ended(silence: Silence, wall: datetime) -> bool:
-    return silence.expired_at is not None or silence.ends_at <= wall
+        self._silences[silence.id] = silence
