@@ -119,7 +119,13 @@ class Dashboard:
             self.children.update(self.process.children())
 
     def start(self) -> bool:
-        drawn = self.process.read_until(b"LIVE", START_TIMEOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"LIVE" not in self.process.output and time.monotonic() < deadline:
+            self.process.read_until(b"LIVE", 1.0)
+            self.note_children()  # a start that dies still leaves its servers
+            if not self.alive():
+                break
+        drawn = b"LIVE" in self.process.output
         if not drawn:  # what it printed instead (a traceback on mount, say)
             self.pump(1.0)
             text = plain(bytes(self.process.output))
@@ -413,11 +419,13 @@ def run(args: argparse.Namespace) -> int:
     anchor_warm: int | None = None
     tally = Tally()
     lifetimes: list[Lifetime] = []
+    servers_of: list[Dashboard] = []  # to say whether any demo's servers outlived the run
     weights = [w for w, _, _ in ACTS]
     try:
         while time.monotonic() < deadline - args.warmup - 30:
             number = len(lifetimes) + 1
             dash = Dashboard(state_home)
+            servers_of.append(dash)
             life = Lifetime(number, dash.pid)
             lifetimes.append(life)
             tally.sequence.append(f"-- start {number} (pid {dash.pid})")
@@ -494,8 +502,23 @@ def run(args: argparse.Namespace) -> int:
         if anchor is not None:
             anchor.quit()
             anchor.kill()
+            servers_of.append(anchor)
+    time.sleep(2)
+    left = still_running({pid for dash in servers_of for pid in dash.children})
     report(args, root, state_home, lifetimes, tally, anchor_warm, anchor_end)
+    print(f"demo redis-servers still running after the run: {len(left)} {left or ''}")
     return 1 if tally.crashes else 0
+
+
+def still_running(pids: set[int]) -> list[int]:
+    """Those of `pids` still running (a zombie, reaped soon by init, is not)."""
+    running = []
+    for pid in sorted(pids):
+        with contextlib.suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                running.append(pid)
+    return running
 
 
 def report(

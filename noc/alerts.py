@@ -116,7 +116,7 @@ class AlertBook:
         # of no more use: forgotten here, so the dict holds the live keys and the recent
         # flippers, not every key the process ever saw (a listing per IP, say).
         window = self.policy.flap_window_seconds
-        for gone in [k for k, f in self._flips.items() if k not in self._tracks]:
+        for gone in [key for key in self._flips if key not in self._tracks]:
             if now - self._flips[gone][-1] > window:
                 del self._flips[gone]
         flips = self._flips.setdefault(cid, deque(maxlen=self.policy.flap_transitions * 2))
