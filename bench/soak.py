@@ -345,10 +345,14 @@ def save_tracebacks(root: Path, number: int, dash: Dashboard) -> None:
         (root / f"traceback-{number}.txt").write_text("\n\n".join(dash.tracebacks))
 
 
-def quiet_anchor(state_home: Path) -> Dashboard:
+def quiet_anchor(state_home: Path) -> Dashboard | None:
     anchor = Dashboard(state_home)
     if not anchor.start():
-        raise SystemExit("the quiet anchor demo never drew its screen")
+        tail = plain(bytes(anchor.process.output[-2000:]))
+        print(f"the quiet anchor never drew its screen (exit {anchor.exit_code}); "
+              f"the run goes on without it. It showed:\n{tail}", flush=True)  # fmt: skip
+        anchor.kill()
+        return None
     return anchor
 
 
