@@ -26,7 +26,6 @@ from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker
 
 from noc.audit import JsonlLog, operator_identity, state_dir
@@ -75,6 +74,7 @@ from widgets.drain_wait import DrainWait
 from widgets.estate_counts import EstateCounts
 from widgets.failover_dialog import FailoverDialog
 from widgets.fault_panel import FaultPanel
+from widgets.footer import NocFooter
 from widgets.force_dialog import ForceDialog
 from widgets.health_table import HealthTable
 from widgets.help_screen import HelpScreen
@@ -258,7 +258,7 @@ class NocApp(App[None]):
             yield AlertPane(id="alerts")
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
-        yield Footer()
+        yield NocFooter()
 
     async def on_mount(self) -> None:
         if not self.is_headless:

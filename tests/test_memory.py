@@ -6,12 +6,15 @@ real widgets, fast.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from support import HTTP_503, estate_config, feed_round
+from textual.widgets._footer import FooterKey
 
 from noc.app import NocApp
 from noc.clock import FakeClock
+from widgets.footer import NocFooter
 from widgets.health_table import HealthTable
 
 ROUNDS = 150
@@ -34,3 +37,22 @@ async def test_health_table_keeps_only_the_renders_of_what_it_shows(tmp_path: Pa
         assert len(table._cell_render_cache) <= 2 * shown_cells
         assert len(table._row_render_cache) <= 2 * (table.row_count + 1)
         assert len(table._line_cache) <= 2 * table.size.height
+
+
+async def test_footer_lets_go_of_the_keys_it_replaced(tmp_path: Path) -> None:
+    app = NocApp(estate_config(), clock=FakeClock(), start_polling=False, state_path=tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        for _ in range(40):  # each screen change rebuilds the footer's keys
+            await pilot.press("question_mark")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+        footer = app.query_one(NocFooter)
+        live = len(footer.query(FooterKey))
+        # Textual's watcher list of `compact` (private: it is what grew): one entry per
+        # key ever shown before the fix, 40 screens' worth; now the live keys only.
+        watchers = getattr(footer, "__watchers")["compact"]
+        assert len(watchers) <= live + 1
+        gc.collect()
+        orphans = [w for w in gc.get_objects() if isinstance(w, FooterKey) and not w.is_attached]
+        assert len(orphans) <= live
