@@ -29,8 +29,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from noc_collectors.suppression import (
+    DEFAULT_LISTS,
+    KEY_PATTERN,
+    SuppressionCollector,
+    sync_missing,
+)
 
-from collectors.suppression import DEFAULT_LISTS, KEY_PATTERN, SuppressionCollector, sync_missing
 from noc.clock import SystemClock
 from noc.model import SuppressionSample
 from noc.simulator import RedisServer

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
+from noc_collectors.redis_common import open_redis, redis_error_text
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import DeliverabilityCounts, DeliverabilitySample, RegionDeliverability
 

@@ -43,8 +43,8 @@ import dns.rdataset
 import dns.rdatatype
 import dns.tsig
 import dns.update
+from noc_collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
 
-from collectors.dns_records import DnsRecordCollector, ResolverAddress, answer_text
 from noc.clock import Clock
 from noc.model import (
     DnsRecordSample,

@@ -23,8 +23,8 @@ from contextlib import asynccontextmanager
 
 import dns.rdtypes.IN.A
 import dns.rdtypes.txtbase
+from noc_collectors.dns_records import ResolverAddress, query
 
-from collectors.dns_records import ResolverAddress, query
 from noc.clock import Clock, SystemClock
 from noc.model import DnsblSample
 

@@ -58,8 +58,8 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.nsbase
 import dns.rdtypes.txtbase
 import dns.reversename
+from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
 
-from collectors.dns_records import DnsAnswer, ResolverAddress, query
 from noc.clock import Clock, SystemClock
 from noc.model import AuthCheck, DmarcCheck, DnsError, EmailAuthSample, PtrCheck, PtrResult
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple
 
+from noc_collectors.redis_common import maybe_sent, open_redis, redis_error_text
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from collectors.redis_common import maybe_sent, open_redis, redis_error_text
 from noc.clock import Clock
 from noc.model import FailoverFlag, FlagSample, LockHolder, mask_url
 

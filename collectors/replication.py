@@ -27,9 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from noc_collectors.redis_common import open_redis, redis_error_text
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import LagBasis, LinkState, ReplicationKind, ReplicationSample, ReplicationSpec
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import redis.asyncio as aioredis
+from noc_collectors.redis_common import open_redis, redis_error_text
 from redis.exceptions import RedisError
 
-from collectors.redis_common import open_redis, redis_error_text
 from noc.clock import Clock, SystemClock
 from noc.model import SuppressionCount, SuppressionDivergence, SuppressionSample, SyncResult
 

@@ -18,6 +18,38 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from noc_themes import STYLESHEETS, THEMES
+from noc_themes.user import ThemeFileError, load_user_theme
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.banner import Banner
+from noc_widgets.critical_banner import CriticalBanner
+from noc_widgets.deliverability_screen import DeliverabilityScreen
+from noc_widgets.deliverability_summary import DeliverabilitySummary
+from noc_widgets.dns_screen import DnsScreen
+from noc_widgets.dns_summary import DnsSummary
+from noc_widgets.drain_wait import DrainWait
+from noc_widgets.estate_counts import EstateCounts
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.fault_panel import FaultPanel
+from noc_widgets.footer import NocFooter
+from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.health_table import HealthTable
+from noc_widgets.help_screen import HelpScreen
+from noc_widgets.lag_detail import LagDetailScreen
+from noc_widgets.region_board import RegionBoard
+from noc_widgets.region_list import RegionList
+from noc_widgets.region_map import RegionMap
+from noc_widgets.replication_panel import ReplicationPanel
+from noc_widgets.silence_dialog import SilenceDialog
+from noc_widgets.snapshot_screen import SnapshotScreen
+from noc_widgets.status_bar import StatusBar
+from noc_widgets.suppression_screen import SuppressionScreen
+from noc_widgets.sync_dialog import SyncDialog
+from noc_widgets.sync_summary import SyncSummary
+from noc_widgets.view import SnapshotView
+from noc_widgets.wall_header import WallHeader
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -59,38 +91,6 @@ from noc.scheduler import Scheduler
 from noc.sync import audit_sync, sync_now, sync_ok, sync_summary
 from noc.terminal import TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
-from themes import STYLESHEETS, THEMES
-from themes.user import ThemeFileError, load_user_theme
-from widgets.ack_dialog import AckDialog
-from widgets.action_result import ActionResultScreen
-from widgets.alert_pane import AlertPane
-from widgets.banner import Banner
-from widgets.critical_banner import CriticalBanner
-from widgets.deliverability_screen import DeliverabilityScreen
-from widgets.deliverability_summary import DeliverabilitySummary
-from widgets.dns_screen import DnsScreen
-from widgets.dns_summary import DnsSummary
-from widgets.drain_wait import DrainWait
-from widgets.estate_counts import EstateCounts
-from widgets.failover_dialog import FailoverDialog
-from widgets.fault_panel import FaultPanel
-from widgets.footer import NocFooter
-from widgets.force_dialog import ForceDialog
-from widgets.health_table import HealthTable
-from widgets.help_screen import HelpScreen
-from widgets.lag_detail import LagDetailScreen
-from widgets.region_board import RegionBoard
-from widgets.region_list import RegionList
-from widgets.region_map import RegionMap
-from widgets.replication_panel import ReplicationPanel
-from widgets.silence_dialog import SilenceDialog
-from widgets.snapshot_screen import SnapshotScreen
-from widgets.status_bar import StatusBar
-from widgets.suppression_screen import SuppressionScreen
-from widgets.sync_dialog import SyncDialog
-from widgets.sync_summary import SyncSummary
-from widgets.view import SnapshotView
-from widgets.wall_header import WallHeader
 
 log = logging.getLogger(__name__)
 
@@ -1046,7 +1046,7 @@ def binding_ids() -> list[str]:
     while pending:
         screen = pending.pop()
         pending.extend(screen.__subclasses__())
-        if screen.__module__.startswith("widgets."):
+        if screen.__module__.startswith("noc_widgets."):
             classes.append(screen)
     return sorted(
         {

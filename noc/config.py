@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 import platformdirs
+from noc_collectors.dns_records import parse_resolver, split_host_port
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -36,7 +37,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from collectors.dns_records import parse_resolver, split_host_port
 from noc.model import (
     CheckTarget,
     FailoverRecord,

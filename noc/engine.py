@@ -16,7 +16,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from collectors.dns_records import answer_target, map_answers_to_region
+from noc_collectors.dns_records import answer_target, map_answers_to_region
+
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig

@@ -29,10 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from collectors.dns_records import ResolverAddress, parse_resolver, split_host_port
-from collectors.dns_update import OUTCOME_UNKNOWN, PREREQUISITE_FAILED, DnsUpdater
-from collectors.flag_store import FlagStore
-from collectors.hooks import HookOutcome, run_hook
+from noc_collectors.dns_records import ResolverAddress, parse_resolver, split_host_port
+from noc_collectors.dns_update import OUTCOME_UNKNOWN, PREREQUISITE_FAILED, DnsUpdater
+from noc_collectors.flag_store import FlagStore
+from noc_collectors.hooks import HookOutcome, run_hook
+
 from noc.audit import JsonlLog
 from noc.clock import Clock, iso_utc
 from noc.config import NocConfig

@@ -15,7 +15,8 @@ from dataclasses import replace
 from datetime import datetime
 from ipaddress import ip_address
 
-from collectors.dns_records import answer_target
+from noc_collectors.dns_records import answer_target
+
 from noc.config import NocConfig, RegionConfig
 from noc.model import (
     ActionKind,

@@ -17,15 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from collectors.deliverability import DeliverabilityCollector
-from collectors.dns_records import DnsRecordCollector, parse_resolver
-from collectors.dnsbl import DnsblCollector
-from collectors.email_auth import EmailAuthCollector
-from collectors.flag_store import FlagStore
-from collectors.http import HttpHealthCollector
-from collectors.metrics import MetricsLagCollector
-from collectors.replication import RedisReplicationCollector
-from collectors.suppression import SuppressionCollector
+from noc_collectors.deliverability import DeliverabilityCollector
+from noc_collectors.dns_records import DnsRecordCollector, parse_resolver
+from noc_collectors.dnsbl import DnsblCollector
+from noc_collectors.email_auth import EmailAuthCollector
+from noc_collectors.flag_store import FlagStore
+from noc_collectors.http import HttpHealthCollector
+from noc_collectors.metrics import MetricsLagCollector
+from noc_collectors.replication import RedisReplicationCollector
+from noc_collectors.suppression import SuppressionCollector
+
 from noc.alert_journal import AlertJournal
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig

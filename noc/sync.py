@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collectors.suppression import sync_missing
+from noc_collectors.suppression import sync_missing
+
 from noc.audit import JsonlLog
 from noc.clock import Clock
 from noc.config import NocConfig

@@ -13,11 +13,11 @@ from typing import Any
 
 import redis
 from named import NamedServer, TsigKey
+from noc_collectors.dns_records import parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 from support import estate_config, feed_round, stored_flag
 from textual.pilot import Pilot
 
-from collectors.dns_records import parse_resolver, query
-from collectors.dns_update import DnsUpdater
 from noc.app import NocApp
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from failover_support import until
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.status_bar import StatusBar
 from support import HTTP_503, estate_config, feed_round, stored_flag
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
@@ -16,10 +20,6 @@ from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.simulator import RedisServer
-from widgets.action_result import ActionResultScreen
-from widgets.failover_dialog import FailoverDialog
-from widgets.force_dialog import ForceDialog
-from widgets.status_bar import StatusBar
 
 FLAG_KEY = "noc:failover"
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from noc_widgets.alert_pane import AlertPane
+from noc_widgets.health_table import HealthTable
+from noc_widgets.region_list import RegionList
+from noc_widgets.status_bar import StatusBar
 from support import HTTP_503, estate_config, feed_round
 
 from noc.app import NocApp
 from noc.clock import FakeClock
-from widgets.alert_pane import AlertPane
-from widgets.health_table import HealthTable
-from widgets.region_list import RegionList
-from widgets.status_bar import StatusBar
 
 
 async def test_widgets_follow_new_samples(tmp_path: Path) -> None:

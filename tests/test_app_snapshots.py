@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from noc_widgets.action_result import ActionResultScreen
 from support import (
     HTTP_503,
     REFUSED,
@@ -38,7 +39,6 @@ from noc.model import (
     StoreOutcome,
     StoreResult,
 )
-from widgets.action_result import ActionResultScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from failover_support import MOVED, make_failover_app, until
 from named import NamedServer
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.banner import Banner
 from support import REFUSED, feed_round
 
 from noc.audit import read_jsonl
@@ -17,9 +20,6 @@ from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
 from noc.model import AutoMode, FailoverFlag, Severity
 from noc.simulator import RedisServer
-from widgets.ack_dialog import AckDialog
-from widgets.action_result import ActionResultScreen
-from widgets.banner import Banner
 
 AUTO = {"auto": True, "auto_after_seconds": 90, "cooldown_seconds": 600}
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from noc_collectors.http import HttpHealthCollector
 
-from collectors.http import HttpHealthCollector
 from noc.clock import FakeClock
 from noc.model import CheckSample, CheckTarget, ErrorKind
 from noc.simulator import EndpointMode, HealthEndpoint

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import redis
+from noc_collectors.deliverability import minute_key
+from noc_collectors.replication import RedisReplicationCollector
 from replication_fixtures import ReplicatedPair, replicated_pair_fixture  # noqa: F401
 from support import REFUSED, REGIONS, estate_config, feed_round
 
-from collectors.deliverability import minute_key
-from collectors.replication import RedisReplicationCollector
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config

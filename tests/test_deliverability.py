@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import redis
+from noc_collectors.deliverability import KEY_PATTERN, DeliverabilityCollector, minute_key
 
-from collectors.deliverability import KEY_PATTERN, DeliverabilityCollector, minute_key
 from noc.clock import FakeClock
 from noc.model import DeliverabilityCounts, DeliverabilitySample
 from noc.simulator import RedisServer

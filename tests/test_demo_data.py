@@ -19,17 +19,18 @@ from typing import Any, TypeVar, cast
 
 import pytest
 import redis.asyncio as aioredis
+from noc_collectors.deliverability import EVENTS, KEY_PATTERN, DeliverabilityCollector, minute_key
+from noc_collectors.dns_records import DnsRecordCollector, parse_resolver
+from noc_collectors.dnsbl import DnsblCollector
+from noc_collectors.email_auth import EmailAuthCollector
+from noc_collectors.replication import RedisReplicationCollector
+from noc_collectors.suppression import SuppressionCollector
+from noc_widgets.fault_panel import FaultPanel
 from redis.typing import EncodableT, FieldT
 from test_simulator import redis_children
 from textual.app import App
 from textual.widgets import OptionList
 
-from collectors.deliverability import EVENTS, KEY_PATTERN, DeliverabilityCollector, minute_key
-from collectors.dns_records import DnsRecordCollector, parse_resolver
-from collectors.dnsbl import DnsblCollector
-from collectors.email_auth import EmailAuthCollector
-from collectors.replication import RedisReplicationCollector
-from collectors.suppression import SuppressionCollector
 from noc.audit import JsonlLog
 from noc.clock import SystemClock
 from noc.config import NocConfig, parse_config
@@ -47,7 +48,6 @@ from noc.model import (
 from noc.scheduler import Scheduler
 from noc.simulator import DemoEstate, EndpointMode, TrafficTuning
 from noc.simulator.threaded import ThreadedDemo
-from widgets.fault_panel import FaultPanel
 
 T = TypeVar("T")
 

@@ -23,10 +23,10 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 import pytest
+from noc_collectors.dns_records import DnsRecordCollector, ResolverAddress, parse_resolver, query
+from noc_collectors.dnsbl import DnsblCollector, dnsbl_query_name
+from noc_collectors.email_auth import EmailAuthCollector
 
-from collectors.dns_records import DnsRecordCollector, ResolverAddress, parse_resolver, query
-from collectors.dnsbl import DnsblCollector, dnsbl_query_name
-from collectors.email_auth import EmailAuthCollector
 from noc.model import DnsErrorKind, DnsRecordSample, FailoverRecord, FailoverRecordType
 from noc.simulator.dns_server import (
     DEMO_BLOCKLIST_ZONE,

@@ -21,16 +21,16 @@ import dns.rcode
 import dns.update
 import pytest
 from named import NamedServer, TsigKey, Zone, free_port, named_servers  # noqa: F401
-
-from collectors.dns_records import (
+from noc_collectors.dns_records import (
     DnsRecordCollector,
     ResolverAddress,
     map_answers_to_region,
     parse_resolver,
     query,
 )
-from collectors.dnsbl import DnsblCollector, dnsbl_query_name
-from collectors.email_auth import EmailAuthCollector
+from noc_collectors.dnsbl import DnsblCollector, dnsbl_query_name
+from noc_collectors.email_auth import EmailAuthCollector
+
 from noc.clock import FakeClock
 from noc.model import (
     DnsErrorKind,

@@ -19,9 +19,9 @@ import dns.rcode
 import dns.rdtypes.ANY.SOA
 import pytest
 from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
+from noc_collectors.dns_records import ResolverAddress, parse_resolver, query
+from noc_collectors.dns_update import DnsUpdater
 
-from collectors.dns_records import ResolverAddress, parse_resolver, query
-from collectors.dns_update import DnsUpdater
 from noc.clock import FakeClock, SystemClock
 from noc.model import FailoverRecord, FailoverRecordType, PropagationProgress, RecordChange
 from noc.simulator.dns_server import DEMO_DOMAIN, DemoDnsServer, demo_zones

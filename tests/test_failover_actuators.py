@@ -27,11 +27,11 @@ from failover_support import (
     failover_config,
 )
 from named import NamedServer
+from noc_collectors.dns_records import parse_resolver
+from noc_collectors.dns_update import DnsUpdater
+from noc_collectors.hooks import run_hook
 from support import REFUSED, feed_round
 
-from collectors.dns_records import parse_resolver
-from collectors.dns_update import DnsUpdater
-from collectors.hooks import run_hook
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import FakeClock
 from noc.config import ConfigError

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from named import NamedServer, TsigKey, Zone, named_servers  # noqa: F401
+from noc_collectors.dns_records import parse_resolver, query
 from test_cli import REGIONS, Estate, Run, act
 
-from collectors.dns_records import parse_resolver, query
 from noc.audit import read_jsonl
 from noc.simulator import HealthEndpoint, RedisServer
 

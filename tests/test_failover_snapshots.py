@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.blast_radius import blast_radius_content
+from noc_widgets.drain_wait import DrainWait
+from noc_widgets.failover_dialog import FailoverDialog, plan_title
+from noc_widgets.force_dialog import ForceDialog
 from support import estate_config, with_dns, with_replication
 from test_app_snapshots import SIZES, make_app
 from textual.pilot import Pilot
@@ -53,11 +58,6 @@ from noc.model import (
     SuppressionSample,
 )
 from noc.model import DeliverabilityCounts as Counts
-from widgets.action_result import ActionResultScreen
-from widgets.blast_radius import blast_radius_content
-from widgets.drain_wait import DrainWait
-from widgets.failover_dialog import FailoverDialog, plan_title
-from widgets.force_dialog import ForceDialog
 
 ZONE = "demo-mail.test."
 A, MX = FailoverRecordType.A, FailoverRecordType.MX

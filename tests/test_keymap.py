@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.fault_panel import FaultPanel
+from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.help_screen import HelpScreen
 from support import estate_config
 from test_app_snapshots import make_app as make_state
 from test_app_snapshots import wait_for_dialogs
@@ -13,11 +18,6 @@ from textual.widgets import Static
 
 from noc.app import NocApp, binding_ids
 from noc.config import ConfigError, parse_config
-from widgets.action_result import ActionResultScreen
-from widgets.failover_dialog import FailoverDialog
-from widgets.fault_panel import FaultPanel
-from widgets.force_dialog import ForceDialog
-from widgets.help_screen import HelpScreen
 
 
 def make_app(tmp_path: Path, keys: dict[str, str]) -> NocApp:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from noc_widgets.footer import NocFooter
+from noc_widgets.health_table import HealthTable
 from support import HTTP_503, estate_config, feed_round
 from textual.widgets._footer import FooterKey
 
 from noc.app import NocApp
 from noc.clock import FakeClock
-from widgets.footer import NocFooter
-from widgets.health_table import HealthTable
 
 ROUNDS = 150
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from noc_collectors.metrics import MetricsLagCollector, json_seconds, parse_selector
 
-from collectors.metrics import MetricsLagCollector, json_seconds, parse_selector
 from noc.clock import FakeClock
 from noc.model import LagBasis, LinkState, ReplicationKind, ReplicationSample, ReplicationSpec
 

@@ -8,6 +8,18 @@ from datetime import UTC, datetime
 from itertools import combinations
 
 import pytest
+from noc_widgets.landmask import is_land, land_mask, parse
+from noc_widgets.region_list import RegionList, region_lines
+from noc_widgets.region_map import (
+    LAT_BOTTOM,
+    LAT_TOP,
+    RegionMap,
+    land_layer,
+    layout_regions,
+    place_labels,
+    place_markers,
+    project,
+)
 from textual.app import App, ComposeResult
 from textual.widget import Widget
 
@@ -19,18 +31,6 @@ from noc.model import (
     Role,
     StoreStatus,
     Topology,
-)
-from widgets.landmask import is_land, land_mask, parse
-from widgets.region_list import RegionList, region_lines
-from widgets.region_map import (
-    LAT_BOTTOM,
-    LAT_TOP,
-    RegionMap,
-    land_layer,
-    layout_regions,
-    place_labels,
-    place_markers,
-    project,
 )
 
 BUCHAREST = (44.43, 26.10)

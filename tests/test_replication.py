@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 import redis
+from noc_collectors.replication import HEARTBEAT_KEY, RedisReplicationCollector
 from replication_fixtures import ReplicatedPair, replicated_pair_fixture, wait_for_link  # noqa: F401
 
-from collectors.replication import HEARTBEAT_KEY, RedisReplicationCollector
 from noc.clock import Clock, FakeClock, SystemClock
 from noc.model import LagBasis, LinkState, ReplicationKind, ReplicationSample, ReplicationSpec
 from noc.simulator import RedisServer

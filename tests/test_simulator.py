@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from noc_collectors.http import HttpHealthCollector
 
-from collectors.http import HttpHealthCollector
 from noc.config import NocConfig
 from noc.model import CheckSample, CheckTarget, ErrorKind, Fault, FaultInjector, Role
 from noc.simulator import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import redis
+from noc_collectors.suppression import SuppressionCollector, sync_missing
 
-from collectors.suppression import SuppressionCollector, sync_missing
 from noc.clock import FakeClock
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer

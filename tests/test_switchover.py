@@ -23,6 +23,9 @@ from failover_support import (
     until,
 )
 from named import NamedServer
+from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.drain_wait import DrainWait
+from noc_widgets.failover_dialog import FailoverDialog
 from support import REFUSED, feed_round
 from textual.pilot import Pilot
 
@@ -32,9 +35,6 @@ from noc.clock import FakeClock
 from noc.failover import plan_action
 from noc.model import ActionKind, LagBasis, LinkState, ReplicationSample
 from noc.simulator import RedisServer
-from widgets.action_result import ActionResultScreen
-from widgets.drain_wait import DrainWait
-from widgets.failover_dialog import FailoverDialog
 
 
 def make_app(

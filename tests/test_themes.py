@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+from noc_themes import THEMES
+from noc_themes.user import ThemeFileError, load_user_theme
 from support import estate_config
 from test_app_snapshots import make_app as make_state
 from textual.color import Color
@@ -14,8 +16,6 @@ from textual.theme import Theme
 
 from noc.app import NocApp
 from noc.ui_settings import DEFAULT_THEME
-from themes import THEMES
-from themes.user import ThemeFileError, load_user_theme
 
 STATUS = ("success", "warning", "error")
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from noc_widgets.health_style import age_text
 from support import estate_config
 
 from noc.cli import build_parser
 from noc.config import ConfigError
 from noc.ui_settings import UIConfig, apply_display_flags, is_read_only
-from widgets.health_style import age_text
 
 
 def test_defaults() -> None:

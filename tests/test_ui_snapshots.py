@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from noc_themes import THEMES
 from support import estate_config
 from test_app_snapshots import SIZES, make_app
 from textual.pilot import Pilot
-
-from themes import THEMES
 
 
 def app_with(tmp_path: Path, read_only: bool = False, **ui: Any) -> Any:

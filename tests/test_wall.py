@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from noc_widgets.critical_banner import PULSE_SECONDS, CriticalBanner
+from noc_widgets.region_board import RegionBoard
+from noc_widgets.wall_header import WallHeader
 from support import HTTP_503, estate_config, feed_round
 from test_app_snapshots import make_app as make_state
 from textual.widgets import Digits, Footer
@@ -14,9 +17,6 @@ from noc.app import NocApp, verdicts
 from noc.check import Status, verdict
 from noc.clock import FakeClock
 from noc.rotation import PAUSE_SECONDS, Rotation
-from widgets.critical_banner import PULSE_SECONDS, CriticalBanner
-from widgets.region_board import RegionBoard
-from widgets.wall_header import WallHeader
 
 ROTATE = 20.0
 

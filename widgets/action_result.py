@@ -7,6 +7,9 @@ The app shows this screen as soon as the actuators have run and calls
 
 from __future__ import annotations
 
+from noc_widgets.blast_radius import RowsView, hanging
+from noc_widgets.failover_dialog import plan_title
+from noc_widgets.fitted_modal import FittedModal
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -14,9 +17,6 @@ from textual.content import Content
 from textual.widgets import Button, Label
 
 from noc.model import ActionResult, ActuatorStep, StoreOutcome
-from widgets.blast_radius import RowsView, hanging
-from widgets.failover_dialog import plan_title
-from widgets.fitted_modal import FittedModal
 
 OUTCOME_STYLE = {
     StoreOutcome.VERIFIED: ("✓", "$success"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from noc_widgets.column_fit import remaining_width
 from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
@@ -16,7 +17,6 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import Alert, AlertState, EstateSnapshot, Severity
-from widgets.column_fit import remaining_width
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: ("✗ CRIT", "bold $error"),

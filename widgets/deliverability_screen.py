@@ -3,14 +3,14 @@ complaint limits, with each region's share of traffic (is the standby warm?)."""
 
 from __future__ import annotations
 
+from noc_widgets.deliverability_summary import complaint_words, percent
+from noc_widgets.snapshot_screen import SnapshotScreen
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import DeliverabilityCounts, EstateSnapshot
-from widgets.deliverability_summary import complaint_words, percent
-from widgets.snapshot_screen import SnapshotScreen
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from noc_widgets.text_cell import TextCell
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
@@ -9,7 +10,6 @@ from textual.reactive import reactive
 from textual.widgets import Sparkline
 
 from noc.model import DeliverabilitySample, EstateSnapshot
-from widgets.text_cell import TextCell
 
 
 def percent(rate: float | None) -> str:

@@ -3,13 +3,13 @@ authentication alignment per region, and every blocklist answer."""
 
 from __future__ import annotations
 
+from noc_widgets.snapshot_screen import SnapshotScreen
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import AuthCheck, DmarcCheck, EstateSnapshot, PtrCheck
-from widgets.snapshot_screen import SnapshotScreen
 
 LISTED_STYLE: dict[bool | None, tuple[str, str]] = {
     True: ("✗ LISTED", "bold $error"),

@@ -7,6 +7,7 @@ count above zero takes its status colour, a zero stays quiet.
 
 from __future__ import annotations
 
+from noc_widgets.health_style import health_word
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
@@ -14,7 +15,6 @@ from textual.widget import Widget
 from textual.widgets import Digits, Label
 
 from noc.model import EstateSnapshot, Health
-from widgets.health_style import health_word
 
 FAILING = "failing"
 

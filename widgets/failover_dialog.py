@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from noc_widgets.blast_radius import BlastRadiusView, RowsView, hanging
+from noc_widgets.fitted_modal import FittedModal
+from noc_widgets.health_style import health_content
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,9 +23,6 @@ from textual.content import Content
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionKind, ActionPlan, Preflight
-from widgets.blast_radius import BlastRadiusView, RowsView, hanging
-from widgets.fitted_modal import FittedModal
-from widgets.health_style import health_content
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ here: the lock, the DNS key and "never zero active" are never bypassed.
 
 from __future__ import annotations
 
+from noc_widgets.failover_dialog import PreflightView, plan_title
+from noc_widgets.fitted_modal import FittedModal
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,8 +17,6 @@ from textual.content import Content
 from textual.widgets import Button, Input, Label, Static
 
 from noc.model import ActionPlan
-from widgets.failover_dialog import PreflightView, plan_title
-from widgets.fitted_modal import FittedModal
 
 FORCE_WORD = "FORCE"
 

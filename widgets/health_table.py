@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Self
 
+from noc_widgets.column_fit import remaining_width
+from noc_widgets.health_style import age_text, health_content, health_word
 from textual.content import Content
 from textual.geometry import Region
 from textual.message import Message
@@ -12,8 +14,6 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot
-from widgets.column_fit import remaining_width
-from widgets.health_style import age_text, health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from noc_widgets.replication_panel import lag_words, link_name
+from noc_widgets.snapshot_screen import SnapshotScreen
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,8 +15,6 @@ from textual.widgets import Footer, Label
 from textual_plotext import PlotextPlot
 
 from noc.model import EstateSnapshot, LagPoint, LinkStatus
-from widgets.replication_panel import lag_words, link_name
-from widgets.snapshot_screen import SnapshotScreen
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def parse(data: bytes) -> LandMask:
 @cache
 def land_mask() -> LandMask:
     """The shipped mask, read once per process."""
-    return parse(files("widgets").joinpath("data", "landmask.bin").read_bytes())
+    return parse(files("noc_widgets").joinpath("data", "landmask.bin").read_bytes())
 
 
 def is_land(lat: float, lon: float) -> bool:

@@ -8,6 +8,9 @@ rather than being cut, so a narrow card loses no word halfway.
 
 from __future__ import annotations
 
+from noc_widgets.health_style import ACTIVE_MARK, health_word
+from noc_widgets.region_list import ACTIVE_STYLE, ACTIVE_WORD
+from noc_widgets.view import SnapshotView
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.reactive import reactive
@@ -15,9 +18,6 @@ from textual.widget import Widget
 from textual.widgets import Label
 
 from noc.model import EstateSnapshot, Health, RegionStatus
-from widgets.health_style import ACTIVE_MARK, health_word
-from widgets.region_list import ACTIVE_STYLE, ACTIVE_WORD
-from widgets.view import SnapshotView
 
 # Cards narrower than this go one under another.
 CARD_MIN_WIDTH = 36

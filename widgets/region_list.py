@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from noc_widgets.health_style import ACTIVE_MARK, health_content
 from textual.app import RenderResult
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import EstateSnapshot, Health, RegionStatus, Role
-from widgets.health_style import ACTIVE_MARK, health_content
 
 WAITING = "waiting for first poll…"
 ACTIVE_WORD = "ACTIVE"

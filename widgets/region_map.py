@@ -17,14 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from textual.app import RenderResult
-from textual.content import Content
-from textual.style import Style
-
-from noc.model import RegionStatus
-from widgets.health_style import ACTIVE_MARK, COLOR
-from widgets.landmask import land_mask
-from widgets.region_list import (
+from noc_widgets.health_style import ACTIVE_MARK, COLOR
+from noc_widgets.landmask import land_mask
+from noc_widgets.region_list import (
     DETAILS,
     MUTED,
     WAITING,
@@ -32,6 +27,11 @@ from widgets.region_list import (
     region_cells,
     region_lines,
 )
+from textual.app import RenderResult
+from textual.content import Content
+from textual.style import Style
+
+from noc.model import RegionStatus
 
 LAT_TOP = 80.0
 LAT_BOTTOM = -58.0

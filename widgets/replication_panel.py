@@ -9,6 +9,7 @@ must be read against its threshold.) The value says what the colour means
 
 from __future__ import annotations
 
+from noc_widgets.text_cell import TextCell
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -16,7 +17,6 @@ from textual.reactive import reactive
 from textual.widgets import Label
 
 from noc.model import EstateSnapshot, LinkState, LinkStatus
-from widgets.text_cell import TextCell
 
 
 def link_name(link: LinkStatus) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from noc_widgets.health_style import ACTIVE_MARK, age_text
 from textual.app import RenderResult
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from noc.model import AlertState, AutoMode, AutoStatus, EstateSnapshot, Severity
-from widgets.health_style import ACTIVE_MARK, age_text
 
 
 def liveness(snapshot: EstateSnapshot) -> Content:

@@ -3,13 +3,13 @@ what it still lacks, the oldest unsynced age against the SLO, and a few examples
 
 from __future__ import annotations
 
+from noc_widgets.snapshot_screen import SnapshotScreen
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Label
 
 from noc.model import EstateSnapshot
-from widgets.snapshot_screen import SnapshotScreen
 
 
 class SuppressionScreen(SnapshotScreen):

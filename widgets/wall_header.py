@@ -7,6 +7,7 @@ every second is a repaint every second); then ages count in ten-second steps.
 
 from __future__ import annotations
 
+from noc_widgets.status_bar import poll_age
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.reactive import reactive
@@ -14,7 +15,6 @@ from textual.widget import Widget
 from textual.widgets import Digits, Static
 
 from noc.model import EstateSnapshot
-from widgets.status_bar import poll_age
 
 
 class WallHeader(Widget):

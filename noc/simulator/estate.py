@@ -39,8 +39,8 @@ from typing import Any
 
 import dns.tsigkeyring
 import redis.asyncio as aioredis
+from noc_collectors.dnsbl import dnsbl_query_name
 
-from collectors.dnsbl import dnsbl_query_name
 from noc.config import NocConfig, parse_config
 from noc.model import Fault, Role
 from noc.simulator.dns_server import (

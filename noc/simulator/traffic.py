@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from typing import cast
 
 import redis.asyncio as aioredis
+from noc_collectors.deliverability import minute_key
 from redis.exceptions import RedisError
-
-from collectors.deliverability import minute_key
 
 __all__ = ["MailTraffic", "SuppressionSync", "TrafficTuning"]
 
