@@ -221,6 +221,13 @@ class AlertBook:
         self._resolved_ids.add(alert.id)
 
     def _flip(self, cid: str, now: float) -> None:
+        # Flip times of keys that are gone and last flipped before the flap window are
+        # of no more use: forgotten here, so the dict holds the live keys and the recent
+        # flippers, not every key the process ever saw (a listing per IP, say).
+        window = self.policy.flap_window_seconds
+        for gone in [key for key in self._flips if key not in self._tracks]:
+            if now - self._flips[gone][-1] > window:
+                del self._flips[gone]
         flips = self._flips.setdefault(cid, deque(maxlen=self.policy.flap_transitions * 2))
         flips.append(now)
 

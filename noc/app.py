@@ -30,7 +30,6 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from noc.actions import (
@@ -95,6 +94,7 @@ from noc_widgets.drain_wait import DrainWait
 from noc_widgets.estate_counts import EstateCounts
 from noc_widgets.failover_dialog import FailoverDialog
 from noc_widgets.fault_panel import FaultPanel
+from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
@@ -298,7 +298,7 @@ class NocApp(App[None]):
             yield AlertPane(id="alerts")
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
-        yield Footer()
+        yield NocFooter()
 
     async def on_mount(self) -> None:
         if not self.is_headless:

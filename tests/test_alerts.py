@@ -211,3 +211,28 @@ def test_restored_firing_alert_waits_for_data_before_resolving() -> None:
     assert [(n.event, n.alert.key) for n in engine.evaluate_alerts()] == [
         ("resolved", "region_down:bg")
     ]
+
+
+# --- a book that runs for months stays the size of what is live -----------------
+
+
+def test_flip_times_of_gone_conditions_are_forgotten_after_the_flap_window() -> None:
+    alerts = book(flap_window_seconds=600)
+    for n in range(10_000):  # distinct ids, each firing once and resolving
+        fleeting = Condition(f"region_down:r{n}", "region_down", Severity.CRITICAL, f"r{n}", "down")
+        tick(alerts, 1, fleeting)
+        tick(alerts, 1)
+    # Only the conditions whose flips are still inside the window are remembered
+    # (the flap verdict needs them); the other thousands are gone.
+    assert len(alerts._flips) <= 600 // 2 + 1
+    assert len(alerts.alerts()) <= 50  # and the resolved list is the bounded one
+
+
+def test_a_flapping_condition_is_still_seen_flapping() -> None:
+    alerts = book(flap_window_seconds=600, flap_transitions=4)
+    for _ in range(3):
+        tick(alerts, 1, DOWN)
+        tick(alerts, 1)
+    tick(alerts, 1, DOWN)
+    firing = next(a for a in alerts.alerts() if a.state is AlertState.FIRING)
+    assert firing.rule == DOWN.rule and firing.flapping

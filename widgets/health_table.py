@@ -217,12 +217,20 @@ class HealthTable(DataTable[Content | str]):
         it (blank ones too) to the terminal: about 1.5 KB a second at 80x24 for an
         age ticking in each row, where the rows that changed are a few hundred bytes.
         """
+        if not changed:
+            return
         self._updating_cells = True
         try:
             for key, column, value in changed:
                 self.update_cell(key, column, value)
         finally:
             self._updating_cells = False
+        # update_cell bumps DataTable's update count, which is part of every render
+        # cache key, but keeps the renders made under the old count: nothing can hit
+        # them again, yet they stayed until the LRU caps (10,000 cells, 1,000 rows and
+        # lines), a MiB a minute of a quiet dashboard. Every visible cell is rendered
+        # afresh after an update anyway, so dropping them costs no extra rendering.
+        self._clear_caches()
         # By row, not by cell: the terminal is sent a widget's whole line either way.
         for key in dict.fromkeys(key for key, _, _ in changed):
             self.refresh_row(self.get_row_index(key))
