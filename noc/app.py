@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import signal
 import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -74,7 +73,7 @@ from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.rules import RULES
 from noc.scheduler import Scheduler
-from noc.terminal import TerminalWatch
+from noc.terminal import ExitSignals, TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
 from noc_themes import STYLESHEETS, THEMES
 from noc_themes.user import ThemeFileError, load_user_theme
@@ -261,6 +260,7 @@ class NocApp(App[None]):
         self.set_keymap(_checked_keymap(config.keys, config_path))
         self._theme_notes = self._install_themes()
         self._terminal_watch: TerminalWatch | None = None
+        self._exit_signals: ExitSignals | None = None
         # Set once the app has begun to exit: no key, timer or poll result may then
         # start anything or touch a widget (they are being taken down).
         self._leaving = False
@@ -301,12 +301,12 @@ class NocApp(App[None]):
         yield NocFooter()
 
     async def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Under every driver (terminal, web, headless): see noc.terminal.ExitSignals.
+        # The handler runs between two bytecodes; the exit itself runs on the loop.
+        self._exit_signals = ExitSignals(lambda: loop.call_soon_threadsafe(self.exit))
+        self._exit_signals.install()
         if not self.is_headless:
-            # A dropped SSH session (SIGHUP) or a `kill` (SIGTERM) exits cleanly, so
-            # the scheduler and any demo servers are stopped rather than orphaned.
-            loop = asyncio.get_running_loop()
-            for hangup in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(hangup, self.exit)
             # Not every lost terminal sends SIGHUP; see noc.terminal. The watch calls
             # from its own thread, so the exit is handed to the event loop. It stays
             # armed until the process ends (it is never stopped): a crash report
@@ -338,11 +338,18 @@ class NocApp(App[None]):
             self.run_worker(self.find_interrupted(), group="recovery", exit_on_error=False)
 
     async def on_unmount(self) -> None:
-        if self._applying is not None and not self._applying.done():
-            # A hang-up mid-failover: the writes finish, are read back or rolled back,
-            # and audited before the stores are closed. Each step has its timeout.
-            await asyncio.wait({self._applying})
-        await self.scheduler.stop()
+        try:
+            if self._applying is not None and not self._applying.done():
+                # A hang-up mid-failover: the writes finish, are read back or rolled
+                # back, and audited before the stores are closed. Each step has its
+                # timeout.
+                await asyncio.wait({self._applying})
+            await self.scheduler.stop()
+        finally:
+            # A guest in a test's process gives its signals back; in noc's own they
+            # stay until the process ends (see ExitSignals).
+            if self._exit_signals is not None and self.is_headless:
+                self._exit_signals.restore()
 
     def _install_themes(self) -> list[str]:
         """Offer noc's themes (and the user's) alone, and pick the configured one.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property, partial
@@ -61,6 +61,10 @@ MAX_RESTART_SECONDS = 60.0
 # A loop that ran this long before dying is restarted after FIRST_RESTART_SECONDS
 # again: it failed once, not in a tight circle.
 HEALTHY_RUN_SECONDS = 120.0
+# How often stop() cancels again a loop that has not ended: on Python 3.11 a
+# cancellation can be swallowed inside a library (redis-py's wait_for and timeouts
+# race with it), and the loop then polls on as if nothing had asked it to stop.
+RECANCEL_SECONDS = 0.1
 
 # How many other checks a check that went dark wakes to tell its own outage from
 # noc's (an answer from any of them is enough; each is probed once, early).
@@ -378,12 +382,7 @@ class Scheduler:
         for handle in self._restarts.values():
             handle.cancel()
         self._restarts.clear()
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await end_tasks(self._tasks.values())
         self._tasks.clear()
         if self.notifier is not None:
             await self.notifier.aclose()
@@ -585,3 +584,19 @@ class Scheduler:
                 reachable=False,
                 error=f"internal error: {type(exc).__name__}",
             )
+
+
+async def end_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again each
+    RECANCEL_SECONDS those still running. One cancel() is a request a library can lose
+    (see RECANCEL_SECONDS); a shutdown that waited on it hung the app's exit for good.
+    Each task's own result or error is its business (supervision has logged it)."""
+    tasks = list(tasks)
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not report it at exit

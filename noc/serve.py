@@ -17,19 +17,39 @@ Two more guards, because a browser runs pages from anywhere next to the dashboar
   same-site, HttpOnly cookie that the websocket upgrade must carry. Without it the
   browser gets the read-only dashboard. The token is `[serve] token` (or
   NOC_SERVE__TOKEN), or made up at each start and printed.
+
+Each browser's noc lives exactly as long as its websocket. textual-serve asks the
+process to quit and then waits on it for ever; a noc whose exit hung (or one run
+through `sh -c`, where a signal reaches only the shell) was left running, with the
+demo's redis-servers, after the tab closed and after `noc serve` itself stopped.
+Here every session's noc leads its own process group: when the websocket closes it
+is asked to quit, then sent SIGTERM, then SIGKILL, group and all (the demo's
+redis-servers are in it), all within SESSION_END_SECONDS; stopping `noc serve`
+(SIGTERM, SIGINT or SIGHUP) ends every session that way before it exits.
+
+The page fetches nothing from anywhere but noc serve: a wall screen on an isolated
+network must not wait on, or break for, a web font. textual-serve's page links
+Google Fonts; noc swaps that for the Roboto Mono files textual-serve ships, and a
+Content-Security-Policy keeps the browser to this origin whatever the page says.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
+import os
+import re
 import secrets
 import shlex
+import signal
 import socket
 import sys
+from asyncio.subprocess import Process
+from typing import Any
 
 from aiohttp import web
 from textual_serve.app_service import AppService
@@ -42,6 +62,33 @@ log = logging.getLogger(__name__)
 
 # Where a browser keeps the token once it has presented it.
 TOKEN_COOKIE = "noc_serve_token"
+
+# A closed session's noc is gone within SESSION_END_SECONDS: it is asked to quit (a
+# demo's clean exit, its redis-servers stopped, takes about a second), then its
+# process group is sent SIGTERM, then SIGKILL.
+QUIT_GRACE_SECONDS = 3.0
+TERM_GRACE_SECONDS = 1.0
+SESSION_END_SECONDS = 5.0
+
+# textual-serve's page takes its font from Google; the same font ships in its static
+# folder. Variable fonts: one file covers every weight.
+_WEB_FONT_LINK = re.compile(
+    r"<link[^>]*href=[\"']https?://fonts\.googleapis\.com/[^>]*>", re.IGNORECASE
+)
+_LOCAL_FONT_FACES = """<style>
+      @font-face {{
+        font-family: "Roboto Mono";
+        src: url("{static}fonts/RobotoMono-VariableFont_wght.ttf") format("truetype");
+        font-weight: 100 700;
+        font-style: normal;
+      }}
+      @font-face {{
+        font-family: "Roboto Mono";
+        src: url("{static}fonts/RobotoMono-Italic-VariableFont_wght.ttf") format("truetype");
+        font-weight: 100 700;
+        font-style: italic;
+      }}
+    </style>"""
 
 
 def is_loopback(host: str) -> bool:
@@ -113,6 +160,81 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return (parsed.scheme.lower(), (parsed.host or "").lower(), parsed.port)
 
 
+def _signal_group(leader: int, signum: signal.Signals) -> None:
+    """`signum` to every process left in the group `leader` led (none left: nothing)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader, signum)
+
+
+async def _exited(process: Process, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await process.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class Session(AppService):
+    """One browser's noc, run directly (no shell in between) as the leader of its own
+    process group, and ended with everything it started when the session ends."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        super().__init__(shlex.join(argv), **kwargs)
+        self.argv = argv
+        self._ending: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def _open_app_process(self, width: int = 80, height: int = 24) -> Process:
+        environment = self._build_environment(width=width, height=height)
+        self._process = process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=environment,
+            # Its own group: the demo's redis-servers join it, and one killpg ends all.
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        return process
+
+    async def stop(self) -> None:
+        """End this session's noc (idempotent; the websocket's end and the server's
+        shutdown may both ask). Shielded: a cancelled caller must not leave it half
+        done, with a group that was sent SIGTERM but never SIGKILL."""
+        if self._ending is None:
+            self._ending = asyncio.create_task(self._end())
+        await asyncio.shield(self._ending)
+
+    async def _end(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
+        await self.send_meta({"type": "quit"})  # False once its stdin is gone: fine
+        if not await _exited(process, QUIT_GRACE_SECONDS):
+            log.warning("noc serve: session %d did not quit; sending SIGTERM", process.pid)
+            _signal_group(process.pid, signal.SIGTERM)
+            if not await _exited(process, TERM_GRACE_SECONDS):
+                log.warning("noc serve: session %d ignored SIGTERM; killing it", process.pid)
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        # The noc is gone; anything of its group still there (a redis-server its demo
+        # failed to stop) goes too. The group is still ours: it lives while a member does.
+        _signal_group(process.pid, signal.SIGKILL)
+        if self._task is not None:
+            # Its relay ends at the noc's end of output; it holds nothing more.
+            _, running = await asyncio.wait({self._task}, timeout=TERM_GRACE_SECONDS)
+            for task in running:
+                task.cancel()
+            self._task = None
+
+
 class NocServer(Server):
     """textual-serve's server with an Origin check and a token for actions.
 
@@ -133,9 +255,25 @@ class NocServer(Server):
         super().__init__(
             shlex.join(read_only), host=host, port=port, title="noc", public_url=public_url
         )
-        self.read_only = shlex.join(read_only)
-        self.with_actions = shlex.join(with_actions) if with_actions is not None else None
+        self.read_only = read_only
+        self.with_actions = with_actions
         self.token = token
+        # The sessions running now, and their websockets: stopping the server ends them.
+        self.sessions: dict[Session, web.WebSocketResponse] = {}
+
+    async def on_startup(self, app: web.Application) -> None:
+        await super().on_startup(app)
+        # A hang-up (the terminal serve runs in closed) stops it as cleanly as SIGTERM.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_exit)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Before aiohttp waits on the handlers (up to a minute): end every session's
+        noc, all at once, then close the websockets."""
+        sessions = dict(self.sessions)
+        await asyncio.gather(*(session.stop() for session in sessions), return_exceptions=True)
+        for websocket in sessions.values():
+            await websocket.close()
+        await super().on_shutdown(app)
 
     def initialize_logging(self) -> None:
         super().initialize_logging()
@@ -148,8 +286,7 @@ class NocServer(Server):
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
         given = request.query.get("token")
         if given is None:
-            response: web.StreamResponse = await super().handle_index(request)
-            return response
+            return self.self_contained(await super().handle_index(request))
         if not self.token_ok(given):
             log.warning("noc serve: wrong token from %s", request.remote)
             raise web.HTTPForbidden(text="wrong token\n")
@@ -158,6 +295,27 @@ class NocServer(Server):
         found = web.HTTPFound(location="/")
         found.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
         raise found
+
+    def self_contained(self, page: web.StreamResponse) -> web.StreamResponse:
+        """textual-serve's page with its web font served from here, and a policy that
+        keeps the browser to this origin (and this websocket) for everything."""
+        assert isinstance(page, web.Response) and page.text is not None
+        static = f"{self.public_url}/static/"
+        page.text = _WEB_FONT_LINK.sub(_LOCAL_FONT_FACES.format(static=static), page.text)
+        scheme, rest = self.public_url.split(":", 1)
+        websocket = ("wss:" if scheme == "https" else "ws:") + rest
+        page.headers["Content-Security-Policy"] = "; ".join([
+            "default-src 'self'",
+            # The page's own inline script and styles; nothing from elsewhere.
+            "script-src 'self' 'unsafe-inline'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            f"connect-src 'self' {websocket}",
+            # No other site may frame the dashboard and steer clicks or keys into it.
+            "frame-ancestors 'self'",
+        ])  # fmt: skip
+        return page
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """As textual-serve's, after the Origin check, with this browser's command."""
@@ -177,14 +335,14 @@ class NocServer(Server):
         websocket = web.WebSocketResponse(heartbeat=15)
         width = to_int(request.query.get("width", "80"), 80)
         height = to_int(request.query.get("height", "24"), 24)
-        app_service: AppService | None = None
+        session: Session | None = None
 
         async def close() -> None:
             await websocket.close()
 
         try:
             await websocket.prepare(request)
-            app_service = AppService(
+            session = Session(
                 command,
                 write_bytes=websocket.send_bytes,
                 write_str=websocket.send_str,
@@ -192,15 +350,19 @@ class NocServer(Server):
                 download_manager=self.download_manager,
                 debug=self.debug,
             )
-            await app_service.start(width, height)
-            await self._process_messages(websocket, app_service)
+            self.sessions[session] = websocket
+            await session.start(width, height)
+            log.info("noc serve: session %s started for %s", session.pid, request.remote)
+            await self._process_messages(websocket, session)
         except asyncio.CancelledError:
             await websocket.close()
         except Exception:
             log.exception("noc serve: a browser's dashboard failed")
         finally:
-            if app_service is not None:
-                await app_service.stop()
+            if session is not None:
+                await session.stop()
+                self.sessions.pop(session, None)
+                log.info("noc serve: session %s ended", session.pid)
         return websocket
 
 

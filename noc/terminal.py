@@ -30,9 +30,12 @@ import _thread
 import contextlib
 import os
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
 
 GRACE_SECONDS = 2.0
 # After the interrupt, the cleanup of a Ctrl+C (the demo's servers stopped) takes
@@ -103,3 +106,47 @@ def _detach_output() -> None:
                 os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+# What ends the app cleanly, under every driver: a `kill` or a supervisor's stop
+# (SIGTERM, also noc serve's when a session's noc does not quit) and a dropped SSH
+# session or closed terminal (SIGHUP).
+EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+
+
+class ExitSignals:
+    """SIGTERM and SIGHUP ask the app to exit by its normal path (scheduler and demo
+    stopped, rather than orphaned), as often as they come.
+
+    Plain handlers rather than the event loop's, which the loop's close takes away
+    (the default disposition would then kill noc in the middle of stopping the demo's
+    servers), and so that what was there before can be put back (`restore`) when the
+    app was a guest in someone else's process (under `run_test`). In noc's own process
+    they stay until it ends: a hang-up that comes while a crash report is written, or
+    while the demo is being stopped, then changes nothing, and TerminalWatch's way out
+    or a supervisor's SIGKILL ends a process whose exit hangs.
+    """
+
+    def __init__(self, ask_exit: Callable[[], object]) -> None:
+        self._ask_exit = ask_exit
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> bool:
+        """False where signals cannot be caught (any thread but the main one)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        for signum in EXIT_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return True
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            # None: a handler set outside Python; the default is the nearest we can give.
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes, perhaps inside the event loop:
+        # it only asks (the exit runs on the loop), and never raises into that code.
+        with contextlib.suppress(RuntimeError):  # the loop has closed: already leaving
+            self._ask_exit()

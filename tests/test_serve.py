@@ -1,22 +1,45 @@
 """`noc serve`: a real server on loopback, its page fetched over HTTP and the dashboard
-itself started over the websocket, read-only unless actions are allowed."""
+itself started over the websocket, read-only unless actions are allowed; each
+session's noc (and the demo's redis-servers it started) ends with its websocket and
+with serve; the dashboard exits on SIGTERM under the web driver and headless.
+
+Every test here must leave no process of its own running (checked after each)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
+from processes import descendants, leaves_no_process, name, wait_gone
+from support import estate_config
 
+from noc.app import NocApp
 from noc.cli import build_parser
+from noc.scheduler import end_tasks
 from noc.serve import is_loopback, noc_command, public_url, warning
+
+# Generous, for a loaded machine: what is promised is noc.serve.SESSION_END_SECONDS
+# (serve's own timers enforce it); the tests that wait print the figures measured.
+DEADLINE_SECONDS = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _leaves_no_process() -> Iterator[None]:
+    with leaves_no_process(DEADLINE_SECONDS):
+        yield
 
 
 def free_port() -> int:
@@ -241,3 +264,254 @@ async def test_a_configured_token_is_used_and_not_printed(tmp_path: Path) -> Non
             assert b"Failover" in await dashboard(session, port, page)
     finally:
         stop_serving(server)
+
+
+# --- sessions end with their websocket and with serve --------------------------------
+
+
+async def open_session(
+    session: aiohttp.ClientSession, port: int
+) -> aiohttp.ClientWebSocketResponse:
+    """A browser's dashboard, open and drawn (as the page opens it, with its Origin)."""
+    websocket = await session.ws_connect(
+        f"http://127.0.0.1:{port}/ws?width=100&height=30", origin=f"http://127.0.0.1:{port}"
+    )
+    drawn = b""
+    async with asyncio.timeout(60):
+        while b"READ-ONLY" not in drawn:
+            message = await websocket.receive()
+            assert message.type is aiohttp.WSMsgType.BINARY, message
+            drawn += message.data
+    return websocket
+
+
+def session_tree(server: subprocess.Popen[bytes]) -> dict[int, str]:
+    return {pid: name(pid) for pid in descendants(server.pid)}
+
+
+def assert_a_demo_session(tree: dict[int, str], count: int = 1) -> None:
+    """`count` nocs, each with the demo's 5 redis-servers, and nothing between serve and
+    a noc (a shell would take the signals meant for it)."""
+    assert sorted(tree.values()).count("redis-server") == 5 * count, tree
+    assert len(tree) == 6 * count, tree
+
+
+async def test_a_closed_session_ends_its_noc_and_its_redis_servers(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, server = served
+    await fetch_page(port)
+    async with aiohttp.ClientSession() as session:
+        websocket = await open_session(session, port)
+        tree = session_tree(server)
+        assert_a_demo_session(tree)
+        await websocket.close()
+        left, took = await asyncio.to_thread(wait_gone, tree, DEADLINE_SECONDS)
+    assert not left, f"still running after the session closed: {left}"
+    print(f"session ended {took:.2f} s after its websocket closed")
+    assert server.poll() is None, "serve itself goes on"
+
+
+async def test_stopping_serve_ends_every_session(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, server = served
+    await fetch_page(port)
+    async with aiohttp.ClientSession() as session:
+        first, second = await open_session(session, port), await open_session(session, port)
+        tree = session_tree(server)
+        assert_a_demo_session(tree, count=2)
+        server.send_signal(signal.SIGTERM)
+        status = await asyncio.to_thread(server.wait, DEADLINE_SECONDS)
+        left, took = await asyncio.to_thread(wait_gone, tree, DEADLINE_SECONDS)
+        for websocket in (first, second):
+            await closed_by_serve(websocket)
+    assert status == 0
+    assert not left, f"still running after serve stopped: {left}"
+    print(f"both sessions ended {took:.2f} s after serve exited")
+
+
+async def closed_by_serve(websocket: aiohttp.ClientWebSocketResponse) -> None:
+    """The browser sees its session end (what was drawn before may still be queued)."""
+    ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    async with asyncio.timeout(DEADLINE_SECONDS):
+        while (await websocket.receive()).type not in ended:
+            pass
+
+
+# --- the page fetches nothing from elsewhere -----------------------------------------
+
+
+class Fetched(HTMLParser):
+    """Every address the page makes a browser fetch: src and href attributes, and
+    url(...) and @import in its inline styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addresses: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_style = tag == "style"
+        for attribute, value in attrs:
+            if attribute in ("src", "href") and value:
+                self.addresses.append(value)
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.addresses += css_addresses(data)
+
+
+def css_addresses(css: str) -> list[str]:
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)  # a comment fetches nothing
+    found = re.findall(r"""url\(\s*["']?([^"')]+)""", css)
+    return found + re.findall(r"""@import\s+["']([^"']+)""", css)
+
+
+async def test_the_page_fetches_nothing_from_elsewhere(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, _ = served
+    own = f"http://127.0.0.1:{port}/"
+    page = await fetch_page(port)
+    fetched = Fetched()
+    fetched.feed(page)
+    addresses = fetched.addresses
+    assert any(address.endswith(".ttf") for address in addresses), "the font is served here"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(own) as response:
+            policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "font-src 'self'" in policy
+        for address in list(addresses):
+            assert not re.match(r"(?i)(https?:)?//", address) or address.startswith(own), (
+                f"the page fetches {address} from elsewhere"
+            )
+            async with session.get(urljoin(own, address)) as response:
+                assert response.status == 200, address
+                if address.endswith(".css"):
+                    for inner in css_addresses(await response.text()):
+                        assert not re.match(r"(?i)(https?:)?//", inner), (address, inner)
+
+
+# --- the dashboard exits on SIGTERM under every driver -------------------------------
+
+
+async def exits_cleanly(process: asyncio.subprocess.Process, ending: str) -> None:
+    """Ends `process` by `ending` and checks it exits 0, with every server it started."""
+    tree = {pid: name(pid) for pid in descendants(process.pid)}
+    assert sorted(tree.values()).count("redis-server") == 5, tree
+    if ending in ("SIGTERM", "SIGHUP"):
+        process.send_signal(getattr(signal, ending))
+    elif ending == "quit":  # what textual-serve sends when its websocket closes
+        quit_meta = json.dumps({"type": "quit"}).encode()
+        assert process.stdin is not None
+        process.stdin.write(b"M" + len(quit_meta).to_bytes(4, "big") + quit_meta)
+    else:  # "stdin closed": noc serve itself was killed
+        assert process.stdin is not None
+        process.stdin.close()
+    async with asyncio.timeout(DEADLINE_SECONDS):
+        status = await process.wait()
+    assert status == 0
+    left, _ = await asyncio.to_thread(wait_gone, tree, DEADLINE_SECONDS)
+    assert not left, f"its servers outlived it: {left}"
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGHUP", "quit", "stdin closed"])
+async def test_the_dashboard_under_the_web_driver_exits(tmp_path: Path, ending: str) -> None:
+    """As noc serve runs it: textual-serve's environment, its protocol on pipes."""
+    env = dict(
+        os.environ,
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        TEXTUAL_DRIVER="textual.drivers.web_driver:WebDriver",
+        COLUMNS="100",
+        ROWS="30",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "noc", "demo", "--read-only",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    drawn = b""
+    try:
+        async with asyncio.timeout(60):
+            while b"READ-ONLY" not in drawn:
+                drawn += await process.stdout.read(65536)
+        # Read on, as serve does: a noc whose output nobody reads would block on it.
+        reading = asyncio.create_task(process.stdout.read())
+        await exits_cleanly(process, ending)
+        await reading
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+HEADLESS = str(Path(__file__).resolve().parent / "headless_dashboard.py")
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGHUP"])
+async def test_a_headless_dashboard_exits(tmp_path: Path, ending: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, HEADLESS, str(tmp_path / "state"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            assert await process.stdout.readline() == b"ready\n"
+        await exits_cleanly(process, ending)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stubborn_loop(swallowed: list[int]) -> None:
+    """A poll loop whose first cancellation a library swallows, as redis-py's
+    wait_for can on Python 3.11: it then polls on as if nothing had asked it to stop."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(1)
+
+
+async def test_ending_tasks_outlasts_a_swallowed_cancellation() -> None:
+    swallowed: list[int] = []
+    stubborn = asyncio.create_task(stubborn_loop(swallowed))
+    polite = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0)
+    async with asyncio.timeout(DEADLINE_SECONDS):
+        await end_tasks([stubborn, polite])
+    assert stubborn.cancelled() and polite.cancelled() and swallowed == [1]
+
+
+async def test_a_headless_app_exits_though_a_poll_loop_swallowed_its_cancellation(
+    tmp_path: Path,
+) -> None:
+    """The hang of issue 16: App.exit waited for ever on the scheduler's stop."""
+    swallowed: list[int] = []
+    loops: list[asyncio.Task[None]] = []
+    app = NocApp(estate_config(), start_polling=False, state_path=tmp_path)
+
+    async def run_and_exit() -> None:
+        async with app.run_test() as pilot:
+            # Supervised like every poll loop (the scheduler's own way to start one).
+            app.scheduler._spawn("stubborn", partial(stubborn_loop, swallowed))
+            loops.append(app.scheduler._tasks["stubborn"])
+            await pilot.pause()
+            app.exit()
+
+    # Waited on, not cancelled at the deadline: a cancellation would end the hang itself.
+    running = asyncio.create_task(run_and_exit())
+    done, _ = await asyncio.wait({running}, timeout=DEADLINE_SECONDS)
+    if not done:
+        running.cancel()
+        await asyncio.wait({running})
+        pytest.fail(f"the app's exit had not finished {DEADLINE_SECONDS} s later")
+    await running
+    assert swallowed == [1]
+    assert loops[0].cancelled(), "the loop was ended, not left polling"
