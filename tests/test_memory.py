@@ -56,3 +56,31 @@ async def test_footer_lets_go_of_the_keys_it_replaced(tmp_path: Path) -> None:
         gc.collect()
         orphans = [w for w in gc.get_objects() if isinstance(w, FooterKey) and not w.is_attached]
         assert len(orphans) <= live
+
+
+async def test_closed_views_do_not_outlive_the_style_cache_trim(tmp_path: Path) -> None:
+    """Textual's class-wide background-style cache holds the style cache of every
+    widget it has styled, closed ones included, up to 1,024: the app empties it now
+    and then, so what stays is what is on screen."""
+    from textual._styles_cache import StylesCache
+
+    from noc.app import _trim_style_cache
+
+    def style_caches() -> int:
+        gc.collect()
+        return sum(1 for thing in gc.get_objects() if isinstance(thing, StylesCache))
+
+    app = NocApp(estate_config(), clock=FakeClock(), start_polling=False, state_path=tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        on_screen = style_caches()
+        for _ in range(20):
+            await pilot.press("question_mark")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+        piled_up = style_caches()
+        _trim_style_cache()
+        trimmed = style_caches()
+    assert piled_up > on_screen  # the closed help screens' widgets, kept by the cache
+    assert trimmed <= on_screen + 5
