@@ -46,6 +46,7 @@ from noc.model import (
     AlertState,
     EstateSnapshot,
     FaultInjector,
+    Interface,
     Severity,
     Topology,
 )
@@ -996,7 +997,7 @@ class NocApp(App[None]):
             way = Choice.CLOSE if options.superseded is not None else choice
             verb = {Choice.COMPLETE: "Complete", Choice.ROLL_BACK: "Roll back",
                     Choice.CLOSE: "Close"}[way]  # fmt: skip
-            text = "\n".join((item.describe(), *options.lines()))
+            text = "\n".join((item.describe(), *options.lines(Interface.DASHBOARD)))
             note = await self.push_screen(
                 AckDialog(text, operator["operator"], title=f"{verb} the "
                           "interrupted action", verb=verb),
@@ -1020,7 +1021,9 @@ class NocApp(App[None]):
         async def reassert(split: FlagSplit) -> bool:
             return False  # its own palette command
 
-        outcome = await self.operations.recover(operator, choose, reassert)
+        outcome = await self.operations.recover(
+            operator, choose, reassert, interface=Interface.DASHBOARD
+        )
         self.interrupted_actions = await self.operations.interrupted()
         await self.scheduler.read_flags()
         self.refresh_snapshot()
@@ -1045,7 +1048,9 @@ class NocApp(App[None]):
             )  # fmt: skip
             return note is not None
 
-        outcome = await self.operations.recover(operator, skip, reassert)
+        outcome = await self.operations.recover(
+            operator, skip, reassert, interface=Interface.DASHBOARD
+        )
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         self.notify("\n".join((*outcome.details, outcome.message)), markup=False, timeout=15)
