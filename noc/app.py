@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import textwrap
 import time
@@ -27,6 +28,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.dom import DOMNode
+from textual.filter import Monochrome, NoColor
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
@@ -57,6 +59,7 @@ from noc.model import (
     AlertState,
     EstateSnapshot,
     FaultInjector,
+    Interface,
     Severity,
     Topology,
 )
@@ -76,7 +79,7 @@ from noc.rules import RULES
 from noc.scheduler import Scheduler
 from noc.terminal import ExitSignals, TerminalWatch
 from noc.ui_settings import DEFAULT_THEME
-from noc_themes import STYLESHEETS, THEMES
+from noc_themes import STYLESHEETS, THEMES, no_color_filter, theme_for_terminal
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.action_result import ActionResultScreen
@@ -387,8 +390,30 @@ class NocApp(App[None]):
                 f"(available: {', '.join(self.available_themes)})"
             )
             wanted = DEFAULT_THEME
+        instead = theme_for_terminal(self.get_theme(wanted) or THEMES[DEFAULT_THEME], os.environ)
+        if instead is not None:
+            notes.append(_unreadable_theme(wanted, instead))
+            wanted = instead
         self.theme = wanted
+        self.watch_theme(wanted)  # not called before the app runs
         return notes
+
+    def watch_theme(self, name: str) -> None:
+        """Keep every theme readable on this terminal (noc_themes says how), however it
+        was chosen: by config, by flag or from the palette."""
+        theme = self.get_theme(name)
+        if theme is None:
+            return
+        instead = theme_for_terminal(theme, os.environ)
+        if instead is not None:
+            self.notify(_unreadable_theme(name, instead), severity="warning", markup=False)
+            self.theme = instead
+        elif self.no_color:
+            # Textual chose its NO_COLOR filter for the theme it started with.
+            self._filters = [
+                no_color_filter(theme) if isinstance(f, Monochrome | NoColor) else f
+                for f in self._filters
+            ]
 
     # --- one-way data flow -------------------------------------------------
 
@@ -1105,7 +1130,7 @@ class NocApp(App[None]):
             way = Choice.CLOSE if options.superseded is not None else choice
             verb = {Choice.COMPLETE: "Complete", Choice.ROLL_BACK: "Roll back",
                     Choice.CLOSE: "Close"}[way]  # fmt: skip
-            text = "\n".join((item.describe(), *options.lines()))
+            text = "\n".join((item.describe(), *options.lines(Interface.DASHBOARD)))
             note = await self.push_screen(
                 AckDialog(text, operator["operator"], title=f"{verb} the "
                           "interrupted action", verb=verb),
@@ -1129,7 +1154,9 @@ class NocApp(App[None]):
         async def reassert(split: FlagSplit) -> bool:
             return False  # its own palette command
 
-        outcome = await self.operations.recover(operator, choose, reassert)
+        outcome = await self.operations.recover(
+            operator, choose, reassert, interface=Interface.DASHBOARD
+        )
         self.interrupted_actions = await self.operations.interrupted()
         await self.scheduler.read_flags()
         self.refresh_snapshot()
@@ -1154,7 +1181,9 @@ class NocApp(App[None]):
             )  # fmt: skip
             return note is not None
 
-        outcome = await self.operations.recover(operator, skip, reassert)
+        outcome = await self.operations.recover(
+            operator, skip, reassert, interface=Interface.DASHBOARD
+        )
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         self.notify("\n".join((*outcome.details, outcome.message)), markup=False, timeout=15)
@@ -1314,6 +1343,13 @@ def verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:
             for r in snapshot.regions
             for c in r.checks
         ),
+    )
+
+
+def _unreadable_theme(name: str, instead: str) -> str:
+    return (
+        f"theme {name!r} is not readable on the Linux console (TERM=linux), which has "
+        f"no light backgrounds: using {instead!r}"
     )
 
 

@@ -11,7 +11,7 @@ import logging.handlers
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from noc import __version__
@@ -38,7 +38,7 @@ from noc.config import (
     load_config,
     preset_overrides,
 )
-from noc.model import ActionKind, ActionPlan, ActionResult, mask_secrets
+from noc.model import ActionKind, ActionPlan, ActionResult, Interface, mask_secrets
 from noc.ui_settings import add_display_flags, apply_display_flags, is_read_only
 
 # The operations layer, the recovery and the scheduler (with every store and DNS
@@ -462,7 +462,7 @@ def _print_plan(plan: ActionPlan) -> None:
     print(f"  actuators: {' -> '.join(plan.actuators)}")
     for check in plan.checks:
         mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
-        print(f"  [{mark}] {check.name}: {check.detail}")
+        print(f"  [{mark}] {check.name}: {check.said_for(Interface.CLI)}")
     for store in plan.stores:
         state = "reachable" if store.reachable else f"unreachable ({store.error or 'not read'})"
         print(f"  store {store.region_id}: {state}; will be written")
@@ -694,7 +694,7 @@ def _recover(args: argparse.Namespace) -> int:
         loaded.config,
         lambda ops: ops.recover(
             operator_identity(), choose, reassert, dry_run=args.dry_run,
-            say=lambda text: print(text, flush=True),
+            say=lambda text: print(text, flush=True), interface=Interface.CLI,
         ),
     )  # fmt: skip
     print(outcome.message, file=sys.stdout if outcome.exit_code == 0 else sys.stderr)
@@ -730,14 +730,50 @@ def _audit(args: argparse.Namespace) -> int:
     if not records:
         print(f"no audit records yet ({path})")
     for record in records:
-        target = f"{record.get('from') or '?'} -> {record.get('to') or '?'}"
-        if "to" not in record:
-            target = record.get("summary", "")
-        print(
-            f"{record.get('ts', '?')}  {record.get('event', '?'):<13} "
-            f"{record.get('action', ''):<8} {target}  {record.get('operator', '')}"
-        )
+        print("\n".join(audit_lines(record)))
     return 0
+
+
+# Fields that say how an act ended, in the order they are looked for.
+_OUTCOME_FIELDS = ("summary", "refusal", "aborted", "propagation", "detail")
+
+
+def audit_lines(record: Mapping[str, Any]) -> list[str]:
+    """One record as an operator reads it: the event, then why, who from where, how
+    it ended and how long each step took; a dry run says so first."""
+    event = str(record.get("event", "?"))
+    if record.get("dry_run"):
+        event = f"DRY RUN {event}"
+    target = f"{record.get('from') or '?'} -> {record.get('to') or '?'}"
+    if "to" not in record:
+        target = str(record.get("summary", ""))
+    lines = [
+        f"{record.get('ts', '?')}  {event:<13} {record.get('action', ''):<8} {target}  "
+        f"{record.get('operator', '')}".rstrip()
+    ]
+    for said in ("reason", "note"):
+        if record.get(said):
+            lines.append(f"    {said}: {record[said]}")
+    origin = [str(record["operator"])] if record.get("operator") else []
+    if record.get("ssh_client"):
+        origin.append(f"over SSH from {record['ssh_client']}")
+    if record.get("via"):
+        origin.append(f"via {record['via']}")
+    if record.get("automated"):
+        origin.append("(automated)")
+    if len(origin) > 1:  # the operator alone is on the first line already
+        lines.append(f"    origin: {' '.join(origin)}")
+    outcome = next((record[f] for f in _OUTCOME_FIELDS if record.get(f)), None)
+    if outcome is not None and str(outcome) != target:
+        lines.append(f"    outcome: {outcome}")
+    if record.get("forced"):
+        overridden = ", ".join(record.get("overridden") or []) or "its rules"
+        lines.append(f"    BROKE GLASS over {overridden}")
+    timeline = record.get("timeline")
+    if isinstance(timeline, Mapping) and timeline:
+        steps = ", ".join(f"{step} {float(at):.1f} s" for step, at in timeline.items())
+        lines.append(f"    timeline: {steps}")
+    return lines
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -745,6 +745,15 @@ async def _apply_flag(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     return ActuatorStep("flag", verified, detail)
 
 
+def _dns_change_said(plan: ActionPlan, count: int) -> str:
+    """What the signed update did, in the action's own terms."""
+    if plan.kind is ActionKind.DRAIN:
+        return f"{plan.target} taken out of {count} RRset(s) in one signed update"
+    if plan.kind is ActionKind.RESTORE:
+        return f"{plan.target} put back into {count} RRset(s) in one signed update"
+    return f"{count} RRset(s) changed in one signed update"
+
+
 async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
     updater, error = await run.actuators.dns()
     changes = [c for c in run.plan.blast.changes if c.changed]
@@ -754,7 +763,7 @@ async def _apply_dns(run: _Run, env: Mapping[str, str]) -> ActuatorStep:
         return ActuatorStep("dns", True, "records already as planned: nothing to change")
     error = await updater.replace(changes)
     if error is None:
-        return ActuatorStep("dns", True, f"{len(changes)} RRset(s) changed in one signed update")
+        return ActuatorStep("dns", True, _dns_change_said(run.plan, len(changes)))
     if OUTCOME_UNKNOWN not in error:
         return ActuatorStep("dns", False, error)  # refused: nothing was applied
     # A timeout or a lost answer: the update is atomic, so the records say which.

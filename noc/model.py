@@ -422,6 +422,44 @@ class ActionKind(StrEnum):
         return self not in (ActionKind.DRAIN, ActionKind.RESTORE)
 
 
+class Interface(StrEnum):
+    """Where a message is read; each names its own way to act (values as `via`)."""
+
+    CLI = "cli"
+    DASHBOARD = "tui"
+
+
+class Remedy(StrEnum):
+    """What an operator can do about a refusal; `hint` names it for an interface."""
+
+    ACK_COOLDOWN = "ack-cooldown"
+    FORCE = "force"
+
+
+# None: a record or a page, read anywhere; it names the act, not a key or a command.
+_HINTS: dict[Remedy, dict[Interface | None, str]] = {
+    Remedy.ACK_COOLDOWN: {
+        Interface.CLI: "`noc ack-cooldown` clears it",
+        Interface.DASHBOARD: "c acks the cooldown",
+        None: "an ack of the cooldown clears it",
+    },
+    Remedy.FORCE: {
+        Interface.CLI: "--force breaks glass, and is recorded",
+        Interface.DASHBOARD: "the dialog offers break glass (type FORCE), recorded",
+        None: "breaking glass is allowed, and recorded",
+    },
+}
+
+
+def hint(remedy: Remedy, interface: Interface | None) -> str:
+    return _HINTS[remedy][interface]
+
+
+def interface_of(via: str) -> Interface | None:
+    """The interface an action came from (its `via`); None for the automation."""
+    return next((i for i in Interface if i.value == via), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Preflight:
     name: str
@@ -431,6 +469,14 @@ class Preflight:
     # bypassed by a break-glass override: a second, recorded confirmation.
     blocking: bool = True
     forceable: bool = False
+    # What clears it, named by each interface in its own words (`said_for`).
+    remedy: Remedy | None = None
+
+    def said_for(self, interface: Interface | None) -> str:
+        """The detail, with what clears a failed rule in `interface`'s terms."""
+        if self.ok or self.remedy is None:
+            return self.detail
+        return f"{self.detail}: {hint(self.remedy, interface)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,9 +636,13 @@ class ActionPlan:
 
     @property
     def refusal(self) -> str | None:
+        """Why it is refused, as a record says it: naming acts, not keys or commands."""
+        return self.refusal_for(None)
+
+    def refusal_for(self, interface: Interface | None) -> str | None:
         if self.allowed:
             return None
-        return "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
+        return "; ".join(f"{c.name}: {c.said_for(interface)}" for c in self.failed)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -685,10 +735,12 @@ class ActionResult:
         p = self.propagation
         if p is None:
             return None
-        text = (
-            f"{len(p.moved)}/{p.asked} DNS servers on {self.plan.target} "
-            f"after {p.elapsed_seconds:.0f} s"
-        )
+        # What the servers now answer, said for what the action did to the target.
+        answers = {
+            ActionKind.DRAIN: f"no longer answer {self.plan.target}",
+            ActionKind.RESTORE: f"answer {self.plan.target} again",
+        }.get(self.plan.kind, f"on {self.plan.target}")
+        text = f"{len(p.moved)}/{p.asked} DNS servers {answers} after {p.elapsed_seconds:.0f} s"
         text += " (TTL passed)" if p.ttl_expired else ""
         # Named, with what each serves: a stale secondary is not a frozen one.
         lagging = "; ".join(f"{server} {why}" for server, why in p.waiting)
@@ -697,13 +749,15 @@ class ActionResult:
     @property
     def summary(self) -> str:
         kind, target = self.plan.kind.value, self.plan.target
+        # A drain takes its target out; a failover goes to it.
+        head = f"{kind} {'to' if self.plan.kind.moves_flag else 'of'} {target}"
         if self.aborted is not None:
             state = (
                 "ROLLBACK FAILED (check by hand)"
                 if self.rollback_failed
                 else ("nothing left changed")
             )
-            return f"{kind} to {target} ABORTED, {state}: {self.aborted}"
+            return f"{head} ABORTED, {state}: {self.aborted}"
         verdict = "verified" if self.success else "FAILED"
         parts = []
         if "flag" in self.plan.actuators:
@@ -712,7 +766,7 @@ class ActionResult:
         parts += [f"{s.actuator}: {s.detail}" for s in self.steps if s.actuator != "flag"]
         if self.propagation_text:
             parts.append(self.propagation_text)
-        return f"{kind} to {target} {verdict}: " + "; ".join(parts)
+        return f"{head} {verdict}: " + "; ".join(parts)
 
 
 class Fault(StrEnum):

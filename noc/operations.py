@@ -65,9 +65,13 @@ from noc.model import (
     ErrorKind,
     EstateSnapshot,
     Health,
+    Interface,
     Preflight,
     ProbeError,
     RegionStatus,
+    Remedy,
+    hint,
+    interface_of,
 )
 from noc.recovery import (
     Choice,
@@ -387,8 +391,12 @@ class Operations:
             )
             if io.refused is not None:
                 await io.refused(plan)
-            hint = " (--force breaks glass, and is recorded)" if plan.needs_force else ""
-            return Outcome(EXIT_NOTHING_CHANGED, f"refused: {plan.refusal}{hint}", "refused", plan)
+            interface = interface_of(request.via)
+            force = f" ({hint(Remedy.FORCE, interface)})" if plan.needs_force else ""
+            return Outcome(
+                EXIT_NOTHING_CHANGED, f"refused: {plan.refusal_for(interface)}{force}",
+                "refused", plan,
+            )  # fmt: skip
         if request.dry_run:
             return Outcome(EXIT_DONE, "dry run: nothing was changed", "dry_run", plan)
         self._planning = plan
@@ -691,6 +699,7 @@ class Operations:
         *,
         dry_run: bool = False,
         say: Callable[[str], None] = _ignore,
+        interface: Interface | None = None,
     ) -> Outcome:
         """Finish, undo or close every interrupted action (oldest first), then re-assert
         the majority flag on stores that lost it, then read flag and DNS back and say
@@ -711,7 +720,7 @@ class Operations:
             for item in items:
                 note(f"interrupted: {item.describe()}")
                 options = await self.recovery_options(item, records)
-                for line in options.lines():
+                for line in options.lines(interface):
                     note(f"  {line}")
                 if dry_run:
                     for way in (Choice.COMPLETE, Choice.ROLL_BACK):
@@ -725,7 +734,7 @@ class Operations:
                     note(f"  left as it is: {item.action_id} is still interrupted")
                     codes.append(EXIT_NOTHING_CHANGED)
                     continue
-                refusal = options.refusal(decision)
+                refusal = options.refusal(decision, interface)
                 if refusal is not None:
                     await self.audit.aappend(
                         "recover_refused", action_id=item.action_id, action=item.kind,
@@ -926,8 +935,8 @@ class RecoveryOptions:
         failed = self.failed(choice)
         return bool(failed) and all(r.forceable for r in failed)
 
-    def refusal(self, decision: Decision) -> str | None:
-        """Why this decision may not run, or None."""
+    def refusal(self, decision: Decision, interface: Interface | None = None) -> str | None:
+        """Why this decision may not run, or None; what clears it, in `interface`'s terms."""
         choice = decision.choice
         if choice is Choice.CLOSE:
             if self.superseded is not None or self.item.damaged or not self.item.wrote_anything:
@@ -947,12 +956,12 @@ class RecoveryOptions:
         failed = self.failed(choice)
         if not failed or (decision.force and self.needs_force(choice)):
             return None
-        why = "; ".join(f"{r.name}: {r.detail}" for r in failed)
-        hint = " (breaking glass is allowed: --force and FORCE)" if self.needs_force(choice) else ""
-        return f"{choice.value} fails its rules now: {why}{hint}"
+        why = "; ".join(f"{r.name}: {r.said_for(interface)}" for r in failed)
+        force = f" ({hint(Remedy.FORCE, interface)})" if self.needs_force(choice) else ""
+        return f"{choice.value} fails its rules now: {why}{force}"
 
-    def lines(self) -> list[str]:
-        """What the human reads before choosing."""
+    def lines(self, interface: Interface | None = None) -> list[str]:
+        """What the human reads before choosing, in `interface`'s terms."""
         found: list[str] = []
         if self.superseded is not None:
             found.append(
@@ -964,7 +973,7 @@ class RecoveryOptions:
             found.append(f"{choice.value} (traffic on {where}):")
             for rule in self.rules.get(choice, ()):
                 mark = "ok  " if rule.ok else ("FAIL" if rule.blocking else "warn")
-                found.append(f"  [{mark}] {rule.name}: {rule.detail}")
+                found.append(f"  [{mark}] {rule.name}: {rule.said_for(interface)}")
         found.append(f"recommended: {self.recommended.value}")
         return found
 

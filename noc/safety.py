@@ -28,6 +28,7 @@ from noc.model import (
     LinkState,
     Preflight,
     RecordChange,
+    Remedy,
     RRsetState,
 )
 from noc.rrset_move import belongs, host_key, moved_values
@@ -423,9 +424,9 @@ def _cooldown_rule(snapshot: EstateSnapshot, config: NocConfig, now: datetime) -
     return Preflight(
         name,
         False,
-        f"{last}; {_ago(cooldown - age)} of the {cooldown:g} s cooldown left: "
-        "ack the cooldown (c) to clear it",
+        f"{last}; {_ago(cooldown - age)} of the {cooldown:g} s cooldown left",
         forceable=True,
+        remedy=Remedy.ACK_COOLDOWN,
     )
 
 

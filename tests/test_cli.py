@@ -289,6 +289,9 @@ async def test_failback_is_its_own_act(estate: Estate) -> None:
     # Straight back is a flap: the cooldown refuses it until someone acks it.
     too_soon = await act(estate, "failback", "ro", "--yes", reason="validated")
     assert too_soon.code == 1 and "cooldown" in too_soon.err
+    # Said in the CLI's terms: its command, not the dashboard's key.
+    assert "`noc ack-cooldown` clears it" in too_soon.err and "(c)" not in too_soon.err
+    assert "--force breaks glass" in too_soon.err
     ack = await noc(estate, "ack-cooldown", *config_args(estate), "--reason", "pa validated")
     assert ack.code == 0, ack.out + ack.err
     assert "cleared on 3/3 stores" in ack.out
@@ -413,3 +416,28 @@ async def test_config_example_is_a_valid_config(tmp_path: Path, estate: Estate) 
 
     loaded = load_config(example)
     assert loaded.config.estate.name == "mail-prod"
+
+
+async def test_audit_text_says_why_who_from_where_how_it_ended_and_how_long(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSH_CONNECTION", "203.0.113.7 52100 10.0.0.1 22")
+    dry = await act(estate, "failover", "pa", "--dry-run", reason="what if")
+    assert dry.code == 0, dry.out + dry.err
+    real = await act(estate, "failover", "pa", "--yes", reason="ro lost power")
+    assert real.code == 0, real.out + real.err
+    text = await noc(estate, "audit", *config_args(estate))
+    assert text.code == 0, text.err
+    blocks = text.out.split("\n2")  # one record each: its first line starts with the year
+    dry_run = next(b for b in blocks if "DRY RUN planned" in b)
+    assert "reason: what if" in dry_run
+    assert "over SSH from 203.0.113.7 via cli" in dry_run
+    real_plan = [b for b in blocks if " planned " in b and "DRY RUN" not in b]
+    assert len(real_plan) == 1 and "reason: ro lost power" in real_plan[0]
+    verified = next(b for b in blocks if " verified " in b)
+    assert "outcome: failover to pa verified" in verified
+    assert "timeline: confirmed 0.0 s, executed" in verified
+    assert "over SSH from 203.0.113.7" in verified
+    # The JSON stays the records as written: extended, never reshaped.
+    as_json = await noc(estate, "audit", *config_args(estate), "--json")
+    assert json.loads(as_json.out) == read_jsonl(estate.audit_path).records

@@ -36,6 +36,7 @@ from noc.failover import ack_cooldown, this_node
 from noc.model import (
     ActionKind,
     FailoverRecordType,
+    Interface,
     LagBasis,
     LinkState,
     LockHolder,
@@ -217,7 +218,12 @@ async def test_the_cooldown_blocks_a_second_failover_until_acked(estate: Estate)
     second = await estate.plan(target="pa")
     cooldown = next(c for c in second.checks if c.name == "cooldown")
     assert not cooldown.ok and cooldown.forceable
-    assert "by op@test" in cooldown.detail and "ack the cooldown" in cooldown.detail
+    assert "by op@test" in cooldown.detail and "cooldown left" in cooldown.detail
+    # Each interface names its own way to clear it; a record names the act.
+    assert cooldown.said_for(Interface.CLI).endswith("`noc ack-cooldown` clears it")
+    assert cooldown.said_for(Interface.DASHBOARD).endswith("c acks the cooldown")
+    assert second.refusal is not None and "an ack of the cooldown clears it" in second.refusal
+    assert "(c)" not in (second.refusal_for(Interface.CLI) or "")
     assert not second.allowed and second.needs_force
     await estate.scheduler.read_flags()
     cleared, text = await ack_cooldown(
@@ -328,11 +334,19 @@ async def test_drain_and_restore_in_an_active_active_estate(
         assert drain.allowed, drain.refusal
         drained = await estate.run(drain, reason="ro maintenance")
         assert drained.success, drained.summary
+        # Said as what a drain did: ro taken out, not traffic sent "to" it.
+        assert drained.summary.startswith("drain of ro verified: ")
+        assert "dns: ro taken out of 2 RRset(s) in one signed update" in drained.summary
+        assert drained.propagation_text is not None
+        assert drained.propagation_text.startswith("1/1 DNS servers no longer answer ro after")
         assert await estate.records() == MOVED
         restore = await estate.plan(ActionKind.RESTORE, "ro")
         assert restore.allowed, restore.refusal
         restored = await estate.run(restore, reason="ro back")
         assert restored.success, restored.summary
+        assert restored.summary.startswith("restore of ro verified: ")
+        assert "dns: ro put back into 2 RRset(s)" in restored.summary
+        assert "DNS servers answer ro again after" in restored.summary
     finally:
         await estate.scheduler.stop()
     records = await estate.records()

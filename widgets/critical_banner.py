@@ -33,7 +33,9 @@ class CriticalBanner(Widget):
         background: $error-muted;
         color: $text-error;
         &.-shown { display: block; }
-        &.-lit { background: $error; color: $background; }
+        /* White on a deep red: the Linux console has no bright background, so a
+           dark word on a light red would be drawn dark grey on dark red there. */
+        &.-lit { background: $error-darken-3; color: white; }
     }
     """
 

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Input, Label, Static
 
-from noc.model import ActionKind, ActionPlan, Preflight
+from noc.model import ActionKind, ActionPlan, Interface, Preflight
 from noc_widgets.blast_radius import BlastRadiusView, RowsView, hanging
 from noc_widgets.fitted_modal import FittedModal
 from noc_widgets.health_style import health_content
@@ -44,7 +44,9 @@ def preflight_mark(check: Preflight) -> Content:
 
 
 def preflight_line(check: Preflight) -> Content:
-    return Content.assemble(Content.styled(check.name, "bold"), ": ", check.detail)
+    return Content.assemble(
+        Content.styled(check.name, "bold"), ": ", check.said_for(Interface.DASHBOARD)
+    )
 
 
 def ordered_checks(plan: ActionPlan) -> list[Preflight]:
