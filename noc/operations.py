@@ -572,6 +572,9 @@ class Operations:
         ack = self.scheduler.engine.alerts.ack(alert_id, operator["operator"], note)
         if ack is None:
             return Outcome(EXIT_NOTHING_CHANGED, "That alert is no longer firing", "refused")
+        # Who, before the journal write: a kill between the two must not leave an act
+        # that took effect with no operator in the audit (bench/kill_dashboard.py).
+        await self.audit.aappend("ack_intent", alert_id=alert_id, note=note, **operator)
         if self.scheduler.journal is not None:
             await self.scheduler.journal.record_ack(alert_id, ack)
         await self.audit.aappend("ack", alert_id=alert_id, note=note, **operator)
@@ -586,6 +589,9 @@ class Operations:
     ) -> Outcome:
         silence = self.scheduler.engine.alerts.silence(
             dict(matchers), duration_seconds, operator["operator"], comment
+        )
+        await self.audit.aappend(
+            "silence_intent", silence_id=silence.id, matchers=dict(silence.matchers), **operator
         )
         if self.scheduler.journal is not None:
             await self.scheduler.journal.record_silence(silence)
@@ -605,6 +611,7 @@ class Operations:
         expired = self.scheduler.engine.alerts.expire(silence_id)
         if expired is None:
             return Outcome(EXIT_NOTHING_CHANGED, "no such silence", "nothing")
+        await self.audit.aappend("silence_expire_intent", silence_id=silence_id, **operator)
         if self.scheduler.journal is not None:
             await self.scheduler.journal.record_silence(expired)
         await self.audit.aappend("silence_expired", silence_id=silence_id, **operator)

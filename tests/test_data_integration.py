@@ -223,8 +223,10 @@ async def test_sync_now_copies_what_is_missing_and_is_audited(estate: dict[str, 
     )
     again_code, again, _ = await noc(estate, "sync", "--from", "ro", "--to", "bg")
     assert again_code == 0 and "0 entries copied" in again
-    records = read_jsonl(estate["state"] / "noc" / "data-test" / "audit.jsonl").records
-    assert [r["event"] for r in records] == ["sync", "sync"]
+    every = read_jsonl(estate["state"] / "noc" / "data-test" / "audit.jsonl").records
+    # Each copy announces itself first (sync_intent), then says what it copied.
+    assert [r["event"] for r in every] == ["sync_intent", "sync", "sync_intent", "sync"]
+    records = [r for r in every if r["event"] == "sync"]
     assert records[0]["lists"]["unsubscribe"]["copied"] == 5
     code, out, _ = await noc(estate, "check", "--json")
     pairs = {(p["source"], p["target"], p["list"]): p for p in json.loads(out)["suppression"]}

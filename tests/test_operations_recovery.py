@@ -5,7 +5,11 @@ and real health endpoints on loopback; the kill is a real SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
+import sys
+import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from test_cli import Estate, act, config_args, noc
 from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
 from test_failover_cli import DnsEstate, smtp
 from test_failover_cli import estate as dns_estate  # noqa: F401 (a fixture)
-from test_operations_cli import PROMPT, audit_has, closed_port, finish, read_until, started
+from test_operations_cli import PROMPT, closed_port, finish, read_until, started
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import SystemClock
@@ -41,14 +45,23 @@ def lock_of(estate: Estate, region: str) -> str | None:
 async def killed_after_the_flag(estate: DnsEstate) -> str:
     """A failover ro -> bg SIGKILLed once its flag is written, before DNS: the split of
     issue 11 (flag on bg, DNS on ro). Returns the action id."""
-    killed = await act(
-        estate, "failover", "bg", "--yes", reason="ro lost",
-        kill_when=audit_has(estate, "step_result", "flag"),
+    # The process kills itself right after the flag's result is on disk (see
+    # tests/ops_process.py): a kill from outside raced the DNS step under load.
+    args = {
+        "config": tomllib.loads(estate.path.read_text()), "audit": str(estate.audit_path),
+        "kind": "failover", "to": "bg", "operator": {"operator": "op@test"},
+        "reason": "ro lost", "force": False, "kill_at": ["step_result", 0, True],
+    }  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("ops_process.py")), json.dumps(args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=estate.env(),
     )  # fmt: skip
-    assert killed.code == -signal.SIGKILL
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == -signal.SIGKILL, err.decode()
     assert {estate.flag(r)["active"] for r in estate.stores} == {"bg"}
     assert await smtp(estate) == RO
     [item] = interrupted_actions(read_jsonl(estate.audit_path).records)
+    assert item.started == ("flag",)
     return item.action_id
 
 
