@@ -267,6 +267,7 @@ class Bench:
         self.lost_acks: set[str] = set()  # notes
         self.lost_silences: set[str] = set()
         self.episodes: set[str] = set()
+        self.compaction_temp = (0, 0)  # (size, inode) of a compaction's temp file
         self.scratch = estate.directory / "scratch"
         self.scratch.mkdir()
 
@@ -385,9 +386,12 @@ class Bench:
             counts[f"damaged {name} lines before the last (want 0)"] += lines.damaged_inside
         replaced = size_and_inode(estate.journal)[1] != journal_before[1]
         counts["journal replaced by a compaction before the kill"] += replaced
-        if estate.journal.with_name(ALERTS_FILE + ".compacting").exists():
-            counts["kills that left a compaction's temp file (harmless)"] += 1
-            estate.journal.with_name(ALERTS_FILE + ".compacting").unlink()
+        # A compaction killed before its rename leaves its temp file (the journal is
+        # whole: the rename never came); the next compaction truncates and reuses it.
+        temp = size_and_inode(estate.journal.with_name(ALERTS_FILE + ".compacting"))
+        if temp != (0, 0) and temp != self.compaction_temp:
+            counts["kills inside a compaction, before its rename"] += 1
+        self.compaction_temp = temp
         # Completed: the act's record is in the alert journal.
         if kind == "ack":
             records = [
