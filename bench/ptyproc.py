@@ -81,6 +81,12 @@ class PtyProcess:
                 return needle in self.output
         return True
 
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Read whatever is there within `timeout` (a program that cannot write its
+        screen stalls: a caller busy elsewhere drains it with this); False once the
+        terminal is gone."""
+        return self._read(timeout)
+
     def _read(self, timeout: float) -> bool:
         """One read of whatever is there within `timeout`; False once the terminal is gone."""
         ready, _, _ = select.select([self.fd], [], [], timeout)
@@ -134,6 +140,26 @@ class PtyProcess:
             self.hang_up()
         if self.wait(timeout=10) is None:
             self.kill()
+
+    def sigkill(self) -> None:
+        """SIGKILL first, at this very moment (no hang-up ahead of it that the program
+        could start to act on), reap, and keep what it had drawn before it died."""
+        if self.exit is not None:
+            return
+        os.kill(self.pid, signal.SIGKILL)
+        _, status = os.waitpid(self.pid, 0)
+        # What it wrote before the kill is still in the terminal: read it to the end.
+        while select.select([self.fd], [], [], 0)[0]:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:  # EIO: nothing more
+                break
+            if not data:
+                break
+            self.output += data
+        os.close(self.fd)
+        self._hung_up_at = time.monotonic()
+        self.exit = Exit(code=os.waitstatus_to_exitcode(status), seconds=0.0, cpu_seconds=0.0)
 
     def kill(self) -> None:
         """SIGKILL and reap, for a process that would not go by itself."""
