@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from failover_support import DOMAIN, KEY, ZONE_TEXT
 from hypothesis import settings
 from named import NamedServer, Zone, named_servers  # noqa: F401 (a fixture)
+from processes import adopt_orphans, left_running
 
 from noc.simulator import HealthEndpoint, RedisServer
 
@@ -39,6 +40,26 @@ from noc.simulator import HealthEndpoint, RedisServer
 settings.register_profile("bounded", max_examples=10, stateful_step_count=10, deadline=None)
 settings.register_profile("long", max_examples=2000, stateful_step_count=100, deadline=None)
 settings.load_profile("long" if os.environ.get("NOC_LONG_HISTORIES") else "bounded")
+
+
+# A test run leaves no process behind: every process a test started (and every orphan
+# of one, adopted by this process) must have ended by the end of the run.
+END_OF_RUN_GRACE_SECONDS = 10.0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    adopt_orphans()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = left_running(END_OF_RUN_GRACE_SECONDS)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"processes the tests started were still running (killed): {', '.join(left)}"
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 def _stat(pid: int) -> tuple[str, str, int] | None:
@@ -71,10 +72,34 @@ def wait_gone(pids: Iterable[int], seconds: float) -> tuple[list[int], float]:
     return left, time.monotonic() - started
 
 
-def _set_subreaper(on: bool) -> None:
+def _set_subreaper(on: bool) -> bool:
+    """Set this process's child-subreaper flag; returns what it was."""
     libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int(0)
+    if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(was), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_GET_CHILD_SUBREAPER)")
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    return bool(was.value)
+
+
+def adopt_orphans() -> None:
+    """From now on, orphans of this process's descendants are re-parented here (and
+    stay visible to `left_running`) instead of to init."""
+    _set_subreaper(True)
+
+
+def left_running(grace_seconds: float) -> list[str]:
+    """Every descendant of this process still alive after `grace_seconds`, killed and
+    reaped, as "pid name" (the end-of-run check: a test run leaves no process)."""
+    left, _ = wait_gone(descendants(os.getpid()), grace_seconds)
+    described = [f"{pid} {name(pid)}" for pid in left]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_gone(left, grace_seconds)
+    _reap_adopted()
+    return described
 
 
 def _reap_adopted() -> None:
@@ -91,7 +116,7 @@ def _reap_adopted() -> None:
 def leaves_no_process(grace_seconds: float = 10.0) -> Iterator[None]:
     """Fail (after killing them) if processes started inside are still alive
     `grace_seconds` after the block ends."""
-    _set_subreaper(True)
+    was_subreaper = _set_subreaper(True)
     before = set(descendants(os.getpid()))
     try:
         yield
@@ -106,5 +131,6 @@ def leaves_no_process(grace_seconds: float = 10.0) -> Iterator[None]:
             wait_gone(left, grace_seconds)
             _reap_adopted()
         finally:
-            _set_subreaper(False)
+            # The run-wide check (tests/conftest.py) keeps adopting after this block.
+            _set_subreaper(was_subreaper)
     assert not described, f"the test left processes running: {described}"
