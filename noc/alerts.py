@@ -113,6 +113,8 @@ class _Track:
     false_since: float | None = None
     ack: Ack | None = None
     escalated_from: str | None = None
+    # Restored, and not resolved until the engine can judge it again: `restore_firing`.
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,9 @@ class AlertBook:
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     # `noc check`: one round decides, so a sustain window does not apply.
     single_round: bool = False
+    # Restored firing episodes wait for `release_restored` before they may resolve: set
+    # by an owner that can tell when it has seen enough since the start (the engine).
+    hold_restored: bool = False
     _tracks: dict[str, _Track] = field(default_factory=dict)  # by key: one episode each
     _resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=RESOLVED_KEPT))
     _resolved_ids: set[str] = field(default_factory=set)  # the ids in _resolved
@@ -162,6 +167,8 @@ class AlertBook:
             if track.state is AlertState.PENDING:
                 del self._tracks[cid]
                 continue
+            if track.held:
+                continue  # restored, and the evidence that it ended is not in yet
             graver_key = _escalation_key(track.condition)
             successor = self._tracks.get(graver_key) if graver_key else None
             if successor is not None and successor.condition.id in true_now:
@@ -351,7 +358,9 @@ class AlertBook:
 
     def restore_firing(self, alert: Alert) -> None:
         """A firing episode from before a restart: the same episode (id, start, ack)
-        stays firing (no second page) until its condition is seen false."""
+        stays firing (no second page) until its condition is seen false, and not before
+        `release_restored`: right after a start, a condition built on a window of probes
+        (a flapping check) reads false only for lack of probes."""
         condition = Condition(
             alert.key, alert.rule, alert.severity, alert.region, alert.summary, alert.value
         )
@@ -364,8 +373,15 @@ class AlertBook:
             self.clock.monotonic(),
             ack=alert.ack,
             escalated_from=alert.escalated_from,
+            held=self.hold_restored,
         )
         self._restored_start(alert)
+
+    def release_restored(self) -> None:
+        """The engine has seen enough since the start to judge every condition: the
+        restored episodes resolve like any other from now on."""
+        for track in self._tracks.values():
+            track.held = False
 
     def restore_resolved(self, alert: Alert) -> None:
         """Oldest first: each goes to the front of the recently resolved list."""

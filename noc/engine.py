@@ -93,6 +93,7 @@ class _CheckMachine:
         # While noc may be cut off: show the status from before the dark run.
         self.held = False
         self.recent: deque[bool] = deque(maxlen=2 * target.failure_threshold)
+        self.probes = 0  # since this engine started
         self.last: CheckSample | None = None
         self.before_unreachable_run: _Verdict | None = None
         self.recent_before_unreachable_run: tuple[bool, ...] = ()
@@ -112,6 +113,7 @@ class _CheckMachine:
             self.before_unreachable_run = None
             self.unreachable_since = None
         self.last = sample
+        self.probes += 1
         before = self.verdict.health
         self.verdict = self.verdict.after(sample.ok, self.target)
         if before is Health.DOWN and self.verdict.health is Health.HEALTHY:
@@ -240,6 +242,7 @@ class Engine:
                 policy.keep_firing_seconds, policy.flap_window_seconds, policy.flap_transitions
             ),
             single_round=single_round,
+            hold_restored=True,  # released by evaluate_alerts once windows are full
         )
 
     def evaluate_alerts(self) -> list[AlertNotice]:
@@ -250,6 +253,8 @@ class Engine:
         firing must not resolve, only to fire and page again, for lack of it."""
         if not self._warmed_up():
             return []
+        if self._windows_full():
+            self.alerts.release_restored()
         snapshot = self.snapshot()
         conditions = [
             *estate_conditions(snapshot),
@@ -326,6 +331,17 @@ class Engine:
             for machine in self._machines.values():
                 machine.held = False
             self._cut_off_since = None
+
+    def _windows_full(self) -> bool:
+        """Every check has a full partial-failure window of probes since the start (or
+        the time for one has passed): a restored "degraded" can be judged again."""
+        if all(m.probes >= 2 * m.target.failure_threshold for m in self._machines.values()):
+            return True
+        window = max(
+            (2 * m.target.failure_threshold * m.target.interval_seconds + m.target.timeout_seconds
+             for m in self._machines.values()), default=0.0,
+        )  # fmt: skip
+        return self.clock.monotonic() - self._started_at > window
 
     def _warmed_up(self) -> bool:
         if all(m.last is not None for m in self._machines.values()):

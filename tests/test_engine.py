@@ -392,3 +392,29 @@ def test_a_fragile_spf_record_is_a_warning_alert_not_a_failure() -> None:
     report = report_json(d.engine.snapshot())
     assert report["email_auth"][0]["spf"]["warning"].startswith("passes for this IP")
     assert report["status"] == "WARNING"
+
+
+async def test_a_flapping_region_keeps_its_episode_across_a_restart(tmp_path: Any) -> None:
+    """Found by starting the dashboard twice on one state dir while a region flapped:
+    after the restart the probe window was empty, so region_degraded resolved (and would
+    page again) before the window could show the flapping it still did. A restored
+    firing episode is held until a full window of probes has been seen."""
+    from noc.alert_journal import AlertJournal
+
+    flap = {"bg/0": HTTP_503, "bg/1": HTTP_503}
+    first = Driver(estate())
+    journal = AlertJournal(tmp_path / "alerts.jsonl", first.clock)
+    for i in range(10):
+        first.round(flap if i % 2 else None)
+        await journal.record(first.engine.evaluate_alerts())
+    (episode,) = [a.id for a in first.engine.snapshot().alerts if a.rule == "region_degraded"]
+
+    second = Driver(estate())
+    AlertJournal(tmp_path / "alerts.jsonl", second.clock).restore(second.engine.alerts)
+    transitions = []
+    for i in range(12):
+        second.round(flap if i % 2 else None)
+        transitions += [(n.event, n.alert.id) for n in second.engine.evaluate_alerts()]
+    assert transitions == []  # no resolve, no second firing: the same episode throughout
+    firing = [a.id for a in second.engine.snapshot().alerts if a.rule == "region_degraded"]
+    assert firing == [episode]
