@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from config_fuzz import CaseResult, Outcome, config_files, environments, run_case
+from config_cases import CaseResult, Outcome, config_files, environments, run_case
 from hypothesis import HealthCheck, given, settings
 
 

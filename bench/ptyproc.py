@@ -1,6 +1,6 @@
 """A program on a pseudo-terminal of a given size, as an SSH session or tmux would run it.
 
-Shared by the terminal benchmarks and tests/test_terminal.py: spawn, read what the
+Shared by the terminal benchmarks and tests/terminal/test_terminal.py: spawn, read what the
 program draws (counting bytes), hang the terminal up, and time the way out.
 """
 

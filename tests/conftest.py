@@ -47,19 +47,54 @@ settings.load_profile("long" if os.environ.get("NOC_LONG_HISTORIES") else "bound
 END_OF_RUN_GRACE_SECONDS = 10.0
 
 
+KINDS = ("unit", "integration", "ui", "terminal", "project")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     adopt_orphans()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the kind its folder names (pyproject.toml lists them)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        kind = item.path.resolve().relative_to(tests).parts[0]
+        if kind in KINDS:
+            item.add_marker(kind)
+
+
+def _fail_for_left_running(session: pytest.Session, left: list[str]) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"processes the tests started were still running (killed): {', '.join(left)}"
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    left = left_running(END_OF_RUN_GRACE_SECONDS)
+    # Under pytest-xdist each worker checks its own children, and a worker's exit status
+    # does not reach the run's: it hands what it found to the controller instead. The
+    # controller starts no test process; its children are the workers, still up here.
+    controller = session.config.pluginmanager.hasplugin("dsession")
+    left = [] if controller else left_running(END_OF_RUN_GRACE_SECONDS)
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["left_running"] = left
+    left += session.config.stash.get(_LEFT_BY_WORKERS, [])
     if left:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = f"processes the tests started were still running (killed): {', '.join(left)}"
-        if reporter is not None:
-            reporter.write_line(message, red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        _fail_for_left_running(session, left)
+
+
+_LEFT_BY_WORKERS = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller, as each worker ends: keep what it left running."""
+    left = getattr(node, "workeroutput", {}).get("left_running", [])
+    config = node.config
+    config.stash[_LEFT_BY_WORKERS] = config.stash.get(_LEFT_BY_WORKERS, []) + left
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """`noc demo` with one injected bug: `?` raises instead of opening the help.
 
-For tests/test_terminal.py: an unhandled error in a key's action is what ends the
+For tests/terminal/test_terminal.py: an unhandled error in a key's action is what ends the
 app (a pane's error no longer does), and a deep stack makes Textual's crash
 report larger than a terminal's buffer, so it blocks when nobody reads the terminal.
 Run as `python tests/crashing_dashboard.py`; exits as `noc demo` would.

@@ -1,7 +1,7 @@
 """`noc demo` run headless, as a program that embeds the dashboard runs it: through
 `App.run_test`, with no terminal and no driver of its own.
 
-For tests/test_serve.py: a SIGTERM (or SIGHUP) must end the app by its normal path,
+For tests/terminal/test_serve.py: a SIGTERM (or SIGHUP) must end the app by its normal path,
 after which this program stops the demo's servers and ends, status 0. Prints "ready"
 once the dashboard has drawn its first frame. Run as
 `python tests/headless_dashboard.py STATE_DIR`.

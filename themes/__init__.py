@@ -19,7 +19,7 @@ from textual.theme import Theme
 # NO_COLOR turned it into a grey the Linux console draws dark grey on black: the
 # error is now a lighter red, whose grey stays light. The table's cursor is a
 # darker blue, which 16 colours draw as blue (white on it: 13:1), not as cyan
-# (2.9:1). tests/test_contrast.py measures both on every terminal.
+# (2.9:1). tests/ui/test_contrast.py measures both on every terminal.
 DARK = Theme(
     name="dark",
     primary="#0178D4",
@@ -104,7 +104,7 @@ ANSI = Theme(
 
 # Okabe-Ito colours chosen to stay apart under protanopia and deuteranopia: sky
 # blue, yellow and a light red differ in lightness and on the blue-yellow axis,
-# the one both keep (tests/test_themes.py simulates both and measures). Okabe-Ito's
+# the one both keep (tests/ui/test_themes.py simulates both and measures). Okabe-Ito's
 # vermillion, #D55E00, turned under NO_COLOR into a grey drawn dark grey on the
 # Linux console; this red keeps a light grey, and further from the yellow.
 COLORBLIND = Theme(

@@ -34,6 +34,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from named import NamedServer
+from paths import TESTS
 from support import REGIONS, estate_config
 
 from noc.audit import JsonlLog, read_jsonl
@@ -66,7 +67,7 @@ WORLD_CHANGES = ("nothing", "target down", "target up", "store stopped", "store 
 
 
 SERVICE_IP = {"ro": "192.0.2.10", "bg": "192.0.2.20", "pa": "192.0.2.30"}
-PROCESS = Path(__file__).with_name("ops_process.py")
+PROCESS = TESTS / "ops_process.py"
 
 
 def estate_data(

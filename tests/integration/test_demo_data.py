@@ -451,12 +451,11 @@ async def test_fault_panel_offers_data_faults_and_shows_every_active_one(
     assert app.choice == ("pa", Fault.COMPLAINT_SPIKE)
 
 
-def test_threaded_demo_starts_fast_and_leaves_no_server_behind() -> None:
+def test_threaded_demo_starts_and_leaves_no_server_behind() -> None:
+    """How fast it starts is bench/startup.py's to measure, never a limit in a test."""
     before = set(redis_children())
     demo = ThreadedDemo()
-    started = time.monotonic()
     config = demo.start()
-    took = time.monotonic() - started
     # Only the demo's own servers count: this process adopts other tests' orphans
     # (tests/processes.py), and one of those may end (or be adopted) at any moment.
     started_servers = set(redis_children()) - before
@@ -464,7 +463,6 @@ def test_threaded_demo_starts_fast_and_leaves_no_server_behind() -> None:
         # Three region stores and a replica per secondary.
         assert len(started_servers) == 5
         assert len(config.replication) == 4
-        assert took < 1.5, f"the demo took {took:.2f} s to start"
     finally:
         demo.stop()
     assert not [pid for pid in started_servers if alive(pid)]

@@ -15,10 +15,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 import noc
 
-ROOT = Path(__file__).resolve().parent.parent
 MARKER = "# the other distribution's own widgets package\n"
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 import pytest
+from paths import TESTS
 from processes import descendants, leaves_no_process, name, wait_gone
 from support import estate_config
 
@@ -447,7 +448,7 @@ async def test_the_dashboard_under_the_web_driver_exits(tmp_path: Path, ending: 
             await process.wait()
 
 
-HEADLESS = str(Path(__file__).resolve().parent / "headless_dashboard.py")
+HEADLESS = str(TESTS / "headless_dashboard.py")
 
 
 @pytest.mark.parametrize("ending", ["SIGTERM", "SIGHUP"])

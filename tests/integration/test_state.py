@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paths import BENCH
 
 from noc.audit import (
     DEMO_DIR_NAME,
@@ -348,7 +349,7 @@ def test_a_rotated_noc_log_stays_private(tmp_path: Path, restored_logging: None)
 def test_the_demo_never_reads_or_writes_an_estates_state(tmp_path: Path) -> None:
     """A real estate's record (with an alert journal the demo would choke on) and the
     old shared layout are left byte for byte; the demo writes only its own dir."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    sys.path.insert(0, str(BENCH))
     from ptyproc import PtyProcess
 
     state = tmp_path / "state"

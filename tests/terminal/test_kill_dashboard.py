@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from paths import BENCH
+
+sys.path.insert(0, str(BENCH))
 from kill_dashboard import run
 
 KILLS = 5

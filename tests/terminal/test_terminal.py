@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paths import BENCH, TESTS
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(BENCH))
 from ptyproc import PtyProcess
 
 EXIT_WITHIN_SECONDS = 5.0
@@ -96,7 +97,7 @@ def test_steady_state_output_stays_small(spawned: list[PtyProcess], tmp_path: Pa
     assert process.read_for(10) / 10 < 2000
 
 
-CRASHING = str(Path(__file__).resolve().parent / "crashing_dashboard.py")
+CRASHING = str(TESTS / "crashing_dashboard.py")
 
 
 def start_crashing(spawned: list[PtyProcess], tmp_path: Path, *, block_sighup: bool) -> PtyProcess:

@@ -1,7 +1,7 @@
 """Generated configurations and NOC_* environments, and one in-process run of each
 through `noc check`, `noc config show` and the dashboard's start path.
 
-Shared by tests/test_config_fuzz.py (a bounded Hypothesis profile) and
+Shared by tests/unit/test_config_fuzz.py (a bounded Hypothesis profile) and
 bench/config_fuzz.py (10,000 cases). Every URL points at a closed loopback port,
 so an accepted configuration's `noc check` fails fast and touches no network.
 """

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from config_fuzz import Outcome, base_config, config_files, environments, run_case, toml_document
+from config_cases import Outcome, base_config, config_files, environments, run_case, toml_document
 from hypothesis import example, given, settings
 
 VALID = toml_document(base_config()).encode()

@@ -29,11 +29,12 @@ import dns.name
 import pytest
 import yaml
 from named import NamedServer, Zone
+from paths import TESTS
 
 from noc_collectors.dns_records import DnsAnswer, ResolverAddress, query
 from noc_collectors.spf import SpfEvaluator
 
-SUITE = Path(__file__).parent / "data" / "rfc7208-tests.yml"
+SUITE = TESTS / "data" / "rfc7208-tests.yml"
 
 
 class SuiteNamed(NamedServer):

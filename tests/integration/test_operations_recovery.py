@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 from named import NamedServer, named_servers  # noqa: F401 (a fixture)
+from paths import TESTS
 from support import stored_flag
 from test_cli import Estate, act, config_args, noc
 from test_cli import estate as cli_estate  # noqa: F401 (a fixture)
@@ -53,7 +54,7 @@ async def killed_after_the_flag(estate: DnsEstate) -> str:
         "reason": "ro lost", "force": False, "kill_at": ["step_result", 0, True],
     }  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("ops_process.py")), json.dumps(args),
+        sys.executable, str(TESTS / "ops_process.py"), json.dumps(args),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=estate.env(),
     )  # fmt: skip
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from failover_support import until
+from paths import ROOT
 from support import estate_config
 from test_app_snapshots import StillFaults, make_app
 from textual.actions import parse as parse_action
@@ -209,7 +210,7 @@ async def test_the_pause_switch_is_offered_while_an_action_runs(tmp_path: Path) 
 
 def test_the_readme_key_table_names_every_key() -> None:
     """The README's table is the one description kept by hand: it must keep up."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     table = readme.split("| key | action |", 1)[1].split("\n\n", 1)[0]
     first_column = " ".join(row.split("|")[1] for row in table.splitlines() if "|" in row)
     documented = set(re.findall(r"`([^`]+)`", first_column))
