@@ -228,8 +228,8 @@ def test_neighbouring_labels_sit_beside_their_markers() -> None:
         r.id: (m, p)
         for r, m, p in zip(layout.regions, layout.markers, layout.placements, strict=True)
     }
-    (ro_x, ro_y), ro_label = by_id["ro"]
-    (bg_x, bg_y), bg_label = by_id["bg"]
+    (ro_x, _), ro_label = by_id["ro"]
+    (bg_x, _), bg_label = by_id["bg"]
     assert ro_label.x > ro_x and bg_label.x < bg_x
     land = land_cells(120, 40)
     for label, placement in zip(layout.labels, layout.placements, strict=True):
