@@ -27,6 +27,7 @@ from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.filter import Monochrome, NoColor
 from textual.message import Message
@@ -125,6 +126,8 @@ OVERVIEW = "estate"
 # The views after the overview, in the order `v` and a wall screen's rotation show
 # them. A new view is a SnapshotView subclass added here.
 VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
+# The alert pane is never squeezed below its border, header and two rows.
+ALERT_PANE_MIN_HEIGHT = 4
 # The clock tick's offset from the poll loops' whole seconds (see on_mount).
 TICK_PHASE_SECONDS = 0.5
 # Textual caches each widget's background styles in a class-wide lru_cache keyed by
@@ -462,6 +465,40 @@ class NocApp(App[None]):
             for pane in panes:
                 self._apply_snapshot(pane, snapshot, compact=compact, rotation=rotation)
             self._show_faults(main)
+        # Once the panes have their new sizes (a summary line may have appeared).
+        self.call_after_refresh(self._fit_alert_pane, main)
+
+    def _fit_alert_pane(self, main: Screen[Any]) -> None:
+        """Give the alert pane every row the overview can spare: when alerts fire, they
+        are what matters now.
+
+        The pane is as tall as its rows, up to this limit; the map and the health
+        table share what it leaves (1fr each), down to their minimum heights. So
+        at 80x24 no blank row sits under the health table while an alert is cut
+        off below it; with few alerts the table takes the room back.
+        """
+        try:
+            estate = main.query_one("#estate", Vertical)
+            pane = estate.query_one(AlertPane)
+        except NoMatches:
+            return
+        if not estate.display or not estate.size.height:
+            return
+        reserved = 0
+        for child in estate.children:
+            if child is pane or not child.display:
+                continue
+            height = child.styles.height
+            if height is not None and height.is_fraction:
+                # A shared pane keeps its minimum; the rest of its share is spare.
+                minimum = child.styles.min_height
+                reserved += int(minimum.value) if minimum is not None else 1
+            else:
+                reserved += child.outer_size.height
+        limit = max(ALERT_PANE_MIN_HEIGHT, estate.size.height - reserved)
+        current = pane.styles.max_height
+        if current is None or current.value != limit:
+            pane.styles.max_height = limit
 
     def _snapshot_panes(self, main: Screen[Any]) -> list[DOMNode]:
         """Every pane that draws the snapshot now, in the order they are fed."""

@@ -680,8 +680,10 @@ class NocConfig(BaseSettings):
 
 
 def _short_name(url: str) -> str:
+    """`https://user@host:8443/health` -> `host:8443/health`. The port stays: three
+    checks of one host on three ports must read as three checks, not one."""
     parts = urlsplit(url)
-    host = parts.hostname or url
+    host = parts.netloc.rpartition("@")[2] or url
     return f"{host}{parts.path}" if parts.path not in ("", "/") else host
 
 

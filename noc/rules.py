@@ -254,8 +254,10 @@ def dns_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Cond
         if view.unexpected and sample.error is None:
             yield _condition(
                 "dns_hijack", None,
-                f"DNS hijack suspected: {record} from {sample.resolver} answers "
-                f"{', '.join(view.unexpected)} (no region)",
+                # Resolver and value first: one alert per resolver, and at 80 columns
+                # only the head of the summary shows; the record is the same in each.
+                f"DNS hijack? {sample.resolver} answers {', '.join(view.unexpected)} "
+                f"for {record} (no region has it)",
                 cid=f"dns_hijack:{sample.name}:{sample.rtype.value}:{sample.resolver}",
             )  # fmt: skip
         elif sample.error is not None and not sample.error.absent:

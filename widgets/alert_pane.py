@@ -33,7 +33,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import Alert, AlertState, EstateSnapshot, Severity
-from noc_widgets.column_fit import remaining_width
+from noc_widgets.column_fit import clip_at_break, remaining_width
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: ("✗ CRIT", "bold $error"),
@@ -55,6 +55,8 @@ COLUMNS = (
     ("age", "For", 4),
 )
 SUMMARY_MIN_WIDTH = 24
+# Marks never cut the summary shorter than this: the alert itself comes first.
+SUMMARY_KEPT = 20
 NO_ALERTS = Content.styled("✓ no alerts", "$success")
 
 
@@ -79,29 +81,60 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-def marks(alert: Alert) -> Content:
-    parts: list[Content] = []
+# A mark: (its long form, its short form, its style).
+Mark = tuple[str, str, str]
+
+
+def marks(alert: Alert) -> list[Mark]:
+    """What is being done about the alert. The short forms drop what the detail view
+    (Enter) shows in full: the ack's note, what inhibits it."""
+    found: list[Mark] = []
     if alert.ack:
-        parts.append(Content.styled(f"ACK {alert.ack.by}: {alert.ack.note}", "$accent"))
+        who = f"ACK {alert.ack.by}"
+        found.append((f"{who}: {alert.ack.note}" if alert.ack.note else who, who, "$accent"))
     if alert.silenced_by:
-        parts.append(Content.styled("SILENCED", "reverse"))
+        found.append(("SILENCED", "SILENCED", "reverse"))
     if alert.inhibited_by:
-        parts.append(Content.styled(f"INHIBITED by {alert.inhibited_by}", "$foreground-muted"))
+        found.append((f"INHIBITED by {alert.inhibited_by}", "INHIBITED", "$foreground-muted"))
     if alert.flapping:
-        parts.append(Content.styled("FLAPPING", "bold $warning"))
+        found.append(("FLAPPING", "FLAPPING", "bold $warning"))
+    return found
+
+
+def summary_cell(alert: Alert, width: int) -> Content:
+    """The summary, then the marks, in `width` cells.
+
+    The summary comes first: its head is what tells one alert from the next (the
+    region, the resolver and the value it answers), and a mark in front of it (an
+    ack's note) pushed that off the row. What gives way, in order: the marks' long
+    forms, then the summary's tail, cut at a word; the short marks stay.
+    """
+    dim = alert.muted or alert.state is AlertState.RESOLVED
+    summary_style = "$foreground-muted" if dim else ""
+    found = marks(alert)
+    if not found:
+        return Content.styled(clip_at_break(alert.summary, width), summary_style)
+    long_marks = " ".join(long for long, _, _ in found)
+    if len(alert.summary) + 1 + len(long_marks) <= width:
+        chosen = [(long, style) for long, _, style in found]
+        summary = alert.summary
+    else:
+        chosen = [(short, style) for _, short, style in found]
+        room = width - sum(1 + len(short) for short, _ in chosen)
+        summary = clip_at_break(alert.summary, max(room, SUMMARY_KEPT))
+    parts = [Content.styled(summary, summary_style)]
+    parts.extend(Content.styled(text, style) for text, style in chosen)
     return Content(" ").join(parts)
 
 
-def row(alert: Alert, now: datetime) -> tuple[Content, ...]:
+def row(alert: Alert, now: datetime, summary_width: int = 1000) -> tuple[Content, ...]:
     severity, severity_style = SEVERITY_STYLE[alert.severity]
     state, state_style = STATE_STYLE[alert.state]
     dim = alert.muted or alert.state is AlertState.RESOLVED
-    summary = Content.styled(alert.summary, "$foreground-muted" if dim else "")
-    flags = marks(alert)
     return (
         Content.styled(severity, "$foreground-muted" if dim else severity_style),
         Content.styled(state, state_style),
-        Content.assemble(flags, " ", summary) if flags else summary,
+        summary_cell(alert, summary_width),
         Content(_age(alert.since, now)),
     )
 
@@ -173,6 +206,7 @@ class AlertPane(DataTable[Content]):
         # Keyed by episode id, unique in the book by construction (noc.alerts); a
         # repeat is still skipped here, since a table dies of a duplicate key.
         shown_ids: set[str] = set()
+        summary_width = self._widths.get("summary", self._summary_width())
         rows = []
         total = 0
         for alert in snapshot.alerts:
@@ -180,7 +214,7 @@ class AlertPane(DataTable[Content]):
                 shown_ids.add(alert.id)
                 total += 1
                 if matches(alert, self.filter_text):
-                    rows.append((alert.id, row(alert, snapshot.generated_at)))
+                    rows.append((alert.id, row(alert, snapshot.generated_at, summary_width)))
         if not rows:
             empty = (
                 Content.styled(f"no alert matches /{self.filter_text}", "$foreground-muted")

@@ -12,14 +12,15 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot, Health
-from noc_widgets.column_fit import remaining_width
+from noc_widgets.column_fit import clip_at_break, remaining_width
 from noc_widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
 COLUMNS: tuple[tuple[str, str, int, str, int | None], ...] = (
     ("region", "Region", 6, "Rgn", 3),
-    ("check", "Check", 30, "Check", 17),
-    ("health", "Health", 11, "Health", 10),
+    ("check", "Check", 30, "Check", 16),
+    # 11 even when compact: "(✓ healthy)", a verdict held while cut off, with its brackets.
+    ("health", "Health", 11, "Health", 11),
     ("http", "HTTP", 4, "", None),
     ("latency", "Latency", 8, "Lat", 5),
     ("fails", "Fails", 5, "Fail", 4),
@@ -33,23 +34,19 @@ ERROR_MIN_WIDTH = 24
 ERROR_COMPACT_WIDTH = 15
 
 
-# Where a name or an error may be cut and still read: between words, a hostname's
-# labels, a path's parts.
-_BREAKS = " ./:-_"
-
-
-def _clip(text: str, width: int) -> str:
-    """`text` in at most `width` cells, shortened only at a break, with … where it was cut.
-
-    "ro.mail.example.com/health" in 14 cells is "ro.mail…", not "ro.mail.examp…";
-    only a single word longer than the room is cut inside.
-    """
-    if len(text) <= width:
-        return text
-    room = width - 1
-    cut = max((i for i, char in enumerate(text[: room + 1]) if char in _BREAKS), default=0)
-    kept = text[:cut].rstrip(_BREAKS) if cut else ""
-    return (kept or text[:room]) + "…"
+def clip_check(name: str, width: int) -> str:
+    """A check's name in `width` cells: the path is shortened first, then the host, and
+    a port is kept to the end. Three checks of `127.0.0.1` on three ports stay three
+    ("127.0.0.1:8081…", "127.0…:8082"), never one `127.0.0.1/health` thrice."""
+    if len(name) <= width:
+        return name
+    head, slash, _ = name.partition("/")
+    if slash and len(head) < width:
+        return clip_at_break(name, width)  # the cut falls in the path: the head is kept
+    host, colon, port = head.rpartition(":")
+    if colon and port.isdigit() and host and len(port) + 3 <= width:
+        return clip_at_break(host, width - len(port) - 1) + ":" + port
+    return clip_at_break(name, width)
 
 
 def _same(before: Content | str | None, after: Content | str) -> bool:
@@ -87,7 +84,7 @@ def cells(
     fails = f"{check.consecutive_failures}/{target.failure_threshold}"
     row: dict[str, Content | str] = {
         "region": target.region_id,
-        "check": Content(_clip(target.name, widths["check"])),
+        "check": Content(clip_check(target.name, widths["check"])),
         "health": (
             Content.styled(f"({health_word(check.health)})", "italic $foreground-muted")
             if last_known
@@ -97,7 +94,9 @@ def cells(
         "latency": "—" if last is None or last.latency_ms is None else f"{last.latency_ms:.0f}ms",
         "fails": Content.styled(fails, "bold $error") if check.consecutive_failures else fails,
         "down_in": _seconds(check.seconds_until_down, coarse),
-        "error": Content.styled(_clip(error, widths["error"]), "$text-error" if error else ""),
+        "error": Content.styled(
+            clip_at_break(error, widths["error"]), "$text-error" if error else ""
+        ),
         # Ages always in ten-second steps: a fresh result reads "<10s", and the rows
         # are not resent every second; the down-in countdown keeps its seconds.
         "age": _seconds(check.age_seconds, True),

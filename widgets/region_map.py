@@ -5,8 +5,9 @@ shipped land mask) and cached; a new snapshot only moves markers and labels. The
 projection is equirectangular, stretched to fill the widget: the whole world in
 longitude, latitudes cropped to +80..-58 where no one runs a datacentre.
 
-Labels never overlap each other or a marker: each goes beside its marker, else
-above or below it, else further up or down joined by a leader line. When they
+Labels never overlap each other or a marker, and sit over the sea where the map has
+room: each goes beside its marker, else above or below it, else further up or down
+joined by a leader line (which may cross land). When they
 cannot all fit, or the widget is too small for a map to mean anything, the
 widget shows the compact region list instead, so a region is never missing.
 """
@@ -120,10 +121,25 @@ class LabelPlacement:
         xs = [self.x, self.x + length - 1, *(x for x, y, _ in self.leader if y == self.y)]
         return min(xs), max(xs)
 
-    def footprint(self, length: int) -> set[Cell]:
-        """The cells this label claims: its text, its leader, and a blank cell either end."""
+    def padded(self, length: int) -> tuple[int, int]:
+        """First and last cell on the label's row, with a blank cell at each end of the
+        text. Not beyond a leader's corner: the corner is no text to keep land dots
+        off, and its other side is where a neighbouring marker's leader runs (Sofia's
+        and Bucharest's markers are side by side on a wall screen's map)."""
         first, last = self.span(length)
-        cells = {(x, self.y) for x in range(first - 1, last + 2)}
+        return (
+            first - 1 if first == self.x else first,
+            last + 1 if last == self.x + length - 1 else last,
+        )
+
+    def row_cells(self, length: int) -> set[Cell]:
+        """The cells this label covers on its own row."""
+        first, last = self.padded(length)
+        return {(x, self.y) for x in range(first, last + 1)}
+
+    def footprint(self, length: int) -> set[Cell]:
+        """The cells this label claims: its row (text, corner, blank ends) and its leader."""
+        cells = self.row_cells(length)
         cells.update((x, y) for x, y, _ in self.leader)
         return cells
 
@@ -149,10 +165,16 @@ def _candidates(marker: Cell, length: int, height: int) -> Iterator[LabelPlaceme
 
 
 def _place_in_order(
-    markers: Sequence[Cell], lengths: Sequence[int], order: Sequence[int], width: int, height: int
+    markers: Sequence[Cell],
+    lengths: Sequence[int],
+    order: Sequence[int],
+    width: int,
+    height: int,
+    land: frozenset[Cell] = frozenset(),
 ) -> tuple[dict[int, LabelPlacement], int | None]:
     """Greedy placement in the given order: the placements made, and the first label that
-    found no room (None if all did)."""
+    found no room (None if all did). No label's row, blank ends included, may cover a
+    cell of `land`; its leader line may cross land."""
     taken: set[Cell] = set(markers)
     placements: dict[int, LabelPlacement] = {}
     for index in order:
@@ -161,7 +183,7 @@ def _place_in_order(
             if candidate.x < 0 or candidate.x + length > width:
                 continue
             footprint = candidate.footprint(length)
-            if footprint.isdisjoint(taken):
+            if footprint.isdisjoint(taken) and candidate.row_cells(length).isdisjoint(land):
                 taken |= footprint
                 placements[index] = candidate
                 break
@@ -171,7 +193,11 @@ def _place_in_order(
 
 
 def place_labels(
-    markers: Sequence[Cell], lengths: Sequence[int], width: int, height: int
+    markers: Sequence[Cell],
+    lengths: Sequence[int],
+    width: int,
+    height: int,
+    land: frozenset[Cell] = frozenset(),
 ) -> list[LabelPlacement] | None:
     """Place one label per marker with no overlaps; None if they cannot all fit.
 
@@ -181,7 +207,7 @@ def place_labels(
     """
     order = list(range(len(markers)))
     for _ in range(2 * len(markers) + 1):
-        placements, failed = _place_in_order(markers, lengths, order, width, height)
+        placements, failed = _place_in_order(markers, lengths, order, width, height, land)
         if failed is None:
             return [placements[index] for index in range(len(markers))]
         order.remove(failed)
@@ -211,12 +237,28 @@ def layout_regions(regions: Sequence[RegionStatus], width: int, height: int) -> 
     markers = place_markers([project(*r.location, width, height) for r in ordered], width)
     if markers is None:
         return None
-    for detail_index in range(len(_MAP_DETAILS)):
-        labels = tuple(map_label(region, detail_index) for region in ordered)
-        placements = place_labels(markers, [label.cell_length for label in labels], width, height)
-        if placements is not None:
-            return MapLayout(ordered, tuple(markers), labels, tuple(placements))
+    # Labels over the sea first, every spelling tried: a label over land hides the very
+    # coast it names (Europe, on a wall screen). Only when no spelling fits in the sea
+    # may labels cover land, as they did before, rather than lose the map altogether.
+    for land in (land_cells(width, height), frozenset[Cell]()):
+        for detail_index in range(len(_MAP_DETAILS)):
+            labels = tuple(map_label(region, detail_index) for region in ordered)
+            lengths = [label.cell_length for label in labels]
+            placements = place_labels(markers, lengths, width, height, land)
+            if placements is not None:
+                return MapLayout(ordered, tuple(markers), labels, tuple(placements))
     return None
+
+
+@lru_cache(maxsize=4)
+def land_cells(width: int, height: int) -> frozenset[Cell]:
+    """The cells of a width x height map that show land."""
+    return frozenset(
+        (x, y)
+        for y, row in enumerate(land_layer(width, height))
+        for x, char in enumerate(row)
+        if char != " "
+    )
 
 
 class RegionMap(RegionsWidget):
@@ -271,10 +313,11 @@ class RegionMap(RegionsWidget):
                 overlay.setdefault(y, []).append((x, Content.styled(char, leader_style)))
             # The blank cells either end keep land dots from touching the text.
             first, last = placement.span(label.cell_length)
+            padded_first, padded_last = placement.padded(label.cell_length)
             row = overlay.setdefault(placement.y, [])
-            if first > 0:
+            if padded_first < first and first > 0:
                 row.append((first - 1, Content(" ")))
-            if last + 1 < width:
+            if padded_last > last and last + 1 < width:
                 row.append((last + 1, Content(" ")))
             row.append((placement.x, label))
 
