@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mta_support import PostfixExporter, PostfixServer
+from support import feed_flags, feed_round
 
 from noc.check import report_json
 from noc.clock import FakeClock
@@ -26,7 +27,6 @@ from noc.failover import plan_action
 from noc.model import ActionKind, AlertState, MtaSample
 from noc.safety import mail_queue_drained
 from noc_collectors.mta import MtaCollector, MtaMetrics, RejectionRate, read_mta
-from support import feed_flags, feed_round
 
 DATA = Path(__file__).parent / "data"
 OPERATOR = {"user": "op", "host": "noc1"}
@@ -46,11 +46,10 @@ def test_the_exporters_real_page_gives_depths_age_and_counters() -> None:
 
 
 def _age_page(buckets: dict[str, int], total: float, count: int) -> str:
-    lines = ["# TYPE postfix_showq_message_age_seconds histogram"]
+    name = "postfix_showq_message_age_seconds"
+    lines = [f"# TYPE {name} histogram"]
     for bound, cumulative in buckets.items():
-        lines.append(
-            f'postfix_showq_message_age_seconds_bucket{{queue="deferred",le="{bound}"}} {cumulative}'
-        )
+        lines.append(f'{name}_bucket{{queue="deferred",le="{bound}"}} {cumulative}')
     lines.append(f'postfix_showq_message_age_seconds_sum{{queue="deferred"}} {total}')
     lines.append(f'postfix_showq_message_age_seconds_count{{queue="deferred"}} {count}')
     return "\n".join(lines) + "\n"
