@@ -57,6 +57,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 """
 
 
@@ -76,7 +77,8 @@ def free_tcp_port() -> int:
 
 
 class PostfixServer:
-    def __init__(self, *, cert: Path | None = None, key: Path | None = None) -> None:
+    def __init__(self, *, tls: tuple[bytes, bytes] | None = None) -> None:
+        """`tls`: the certificate chain and the key (PEM) smtpd offers after STARTTLS."""
         _require(
             shutil.which("postfix", path="/usr/sbin:/usr/bin") is not None and os.geteuid() == 0,
             POSTFIX_HINT,
@@ -91,7 +93,7 @@ class PostfixServer:
         self.data = self.directory / "data"
         self.maillog = self.directory / "maillog"
         self.port = 0
-        self._cert, self._key = cert, key
+        self._tls = tls
 
     @property
     def showq(self) -> Path:
@@ -104,10 +106,13 @@ class PostfixServer:
         self.port = free_tcp_port()
         closed = free_tcp_port()  # nothing listens there: remote mail is deferred
         tls = ""
-        if self._cert is not None and self._key is not None:
+        if self._tls is not None:
+            cert, key = self.directory / "cert.pem", self.directory / "key.pem"
+            cert.write_bytes(self._tls[0])
+            key.write_bytes(self._tls[1])
+            key.chmod(0o600)
             tls = (
-                f"smtpd_tls_cert_file = {self._cert}\n"
-                f"smtpd_tls_key_file = {self._key}\n"
+                f"smtpd_tls_cert_file = {cert}\nsmtpd_tls_key_file = {key}\n"
                 "smtpd_tls_security_level = may\n"
             )
         (self.conf / "main.cf").write_text(
