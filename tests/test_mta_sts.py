@@ -27,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mta_support import PostfixServer, free_tcp_port
 from named import NamedServer, Zone, named_servers  # noqa: F401
+from support import feed_flags
 
 from noc.check import report_json
 from noc.clock import FakeClock
@@ -35,7 +36,6 @@ from noc.failover import plan_action
 from noc.model import ActionKind, AlertState, Severity, mx_matches
 from noc.scheduler import Scheduler
 from noc_collectors.mta_sts import parse_policy, parse_sts_txt, tlsa_matches
-from support import feed_flags
 
 DOMAIN = "example.test"
 OPERATOR = {"user": "op", "host": "noc1"}
