@@ -1068,8 +1068,21 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 # dkim_selectors = ["s1", "s2"]
 # dnsbl_zones = ["zen.spamhaus.org"]
 # resolver = ""                      # default: the first [dns] resolver; Spamhaus needs your own
+# mta_sts = false                    # read the MTA-STS policy and the MX hosts' DANE TLSA
+# mta_sts_policy_url = ""            # default https://mta-sts.<domain>/.well-known/mta-sts.txt
+# mta_sts_ca_file = ""               # a private CA for the policy's HTTPS server
 # Per region (in [[regions]]): service_ips = ["192.0.2.10"], mx_host = "mx.ro.example.com.",
-# sending_ips = ["192.0.2.20", "192.0.2.21"]
+# sending_ips = ["192.0.2.20", "192.0.2.21"], mx_port = 25 (where its certificate is read)
+
+# A region's mail queues and rejections, from its MTA exporter (postfix_exporter's
+# metric names by default; *_metric keys name another exporter's series).
+#   [regions.mta]
+#   metrics_url = "http://mx1.ro.example.com:9154/metrics"
+#   queue_depth_threshold = 1000     # queue_backlog: active + deferred + hold over this,
+#   oldest_deferred_threshold_seconds = 3600   # or the oldest deferred older than this,
+#   backlog_sustain_seconds = 300    # for this long
+#   rejections_per_minute_threshold = 60       # rejections: a 4xx or 5xx rate over this
+#   failback_deferred_threshold = 50 # a failback here waits for deferred <= this
 
 # Replication lag per data class and link. kind: "redis" (url = the replica; lag in
 # seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =

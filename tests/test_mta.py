@@ -240,6 +240,12 @@ async def test_queues_rejections_and_their_alerts_from_a_real_postfix(
     # A failback to ro waits while its deferred queue is over the threshold.
     drained, detail = mail_queue_drained(engine.snapshot(), config, "ro")
     assert not drained and "1 deferred (> 0)" in detail
+    feed_flags(engine, clock, "bg")
+    back = plan_action(engine.snapshot(), config, ActionKind.FAILBACK, "ro", OPERATOR)
+    gate = next(c for c in back.checks if c.name == "target mail queue drained")
+    # Shown in the plan, never a refusal: the failback waits for it instead.
+    assert not gate.ok and not gate.blocking
+    assert "waits for it to drain to 0" in gate.detail
 
 
 def test_without_regions_mta_the_json_field_is_null() -> None:
