@@ -32,6 +32,9 @@ DATA_RULES = frozenset(
         "dns_unknown",
         "email_auth",
         "dnsbl_listed",
+        "queue_backlog",
+        "rejections",
+        "mta_sts_mismatch",
     }
 )
 
@@ -229,6 +232,29 @@ def _link_json(link: LinkStatus) -> dict[str, Any]:
     }
 
 
+def _mta_json(snapshot: EstateSnapshot, region: str) -> dict[str, Any] | None:
+    sample = snapshot.mta_of(region)
+    return None if sample is None else sample.as_json()
+
+
+def _mta_sts_json(snapshot: EstateSnapshot) -> dict[str, Any] | None:
+    sample = snapshot.mta_sts
+    if sample is None:
+        return None
+    return {
+        "domain": sample.domain,
+        "policy_id": sample.policy_id,
+        "mode": sample.mode,
+        "mx": list(sample.mx_patterns),
+        "live_mx": list(sample.live_mx),
+        "tlsa": [
+            {"host": t.host, "records": list(t.records), "matches": t.matches, "reason": t.reason}
+            for t in sample.tlsa
+        ],
+        "error": sample.error,
+    }
+
+
 def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     result = verdict(snapshot)
     authority = snapshot.authority
@@ -260,6 +286,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                     "error": r.store.error,
                 },
                 "checks": [_check_json(c) for c in r.checks],
+                "mta": _mta_json(snapshot, r.id),
             }
             for r in snapshot.regions
         ],
@@ -317,6 +344,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
             }
             for d in snapshot.dnsbl
         ],
+        "mta_sts": _mta_sts_json(snapshot),
         "alerts": [
             {
                 "id": a.id,

@@ -483,6 +483,8 @@ def _print_plan(plan: ActionPlan) -> None:
             f"  suppression: {blast.unsynced_suppression} address(es) missing in {plan.target} "
             "would be mailed against their will"
         )
+    if blast.queue_left_behind is not None:
+        print(f"  mail queue: {blast.queue_left_behind}")
 
 
 def _refuse_read_only(args: argparse.Namespace) -> bool:

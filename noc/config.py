@@ -149,6 +149,63 @@ class CheckConfig(CheckTuning):
         return self
 
 
+def _selector(value: str) -> str:
+    """A metric selector checked at load time: name{label="value",...}."""
+    from noc_collectors.metrics import parse_selector
+
+    if value:
+        parse_selector(value)
+    return value
+
+
+class MtaConfig(_Strict):
+    """A region's MTA, read from its Prometheus exporter (postfix_exporter by default).
+
+    The metric names default to postfix_exporter's; another exporter's series are named
+    as replication sources name theirs (`name{label="value"}`)."""
+
+    metrics_url: str
+    interval_seconds: float = Field(default=30, gt=0)
+    timeout_seconds: float = Field(default=2, gt=0)
+    queue_active_metric: str = 'postfix_showq_message_size_bytes_count{queue="active"}'
+    queue_deferred_metric: str = 'postfix_showq_message_size_bytes_count{queue="deferred"}'
+    queue_hold_metric: str = 'postfix_showq_message_size_bytes_count{queue="hold"}'
+    # A histogram of message ages (its _bucket, _sum and _count series); or, instead,
+    # oldest_deferred_metric: a gauge holding the oldest deferred message's age.
+    oldest_deferred_histogram: str = 'postfix_showq_message_age_seconds{queue="deferred"}'
+    oldest_deferred_metric: str = ""
+    # A counter per SMTP reply code, the code in rejection_code_label.
+    rejections_metric: str = "postfix_smtpd_messages_rejected_total"
+    rejection_code_label: str = "code"
+    # queue_backlog: active + deferred + hold over this, or the oldest deferred
+    # message older than this, for backlog_sustain_seconds.
+    queue_depth_threshold: int = Field(default=1000, ge=0)
+    oldest_deferred_threshold_seconds: float = Field(default=3600, gt=0)
+    backlog_sustain_seconds: float = Field(default=300, ge=0)
+    # rejections: a code class (4xx or 5xx) over this many a minute.
+    rejections_per_minute_threshold: float = Field(default=60, gt=0)
+    # A failback to this region waits until its deferred queue is at most this deep:
+    # mail it deferred in the outage goes out before it takes new traffic.
+    failback_deferred_threshold: int = Field(default=50, ge=0)
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _metrics_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator(
+        "queue_active_metric",
+        "queue_deferred_metric",
+        "queue_hold_metric",
+        "oldest_deferred_histogram",
+        "oldest_deferred_metric",
+        "rejections_metric",
+    )
+    @classmethod
+    def _selectors(cls, value: str) -> str:
+        return _selector(value)
+
+
 class RegionConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     name: str = ""
@@ -161,6 +218,10 @@ class RegionConfig(_Strict):
     mx_host: str | None = None
     # The IPs this region sends mail from: SPF, PTR and blocklists are checked for them.
     sending_ips: list[IPvAnyAddress] = Field(default_factory=list)
+    mta: MtaConfig | None = None
+    # The port the region's MX takes SMTP on (a test estate's loopback port): its
+    # certificate is read there, after STARTTLS, to compare with DANE TLSA records.
+    mx_port: int = Field(default=25, ge=1, le=65535)
 
     def failover_values(self) -> set[str]:
         """Answers that mean "traffic goes to this region"."""
@@ -419,6 +480,19 @@ class EmailConfig(_Strict):
     # Spamhaus refuses queries through public resolvers: use one of your own.
     resolver: str = ""
     interval_seconds: float = Field(default=300, gt=0)
+    # MTA-STS (RFC 8461) and DANE (RFC 7672): the domain's policy and each MX's TLSA
+    # records are read, and a failover to an MX they do not cover is refused.
+    mta_sts: bool = False
+    # Where the policy file is; default https://mta-sts.<domain>/.well-known/mta-sts.txt.
+    mta_sts_policy_url: str = ""
+    # A CA bundle (PEM) the policy's HTTPS server is verified against, besides none:
+    # for a private CA; unset, the system's trust store.
+    mta_sts_ca_file: str = ""
+
+    @field_validator("mta_sts_policy_url")
+    @classmethod
+    def _policy_url(cls, value: str) -> str:
+        return _check_http_url(value) if value else value
 
     @field_validator("resolver")
     @classmethod
@@ -996,8 +1070,21 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 # dkim_selectors = ["s1", "s2"]
 # dnsbl_zones = ["zen.spamhaus.org"]
 # resolver = ""                      # default: the first [dns] resolver; Spamhaus needs your own
+# mta_sts = false                    # read the MTA-STS policy and the MX hosts' DANE TLSA
+# mta_sts_policy_url = ""            # default https://mta-sts.<domain>/.well-known/mta-sts.txt
+# mta_sts_ca_file = ""               # a private CA for the policy's HTTPS server
 # Per region (in [[regions]]): service_ips = ["192.0.2.10"], mx_host = "mx.ro.example.com.",
-# sending_ips = ["192.0.2.20", "192.0.2.21"]
+# sending_ips = ["192.0.2.20", "192.0.2.21"], mx_port = 25 (where its certificate is read)
+
+# A region's mail queues and rejections, from its MTA exporter (postfix_exporter's
+# metric names by default; *_metric keys name another exporter's series).
+#   [regions.mta]
+#   metrics_url = "http://mx1.ro.example.com:9154/metrics"
+#   queue_depth_threshold = 1000     # queue_backlog: active + deferred + hold over this,
+#   oldest_deferred_threshold_seconds = 3600   # or the oldest deferred older than this,
+#   backlog_sustain_seconds = 300    # for this long
+#   rejections_per_minute_threshold = 60       # rejections: a 4xx or 5xx rate over this
+#   failback_deferred_threshold = 50 # a failback here waits for deferred <= this
 
 # Replication lag per data class and link. kind: "redis" (url = the replica; lag in
 # seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =

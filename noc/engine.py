@@ -50,12 +50,20 @@ from noc.model import (
     LagPoint,
     LinkState,
     LinkStatus,
+    MtaSample,
+    MtaStsSample,
     RegionStatus,
     ReplicationSample,
     StoreStatus,
     SuppressionSample,
 )
-from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
+from noc.rules import (
+    apply_overrides,
+    data_conditions,
+    dns_conditions,
+    estate_conditions,
+    mta_conditions,
+)
 from noc_collectors.dns_names import answer_target, map_answers_to_region
 
 # A link's chart covers the last hour; polls are at least a second apart.
@@ -229,6 +237,8 @@ class Engine:
         self._dns: dict[tuple[str, str, str], DnsRecordSample] = {}
         self._email_auth: tuple[EmailAuthSample, ...] = ()
         self._dnsbl: tuple[DnsblSample, ...] = ()
+        self._mta: dict[str, MtaSample] = {}
+        self._mta_sts: MtaStsSample | None = None
         # Told by whoever runs the automation (the app), so that its alerts page too.
         self.automation: AutoStatus | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
@@ -260,6 +270,7 @@ class Engine:
             *estate_conditions(snapshot),
             *data_conditions(snapshot, self.config),
             *dns_conditions(snapshot, self.config),
+            *mta_conditions(snapshot, self.config),
         ]
         return self.alerts.evaluate(apply_overrides(iter(conditions), self.config.alerts))
 
@@ -381,6 +392,12 @@ class Engine:
 
     def ingest_dnsbl(self, samples: tuple[DnsblSample, ...]) -> None:
         self._dnsbl = samples
+
+    def ingest_mta(self, sample: MtaSample) -> None:
+        self._mta[sample.region] = sample
+
+    def ingest_mta_sts(self, sample: MtaStsSample) -> None:
+        self._mta_sts = sample
 
     def _dns_views(self) -> tuple[DnsView, ...]:
         views = []
@@ -573,5 +590,7 @@ class Engine:
             consensus=consensus,
             email_auth=self._email_auth,
             dnsbl=self._dnsbl,
+            mta=tuple(self._mta[r.id] for r in self.config.regions if r.id in self._mta),
+            mta_sts=self._mta_sts,
             automation=self.automation,
         )

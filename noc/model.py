@@ -389,6 +389,8 @@ class EstateSnapshot:
     consensus: tuple[DnsConsensus, ...] = field(default=())
     email_auth: tuple[EmailAuthSample, ...] = field(default=())
     dnsbl: tuple[DnsblSample, ...] = field(default=())
+    mta: tuple[MtaSample, ...] = field(default=())
+    mta_sts: MtaStsSample | None = None
     notifications: tuple[ChannelStatus, ...] = field(default=())
     notifications_problem: str | None = None  # the outbox could not be opened, ...
     automation: AutoStatus | None = None  # None: automated failover is not configured
@@ -399,6 +401,9 @@ class EstateSnapshot:
 
     def region(self, region_id: str) -> RegionStatus | None:
         return next((r for r in self.regions if r.id == region_id), None)
+
+    def mta_of(self, region_id: str | None) -> MtaSample | None:
+        return next((m for m in self.mta if m.region == region_id), None)
 
     @property
     def healthy_count(self) -> int:
@@ -561,6 +566,27 @@ class BlastRadius:
     data_at_risk: tuple[DataRisk, ...] = ()
     # Suppressed addresses the target lacks: they would be mailed against their will.
     unsynced_suppression: int | None = None
+    # The source region's mail queue: what stays behind there when traffic moves.
+    source_queue: MtaSample | None = None
+
+    @property
+    def queue_left_behind(self) -> str | None:
+        """ "12 deferred, 3 active, 1 held in ro (oldest deferred 3600 s) stay behind"."""
+        queue = self.source_queue
+        if queue is None:
+            return None
+        if queue.queue_deferred is None:
+            return f"{queue.region} queue unknown: {queue.error or 'not read'}"
+        oldest = queue.oldest_deferred_seconds
+        age = (
+            ""
+            if oldest is None or not queue.queue_deferred
+            else f" (oldest deferred {'≥' if queue.oldest_is_lower_bound else ''}{oldest:.0f} s)"
+        )
+        return (
+            f"{queue.queue_deferred} deferred, {queue.queue_active or 0} active, "
+            f"{queue.queue_hold or 0} held in {queue.region}{age} stay behind"
+        )
 
     @property
     def complaint_headroom(self) -> str:
@@ -595,6 +621,7 @@ class BlastRadius:
                 for d in self.data_at_risk
             },
             "unsynced_suppression": self.unsynced_suppression,
+            "source_queue": None if self.source_queue is None else self.source_queue.as_json(),
         }
 
 
@@ -1019,6 +1046,91 @@ class DnsblSample:
     listed: bool | None
     code: str | None  # the A answer(s), "127.0.0.2" ("127.0.0.2,127.0.0.4" for several)
     meaning: str  # decoded code and the list's TXT reason, or why the state is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class MtaSample:
+    """One read of a region's MTA exporter: queue depths, oldest deferred, rejections.
+
+    Every figure is None when it could not be read (error says why). The rejection
+    rate is per code class ("4xx", "5xx") per minute, from the counters' increase
+    since the previous read: None on the first read, which has nothing to compare with.
+    """
+
+    region: str
+    at: float
+    wall: datetime
+    queue_active: int | None = None
+    queue_deferred: int | None = None
+    queue_hold: int | None = None
+    oldest_deferred_seconds: float | None = None
+    # From a histogram the oldest message is known only to be at least this old
+    # (postfix_exporter publishes ages in buckets): a floor, never an overstatement.
+    oldest_is_lower_bound: bool = False
+    rejections_per_minute: Mapping[str, float] | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "queue_active": self.queue_active,
+            "queue_deferred": self.queue_deferred,
+            "queue_hold": self.queue_hold,
+            "oldest_deferred_seconds": self.oldest_deferred_seconds,
+            "oldest_deferred_is_lower_bound": self.oldest_is_lower_bound,
+            "rejections_per_minute": None
+            if self.rejections_per_minute is None
+            else dict(self.rejections_per_minute),
+            "error": self.error,
+        }
+
+
+def mx_matches(pattern: str, host: str) -> bool:
+    """Whether an MX host matches an MTA-STS policy's `mx:` pattern (RFC 8461 4.1).
+
+    Names compare case-insensitively, without a final dot. A pattern `*.example.com`
+    matches exactly one more label on the left: `mx1.example.com`, never
+    `example.com` itself nor `a.b.example.com`."""
+    want = pattern.strip().lower().rstrip(".")
+    name = host.strip().lower().rstrip(".")
+    if not want or not name:
+        return False
+    if want.startswith("*."):
+        first, dot, rest = name.partition(".")
+        return bool(first) and bool(dot) and rest == want[2:]
+    return name == want
+
+
+@dataclass(frozen=True, slots=True)
+class TlsaCheck:
+    """One MX host's DANE TLSA records and whether its certificate matches them.
+
+    matches: True (a record matches the certificate it presents), False (none does),
+    None (no TLSA records, or the certificate could not be read: reason says).
+    """
+
+    host: str
+    records: tuple[str, ...]
+    matches: bool | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MtaStsSample:
+    """The domain's MTA-STS policy, its live MX set, and DANE per MX host."""
+
+    domain: str
+    at: float
+    wall: datetime
+    policy_id: str | None = None  # the _mta-sts TXT id
+    mode: str | None = None  # enforce, testing, none
+    mx_patterns: tuple[str, ...] = ()
+    live_mx: tuple[str, ...] = ()
+    tlsa: tuple[TlsaCheck, ...] = ()
+    error: str | None = None  # the policy could not be read
+
+    def tlsa_for(self, host: str) -> TlsaCheck | None:
+        key = host.lower().rstrip(".")
+        return next((t for t in self.tlsa if t.host == key), None)
 
 
 # --- Replication, suppression and deliverability ---

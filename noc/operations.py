@@ -92,7 +92,7 @@ from noc.recovery import (
     settle,
     superseded_by,
 )
-from noc.safety import cooldown_now, replication_drained
+from noc.safety import cooldown_now, mail_queue_drained, replication_drained
 from noc.scheduler import Scheduler
 from noc.sync import SyncError, audit_sync, sync_now, sync_ok, sync_summary
 
@@ -430,7 +430,10 @@ class Operations:
             **recovery_facts(plan),
         )
         confirmed_at = self.clock.monotonic()
-        if kind is ActionKind.SWITCHOVER:
+        waits = kind is ActionKind.SWITCHOVER or (
+            kind is ActionKind.FAILBACK and self._failback_waits(plan.target)
+        )
+        if waits:
             stopped = await self._wait_for_drain(plan, io)
             if stopped is None:
                 # Minutes may have passed: decide again on fresh facts.
@@ -443,7 +446,7 @@ class Operations:
             if stopped is not None:
                 await self.audit.aappend("cancelled", **plan_record(plan, reason=stopped))
                 return Outcome(
-                    EXIT_NOTHING_CHANGED, f"switchover stopped: {stopped}; nothing was changed",
+                    EXIT_NOTHING_CHANGED, f"{kind.value} stopped: {stopped}; nothing was changed",
                     "cancelled", plan, reason=reason,
                 )  # fmt: skip
         self._planning = None  # from here on, an interrupt is held, never "nothing changed"
@@ -516,24 +519,39 @@ class Operations:
             return result, True
         return final, False
 
+    def _failback_waits(self, target: str) -> bool:
+        region = self.config.region(target)
+        return region is not None and region.mta is not None
+
+    def _drained(self, plan: ActionPlan) -> tuple[bool, str]:
+        if plan.kind is ActionKind.FAILBACK:
+            # The primary takes traffic back once the mail it deferred has gone out.
+            return mail_queue_drained(self.snapshot(), self.config, plan.target)
+        return replication_drained(self.snapshot(), plan.source, plan.target)
+
     async def _wait_for_drain(self, plan: ActionPlan, io: OperatorIO) -> str | None:
-        """Hold a switchover until replication toward the target has drained; None when
-        it has, else why it stopped (cancelled, or not drained in time)."""
+        """Hold a switchover until replication toward the target has drained (a failback
+        until the target's deferred mail queue has); None when it has, else why it
+        stopped (cancelled, or not drained in time)."""
+        what = "the mail queue" if plan.kind is ActionKind.FAILBACK else "lag"
         watch = await io.open_drain(plan) if io.open_drain else _PrintedDrain(io.say)
         try:
             deadline = self.clock.monotonic() + self.config.failover.drain_timeout_seconds
             while True:
                 # The operator's cancel wins over a lag that drained in the same second.
                 if watch.cancelled:
-                    return "cancelled by the operator while waiting for lag to drain"
-                drained, detail = replication_drained(self.snapshot(), plan.source, plan.target)
+                    return f"cancelled by the operator while waiting for {what} to drain"
+                drained, detail = self._drained(plan)
                 watch.show(detail)
                 if drained:
                     return None
                 if self.clock.monotonic() >= deadline:
                     limit = self.config.failover.drain_timeout_seconds
-                    return f"lag did not drain within {limit:g} s ({detail})"
-                await self._refresh_lag()
+                    return f"{what} did not drain within {limit:g} s ({detail})"
+                if plan.kind is ActionKind.FAILBACK:
+                    await self.scheduler.poll_mta()
+                else:
+                    await self._refresh_lag()
                 await asyncio.sleep(1.0)
         finally:
             watch.close()

@@ -21,6 +21,7 @@ from noc.model import (
     RegionStatus,
     Severity,
     SuppressionSample,
+    mx_matches,
 )
 
 if TYPE_CHECKING:  # config imports this module's rule table
@@ -93,6 +94,19 @@ RULES = {
             "SPF passes the region's IPs, but a receiver walking past the match gets permerror",
         ),
         Rule("dnsbl_listed", Severity.CRITICAL, 0, "a sending IP is on a blocklist"),
+        Rule(
+            "queue_backlog",
+            Severity.WARNING,
+            300,
+            "a region's mail queue is deep, or its oldest deferred message old, for a while",
+        ),
+        Rule("rejections", Severity.WARNING, 0, "a region rejects mail (4xx or 5xx) over its rate"),
+        Rule(
+            "mta_sts_mismatch",
+            Severity.WARNING,
+            0,
+            "a live MX is outside the MTA-STS policy (critical when the policy enforces)",
+        ),
         Rule(
             "automated_failover",
             Severity.CRITICAL,
@@ -323,6 +337,65 @@ def dns_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Cond
                 f"({listing.meaning})",
                 cid=f"dnsbl_listed:{listing.ip}:{listing.zone}",
             )  # fmt: skip
+
+
+def mta_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:
+    """Conditions about mail queues, rejections and the MTA-STS policy."""
+    for sample in snapshot.mta:
+        region = config.region(sample.region)
+        if region is None or region.mta is None:
+            continue
+        limits = region.mta
+        if sample.error and sample.queue_deferred is None:
+            yield _condition(
+                "source_unreachable", sample.region, f"MTA {sample.region}: {sample.error}",
+                cid=f"source_unreachable:mta:{sample.region}",
+            )  # fmt: skip
+        depth = sum(q or 0 for q in (sample.queue_active, sample.queue_deferred, sample.queue_hold))
+        oldest = sample.oldest_deferred_seconds
+        over = []
+        if depth > limits.queue_depth_threshold:
+            over.append(
+                f"{depth} queued (> {limits.queue_depth_threshold}: active "
+                f"{sample.queue_active}, deferred {sample.queue_deferred}, "
+                f"hold {sample.queue_hold})"
+            )
+        if oldest is not None and oldest > limits.oldest_deferred_threshold_seconds:
+            at_least = "at least " if sample.oldest_is_lower_bound else ""
+            over.append(
+                f"oldest deferred {at_least}{oldest:.0f} s "
+                f"(> {limits.oldest_deferred_threshold_seconds:g} s)"
+            )
+        if over:
+            yield _condition(
+                "queue_backlog", sample.region, f"mail queue {sample.region}: " + "; ".join(over),
+                value=float(depth), for_seconds=limits.backlog_sustain_seconds,
+            )  # fmt: skip
+        for cls, rate in sorted((sample.rejections_per_minute or {}).items()):
+            if rate > limits.rejections_per_minute_threshold:
+                yield _condition(
+                    "rejections", sample.region,
+                    f"{sample.region} rejects {rate:.0f} {cls}/min "
+                    f"(> {limits.rejections_per_minute_threshold:g}/min)",
+                    value=rate, cid=f"rejections:{sample.region}:{cls}",
+                )  # fmt: skip
+    policy = snapshot.mta_sts
+    if policy is None or policy.error is not None or policy.mode in (None, "none"):
+        return
+    outside = [
+        host for host in policy.live_mx if not any(mx_matches(p, host) for p in policy.mx_patterns)
+    ]
+    if outside:
+        condition = _condition(
+            "mta_sts_mismatch", None,
+            f"MX {', '.join(outside)} of {policy.domain} outside its MTA-STS policy "
+            f"(mode {policy.mode}, mx: {', '.join(policy.mx_patterns) or 'none'}): "
+            + ("senders that enforce it refuse to deliver there"
+               if policy.mode == "enforce" else "reported by senders, not yet refused"),
+            cid=f"mta_sts_mismatch:{policy.domain}",
+        )  # fmt: skip
+        enforce = policy.mode == "enforce"
+        yield replace(condition, severity=Severity.CRITICAL) if enforce else condition
 
 
 def _condition(

@@ -30,6 +30,7 @@ from noc.model import (
     RecordChange,
     Remedy,
     RRsetState,
+    mx_matches,
 )
 from noc.rrset_move import belongs, host_key, moved_values
 from noc_collectors.dns_records import answer_target
@@ -253,6 +254,9 @@ def safety_rules(
         # A drained region stops taking traffic: its reputation is no reason to keep it.
         sending = _sending_rule(snapshot, config, target, checks)
         _spf_rule(snapshot, config, target, checks)
+        _mta_sts_rules(snapshot, config, target, checks)
+    if kind is ActionKind.FAILBACK:
+        _failback_queue_rule(snapshot, config, target, checks)
     checks.append(_cooldown_rule(snapshot, config, now))
     checks.append(_lock_rule(facts, config))
     blast = BlastRadius(
@@ -261,6 +265,7 @@ def safety_rules(
         complaint_limit=GMAIL_COMPLAINT_LIMIT,
         data_at_risk=risks,
         unsynced_suppression=unsynced,
+        source_queue=snapshot.mta_of(source) if moves_data else None,
     )
     return checks, blast
 
@@ -398,6 +403,97 @@ def _spf_rule(
         checks.append(Preflight(name, False, f"unknown: {sample.spf.reason}", blocking=False))
     else:
         checks.append(Preflight(name, sample.spf.ok, sample.spf.reason, forceable=True))
+
+
+def _mta_sts_rules(
+    snapshot: EstateSnapshot, config: NocConfig, target: str, checks: list[Preflight]
+) -> None:
+    """The target's MX must be one senders that enforce MTA-STS or DANE deliver to:
+    within the policy's mx patterns, and matching its TLSA records where they exist."""
+    region = config.region(target)
+    if not config.email.mta_sts or region is None or not region.mx_host:
+        return
+    host = region.mx_host.lower().rstrip(".")
+    name = "MX in the MTA-STS policy"
+    sample = snapshot.mta_sts
+    if sample is None:
+        checks.append(Preflight(name, False, "not checked yet", blocking=False))
+        return
+    if sample.error is not None:
+        # Senders that cached the policy still enforce it: unknown, not a pass.
+        checks.append(Preflight(name, False, f"unknown: {sample.error}", blocking=False))
+    elif sample.policy_id is None or sample.mode is None:
+        checks.append(Preflight(name, True, f"{sample.domain} publishes no MTA-STS policy"))
+    elif any(mx_matches(p, host) for p in sample.mx_patterns) or sample.mode == "none":
+        checks.append(
+            Preflight(name, True, f"{host} matches mx: {', '.join(sample.mx_patterns) or '-'}")
+        )
+    else:
+        outside = (
+            f"{host} matches none of the policy's mx: {', '.join(sample.mx_patterns)} "
+            f"(mode {sample.mode})"
+        )
+        if sample.mode == "enforce":
+            checks.append(
+                Preflight(
+                    name,
+                    False,
+                    f"{outside}: senders that enforce MTA-STS will refuse to deliver to "
+                    f"{target}; publish the policy with {host} first",
+                    forceable=True,
+                )
+            )
+        else:
+            checks.append(
+                Preflight(name, False, f"{outside}: reported, not refused", blocking=False)
+            )
+    tlsa = sample.tlsa_for(host)
+    name = "MX certificate matches DANE TLSA"
+    if tlsa is None or not tlsa.records:
+        return
+    if tlsa.matches is None:
+        checks.append(Preflight(name, False, f"unknown: {tlsa.reason}", blocking=False))
+    elif tlsa.matches:
+        checks.append(Preflight(name, True, f"{host}: {tlsa.reason}"))
+    else:
+        checks.append(
+            Preflight(
+                name,
+                False,
+                f"{host}: {tlsa.reason}; senders that use DANE will refuse to deliver to {target}",
+                forceable=True,
+            )
+        )
+
+
+def mail_queue_drained(
+    snapshot: EstateSnapshot, config: NocConfig, target: str
+) -> tuple[bool, str]:
+    """Whether the target's deferred queue is at most its failback threshold."""
+    region = config.region(target)
+    if region is None or region.mta is None:
+        return True, f"no MTA metrics configured for {target}"
+    limit = region.mta.failback_deferred_threshold
+    sample = snapshot.mta_of(target)
+    if sample is None or sample.queue_deferred is None:
+        why = "not read" if sample is None else sample.error or "not read"
+        return False, f"waiting: {target} deferred queue unknown ({why})"
+    if sample.queue_deferred > limit:
+        return False, f"waiting: {target} has {sample.queue_deferred} deferred (> {limit})"
+    return True, f"{target} has {sample.queue_deferred} deferred (≤ {limit})"
+
+
+def _failback_queue_rule(
+    snapshot: EstateSnapshot, config: NocConfig, target: str, checks: list[Preflight]
+) -> None:
+    region = config.region(target)
+    if region is None or region.mta is None:
+        return
+    drained, detail = mail_queue_drained(snapshot, config, target)
+    limit = region.mta.failback_deferred_threshold
+    text = detail if drained else f"{detail}; the failback waits for it to drain to {limit}"
+    # A failback waits for the queue rather than refusing: shown, never blocking.
+    checks.append(Preflight("target mail queue drained", drained, text, blocking=False))
 
 
 def cooldown_now(snapshot: EstateSnapshot, config: NocConfig) -> Preflight:

@@ -31,6 +31,7 @@ from noc.model import (
     ErrorKind,
     EstateSnapshot,
     FlagSample,
+    MtaStsSample,
     ProbeError,
     ReplicationSample,
 )
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from noc_collectors.dnsbl import DnsblCollector
     from noc_collectors.email_auth import EmailAuthCollector
     from noc_collectors.flag_store import FlagStore
+    from noc_collectors.mta import MtaCollector
+    from noc_collectors.mta_sts import MtaStsCollector
     from noc_collectors.suppression import SuppressionCollector
 
 log = logging.getLogger(__name__)
@@ -195,6 +198,40 @@ class Scheduler:
             self.dnsbl = DnsblCollector(
                 resolver, email.dnsbl_zones, clock, timeout_seconds=dns.timeout_seconds
             )
+        self.mta: dict[str, MtaCollector] = {}
+        if any(r.mta is not None for r in config.regions):
+            from noc_collectors.mta import MtaCollector, MtaMetrics
+
+            for region in config.regions:
+                if region.mta is None:
+                    continue
+                m = region.mta
+                self.mta[region.id] = MtaCollector(
+                    region.id,
+                    m.metrics_url,
+                    MtaMetrics(
+                        queue_active=m.queue_active_metric,
+                        queue_deferred=m.queue_deferred_metric,
+                        queue_hold=m.queue_hold_metric,
+                        oldest_histogram=m.oldest_deferred_histogram,
+                        oldest_gauge=m.oldest_deferred_metric,
+                        rejections=m.rejections_metric,
+                        code_label=m.rejection_code_label,
+                    ),
+                    timeout_seconds=m.timeout_seconds,
+                    clock=clock,
+                )
+        self.mta_sts: MtaStsCollector | None = None
+        if resolver and email.domain and email.mta_sts:
+            from noc_collectors.mta_sts import MtaStsCollector
+
+            self.mta_sts = MtaStsCollector(
+                resolver,
+                clock,
+                policy_url=email.mta_sts_policy_url or None,
+                ca_file=email.mta_sts_ca_file or None,
+                timeout_seconds=dns.timeout_seconds,
+            )
         self._state_dir = state_dir
         self.notifier: Notifier | None = None
         self._outbox: Outbox | None = None
@@ -230,6 +267,8 @@ class Scheduler:
             self._poll_deliverability(),
             self._poll_dns(),
             self._poll_email(),
+            *(self._poll_mta(region) for region in self.mta),
+            self._poll_mta_sts(),
         )
         await self.evaluate_alerts()
 
@@ -266,6 +305,23 @@ class Scheduler:
             )
         if self.dnsbl is not None:
             self.engine.ingest_dnsbl(await self.dnsbl.check(sending))
+
+    async def _poll_mta(self, region: str) -> None:
+        self.engine.ingest_mta(await self.mta[region].poll())
+
+    async def poll_mta(self) -> None:
+        """Read every region's MTA now (a failback waiting for a queue to drain)."""
+        await asyncio.gather(*(self._poll_mta(region) for region in self.mta))
+        self._on_change()
+
+    async def _collect_mta_sts(self) -> MtaStsSample:
+        assert self.mta_sts is not None
+        mx_hosts = {r.mx_host: r.mx_port for r in self.config.regions if r.mx_host}
+        return await self.mta_sts.check(self.config.email.domain, mx_hosts)
+
+    async def _poll_mta_sts(self) -> None:
+        if self.mta_sts is not None:
+            self.engine.ingest_mta_sts(await self._collect_mta_sts())
 
     async def _poll_deliverability(self) -> None:
         if self.deliverability is not None:
@@ -366,6 +422,19 @@ class Scheduler:
         if self.email_auth is not None or self.dnsbl is not None:
             interval = self.config.email.interval_seconds
             self._spawn_poll("email", interval, self._poll_email, lambda _: None)
+        for region, collector in self.mta.items():
+            mta = self.config.region(region)
+            assert mta is not None and mta.mta is not None
+            self._spawn_poll(
+                f"mta:{region}", mta.mta.interval_seconds, collector.poll, self.engine.ingest_mta
+            )
+        if self.mta_sts is not None:
+            self._spawn_poll(
+                "mta_sts",
+                self.config.email.interval_seconds,
+                self._collect_mta_sts,
+                self.engine.ingest_mta_sts,
+            )
         if self.config.notify and self._state_dir is not None:
             self._spawn("notifications", self._notifications)
         self._spawn("alerts", self._alert_loop)
@@ -393,6 +462,8 @@ class Scheduler:
             await store.aclose()
         for source in self.lag_sources.values():
             await source.aclose()
+        for mta in self.mta.values():
+            await mta.aclose()
         for collector in (self.suppression, self.deliverability):
             if collector is not None:
                 await collector.aclose()

@@ -167,6 +167,10 @@ def blast_rows(
     ]
     if blast.unsynced_suppression is not None:
         rows.append(("Suppression", suppression_words(blast.unsynced_suppression, target)))
+    left = blast.queue_left_behind
+    if left is not None:
+        queued = blast.source_queue is not None and bool(blast.source_queue.queue_deferred)
+        rows.append(("Mail queue", Content.styled(left, "$warning" if queued else "")))
     return rows
 
 

@@ -1,0 +1,263 @@
+"""Mail queues and rejections from postfix_exporter reading a real Postfix queue.
+
+The exporter (Debian's prometheus-postfix-exporter) reads this test's own Postfix
+through `--postfix.showq_path` (its queue is not the system's) and its log through
+`--postfix.logfile_path`; Postfix defers every remote message (its relayhost is a
+closed loopback port) and rejects relaying with 554.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from mta_support import PostfixExporter, PostfixServer
+from support import feed_flags, feed_round
+
+from noc.check import report_json
+from noc.clock import FakeClock
+from noc.config import NocConfig, parse_config
+from noc.engine import Engine
+from noc.failover import plan_action
+from noc.model import ActionKind, AlertState, MtaSample
+from noc.safety import mail_queue_drained
+from noc_collectors.mta import MtaCollector, MtaMetrics, RejectionRate, read_mta
+
+DATA = Path(__file__).parent / "data"
+OPERATOR = {"user": "op", "host": "noc1"}
+
+
+def test_the_exporters_real_page_gives_depths_age_and_counters() -> None:
+    # Saved from prometheus-postfix-exporter 0.3.0 reading a Postfix queue with one
+    # deferred and one held message, after three relaying attempts refused with 554.
+    page = (DATA / "postfix_exporter_0.3.0.prom").read_text()
+    reading = read_mta(page, MtaMetrics())
+    assert (reading.queue_active, reading.queue_deferred, reading.queue_hold) == (0, 1, 1)
+    # One deferred message: the histogram's mean is its exact age.
+    assert reading.oldest_deferred_seconds == pytest.approx(20.41, abs=0.01)
+    assert reading.oldest_is_lower_bound is False
+    assert reading.rejected_totals == {"554": 3.0}
+    assert reading.missing == ()
+
+
+def _age_page(buckets: dict[str, int], total: float, count: int) -> str:
+    name = "postfix_showq_message_age_seconds"
+    lines = [f"# TYPE {name} histogram"]
+    for bound, cumulative in buckets.items():
+        lines.append(f'{name}_bucket{{queue="deferred",le="{bound}"}} {cumulative}')
+    lines.append(f'postfix_showq_message_age_seconds_sum{{queue="deferred"}} {total}')
+    lines.append(f'postfix_showq_message_age_seconds_count{{queue="deferred"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
+def test_from_a_histogram_the_oldest_age_is_a_floor_never_an_overstatement() -> None:
+    # Three messages, two of 15 s and one between 1000 and 10000 s: the oldest is
+    # at least 1000 s (the bucket's lower bound), whatever its exact age.
+    page = _age_page({"10": 0, "100": 2, "1000": 2, "10000": 3, "+Inf": 3}, 1530.0, 3)
+    reading = read_mta(page, MtaMetrics())
+    assert reading.oldest_deferred_seconds == 1000.0
+    assert reading.oldest_is_lower_bound is True
+    assert "queue=" in " ".join(reading.missing)  # the depth series are not on this page
+
+
+def test_a_configured_gauge_replaces_the_histogram() -> None:
+    page = 'mta_oldest_deferred_seconds{instance="mx1"} 7200\n'
+    metrics = MtaMetrics(oldest_gauge='mta_oldest_deferred_seconds{instance="mx1"}')
+    reading = read_mta(page, metrics)
+    assert reading.oldest_deferred_seconds == 7200.0
+    assert reading.oldest_is_lower_bound is False
+
+
+# A history of reads: between two reads each code's counter grows by some amount,
+# or the exporter restarts (every counter starts again from zero) and then grows.
+_step = st.tuples(
+    st.dictionaries(st.sampled_from(["421", "450", "454", "550", "554"]), st.integers(0, 500)),
+    st.booleans(),  # the exporter restarted before this growth
+    st.floats(min_value=1, max_value=600),  # seconds since the previous read
+)
+
+
+@given(st.lists(_step, min_size=1, max_size=30))
+def test_rejection_rates_count_every_rejection_since_the_last_read(
+    history: list[tuple[dict[str, int], bool, float]],
+) -> None:
+    rate = RejectionRate()
+    totals: dict[str, float] = {}
+    at = 0.0
+    assert rate.update(totals, at) is None  # nothing to compare the first read with
+    for grown, restarted, seconds in history:
+        if restarted:
+            totals = {}
+        for code, count in grown.items():
+            totals[code] = totals.get(code, 0.0) + count
+        at += seconds
+        per_minute = rate.update(dict(totals), at)
+        assert per_minute is not None
+        minutes = seconds / 60
+        for cls in ("4xx", "5xx"):
+            expected = sum(n for code, n in grown.items() if code.startswith(cls[0]))
+            got = per_minute[cls] * minutes
+            if restarted:
+                # A counter lower than before was reset: all of its value is new. One
+                # that restarted and already grew past its old value cannot be told
+                # from growth (as with Prometheus' rate()): counted short, never over.
+                assert -0.01 <= got <= expected + 0.01
+            else:
+                assert got == pytest.approx(expected, abs=0.01)
+
+
+# --- a real Postfix, a real exporter ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postfix() -> Iterator[PostfixServer]:
+    server = PostfixServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def exporter(postfix: PostfixServer) -> Iterator[PostfixExporter]:
+    running = PostfixExporter(postfix)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _wait(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _rejected(exporter: PostfixExporter) -> float:
+    for line in exporter.page().splitlines():
+        if line.startswith('postfix_smtpd_messages_rejected_total{code="554"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def mta_config(url: str, **limits: Any) -> NocConfig:
+    regions = []
+    for rid, role in (("ro", "primary"), ("bg", "secondary")):
+        region: dict[str, Any] = {
+            "id": rid,
+            "role": role,
+            "checks": [{"url": f"https://{rid}.mail.example.com/health"}],
+        }
+        region["mta"] = {"metrics_url": url, **limits}
+        regions.append(region)
+    return parse_config({"regions": regions})
+
+
+async def test_queues_rejections_and_their_alerts_from_a_real_postfix(
+    postfix: PostfixServer, exporter: PostfixExporter
+) -> None:
+    postfix.submit("one@far.example")
+    postfix.submit("two@far.example")
+    _wait(
+        lambda: sum(e["queue_name"] == "deferred" for e in postfix.queue_entries()) >= 2,
+        "two deferred messages",
+    )
+    postfix.hold(str(postfix.queue_entries()[-1]["queue_id"]))
+    clock = FakeClock()
+    collector = MtaCollector("ro", exporter.url, clock=clock, timeout_seconds=5)
+    try:
+        first = await collector.poll()
+        assert first.error is None
+        assert (first.queue_deferred, first.queue_hold) == (1, 1)
+        assert first.rejections_per_minute is None  # one read: no rate yet
+        assert first.oldest_deferred_seconds is not None
+
+        before = _rejected(exporter)
+        postfix.reject(6)
+        _wait(lambda: _rejected(exporter) >= before + 6, "the exporter to count 6 rejections")
+        clock.advance(60)
+        second = await collector.poll()
+        assert second.rejections_per_minute == {"4xx": 0.0, "5xx": 6.0}
+
+        # The exporter restarts: its counters start again from zero, and the two
+        # rejections since are counted, not a negative rate.
+        exporter.stop()
+        exporter.start()
+        postfix.reject(2)
+        _wait(lambda: _rejected(exporter) >= 2, "the restarted exporter to count 2")
+        clock.advance(60)
+        third = await collector.poll()
+        assert third.rejections_per_minute == {"4xx": 0.0, "5xx": 2.0}
+    finally:
+        await collector.aclose()
+
+    config = mta_config(
+        exporter.url,
+        queue_depth_threshold=1,
+        backlog_sustain_seconds=0,
+        rejections_per_minute_threshold=1,
+        failback_deferred_threshold=0,
+    )
+    engine = Engine(config, clock)
+    feed_round(engine, clock)
+    engine.ingest_mta(third)
+    engine.evaluate_alerts()
+    snapshot = engine.snapshot()
+    firing = {a.rule: a for a in snapshot.alerts if a.state is AlertState.FIRING}
+    assert "queue_backlog" in firing and "2 queued" in firing["queue_backlog"].summary
+    assert "2 5xx/min" in firing["rejections"].summary
+
+    report = report_json(snapshot)
+    ro = next(r for r in report["regions"] if r["id"] == "ro")
+    assert ro["mta"]["queue_deferred"] == 1
+    assert ro["mta"]["queue_hold"] == 1
+    assert ro["mta"]["rejections_per_minute"] == {"4xx": 0.0, "5xx": 2.0}
+    assert set(ro["mta"]) >= {
+        "queue_active", "queue_deferred", "queue_hold", "oldest_deferred_seconds",
+        "rejections_per_minute", "error",
+    }  # fmt: skip
+    bg = next(r for r in report["regions"] if r["id"] == "bg")
+    assert bg["mta"] is None  # configured, but not read in this test
+
+    # The failover's blast radius names the mail that stays behind in the source.
+    feed_flags(engine, clock, "ro")
+    plan = plan_action(engine.snapshot(), config, ActionKind.FAILOVER, "bg", OPERATOR)
+    assert plan.blast.source_queue is not None
+    assert plan.blast.queue_left_behind is not None
+    assert "1 deferred" in plan.blast.queue_left_behind
+    assert plan.blast.as_json()["source_queue"]["queue_hold"] == 1
+
+    # A failback to ro waits while its deferred queue is over the threshold.
+    drained, detail = mail_queue_drained(engine.snapshot(), config, "ro")
+    assert not drained and "1 deferred (> 0)" in detail
+    feed_flags(engine, clock, "bg")
+    back = plan_action(engine.snapshot(), config, ActionKind.FAILBACK, "ro", OPERATOR)
+    gate = next(c for c in back.checks if c.name == "target mail queue drained")
+    # Shown in the plan, never a refusal: the failback waits for it instead.
+    assert not gate.ok and not gate.blocking
+    assert "waits for it to drain to 0" in gate.detail
+
+
+def test_without_regions_mta_the_json_field_is_null() -> None:
+    config = parse_config(
+        {"regions": [{"id": "ro", "role": "primary", "checks": [{"url": "https://a/h"}]}]}
+    )
+    engine = Engine(config, FakeClock())
+    report = report_json(engine.snapshot())
+    assert report["regions"][0]["mta"] is None
+
+
+def test_an_unreachable_exporter_is_the_samples_error() -> None:
+    sample = MtaSample("ro", 0.0, FakeClock().utcnow(), error="connection refused")
+    assert sample.as_json()["queue_deferred"] is None
+    assert sample.as_json()["error"] == "connection refused"
