@@ -17,22 +17,20 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import TypeVar
 
 import aiosmtplib
-from cryptography import x509
 
 from noc.clock import Clock, SystemClock
 from noc.model import ErrorKind, ProbeError, SmtpSample, SmtpTarget, SmtpTls
+from noc_collectors.certificates import certificate_not_after, days_left
 
-__all__ = ["SmtpCollector", "certificate_not_after", "days_left"]
+__all__ = ["SmtpCollector"]
 
 log = logging.getLogger(__name__)
 
 DETAIL_LIMIT = 120
-SECONDS_PER_DAY = 86400.0
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -92,6 +90,7 @@ class SmtpCollector:
                 error, tls_broken = _classify(exc, target, session)
             finished = self._clock.monotonic()
         wall = self._clock.utcnow()
+        not_after = session.not_after
         return SmtpSample(
             check_id=target.check_id,
             region_id=target.region_id,
@@ -100,8 +99,8 @@ class SmtpCollector:
             ok=error is None,
             banner_code=session.banner_code,
             tls_version=session.tls_version,
-            cert_not_after=session.not_after,
-            cert_days_left=None if session.not_after is None else days_left(session.not_after, wall),
+            cert_not_after=not_after,
+            cert_days_left=None if not_after is None else days_left(not_after, wall),
             tls_broken=tls_broken,
             error=error,
             phase_ms=tuple(session.phases),
@@ -198,30 +197,12 @@ async def _connect(host: str, port: int) -> socket.socket:
     raise last or OSError(f"{host}: no address")
 
 
-@lru_cache(maxsize=256)
-def certificate_not_after(der: bytes) -> datetime | None:
-    """A DER certificate's not-after (UTC). Cached: a server shows the same certificate
-    probe after probe, and parsing it each time would be most of a probe's CPU."""
-    try:
-        return x509.load_der_x509_certificate(der).not_valid_after_utc
-    except ValueError:
-        return None
-
-
-def days_left(not_after: datetime, now: datetime) -> float:
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return round((not_after - now).total_seconds() / SECONDS_PER_DAY, 2)
-
-
 def _status(code: int, message: str, step: str) -> ProbeError:
     text = " ".join(message.split())
     return ProbeError(ErrorKind.SMTP_STATUS, _tidy(f"{code} {text} ({step})"))
 
 
-def _classify(
-    exc: BaseException, target: SmtpTarget, session: _Session
-) -> tuple[ProbeError, bool]:
+def _classify(exc: BaseException, target: SmtpTarget, session: _Session) -> tuple[ProbeError, bool]:
     seconds = str(float(target.timeout_seconds))
     tls_phase = session.phase in ("starttls", "tls+banner")
     if (cert := _in_chain(exc, ssl.SSLCertVerificationError)) is not None:

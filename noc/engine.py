@@ -52,10 +52,19 @@ from noc.model import (
     LinkStatus,
     RegionStatus,
     ReplicationSample,
+    SmtpSample,
+    SmtpStatus,
+    SmtpTarget,
     StoreStatus,
     SuppressionSample,
 )
-from noc.rules import apply_overrides, data_conditions, dns_conditions, estate_conditions
+from noc.rules import (
+    apply_overrides,
+    data_conditions,
+    dns_conditions,
+    estate_conditions,
+    mail_conditions,
+)
 from noc_collectors.dns_names import answer_target, map_answers_to_region
 
 # A link's chart covers the last hour; polls are at least a second apart.
@@ -73,7 +82,7 @@ class _Verdict:
     failures: int = 0
     successes: int = 0
 
-    def after(self, ok: bool, target: CheckTarget) -> _Verdict:
+    def after(self, ok: bool, target: CheckTarget | SmtpTarget) -> _Verdict:
         if ok:
             successes = self.successes + 1
             recovered = self.health is not Health.DOWN or successes >= target.recovery_threshold
@@ -176,6 +185,29 @@ class _CheckMachine:
         )
 
 
+class _SmtpMachine:
+    """One SMTP probe's verdict: down after failure_threshold failures in a row, up
+    again after recovery_threshold successes, as an HTTP check."""
+
+    def __init__(self, target: SmtpTarget) -> None:
+        self.target = target
+        self.verdict = _Verdict()
+        self.last: SmtpSample | None = None
+
+    def ingest(self, sample: SmtpSample) -> None:
+        self.last = sample
+        self.verdict = self.verdict.after(sample.ok, self.target)
+
+    @property
+    def unsettled(self) -> bool:
+        if self.verdict.health is Health.DOWN:
+            return self.verdict.successes > 0
+        return self.verdict.failures > 0
+
+    def status(self) -> SmtpStatus:
+        return SmtpStatus(self.target, self.verdict.health, self.verdict.failures, self.last)
+
+
 def region_health(checks: tuple[CheckStatus, ...]) -> Health:
     """Healthy when all checks are, down when all are, degraded in between (and when
     any check fails part of its probes).
@@ -205,6 +237,10 @@ class Engine:
         if single_round:
             targets = [replace(t, failure_threshold=1, recovery_threshold=1) for t in targets]
         self._machines = {t.check_id: _CheckMachine(t) for t in targets}
+        smtp = config.smtp_targets()
+        if single_round:
+            smtp = [replace(t, failure_threshold=1, recovery_threshold=1) for t in smtp]
+        self._smtp = {t.check_id: _SmtpMachine(t) for t in smtp}
         self._flags: dict[str, FlagSample] = {}
         self._cut_off_since: datetime | None = None
         # When a source other than the health checks last answered (monotonic).
@@ -258,6 +294,7 @@ class Engine:
         snapshot = self.snapshot()
         conditions = [
             *estate_conditions(snapshot),
+            *mail_conditions(snapshot, self.config),
             *data_conditions(snapshot, self.config),
             *dns_conditions(snapshot, self.config),
         ]
@@ -300,6 +337,24 @@ class Engine:
     @property
     def targets(self) -> list[CheckTarget]:
         return [m.target for m in self._machines.values()]
+
+    @property
+    def smtp_targets(self) -> list[SmtpTarget]:
+        return [m.target for m in self._smtp.values()]
+
+    def smtp_unsettled(self, check_id: str) -> bool:
+        machine = self._smtp.get(check_id)
+        return machine is not None and machine.unsettled
+
+    def ingest_smtp(self, sample: SmtpSample) -> None:
+        """SMTP is judged apart from the HTTP checks (a region's health stays theirs),
+        but a mail server that answered shows noc is not cut off."""
+        machine = self._smtp.get(sample.check_id)
+        if machine is None:
+            return
+        machine.ingest(sample)
+        if sample.ok or (sample.error is not None and not sample.error.unreachable):
+            self._other_source_answered(sample.at)
 
     @property
     def cut_off(self) -> bool:
@@ -549,6 +604,9 @@ class Engine:
                     is_active=authority.active_region == region.id,
                     dns_records=tuple(c.name for c in consensus if c.region == region.id),
                     sending_listed=region.id in listed,
+                    smtp=tuple(
+                        m.status() for m in self._smtp.values() if m.target.region_id == region.id
+                    ),
                 )
             )
         last_poll_age = None if self._last_sample_at is None else now - self._last_sample_at

@@ -172,7 +172,7 @@ class PostfixServer:
             directory.mkdir(parents=True, exist_ok=True)
         # The queue and data directories belong to root and the mail owner, as Postfix
         # checks; the directory above them must be searchable by the mail owner.
-        os.chmod(self.root, 0o755)
+        self.root.chmod(0o755)
         shutil.chown(data, "postfix", "postfix")
         settings: dict[str, str] = {
             "compatibility_level": "3.6",
@@ -206,7 +206,7 @@ class PostfixServer:
             key_file, cert_file = etc / "key.pem", etc / "chain.pem"
             shutil.copyfile(self.tls.key_file, key_file)
             shutil.copyfile(self.tls.cert_file, cert_file)
-            os.chmod(key_file, 0o600)
+            key_file.chmod(0o600)
             settings |= {
                 "smtpd_tls_chain_files": f"{key_file}, {cert_file}",
                 "smtpd_tls_security_level": "encrypt" if self.tls.implicit else "may",
@@ -248,9 +248,10 @@ class PostfixServer:
                 stderr = (self.root / "master.stderr").read_text(errors="replace")
                 self.stop()
                 raise RuntimeError(f"postfix master exited: {stderr.strip()}\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as connection:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection,
+            ):
                 # master accepts before smtpd runs: a first byte means smtpd answered
                 # (the greeting, or the TLS server's silence until our hello).
                 if self.tls is not None and self.tls.implicit:

@@ -32,7 +32,9 @@ def start_postfix() -> Iterator[StartPostfix]:
     postfix_binary()
     started: list[PostfixServer] = []
 
-    def start(main: Mapping[str, str] | None = None, tls: PostfixTls | None = None) -> PostfixServer:
+    def start(
+        main: Mapping[str, str] | None = None, tls: PostfixTls | None = None
+    ) -> PostfixServer:
         server = PostfixServer(None, dict(main or {}), tls, MX)
         started.append(server)
         return server.start()
@@ -82,9 +84,7 @@ async def test_starttls_session_reports_version_certificate_and_phases(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
     server = start_postfix(tls=leaf(ca, tmp_path / "good"))
-    sample = await SmtpCollector().probe(
-        target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
-    )
+    sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert sample.ok, sample.error
     assert sample.banner_code == 220
     assert sample.tls_version in ("TLSv1.2", "TLSv1.3")
@@ -155,9 +155,7 @@ async def test_a_handshake_the_server_cannot_complete_is_tls_broken(
         tls=leaf(ca, tmp_path / "good"),
         main={"smtpd_tls_protocols": ">=TLSv1, <=TLSv1", "smtpd_tls_mandatory_protocols": ""},
     )
-    sample = await SmtpCollector().probe(
-        target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
-    )
+    sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken, sample
     assert sample.error is not None and sample.error.kind in (ErrorKind.TLS, ErrorKind.PROTOCOL)
 
@@ -166,9 +164,7 @@ async def test_a_certificate_for_another_name_fails(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
     server = start_postfix(tls=leaf(ca, tmp_path / "other", "mx9.elsewhere.example"))
-    sample = await SmtpCollector().probe(
-        target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
-    )
+    sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken
     assert sample.error is not None
     assert "certificate verify failed" in sample.error.detail
@@ -180,9 +176,7 @@ async def test_an_expired_certificate_fails(
 ) -> None:
     expired = datetime.now(UTC) - timedelta(days=2)
     server = start_postfix(tls=leaf(ca, tmp_path / "old", not_after=expired))
-    sample = await SmtpCollector().probe(
-        target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
-    )
+    sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken
     assert sample.error is not None and "expired" in sample.error.detail
 
@@ -205,9 +199,7 @@ async def test_implicit_tls_is_verified_against_tls_name(
 ) -> None:
     tls = replace(leaf(ca, tmp_path / "good"), implicit=True)
     server = start_postfix(tls=tls)
-    sample = await SmtpCollector().probe(
-        target(server, SmtpTls.IMPLICIT, ca_file(ca, tmp_path))
-    )
+    sample = await SmtpCollector().probe(target(server, SmtpTls.IMPLICIT, ca_file(ca, tmp_path)))
     assert sample.ok, sample.error
     assert sample.tls_version is not None and sample.cert_days_left is not None
     assert [phase for phase, _ in sample.phase_ms][:2] == ["connect", "tls+banner"]
