@@ -204,8 +204,10 @@ class _SmtpMachine:
             return self.verdict.successes > 0
         return self.verdict.failures > 0
 
-    def status(self) -> SmtpStatus:
-        return SmtpStatus(self.target, self.verdict.health, self.verdict.failures, self.last)
+    def status(self, now: float) -> SmtpStatus:
+        last = self.last
+        age = None if last is None else max(0.0, now - last.at)
+        return SmtpStatus(self.target, self.verdict.health, self.verdict.failures, last, age)
 
 
 def region_health(checks: tuple[CheckStatus, ...]) -> Health:
@@ -605,7 +607,9 @@ class Engine:
                     dns_records=tuple(c.name for c in consensus if c.region == region.id),
                     sending_listed=region.id in listed,
                     smtp=tuple(
-                        m.status() for m in self._smtp.values() if m.target.region_id == region.id
+                        m.status(now)
+                        for m in self._smtp.values()
+                        if m.target.region_id == region.id
                     ),
                 )
             )

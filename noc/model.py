@@ -179,6 +179,7 @@ class SmtpStatus:
     health: Health
     consecutive_failures: int
     last: SmtpSample | None
+    age_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
