@@ -12,6 +12,7 @@ client (Postfix's anvil) must not see noc's own probes as a burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -81,13 +82,19 @@ class SmtpCollector:
             session = _Session(self._clock)
             error: ProbeError | None = None
             tls_broken = False
+            started = self._clock.monotonic()
             try:
                 async with asyncio.timeout(target.timeout_seconds):
-                    await self._session(target, session)
+                    await self._session(target, session, await self._context(target.ca_file))
             except _Failed as failed:
                 error, tls_broken = failed.error, failed.tls_broken
             except Exception as exc:  # a probe reports every failure, it never raises
                 error, tls_broken = _classify(exc, target, session)
+                if _in_chain(exc, ssl.SSLCertVerificationError) is not None:
+                    # An expired certificate fails the handshake before it can be read:
+                    # a second look, unverified, tells by how many days.
+                    left = target.timeout_seconds - (self._clock.monotonic() - started)
+                    session.not_after = await self._peek(target, left)
             finished = self._clock.monotonic()
         wall = self._clock.utcnow()
         not_after = session.not_after
@@ -113,8 +120,25 @@ class SmtpCollector:
             self._contexts[ca_file] = context
         return context
 
-    async def _session(self, target: SmtpTarget, session: _Session) -> None:
-        context = None if target.tls is SmtpTls.NONE else await self._context(target.ca_file)
+    async def _peek(self, target: SmtpTarget, seconds: float) -> datetime | None:
+        """The certificate's not-after, read in a session that verifies nothing (it
+        only looks: the probe has already failed). None if that fails too."""
+        if seconds <= 0:
+            return None
+        # No trust store is loaded for a context that verifies nothing: nothing blocks.
+        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        look = _Session(self._clock)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(seconds):
+                await self._session(target, look, unverified)
+        return look.not_after
+
+    async def _session(
+        self, target: SmtpTarget, session: _Session, tls_context: ssl.SSLContext
+    ) -> None:
+        context = None if target.tls is SmtpTls.NONE else tls_context
         timeout = target.timeout_seconds
         with session.timed("connect"):
             sock = await _connect(target.host, target.port)

@@ -1031,6 +1031,8 @@ preset = "standard"                  # "standard" (30 s x 3 = 90 s) or "tightene
 timeout_seconds = 2                  # a slower answer is a failed check
 verify_tls = true
 max_in_flight = 16                   # probes running at once, across the estate
+cert_warn_days = 21                  # an SMTP or HTTPS certificate closer to expiry warns,
+cert_crit_days = 7                   #   and this close is critical
 
 [failover]
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
@@ -1165,6 +1167,16 @@ redis_url = "redis://127.0.0.1:6379/0"   # a password here is masked everywhere
   # json_equals = "healthy"
   # interval_seconds, failure_threshold, recovery_threshold, retry_interval_seconds,
   # timeout_seconds, verify_tls and preset may be set per check too.
+
+  # Mail flow, judged beside the HTTP checks: banner, EHLO, STARTTLS, certificate, QUIT.
+  # [[regions.smtp]]
+  # host = "mx1.ro.example.com"      # a name or an address
+  # port = 25                        # 25, 587 or 465
+  # tls = "starttls"                 # "starttls" (required), "optional", "implicit" (465), "none"
+  # tls_name = "mx1.ro.example.com"  # the name the certificate must be valid for (default: host)
+  # ehlo = "noc.example.com"
+  # ca_file = "/etc/noc/ca.pem"      # the CAs to trust (default: the system's)
+  # interval_seconds, failure_threshold, timeout_seconds as for HTTP checks
 
 [[regions]]
 id = "bg"

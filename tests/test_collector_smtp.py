@@ -179,6 +179,9 @@ async def test_an_expired_certificate_fails(
     sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken
     assert sample.error is not None and "expired" in sample.error.detail
+    # Read by a second, unverified look: by how much it expired.
+    assert sample.cert_not_after is not None
+    assert sample.cert_days_left is not None and -2.05 <= sample.cert_days_left <= -1.95
 
 
 async def test_an_expiring_certificate_reports_its_days_left(
