@@ -120,7 +120,7 @@ CHANGED: dict[str, Any] = {
             3,
             None,
         ),
-    ),  # fmt: skip
+    ),
 }
 # What each widget does not draw, and why.
 NOT_DRAWN = {
