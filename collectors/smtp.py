@@ -184,8 +184,11 @@ class SmtpCollector:
             with session.timed("quit"):
                 await client.quit()
         finally:
+            # The socket is the transport's from here: asyncio closes it once the
+            # transport has closed (after TLS's close_notify). Closing it here would
+            # free its descriptor while the transport still watches it, and the next
+            # probe's socket, given the same number, would be refused by the loop.
             client.close()
-            sock.close()
 
     async def _ehlo(self, client: aiosmtplib.SMTP) -> None:
         answer = await client.ehlo()

@@ -100,6 +100,19 @@ async def test_starttls_session_reports_version_certificate_and_phases(
     assert "quit=1" in server.log()
 
 
+async def test_probe_after_probe_over_starttls(
+    start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """One collector, sessions back to back: each TLS transport closes on its own
+    time, and the next probe's socket must not be refused for the descriptor it
+    reuses (closing the socket under a live transport did exactly that)."""
+    server = start_postfix(tls=leaf(ca, tmp_path / "good"))
+    collector = SmtpCollector()
+    probe = target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
+    samples = [await collector.probe(probe) for _ in range(40)]
+    assert all(sample.ok for sample in samples), [s.error for s in samples]
+
+
 async def test_a_421_banner_is_a_failure_with_its_code_and_text(
     start_postfix: StartPostfix,
 ) -> None:
