@@ -5,8 +5,9 @@ Use it from a test module (tests/ is on sys.path):
 
     from postfix import PostfixServer, postfix_binary
 
-- `PostfixServer(workdir, main={...}, tls=PostfixTls(...))`: `start()` writes main.cf
-  and master.cf under `workdir`, runs Postfix's `master` in the foreground (`-d`) as a
+- `PostfixServer(main={...}, tls=PostfixTls(...))`: `start()` writes main.cf and
+  master.cf under a fresh temp dir (or `workdir`, which the mail owner must be able to
+  reach: not pytest's tmp_path), runs Postfix's `master` in the foreground (`-d`) as a
   child of this process, and waits until smtpd answers on `port`; `stop()` ends it and
   every daemon it spawned. It is a context manager too.
 - `main` holds extra main.cf settings (a 421 at connect, `smtpd_tls_security_level =
