@@ -23,6 +23,7 @@ import httpx
 
 from noc.clock import Clock, SystemClock
 from noc.model import CheckSample, CheckTarget, ErrorKind, ProbeError, mask_url, url_secrets
+from noc_collectors.certificates import certificate_not_after, days_left
 
 __all__ = ["BODY_LIMIT", "HttpHealthCollector", "Transport"]
 
@@ -46,6 +47,7 @@ class _Progress:
 
     request_sent: bool = False
     status: int | None = None
+    certificate: bytes | None = None  # the server's (DER), once an HTTPS answer came
 
 
 # The exchange a probe is in, for aiohttp's trace callbacks: they run in the probing
@@ -59,6 +61,7 @@ class _Answer:
     body: bytes
     truncated: bool
     encoding: str
+    certificate: bytes | None = None  # the server's, DER, over HTTPS
 
 
 class HttpHealthCollector:
@@ -102,15 +105,20 @@ class HttpHealthCollector:
         latency = None
         if status is not None and started is not None:
             latency = (finished - started) * 1000
+        wall = self._clock.utcnow()
+        der = progress.certificate
+        not_after = certificate_not_after(der) if der else None
         return CheckSample(
             check_id=target.check_id,
             region_id=target.region_id,
             at=finished,
-            wall=self._clock.utcnow(),
+            wall=wall,
             ok=error is None,
             status=status,
             latency_ms=latency,
             error=error,
+            cert_not_after=not_after,
+            cert_days_left=None if not_after is None else days_left(not_after, wall),
         )
 
     async def aclose(self) -> None:
@@ -177,11 +185,27 @@ class HttpHealthCollector:
                     extensions={"trace": trace},  # httpcore's way to report progress
                 ) as response:
                     progress.status = response.status_code
+                    progress.certificate = _peer_certificate(response)
                     body, truncated = await _read_bounded(response)
                     encoding = response.encoding or "utf-8"
                     return _Answer(response.status_code, body, truncated, encoding)
         finally:
             _PROGRESS.reset(token)
+
+
+def _peer_certificate(response: httpx.Response) -> bytes | None:
+    """The server's certificate (DER) from the transport: aiohttp's (our extension) or
+    httpcore's network stream; None over plain HTTP."""
+    der = response.extensions.get("noc_peer_certificate")
+    if isinstance(der, bytes):
+        return der
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    tls = stream.get_extra_info("ssl_object")
+    if isinstance(tls, ssl.SSLObject | ssl.SSLSocket):
+        return tls.getpeercert(binary_form=True)
+    return None
 
 
 def _request_sent() -> None:

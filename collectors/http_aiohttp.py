@@ -28,7 +28,18 @@ class _AiohttpTransport(AiohttpTransport):
             # httpx has already turned the URL's credentials into an Authorization
             # header; aiohttp refuses a request that carries both.
             request.url = request.url.copy_with(userinfo=b"")
-        return await super().handle_async_request(request)
+        response = await super().handle_async_request(request)
+        # The server's certificate, for its days left: httpcore offers the TLS object
+        # as the "network_stream" extension; aiohttp's response keeps the protocol its
+        # connection spoke (the connection itself is released once a short body is in).
+        aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
+        protocol = getattr(aiohttp_response, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            tls = transport.get_extra_info("ssl_object")
+            if isinstance(tls, ssl.SSLObject | ssl.SSLSocket):
+                response.extensions["noc_peer_certificate"] = tls.getpeercert(binary_form=True)
+        return response
 
 
 def _aiohttp_session(

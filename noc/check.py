@@ -16,7 +16,15 @@ from enum import IntEnum
 from typing import Any
 
 from noc.clock import iso_utc
-from noc.model import AlertState, CheckStatus, EstateSnapshot, Health, LinkStatus, Severity
+from noc.model import (
+    AlertState,
+    CheckStatus,
+    EstateSnapshot,
+    Health,
+    LinkStatus,
+    Severity,
+    SmtpStatus,
+)
 
 # Alerts about health and authority are already in the verdict by region; these add to it.
 DATA_RULES = frozenset(
@@ -35,6 +43,9 @@ DATA_RULES = frozenset(
         "queue_backlog",
         "rejections",
         "mta_sts_mismatch",
+        "smtp_down",
+        "tls_broken",
+        "cert_expiry",
     }
 )
 
@@ -78,7 +89,9 @@ def _number(value: float | None) -> str:
     return "U" if value is None or not math.isfinite(value) else _decimal(value)
 
 
-def _limit(value: float | None) -> str:
+def _limit(value: float | str | None) -> str:
+    if isinstance(value, str):  # a range as the guidelines write it: "21:"
+        return value
     return "" if value is None else _decimal(value)
 
 
@@ -87,8 +100,8 @@ class PerfDatum:
     label: str
     value: float | None
     uom: str = ""
-    warn: float | None = None
-    crit: float | None = None
+    warn: float | str | None = None
+    crit: float | str | None = None
     minimum: float | None = 0.0
     maximum: float | None = None
 
@@ -110,6 +123,8 @@ class PerfLimits:
     suppression_slo_seconds: float
     complaint_warn_rate: float
     complaint_critical_rate: float
+    cert_warn_days: float = 21.0
+    cert_crit_days: float = 7.0
 
 
 def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
@@ -125,6 +140,17 @@ def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
             data.append(
                 PerfDatum(
                     f"{region.id} {check.target.name} latency", latency, "ms", crit=timeout_ms
+                )
+            )
+            if check.target.url.startswith("https://"):
+                days = None if last is None else last.cert_days_left
+                data.append(_days_left(f"{region.id} {check.target.name} cert days", days, limits))
+        for probe in region.smtp:
+            data.append(
+                _days_left(
+                    f"{region.id} smtp {probe.target.display} cert days",
+                    None if probe.last is None else probe.last.cert_days_left,
+                    limits,
                 )
             )
     for link in snapshot.replication:
@@ -163,6 +189,19 @@ def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
                 )
             )
     return data
+
+
+def _days_left(label: str, days: float | None, limits: PerfLimits) -> PerfDatum:
+    """Days left on a certificate. Fewer is worse, so the limits are the guidelines'
+    `N:` ranges (alert below N); no minimum, since an expired certificate is negative."""
+    return PerfDatum(
+        label,
+        None if days is None else round(days, 2),
+        "",
+        warn=f"{_decimal(limits.cert_warn_days)}:",
+        crit=f"{_decimal(limits.cert_crit_days)}:",
+        minimum=None,
+    )
 
 
 def verdict(snapshot: EstateSnapshot) -> Verdict:
@@ -213,6 +252,25 @@ def _check_json(check: CheckStatus) -> dict[str, Any]:
         "error": None if last is None or last.error is None else str(last.error),
         "consecutive_failures": check.consecutive_failures,
         "failure_threshold": check.target.failure_threshold,
+        "cert_days_left": None if last is None else last.cert_days_left,
+    }
+
+
+def _smtp_json(probe: SmtpStatus) -> dict[str, Any]:
+    last = probe.last
+    return {
+        "target": probe.target.display,
+        "ok": None if last is None else last.ok,
+        "health": probe.health.value,
+        "banner_code": None if last is None else last.banner_code,
+        "tls": probe.target.tls.value,
+        "tls_version": None if last is None else last.tls_version,
+        "cert_not_after": None
+        if last is None or last.cert_not_after is None
+        else iso_utc(last.cert_not_after),
+        "cert_days_left": None if last is None else last.cert_days_left,
+        "error": None if last is None or last.error is None else str(last.error),
+        "phase_ms": {} if last is None else dict(last.phase_ms),
     }
 
 
@@ -287,6 +345,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 },
                 "checks": [_check_json(c) for c in r.checks],
                 "mta": _mta_json(snapshot, r.id),
+                "smtp": [_smtp_json(p) for p in r.smtp],
             }
             for r in snapshot.regions
         ],
@@ -382,4 +441,26 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
             else:
                 detail = str(last.error)
             lines.append(f"    {check.target.display_url}  {detail}")
+        for probe in region.smtp:
+            lines.append(f"    smtp {probe.target.display}  {_smtp_words(probe)}")
     return "\n".join([first, *(plugin_text(line) for line in lines[1:])])
+
+
+def smtp_words(probe: SmtpStatus) -> str:
+    """One SMTP probe's last result in a few words: "220, TLSv1.3, cert 80 d, 12 ms"."""
+    return _smtp_words(probe)
+
+
+def _smtp_words(probe: SmtpStatus) -> str:
+    last = probe.last
+    if last is None:
+        return "no answer yet"
+    if not last.ok:
+        return str(last.error)
+    parts = [str(last.banner_code)]
+    if last.tls_version:
+        parts.append(last.tls_version)
+    if last.cert_days_left is not None:
+        parts.append(f"cert {last.cert_days_left:.0f} d")
+    parts.append(f"{sum(ms for _, ms in last.phase_ms):.0f} ms")
+    return ", ".join(parts)

@@ -446,6 +446,8 @@ def _check(args: argparse.Namespace) -> int:
                 config.suppression.slo_seconds,
                 config.deliverability.complaint_warn_rate,
                 config.deliverability.complaint_critical_rate,
+                config.health.cert_warn_days,
+                config.health.cert_crit_days,
             )
             print(report_text(snapshot, limits))
         sys.stdout.flush()

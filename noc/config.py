@@ -47,6 +47,8 @@ from noc.model import (
     ReplicationSpec,
     Role,
     Severity,
+    SmtpTarget,
+    SmtpTls,
     Topology,
     mask_url,
 )
@@ -125,6 +127,18 @@ class HealthConfig(_Strict):
     verify_tls: bool = True
     # Bound on probes in flight at once across the whole estate.
     max_in_flight: int = Field(default=16, ge=1, le=256)
+    # A certificate (SMTP or HTTPS) with fewer days left warns, then is critical.
+    cert_warn_days: float = Field(default=21, gt=0)
+    cert_crit_days: float = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _crit_below_warn(self) -> Self:
+        if self.cert_crit_days >= self.cert_warn_days:
+            raise ValueError(
+                f"cert_crit_days ({self.cert_crit_days:g}) must be below cert_warn_days "
+                f"({self.cert_warn_days:g}): critical comes closer to expiry than the warning"
+            )
+        return self
 
 
 class CheckConfig(CheckTuning):
@@ -206,6 +220,46 @@ class MtaConfig(_Strict):
         return _selector(value)
 
 
+class SmtpConfig(CheckTuning):
+    """One SMTP probe of a region ([[regions.smtp]]); tuning as for HTTP checks."""
+
+    host: str = Field(min_length=1)  # a name or an address
+    port: int = Field(default=25, ge=1, le=65535)
+    tls: SmtpTls = SmtpTls.STARTTLS
+    tls_name: str | None = None  # the name the certificate must be valid for; default: host
+    ehlo: str = Field(default="noc.invalid", min_length=1)
+    # The CA bundle (PEM) the certificate is verified against; unset: the system's.
+    ca_file: str | None = None
+
+    @field_validator("host", "tls_name", "ehlo")
+    @classmethod
+    def _one_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(f"{value!r} must be one host name or address, without spaces")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_fits_port(self) -> Self:
+        if self.tls is SmtpTls.IMPLICIT and self.port in (25, 587):
+            raise ValueError(
+                f'tls = "implicit" on port {self.port}: ports 25 and 587 start in plain text; '
+                'use tls = "starttls" there, or port = 465 for implicit TLS'
+            )
+        if self.port == 465 and self.tls is not SmtpTls.IMPLICIT:
+            raise ValueError(
+                f'port 465 speaks TLS from the first byte: set tls = "implicit" '
+                f'(not "{self.tls.value}")'
+            )
+        return self
+
+
 class RegionConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     name: str = ""
@@ -213,6 +267,7 @@ class RegionConfig(_Strict):
     location: tuple[float, float] = (0.0, 0.0)
     redis_url: str | None = None
     checks: list[CheckConfig] = Field(default_factory=list)
+    smtp: list[SmtpConfig] = Field(default_factory=list)
     # What the failover records point to when this region is active.
     service_ips: list[IPvAnyAddress] = Field(default_factory=list)
     mx_host: str | None = None
@@ -718,7 +773,33 @@ class NocConfig(BaseSettings):
             for index, check in enumerate(region.checks)
         ]
 
-    def _target(self, region: RegionConfig, index: int, check: CheckConfig) -> CheckTarget:
+    def smtp_targets(self) -> list[SmtpTarget]:
+        targets = []
+        for region in self.regions:
+            for index, probe in enumerate(region.smtp):
+                tuned = self._target(region, index, probe)
+                targets.append(
+                    SmtpTarget(
+                        check_id=f"{region.id}/smtp{index}",
+                        region_id=region.id,
+                        host=probe.host,
+                        port=probe.port,
+                        tls=probe.tls,
+                        tls_name=probe.tls_name or probe.host,
+                        ehlo=probe.ehlo,
+                        timeout_seconds=tuned.timeout_seconds,
+                        interval_seconds=tuned.interval_seconds,
+                        failure_threshold=tuned.failure_threshold,
+                        recovery_threshold=tuned.recovery_threshold,
+                        retry_interval_seconds=tuned.retry_interval_seconds,
+                        ca_file=str(Path(probe.ca_file).expanduser()) if probe.ca_file else None,
+                    )
+                )
+        return targets
+
+    def _target(
+        self, region: RegionConfig, index: int, check: CheckConfig | SmtpConfig
+    ) -> CheckTarget:
         health = self.health
         preset = PRESETS[check.preset or health.preset]
         interval = check.interval_seconds or (
@@ -730,15 +811,17 @@ class NocConfig(BaseSettings):
         failure_threshold = int(threshold or preset["failure_threshold"])
         interval_seconds = float(interval or preset["interval_seconds"])
         retry = check.retry_interval_seconds or health.retry_interval_seconds
+        # An SMTP probe brings its tuning alone: it has no URL or body to judge.
+        http = CheckConfig(url="http://smtp.invalid/") if isinstance(check, SmtpConfig) else check
         return CheckTarget(
             check_id=f"{region.id}/{index}",
             region_id=region.id,
-            name=check.name or _short_name(check.url),
-            url=check.url,
-            expect_status=check.expect_status,
-            body_contains=check.body_contains,
-            json_field=check.json_field,
-            json_equals=check.json_equals,
+            name=http.name or _short_name(http.url),
+            url=http.url,
+            expect_status=http.expect_status,
+            body_contains=http.body_contains,
+            json_field=http.json_field,
+            json_equals=http.json_equals,
             timeout_seconds=check.timeout_seconds or health.timeout_seconds,
             interval_seconds=interval_seconds,
             failure_threshold=failure_threshold,
@@ -1024,6 +1107,8 @@ preset = "standard"                  # "standard" (30 s x 3 = 90 s) or "tightene
 timeout_seconds = 2                  # a slower answer is a failed check
 verify_tls = true
 max_in_flight = 16                   # probes running at once, across the estate
+cert_warn_days = 21                  # an SMTP or HTTPS certificate closer to expiry warns,
+cert_crit_days = 7                   #   and this close is critical
 
 [failover]
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
@@ -1171,6 +1256,16 @@ redis_url = "redis://127.0.0.1:6379/0"   # a password here is masked everywhere
   # json_equals = "healthy"
   # interval_seconds, failure_threshold, recovery_threshold, retry_interval_seconds,
   # timeout_seconds, verify_tls and preset may be set per check too.
+
+  # Mail flow, judged beside the HTTP checks: banner, EHLO, STARTTLS, certificate, QUIT.
+  # [[regions.smtp]]
+  # host = "mx1.ro.example.com"      # a name or an address
+  # port = 25                        # 25, 587 or 465
+  # tls = "starttls"                 # "starttls" (required), "optional", "implicit" (465), "none"
+  # tls_name = "mx1.ro.example.com"  # the name the certificate must be valid for (default: host)
+  # ehlo = "noc.example.com"
+  # ca_file = "/etc/noc/ca.pem"      # the CAs to trust (default: the system's)
+  # interval_seconds, failure_threshold, timeout_seconds as for HTTP checks
 
 [[regions]]
 id = "bg"

@@ -54,6 +54,9 @@ from noc.model import (
     MtaStsSample,
     RegionStatus,
     ReplicationSample,
+    SmtpSample,
+    SmtpStatus,
+    SmtpTarget,
     StoreStatus,
     SuppressionSample,
 )
@@ -62,6 +65,7 @@ from noc.rules import (
     data_conditions,
     dns_conditions,
     estate_conditions,
+    mail_conditions,
     mta_conditions,
 )
 from noc_collectors.dns_names import answer_target, map_answers_to_region
@@ -81,7 +85,7 @@ class _Verdict:
     failures: int = 0
     successes: int = 0
 
-    def after(self, ok: bool, target: CheckTarget) -> _Verdict:
+    def after(self, ok: bool, target: CheckTarget | SmtpTarget) -> _Verdict:
         if ok:
             successes = self.successes + 1
             recovered = self.health is not Health.DOWN or successes >= target.recovery_threshold
@@ -184,6 +188,31 @@ class _CheckMachine:
         )
 
 
+class _SmtpMachine:
+    """One SMTP probe's verdict: down after failure_threshold failures in a row, up
+    again after recovery_threshold successes, as an HTTP check."""
+
+    def __init__(self, target: SmtpTarget) -> None:
+        self.target = target
+        self.verdict = _Verdict()
+        self.last: SmtpSample | None = None
+
+    def ingest(self, sample: SmtpSample) -> None:
+        self.last = sample
+        self.verdict = self.verdict.after(sample.ok, self.target)
+
+    @property
+    def unsettled(self) -> bool:
+        if self.verdict.health is Health.DOWN:
+            return self.verdict.successes > 0
+        return self.verdict.failures > 0
+
+    def status(self, now: float) -> SmtpStatus:
+        last = self.last
+        age = None if last is None else max(0.0, now - last.at)
+        return SmtpStatus(self.target, self.verdict.health, self.verdict.failures, last, age)
+
+
 def region_health(checks: tuple[CheckStatus, ...]) -> Health:
     """Healthy when all checks are, down when all are, degraded in between (and when
     any check fails part of its probes).
@@ -213,6 +242,10 @@ class Engine:
         if single_round:
             targets = [replace(t, failure_threshold=1, recovery_threshold=1) for t in targets]
         self._machines = {t.check_id: _CheckMachine(t) for t in targets}
+        smtp = config.smtp_targets()
+        if single_round:
+            smtp = [replace(t, failure_threshold=1, recovery_threshold=1) for t in smtp]
+        self._smtp = {t.check_id: _SmtpMachine(t) for t in smtp}
         self._flags: dict[str, FlagSample] = {}
         self._cut_off_since: datetime | None = None
         # When a source other than the health checks last answered (monotonic).
@@ -268,6 +301,7 @@ class Engine:
         snapshot = self.snapshot()
         conditions = [
             *estate_conditions(snapshot),
+            *mail_conditions(snapshot, self.config),
             *data_conditions(snapshot, self.config),
             *dns_conditions(snapshot, self.config),
             *mta_conditions(snapshot, self.config),
@@ -311,6 +345,24 @@ class Engine:
     @property
     def targets(self) -> list[CheckTarget]:
         return [m.target for m in self._machines.values()]
+
+    @property
+    def smtp_targets(self) -> list[SmtpTarget]:
+        return [m.target for m in self._smtp.values()]
+
+    def smtp_unsettled(self, check_id: str) -> bool:
+        machine = self._smtp.get(check_id)
+        return machine is not None and machine.unsettled
+
+    def ingest_smtp(self, sample: SmtpSample) -> None:
+        """SMTP is judged apart from the HTTP checks (a region's health stays theirs),
+        but a mail server that answered shows noc is not cut off."""
+        machine = self._smtp.get(sample.check_id)
+        if machine is None:
+            return
+        machine.ingest(sample)
+        if sample.ok or (sample.error is not None and not sample.error.unreachable):
+            self._other_source_answered(sample.at)
 
     @property
     def cut_off(self) -> bool:
@@ -566,6 +618,11 @@ class Engine:
                     is_active=authority.active_region == region.id,
                     dns_records=tuple(c.name for c in consensus if c.region == region.id),
                     sending_listed=region.id in listed,
+                    smtp=tuple(
+                        m.status(now)
+                        for m in self._smtp.values()
+                        if m.target.region_id == region.id
+                    ),
                 )
             )
         last_poll_age = None if self._last_sample_at is None else now - self._last_sample_at

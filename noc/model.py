@@ -46,6 +46,7 @@ class ErrorKind(StrEnum):
     BODY_MISMATCH = "body mismatch"
     JSON_MISMATCH = "json mismatch"
     PROTOCOL = "bad response"
+    SMTP_STATUS = "smtp"  # a 4xx/5xx reply where an SMTP probe wanted success
 
 
 # Failures that say "the checker could not reach the endpoint" rather than "the
@@ -68,6 +69,8 @@ class ProbeError:
     def __str__(self) -> str:
         if self.kind is ErrorKind.HTTP_STATUS:
             return f"HTTP {self.detail}" if self.detail else "HTTP error"
+        if self.kind is ErrorKind.SMTP_STATUS:
+            return f"SMTP {self.detail}" if self.detail else "SMTP error"
         return f"{self.kind.value}: {self.detail}" if self.detail else self.kind.value
 
 
@@ -109,6 +112,74 @@ class CheckSample:
     status: int | None = None
     latency_ms: float | None = None
     error: ProbeError | None = None
+    # An HTTPS check's certificate: when it expires, and the days left then (negative
+    # once expired). None for plain HTTP, or when no handshake completed.
+    cert_not_after: datetime | None = None
+    cert_days_left: float | None = None
+
+
+class SmtpTls(StrEnum):
+    """How an SMTP probe secures its session."""
+
+    STARTTLS = "starttls"  # required: not offered, or failing, is a failure
+    OPTIONAL = "optional"  # used when offered; a failing handshake is still a failure
+    IMPLICIT = "implicit"  # TLS from the first byte (port 465)
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """One SMTP probe, resolved from configuration ([[regions.smtp]])."""
+
+    check_id: str  # "ro/smtp0"
+    region_id: str
+    host: str
+    port: int
+    tls: SmtpTls
+    tls_name: str  # the name the certificate must be valid for
+    ehlo: str
+    timeout_seconds: float = 5.0
+    interval_seconds: float = 30.0
+    failure_threshold: int = 3
+    recovery_threshold: int = 3
+    retry_interval_seconds: float = 2.0
+    ca_file: str | None = None  # None: the system's trust store
+
+    @property
+    def display(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSample:
+    """One SMTP probe's findings. Collectors return these instead of raising."""
+
+    check_id: str
+    region_id: str
+    at: float
+    wall: datetime
+    ok: bool
+    banner_code: int | None = None
+    tls_version: str | None = None  # "TLSv1.3"; None: the session stayed plain
+    cert_not_after: datetime | None = None
+    cert_days_left: float | None = None
+    # STARTTLS required but not offered, or a handshake (chain, name) that failed.
+    tls_broken: bool = False
+    error: ProbeError | None = None
+    # Milliseconds per phase, in order: connect, banner, ehlo, starttls, quit.
+    phase_ms: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpStatus:
+    """The engine's verdict on one SMTP probe."""
+
+    target: SmtpTarget
+    health: Health
+    consecutive_failures: int
+    last: SmtpSample | None
+    age_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +285,8 @@ class RegionStatus:
     dns_records: tuple[str, ...] = ()
     # A sending IP of this region is on a blocklist: degraded for sending.
     sending_listed: bool = False
+    # The SMTP probes ([[regions.smtp]]): mail flow, judged apart from the HTTP checks.
+    smtp: tuple[SmtpStatus, ...] = ()
 
     @property
     def failing_checks(self) -> int:

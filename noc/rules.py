@@ -114,6 +114,25 @@ RULES = {
             "noc failed over by itself: validate, then fail back by hand (P re-arms it)",
         ),
         Rule(
+            "smtp_down",
+            Severity.CRITICAL,
+            0,
+            "every SMTP probe of a region fails: down for mail, whatever its HTTP checks say",
+        ),
+        Rule(
+            "tls_broken",
+            Severity.CRITICAL,
+            0,
+            "STARTTLS not offered where required, or the TLS handshake or certificate fails",
+        ),
+        Rule(
+            "cert_expiry",
+            Severity.WARNING,
+            0,
+            "a certificate (SMTP or HTTPS) expires within cert_warn_days (critical within "
+            "cert_crit_days)",
+        ),
+        Rule(
             "automation_held",
             Severity.WARNING,
             0,
@@ -186,6 +205,60 @@ def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
         yield _condition("automated_failover", None, f"automated failover: {automation.detail}")
     elif automation is not None and automation.mode is AutoMode.HELD:
         yield _condition("automation_held", None, f"automated failover held: {automation.detail}")
+
+
+def mail_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:
+    """Conditions about the SMTP probes and the certificates of SMTP and HTTPS."""
+    warn_days, crit_days = config.health.cert_warn_days, config.health.cert_crit_days
+    for region in snapshot.regions:
+        probes = region.smtp
+        if probes and all(p.health is Health.DOWN for p in probes):
+            first = next((p for p in probes if p.last and p.last.error), None)
+            why = f" ({first.target.display}: {first.last.error})" if first and first.last else ""
+            yield _condition(
+                "smtp_down", region.id,
+                f"{region.id} down for mail: every SMTP probe failing{why}",
+                value=len(probes),
+            )  # fmt: skip
+        for probe in probes:
+            last = probe.last
+            if (
+                last is not None
+                and last.tls_broken
+                and probe.consecutive_failures >= probe.target.failure_threshold
+            ):
+                yield _condition(
+                    "tls_broken", region.id,
+                    f"{region.id} TLS broken on {probe.target.display} ({probe.target.tls_name}): "
+                    f"{last.error}",
+                    cid=f"tls_broken:{probe.target.check_id}",
+                )  # fmt: skip
+            if last is not None and last.cert_days_left is not None:
+                yield from _expiry(
+                    region.id, f"SMTP {probe.target.display}", probe.target.check_id,
+                    last.cert_days_left, warn_days, crit_days,
+                )  # fmt: skip
+        for check in region.checks:
+            if check.last is not None and check.last.cert_days_left is not None:
+                yield from _expiry(
+                    region.id, f"HTTPS {check.target.display_url}", check.target.check_id,
+                    check.last.cert_days_left, warn_days, crit_days,
+                )  # fmt: skip
+
+
+def _expiry(
+    region: str, what: str, check_id: str, days: float, warn_days: float, crit_days: float
+) -> Iterator[Condition]:
+    if days >= warn_days:
+        return
+    critical = days < crit_days
+    when = f"expired {-days:.0f} days ago" if days < 0 else f"expires in {days:.0f} days"
+    limit = crit_days if critical else warn_days
+    condition = _condition(
+        "cert_expiry", region, f"{region} certificate of {what} {when} (< {limit:g} days)",
+        value=days, cid=f"cert_expiry:{check_id}",
+    )  # fmt: skip
+    yield replace(condition, severity=Severity.CRITICAL) if critical else condition
 
 
 def data_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:

@@ -34,6 +34,8 @@ from noc.model import (
     MtaStsSample,
     ProbeError,
     ReplicationSample,
+    SmtpSample,
+    SmtpTarget,
 )
 from noc.notify import Notifier, Outbox
 from noc_collectors.dns_names import parse_resolver
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from noc_collectors.flag_store import FlagStore
     from noc_collectors.mta import MtaCollector
     from noc_collectors.mta_sts import MtaStsCollector
+    from noc_collectors.smtp import SmtpCollector
     from noc_collectors.suppression import SuppressionCollector
 
 log = logging.getLogger(__name__)
@@ -136,6 +139,11 @@ class Scheduler:
         self.clock = clock
         self.engine = Engine(config, clock, single_round=single_round)
         self.collector = HttpHealthCollector(clock, max_in_flight=config.health.max_in_flight)
+        self.smtp: SmtpCollector | None = None
+        if self.engine.smtp_targets:
+            from noc_collectors.smtp import SmtpCollector
+
+            self.smtp = SmtpCollector(clock)
         stores = {r.id: r.redis_url for r in config.regions if r.redis_url}
         self.stores: dict[str, FlagStore] = {}
         self.suppression: SuppressionCollector | None = None
@@ -257,9 +265,14 @@ class Scheduler:
 
     async def collect_once(self) -> None:
         """One probe of every check and one read of every store, all at once."""
-        samples = await asyncio.gather(*(self._probe(t) for t in self.engine.targets))
+        samples, smtp = await asyncio.gather(
+            asyncio.gather(*(self._probe(t) for t in self.engine.targets)),
+            asyncio.gather(*(self._probe_smtp(t) for t in self.engine.smtp_targets)),
+        )
         for sample in samples:
             self.engine.ingest(sample)
+        for smtp_sample in smtp:
+            self.engine.ingest_smtp(smtp_sample)
         await asyncio.gather(
             self.read_flags(),
             *(self._poll_link(link_id) for link_id in self.lag_sources),
@@ -394,6 +407,14 @@ class Scheduler:
             # checks at 1 s are due one a millisecond, not all in the same instant.
             phase = target.interval_seconds * index / len(targets)
             self._spawn(target.check_id, partial(self._check_loop, target, phase))
+        smtp_targets = self.engine.smtp_targets
+        for index, smtp_target in enumerate(smtp_targets):
+            # A loop of its own per probe, as for HTTP checks: a slow mail server holds
+            # up only its own probes (and, by the collector's lock, its host's).
+            phase = smtp_target.interval_seconds * index / len(smtp_targets)
+            self._spawn(
+                f"smtp:{smtp_target.check_id}", partial(self._smtp_loop, smtp_target, phase)
+            )
         for region_id, store in self.stores.items():
             self._spawn(f"store:{region_id}", partial(self._store_loop, store))
         for link in self.config.replication:
@@ -590,6 +611,42 @@ class Scheduler:
                 await self._sleep(name, next_due - self.clock.monotonic())
                 if self._woken(name):
                     next_due = self.clock.monotonic()
+
+    async def _smtp_loop(self, target: SmtpTarget, phase: float = 0.0) -> None:
+        """Probe at every slot of the interval; while the verdict is changing, again
+        after retry_interval_seconds (as HTTP checks do, without corroboration)."""
+        name = f"smtp:{target.check_id}"
+        next_due = self.clock.monotonic() + target.interval_seconds + phase
+        while True:
+            self.engine.ingest_smtp(await self._probe_smtp(target))
+            self._on_change()
+            now = self.clock.monotonic()
+            if next_due <= now:
+                next_due = max(next_due + target.interval_seconds, now)
+            wake_at = next_due
+            if self.engine.smtp_unsettled(target.check_id):
+                wake_at = min(next_due, now + target.retry_interval_seconds)
+            await self._sleep(name, wake_at - now)
+            if self._woken(name):
+                next_due = self.clock.monotonic()
+
+    async def _probe_smtp(self, target: SmtpTarget) -> SmtpSample:
+        assert self.smtp is not None
+        try:
+            # The collector has its own deadline (and waits for its host's turn first):
+            # this one only guards against a bug.
+            async with asyncio.timeout(target.timeout_seconds * 2 + 5):
+                return await self.smtp.probe(target)
+        except Exception as exc:  # a broken probe must not kill its loop
+            log.exception("SMTP probe of %s failed unexpectedly", target.display)
+            return SmtpSample(
+                check_id=target.check_id,
+                region_id=target.region_id,
+                at=self.clock.monotonic(),
+                wall=self.clock.utcnow(),
+                ok=False,
+                error=ProbeError(ErrorKind.NETWORK, f"internal error: {type(exc).__name__}"),
+            )
 
     def _corroborate(self, target: CheckTarget) -> bool:
         """Wake a few other checks' loops to probe now; whether any was woken."""

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from noc.model import CheckStatus, EstateSnapshot, Health
+from noc.model import CheckStatus, EstateSnapshot, Health, SmtpStatus
 from noc_widgets.column_fit import clip_at_break, remaining_width
 from noc_widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
 
@@ -104,6 +104,43 @@ def cells(
     return {key: value for key, value in row.items() if key in widths}
 
 
+def smtp_cells(
+    probe: SmtpStatus, widths: dict[str, int], *, last_known: bool = False
+) -> dict[str, Content | str]:
+    """One SMTP probe's row, in the HTTP checks' columns: the banner's code where an
+    HTTP status goes, the session's time as latency, and for a passing probe its TLS
+    version and the certificate's days left where a failing one shows its error."""
+    last = probe.last
+    target = probe.target
+    if last is None:
+        error, style = "waiting for first answer", "$text-error"
+    elif last.error is not None:
+        error, style = str(last.error), "$text-error"
+    else:
+        said = [last.tls_version or "no TLS"]
+        if last.cert_days_left is not None:
+            said.append(f"cert {last.cert_days_left:.0f} d")
+        error, style = ", ".join(said), ""
+    fails = f"{probe.consecutive_failures}/{target.failure_threshold}"
+    total_ms = None if last is None or not last.ok else sum(ms for _, ms in last.phase_ms)
+    row: dict[str, Content | str] = {
+        "region": target.region_id,
+        "check": Content(clip_check(f"smtp {target.display}", widths["check"])),
+        "health": (
+            Content.styled(f"({health_word(probe.health)})", "italic $foreground-muted")
+            if last_known
+            else health_content(probe.health)
+        ),
+        "http": "—" if last is None or last.banner_code is None else str(last.banner_code),
+        "latency": "—" if total_ms is None else f"{total_ms:.0f}ms",
+        "fails": Content.styled(fails, "bold $error") if probe.consecutive_failures else fails,
+        "down_in": "—",
+        "error": Content.styled(clip_at_break(error, widths["error"]), style),
+        "age": _seconds(probe.age_seconds, True),
+    }
+    return {key: value for key, value in row.items() if key in widths}
+
+
 class HealthTable(DataTable[Content | str]):
     DEFAULT_CSS = """
     HealthTable {
@@ -183,7 +220,10 @@ class HealthTable(DataTable[Content | str]):
         configuration reload), the rows are rebuilt, so no row outlives its check."""
         if self.snapshot is None or not self._widths:
             return
-        checks = [check for region in self.snapshot.regions for check in region.checks]
+        checks: list[CheckStatus | SmtpStatus] = []
+        for region in self.snapshot.regions:
+            checks += region.checks
+            checks += region.smtp
         keys = [check.target.check_id for check in checks]
         if list(self._shown) != keys[: len(self._shown)]:
             self._rebuild()
@@ -191,12 +231,15 @@ class HealthTable(DataTable[Content | str]):
         changed: list[tuple[str, str, Content | str]] = []
         for check in checks:
             key = check.target.check_id
-            row = cells(
-                check,
-                self._widths,
-                last_known=self.snapshot.cut_off,
-                coarse=self.coarse_ages,
-            )
+            if isinstance(check, SmtpStatus):
+                row = smtp_cells(check, self._widths, last_known=self.snapshot.cut_off)
+            else:
+                row = cells(
+                    check,
+                    self._widths,
+                    last_known=self.snapshot.cut_off,
+                    coarse=self.coarse_ages,
+                )
             before = self._shown.get(key)
             if before is None:
                 self.add_row(*row.values(), key=key)

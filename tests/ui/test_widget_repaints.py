@@ -61,6 +61,9 @@ from noc.model import (
     RegionStatus,
     Role,
     Severity,
+    SmtpStatus,
+    SmtpTarget,
+    SmtpTls,
     StoreStatus,
 )
 from noc_widgets.alert_pane import AlertPane
@@ -102,11 +105,28 @@ CHANGED: dict[str, Any] = {
     "is_active": True,
     "dns_records": ("smtp.example.com.",),
     "sending_listed": True,
+    "smtp": (
+        SmtpStatus(
+            SmtpTarget(
+                "bg/smtp0",
+                "bg",
+                "mx1.bg.example.com",
+                25,
+                SmtpTls.STARTTLS,
+                "mx1.bg.example.com",
+                "noc",
+            ),
+            Health.DOWN,
+            3,
+            None,
+        ),
+    ),
 }
 # What each widget does not draw, and why.
 NOT_DRAWN = {
-    RegionList: {"location", "checks"},  # a list has no geography; checks are the table's
-    RegionMap: {"checks"},
+    # A list has no geography; checks and SMTP probes are the table's rows.
+    RegionList: {"location", "checks", "smtp"},
+    RegionMap: {"checks", "smtp"},
 }
 
 
@@ -401,6 +421,9 @@ async def repaints(case: Case) -> tuple[set[str], set[str], set[str], set[str]]:
 
 # What every widget below draws of a region's check, as the health table does.
 CHECK_INTERNALS = {
+    # An HTTPS certificate's expiry: its alert (cert_expiry) and `noc check` say it.
+    "regions.*.checks.*.last.cert_days_left",
+    "regions.*.checks.*.last.cert_not_after",
     "regions.*.checks.*.consecutive_successes",  # the fails column counts failures
     "regions.*.checks.*.last.check_id",  # the row's key is the target's id
     "regions.*.checks.*.last.region_id",
@@ -481,6 +504,7 @@ CASES.update({
             *AUTHORITY_DETAIL, "authority.active_region",  # said only when unknown
             "regions.*.checks", "regions.*.location", "regions.*.name", "regions.*.role",
             "regions.*.store", "regions.*.dns_records", "regions.*.sending_listed",
+            "regions.*.smtp",  # smtp_down says it, among the alerts firing
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
@@ -525,6 +549,8 @@ CASES.update({
             "regions.*.checks.*.last.error$",  # a passing check's error is not shown
             # Not on the board (the list and the map mark them): issue 12 left it so.
             "regions.*.dns_records", "regions.*.sending_listed",
+            # SMTP probes are the health table's rows; smtp_down is the alerts' to say.
+            "regions.*.smtp",
         },
     ),
     "replication_panel": case(
@@ -552,6 +578,7 @@ CASES.update({
             "regions.*.checks.*.recent_failures", "regions.*.checks.*.recent_probes",
             "regions.*.checks.*.seconds_until_down",
             "regions.*.checks$",  # the first check is passing: the count stays
+            "regions.*.smtp",  # regions are counted by their HTTP health
         },
     ),
     "deliverability_summary": case(
