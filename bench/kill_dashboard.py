@@ -69,7 +69,7 @@ DOWN = "pa"  # answers 503: region_down:pa fires and stays firing (one episode)
 FIRING_KEY = f"region_down:{DOWN}"
 SUMMARY = f"{DOWN} down".encode()
 LOCK_KEY = "noc:failover:lock"
-SIZE = (160, 40)  # wide enough that the alert row shows its ack note whole
+SIZE = (220, 40)  # wide enough that the alert row shows its summary and ack note whole
 START_TIMEOUT = 60.0
 # When the kill lands, with its share of the rounds.
 KILL_MODES = (

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 from named import NamedServer, TsigKey
-from support import estate_config, feed_round, stored_flag
-from textual.pilot import Pilot
+from support import estate_config, feed_round, stored_flag, until  # noqa: F401 (re-exported)
 
 from noc.app import NocApp
 from noc.audit import JsonlLog, read_jsonl
@@ -133,14 +131,6 @@ def make_failover_app(
     app = NocApp(config, clock=clock, start_polling=False, state_path=tmp_path)
     feed_round(app.scheduler.engine, clock)
     return app, clock, Estate(config, app.scheduler, clock, app.audit, named, stores)
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")
 
 
 def audit_events(path: Path) -> list[str]:

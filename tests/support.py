@@ -6,9 +6,12 @@ scheduler does, under a frozen clock (snapshots need a screen that does not move
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
+from textual.pilot import Pilot
 
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
@@ -257,3 +260,17 @@ def stored_flag(server: RedisServer, key: str = "noc:failover") -> dict[str, str
         return client.hgetall(key)  # type: ignore[return-value]
     finally:
         client.close()
+
+
+# A bound on waiting for what must happen (a worker's result, a dialog): wide, so that a
+# busy machine cannot fail a test; never a limit on how fast anything is.
+WAIT_SECONDS = 60.0
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str = "") -> None:
+    """Let the app run until `condition` holds; fail, naming `what`, if it never does."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {WAIT_SECONDS:.0f} s: {what or condition}")
+        await pilot.pause(0.02)

@@ -62,6 +62,18 @@ NEXT_STEPS = {
     "automated_failover": "validate the new region, then fail back by hand ({failback}); "
     "{toggle_auto} re-arms the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
+    "smtp_down": "mail cannot reach the region even if its HTTP health is fine: check port 25 "
+    "and the banner in the health table; fail over with {failover} if it stays down",
+    "tls_broken": "senders that require TLS (MTA-STS, DANE) defer to this MX: check STARTTLS "
+    "and the certificate chain on the host named in the summary",
+    "cert_expiry": "renew the certificate named in the summary before it expires; "
+    "an expired MX certificate breaks MTA-STS and DANE delivery",
+    "queue_backlog": "mail is piling up: look at the deferred queue's reasons on the MTA "
+    "(postqueue -p) before it ages out",
+    "rejections": "a receiver or this MTA rejects mail: read the reply codes in the MTA's log "
+    "and the blocklists in the DNS view ({dns_detail})",
+    "mta_sts_mismatch": "an MX outside the MTA-STS policy is refused by enforcing senders: "
+    "fix the policy's mx: lines or the MX records",
 }
 DEFAULT_NEXT_STEP = "read the summary and the rule's meaning above; the health table shows the rest"
 LABEL_WIDTH = 10

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mta_support import PostfixExporter, PostfixServer
+from paths import TESTS
 from support import feed_flags, feed_round
 
 from noc.check import report_json
@@ -28,7 +28,7 @@ from noc.model import ActionKind, AlertState, MtaSample
 from noc.safety import mail_queue_drained
 from noc_collectors.mta import MtaCollector, MtaMetrics, RejectionRate, read_mta
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS / "data"
 OPERATOR = {"user": "op", "host": "noc1"}
 
 

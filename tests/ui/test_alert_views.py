@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 from support import estate_config, feed_round
+from support import until as wait_until
 from test_app_snapshots import SIZES, make_app
 from test_widget_repaints import RICH, Host, firing
 from textual.pilot import Pilot
@@ -89,10 +90,7 @@ def screen_text(app: Any) -> str:
 
 async def until(pilot: Pilot[None], done: Any) -> None:
     """Wait for what a worker (a file read off the loop) brings to the screen."""
-    for _ in range(250):
-        if done():
-            break
-        await pilot.pause(0.02)
+    await wait_until(pilot, done)
     await pilot.pause()
 
 

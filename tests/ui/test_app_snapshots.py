@@ -20,6 +20,7 @@ from support import (
     feed_dns,
     feed_flags,
     feed_round,
+    until,
     with_dns,
     with_replication,
 )
@@ -39,6 +40,7 @@ from noc.model import (
     StoreResult,
 )
 from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.force_dialog import ForceDialog
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 60), id="200x60")]
 
@@ -101,25 +103,30 @@ def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwar
     return app
 
 
-def press(first: str, *then: str, modals: int = 1) -> Callable[[Pilot[None]], Awaitable[None]]:
-    """Press a key that opens a dialog, type into it, and wait until `modals` dialogs
-    are up: actions run in workers, and a dialog appears once its audit record is on disk."""
+def press(
+    first: str, *then: str, shows: type[ModalScreen[Any]] = ModalScreen
+) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """Press a key that opens a dialog, type into it, and wait until the screen on top
+    is a `shows`: actions run in workers, and a dialog appears once its audit record is
+    on disk."""
 
     async def run(pilot: Pilot[None]) -> None:
         await pilot.pause()
         await pilot.press(first)
         await wait_for_dialogs(pilot, 1)
         await pilot.press(*then)
-        await wait_for_dialogs(pilot, modals)
+        await until(pilot, lambda: isinstance(pilot.app.screen, shows), shows.__name__)
+        await pilot.pause()
 
     return run
 
 
 async def wait_for_dialogs(pilot: Pilot[None], count: int) -> None:
-    for _ in range(250):
-        if len(pilot.app.screen_stack) > count and isinstance(pilot.app.screen, ModalScreen):
-            break
-        await pilot.pause(0.02)
+    await until(
+        pilot,
+        lambda: len(pilot.app.screen_stack) > count and isinstance(pilot.app.screen, ModalScreen),
+        f"{count} dialogs open",
+    )
     await pilot.pause()
 
 
@@ -151,9 +158,8 @@ def test_failover_to_unhealthy_target(
 @pytest.mark.parametrize("size", SIZES)
 def test_force_confirmation(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     keys = ("f", "tab", "b", "g", "tab", *"drill", "enter")
-    assert snap_compare(
-        make_app(tmp_path, "bg-down"), terminal_size=size, run_before=press(*keys, modals=2)
-    )
+    run_before = press(*keys, shows=ForceDialog)
+    assert snap_compare(make_app(tmp_path, "bg-down"), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)
