@@ -46,6 +46,9 @@ DATA_RULES = frozenset(
         "smtp_down",
         "tls_broken",
         "cert_expiry",
+        "canary_lost",
+        "canary_slow",
+        "canary_auth",
     }
 )
 
@@ -346,6 +349,9 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "checks": [_check_json(c) for c in r.checks],
                 "mta": _mta_json(snapshot, r.id),
                 "smtp": [_smtp_json(p) for p in r.smtp],
+                "canary": [
+                    c.as_json(snapshot.generated_at) for c in snapshot.canary if c.region == r.id
+                ],
             }
             for r in snapshot.regions
         ],
