@@ -144,17 +144,25 @@ class CanaryProber:
         self._sending_ips = frozenset(sending_ips)
         self._contexts: dict[str | None, ssl.SSLContext] = {}
 
+    def awaited(self, seed: str) -> int:
+        """Canaries sent to `seed` and neither found nor lost yet."""
+        return len(self._state[seed].pending)
+
     def outstanding(self, region: str, seed: str) -> int:
         return sum(1 for p in self._state[seed].pending.values() if p.region == region)
 
-    async def send(self, region: str, seed_name: str) -> CanarySample:
-        """Submit one canary through `region` to `seed_name`; PENDING, or FAILED."""
+    async def send(
+        self, region: str, seed_name: str, *, beyond_bound: bool = False
+    ) -> CanarySample:
+        """Submit one canary through `region` to `seed_name`; PENDING, or FAILED.
+        `beyond_bound`: a failover's verification sends even when max_outstanding
+        canaries are awaited (one more, once; it must not fail for the routine ones)."""
         endpoint, seed = self.endpoints[region], self.seeds[seed_name]
         state = self._state[seed_name]
         token = f"{TOKEN_PREFIX}{region}-{secrets.token_hex(8)}"
         now = self._clock.monotonic()
         waiting = self.outstanding(region, seed_name)
-        if waiting >= seed.max_outstanding:
+        if waiting >= seed.max_outstanding and not beyond_bound:
             return CanarySample(
                 region, seed_name, "", CanaryState.FAILED, now, outstanding=waiting,
                 error=f"{waiting} canaries still awaited (max_outstanding): none sent",
@@ -346,7 +354,7 @@ class CanaryProber:
         arrives or is lost: (all arrived, in words, the final samples). The check a
         failover's verification makes: mail flows through the new active region."""
         seeds = [s for s in self.seeds.values() if region in s.regions]
-        sent = await asyncio.gather(*(self.send(region, s.name) for s in seeds))
+        sent = await asyncio.gather(*(self.send(region, s.name, beyond_bound=True) for s in seeds))
         final = {s.seed: s for s in sent if s.state is not CanaryState.PENDING}
         awaited = {s.token: s.seed for s in sent if s.state is CanaryState.PENDING}
         while awaited:

@@ -324,6 +324,9 @@ class CanaryConfig(_Strict):
     max_outstanding: int = Field(default=4, ge=1, le=100)
     scan_limit: int = Field(default=200, ge=1, le=5000)
     timeout_seconds: float = Field(default=30, gt=0)
+    # `noc check` sends one canary per region and waits at most this for it (then it
+    # shows as pending); the dashboard's loop waits up to deadline_seconds.
+    check_wait_seconds: float = Field(default=20, gt=0)
 
     @field_validator("imap_ca_file")
     @classmethod

@@ -31,6 +31,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +46,7 @@ from noc.config import NocConfig
 from noc.engine import Engine
 from noc.failover import (
     Actuators,
+    CanaryCheck,
     ack_cooldown,
     execute,
     gather_facts,
@@ -502,6 +504,7 @@ class Operations:
             final = await verify(
                 result, self.actuators, self.audit, self.clock,
                 reason=reason, confirmed_at=confirmed_at, on_progress=on_progress,
+                canary=self._canary_check(result.plan.target),
             )  # fmt: skip
         except asyncio.CancelledError:
             # Written to its end even if a second interrupt comes meanwhile.
@@ -518,6 +521,15 @@ class Operations:
                 current.uncancel()
             return result, True
         return final, False
+
+    def _canary_check(self, target: str) -> CanaryCheck | None:
+        """The canary a verification sends through `target`: None when no seed takes
+        canaries from it (verification is then DNS and the flag alone)."""
+        prober = self.scheduler.canary
+        if prober is None or not any(target in s.regions for s in prober.seeds.values()):
+            return None
+        # During a failover the seeds are read every second: the RTO is measured on it.
+        return partial(prober.verify_region, poll_seconds=1.0)
 
     def _failback_waits(self, target: str) -> bool:
         region = self.config.region(target)
