@@ -143,6 +143,8 @@ ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+# A wrong password is a test's fault case: answered at once, not after 2 s.
+auth_failure_delay = 0
 first_valid_uid = 1
 mail_location = maildir:{self.mail_root}/%d/%n/Maildir
 namespace inbox {{

@@ -252,3 +252,67 @@ async def test_an_unreadable_seed_is_an_unreachable_source(
     assert unread.state is CanaryState.UNREAD and "login" in (unread.error or "")
     assert prober.awaited("seed") == 1  # still awaited: the mailbox was not read
     assert "source_unreachable" in conditions(config, SystemClock(), unread)
+
+
+async def failover_through(
+    flow: MailFlow, estate_parts: tuple[Path, Any, Any], bg_checks: tuple[str, ...], **seed: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    """A failover ro -> bg on the failover estate (real BIND, real Redis stores), its
+    seed reached through bg's submission Postfix: the outcome and the audit records."""
+    from failover_support import make_failover_app
+
+    from noc.audit import read_jsonl
+    from noc.model import ActionKind
+    from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO
+
+    tmp_path, named, stores = estate_parts
+    _, _, estate = make_failover_app(tmp_path, named, stores)
+    bg = flow.region("bg", header_checks=bg_checks)
+    # The prober keeps real time: latencies are read against the seed server's clock.
+    estate.scheduler.canary = canary_prober(
+        canary_config(flow, {"bg": bg.port}, **seed), SystemClock()
+    )
+    ops = Operations(estate.config, estate.scheduler, estate.audit, estate.clock,
+                     refresh=estate.scheduler.read_flags)  # fmt: skip
+
+    async def yes(plan: Any) -> Confirmation:
+        return Confirmation("drill", False, "--yes")
+
+    request = ActionRequest(ActionKind.FAILOVER, "bg", {"operator": "op@test"}, reason="drill")
+    try:
+        outcome = await ops.run_action(request, OperatorIO(confirm=yes))
+    finally:
+        await estate.scheduler.stop()
+    return outcome, read_jsonl(estate.audit.path).records
+
+
+async def test_a_failover_is_verified_once_its_canary_arrives_through_the_new_region(
+    flow: MailFlow, tmp_path: Path, dns_primary: Any, region_stores: Any
+) -> None:
+    outcome, records = await failover_through(
+        flow, (tmp_path, dns_primary, region_stores), (prepend(PASSING),)
+    )
+
+    assert outcome.stage == "verified" and outcome.exit_code == 0, outcome.message
+    timeline = dict(outcome.result.timeline)
+    assert "mail_flowing" in timeline and "all_moved" in timeline
+    steps = [(r["event"], r.get("ok")) for r in records if r.get("actuator") == "canary"]
+    assert steps == [("step_intent", None), ("step_result", True)]
+    verified = next(r for r in records if r["event"] == "verified")
+    assert "mail_flowing" in verified["timeline"]
+    assert messages_left(flow) == []
+
+
+async def test_a_failover_whose_canary_is_lost_is_not_verified(
+    flow: MailFlow, tmp_path: Path, dns_primary: Any, region_stores: Any
+) -> None:
+    outcome, records = await failover_through(
+        flow, (tmp_path, dns_primary, region_stores),
+        ("/^X-Noc-Canary:/ DISCARD dropped by a test",), slow_seconds=1, deadline_seconds=2,
+    )  # fmt: skip
+
+    assert outcome.stage == "failed" and outcome.exit_code == 2, outcome.message
+    assert "mail_flowing" not in dict(outcome.result.timeline)
+    (result,) = [r for r in records if r["event"] == "step_result" and r["actuator"] == "canary"]
+    assert result["ok"] is False and "lost" in result["detail"]
+    assert any(r["event"] == "verify_failed" for r in records)
