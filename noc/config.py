@@ -1290,6 +1290,33 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 #   backlog_sustain_seconds = 300    # for this long
 #   rejections_per_minute_threshold = 60       # rejections: a 4xx or 5xx rate over this
 #   failback_deferred_threshold = 50 # a failback here waits for deferred <= this
+# Where canary messages go in ([[canary]] below): SMTP AUTH over TLS.
+#   [regions.submission]
+#   host = "smtp.ro.example.com"
+#   port = 587                       # 587 (tls = "starttls") or 465 (tls = "implicit")
+#   tls = "starttls"
+#   username = "canary@example.com"
+#   password_env = "NOC_CANARY_RO_PASSWORD"   # the password's variable, never the password
+#   from_address = "canary@example.com"
+#   # tls_name, ca_file, timeout_seconds = 30
+
+# Canary messages: one through each region's [regions.submission] to each seed
+# mailbox every interval, found over IMAP (TLS, port 993) by its token and deleted.
+# [[canary]]
+# name = "gmail"
+# address = "noc-seed@gmail.com"
+# imap_host = "imap.gmail.com"
+# imap_user = "noc-seed@gmail.com"
+# imap_password_env = "NOC_SEED_GMAIL_PASSWORD"
+# spam_folders = ["[Gmail]/Spam"]   # default ["Junk"]
+# regions = []                       # default: every region with a submission endpoint
+# interval_seconds = 300
+# poll_seconds = 15                  # the seed is read this often while a canary is awaited
+# slow_seconds = 120                 # canary_slow over this
+# deadline_seconds = 900             # canary_lost past this
+# max_outstanding = 4                # canaries awaited per region; no new one past it
+# scan_limit = 200                   # newest messages examined per folder and read
+# check_wait_seconds = 20            # noc check waits this for its canaries (keep < -t)
 
 # Replication lag per data class and link. kind: "redis" (url = the replica; lag in
 # seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =

@@ -62,6 +62,12 @@ NEXT_STEPS = {
     "automated_failover": "validate the new region, then fail back by hand ({failback}); "
     "{toggle_auto} re-arms the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
+    "canary_lost": "mail through this region does not reach the seed: check its queue and "
+    "logs for the canary's token before trusting the region with traffic",
+    "canary_slow": "mail through this region is late: look at its deferred queue and at the "
+    "receiver's throttling",
+    "canary_auth": "the receiver distrusts this region's mail: check its DKIM key and selector, "
+    "SPF for its sending IP, and DMARC alignment",
 }
 DEFAULT_NEXT_STEP = "read the summary and the rule's meaning above; the health table shows the rest"
 LABEL_WIDTH = 10
