@@ -316,3 +316,26 @@ async def test_a_failover_whose_canary_is_lost_is_not_verified(
     (result,) = [r for r in records if r["event"] == "step_result" and r["actuator"] == "canary"]
     assert result["ok"] is False and "lost" in result["detail"]
     assert any(r["event"] == "verify_failed" for r in records)
+
+
+async def test_the_dashboards_loop_sends_on_its_interval_and_keeps_the_last_verdict(
+    flow: MailFlow,
+) -> None:
+    ro = flow.region("ro", header_checks=(prepend(PASSING),))
+    config = canary_config(flow, {"ro": ro.port}, poll_seconds=0.2, interval_seconds=3600)
+    scheduler = Scheduler(config, SystemClock())
+    scheduler.start()
+    try:
+        for _ in range(MAX_READS):
+            canaries = scheduler.engine.snapshot().canary
+            if canaries and canaries[0].state is CanaryState.ARRIVED:
+                break
+            await asyncio.sleep(READ_PAUSE_SECONDS)
+    finally:
+        await scheduler.stop()
+
+    (canary,) = canaries
+    assert canary.state is CanaryState.ARRIVED and canary.outstanding == 0
+    # One canary an interval: the next is an hour away (Postfix saw one submission).
+    assert ro.log().count("sasl_username=") == 1
+    assert messages_left(flow) == []
