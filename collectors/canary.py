@@ -368,16 +368,7 @@ class CanaryProber:
                         log.warning("canary verification: %s", sample.error)
         samples = [final[s.name] for s in seeds if s.name in final]
         ok = bool(samples) and all(s.state is CanaryState.ARRIVED for s in samples)
-        return ok, "; ".join(canary_words(s) for s in samples) or "no seed mailbox", samples
-
-
-def canary_words(sample: CanarySample) -> str:
-    """ "gmail: arrived in 4 s, inbox" / "gmail: lost (not in gmail within 900 s)"."""
-    if sample.state is CanaryState.ARRIVED:
-        text = f"{sample.seed}: arrived in {sample.latency_seconds or 0:.0f} s, {sample.folder}"
-        failed = sample.auth.failed if sample.auth is not None else ("SPF", "DKIM", "DMARC")
-        return text + (f", failed {'/'.join(failed)}" if failed else "")
-    return f"{sample.seed}: {sample.state.value}" + (f" ({sample.error})" if sample.error else "")
+        return ok, "; ".join(s.words() for s in samples) or "no seed mailbox", samples
 
 
 def canary_message(

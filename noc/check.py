@@ -449,6 +449,9 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
             lines.append(f"    {check.target.display_url}  {detail}")
         for probe in region.smtp:
             lines.append(f"    smtp {probe.target.display}  {_smtp_words(probe)}")
+        for canary in snapshot.canary:
+            if canary.region == region.id:
+                lines.append(f"    canary {canary.words()}")
     return "\n".join([first, *(plugin_text(line) for line in lines[1:])])
 
 

@@ -1206,6 +1206,16 @@ class CanarySample:
     outstanding: int = 0  # canaries of this region and seed still awaited
     error: str | None = None
 
+    def words(self) -> str:
+        """ "seed: arrived in 4 s, inbox, SPF/DKIM/DMARC pass, from 192.0.2.20" or
+        "seed: lost (not in seed within 900 s)"."""
+        if self.state is not CanaryState.ARRIVED:
+            return f"{self.seed}: {self.state.value}" + (f" ({self.error})" if self.error else "")
+        failed = self.auth.failed if self.auth is not None else ("SPF", "DKIM", "DMARC")
+        words = f"{self.seed}: arrived in {self.latency_seconds or 0:.0f} s, {self.folder}"
+        words += f", failed {'/'.join(failed)}" if failed else ", SPF/DKIM/DMARC pass"
+        return words + (f", from {self.sending_ip}" if self.sending_ip else "")
+
     def as_json(self, now: datetime) -> dict[str, Any]:
         """The `noc check --json` block; age_seconds: since the canary was sent."""
         auth = self.auth

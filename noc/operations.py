@@ -31,7 +31,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -62,6 +61,7 @@ from noc.model import (
     ActionPlan,
     ActionResult,
     ActuatorStep,
+    CanarySample,
     CheckSample,
     CheckTarget,
     ErrorKind,
@@ -528,8 +528,16 @@ class Operations:
         prober = self.scheduler.canary
         if prober is None or not any(target in s.regions for s in prober.seeds.values()):
             return None
-        # During a failover the seeds are read every second: the RTO is measured on it.
-        return partial(prober.verify_region, poll_seconds=1.0)
+
+        async def check(region: str) -> tuple[bool, str, list[CanarySample]]:
+            # During a failover the seeds are read every second: the RTO is measured
+            # on it. What it learnt is the dashboard's (and the alerts') too.
+            ok, detail, samples = await prober.verify_region(region, poll_seconds=1.0)
+            for sample in samples:
+                self.scheduler.engine.ingest_canary(sample)
+            return ok, detail, samples
+
+        return check
 
     def _failback_waits(self, target: str) -> bool:
         region = self.config.region(target)

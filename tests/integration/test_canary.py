@@ -15,7 +15,7 @@ import pytest
 import trustme
 from mailflow import MailFlow
 
-from noc.check import report_json
+from noc.check import report_json, report_text
 from noc.clock import Clock, FakeClock, SystemClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
@@ -206,6 +206,7 @@ async def test_noc_check_json_has_each_regions_canary(flow: MailFlow) -> None:
     try:
         await scheduler.collect_once()
         report = report_json(scheduler.engine.snapshot())
+        text = report_text(scheduler.engine.snapshot())
     finally:
         await scheduler.stop()
 
@@ -220,6 +221,7 @@ async def test_noc_check_json_has_each_regions_canary(flow: MailFlow) -> None:
     assert bg_block["folder"] == "spam" and bg_block["dkim"] == "fail"
     rules = {a["rule"] for a in report["alerts"]}
     assert "canary_auth" in rules
+    assert "canary seed: arrived in" in text and "SPF/DKIM/DMARC pass, from 127.0.0.1" in text
     assert "canary bg→seed arrived in spam (Junk), failed DKIM" in report["summary"]
 
 
