@@ -25,6 +25,7 @@ import email.parser
 import email.policy
 import ipaddress
 import logging
+import math
 import os
 import re
 import secrets
@@ -159,7 +160,6 @@ class CanaryProber:
         canaries are awaited (one more, once; it must not fail for the routine ones)."""
         endpoint, seed = self.endpoints[region], self.seeds[seed_name]
         state = self._state[seed_name]
-        token = f"{TOKEN_PREFIX}{region}-{secrets.token_hex(8)}"
         now = self._clock.monotonic()
         waiting = self.outstanding(region, seed_name)
         if waiting >= seed.max_outstanding and not beyond_bound:
@@ -168,6 +168,7 @@ class CanaryProber:
                 error=f"{waiting} canaries still awaited (max_outstanding): none sent",
             )  # fmt: skip
         sent_wall = self._clock.utcnow()
+        token = new_token(region, sent_wall)
         message = canary_message(token, endpoint.from_address, seed.address, region, sent_wall)
         try:
             async with asyncio.timeout(endpoint.timeout_seconds):
@@ -261,7 +262,14 @@ class CanaryProber:
                         raise RuntimeError(f"cannot open {folder}: {_text(selected.lines)}")
                     continue  # this provider has no such spam folder
                 items = await self._canaries_in(client, seed)
-                ours = [i for i in items if i.token in state.pending or i.token in state.settled]
+                stale_before = self._clock.utcnow().timestamp() - 2 * seed.deadline_seconds
+                ours = [
+                    i
+                    for i in items
+                    if i.token in state.pending
+                    or i.token in state.settled
+                    or token_sent_at(i.token) < stale_before
+                ]
                 for item in ours:
                     item.mailbox = folder
                 found.extend((kind, item) for item in ours)
@@ -369,6 +377,21 @@ class CanaryProber:
         samples = [final[s.name] for s in seeds if s.name in final]
         ok = bool(samples) and all(s.state is CanaryState.ARRIVED for s in samples)
         return ok, "; ".join(s.words() for s in samples) or "no seed mailbox", samples
+
+
+def new_token(region: str, sent: datetime) -> str:
+    """`noc-<region>-<unix seconds>-<16 hex>`: unique, and its age readable by any noc
+    (a canary another process sent and then stopped awaiting is deleted once stale)."""
+    return f"{TOKEN_PREFIX}{region}-{int(sent.timestamp())}-{secrets.token_hex(8)}"
+
+
+def token_sent_at(token: str) -> float:
+    """The unix time in a token; +inf when it has none (never stale: not ours to judge)."""
+    parts = token.split("-")
+    try:
+        return float(int(parts[-2])) if len(parts) >= 4 else math.inf
+    except ValueError:
+        return math.inf
 
 
 def canary_message(

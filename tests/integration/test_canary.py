@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +342,24 @@ async def test_the_dashboards_loop_sends_on_its_interval_and_keeps_the_last_verd
     # One canary an interval: the next is an hour away (Postfix saw one submission).
     assert ro.log().count("sasl_username=") == 1
     assert messages_left(flow) == []
+
+
+async def test_a_canary_no_process_awaits_any_more_is_deleted_once_stale(flow: MailFlow) -> None:
+    ro = flow.region("ro")
+    config = canary_config(flow, {"ro": ro.port}, slow_seconds=5, deadline_seconds=60)
+    # A `noc check` that gave up on its canary and ended: nobody awaits it any more.
+    forgotten = await canary_prober(config, SystemClock()).send("ro", "seed")
+    assert forgotten.sent_wall is not None
+    # Another noc, later than twice the deadline, awaits a canary of its own.
+    later = FakeClock(start=forgotten.sent_wall + timedelta(seconds=121))
+    prober = canary_prober(config, later)
+    await prober.send("ro", "seed")
+    for _ in range(MAX_READS):  # both delivered before the read that settles
+        if len(messages_left(flow)) == 2:
+            break
+        await asyncio.sleep(READ_PAUSE_SECONDS)
+
+    (arrived,) = await until_settled(prober)
+
+    assert arrived.token != forgotten.token
+    assert messages_left(flow) == []  # the stale one went with it

@@ -10,7 +10,7 @@ import pytest
 
 from noc.config import ConfigError, parse_config
 from noc.model import AuthVerdict
-from noc_collectors.canary import _fetched, auth_verdict, sending_ip
+from noc_collectors.canary import _fetched, auth_verdict, new_token, sending_ip, token_sent_at
 
 # RFC 8601 Appendix B.3: SPF and sender-id results, no DKIM or DMARC.
 B3 = "example.com;\n\t spf=pass smtp.mailfrom=example.net\n\tsender-id=pass header.from=example.net"
@@ -164,3 +164,11 @@ def test_canaries_need_a_submission_endpoint() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(data)
     assert "needs a [regions.submission]" in raised.value.problems[0]
+
+
+def test_a_tokens_age_is_readable_by_any_noc() -> None:
+    sent = datetime(2026, 12, 3, 19, 7, 51, tzinfo=UTC)
+    token = new_token("eu-west", sent)  # a region id may hold dashes
+    assert token.startswith("noc-eu-west-") and token_sent_at(token) == sent.timestamp()
+    assert new_token("eu-west", sent) != token
+    assert token_sent_at("noc-ro-0123456789abcdef") == float("inf")  # no time: never stale
