@@ -1042,7 +1042,7 @@ async def _verify_mail_flow(run: _Run, canary: CanaryCheck) -> ActuatorStep:
         "step_result", actuator="canary", verify=True, region=region, ok=ok, detail=detail,
         latency_seconds=latency,
     )  # fmt: skip
-    return ActuatorStep("canary", ok, f"canary through {region}: {detail}")
+    return ActuatorStep("canary", ok, f"through {region}: {detail}")
 
 
 def _state(plan: ActionPlan, side: str) -> dict[str, Any]:

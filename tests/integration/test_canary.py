@@ -297,6 +297,7 @@ async def test_a_failover_is_verified_once_its_canary_arrives_through_the_new_re
     )
 
     assert outcome.stage == "verified" and outcome.exit_code == 0, outcome.message
+    assert "canary: through bg: seed: arrived in" in outcome.message
     timeline = dict(outcome.result.timeline)
     assert "mail_flowing" in timeline and "all_moved" in timeline
     steps = [(r["event"], r.get("ok")) for r in records if r.get("actuator") == "canary"]
@@ -315,6 +316,7 @@ async def test_a_failover_whose_canary_is_lost_is_not_verified(
     )  # fmt: skip
 
     assert outcome.stage == "failed" and outcome.exit_code == 2, outcome.message
+    assert "FAILED" in outcome.message and "canary: through bg: seed: lost" in outcome.message
     assert "mail_flowing" not in dict(outcome.result.timeline)
     (result,) = [r for r in records if r["event"] == "step_result" and r["actuator"] == "canary"]
     assert result["ok"] is False and "lost" in result["detail"]
