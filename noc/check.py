@@ -46,6 +46,9 @@ DATA_RULES = frozenset(
         "smtp_down",
         "tls_broken",
         "cert_expiry",
+        "canary_lost",
+        "canary_slow",
+        "canary_auth",
     }
 )
 
@@ -346,6 +349,9 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "checks": [_check_json(c) for c in r.checks],
                 "mta": _mta_json(snapshot, r.id),
                 "smtp": [_smtp_json(p) for p in r.smtp],
+                "canary": [
+                    c.as_json(snapshot.generated_at) for c in snapshot.canary if c.region == r.id
+                ],
             }
             for r in snapshot.regions
         ],
@@ -443,6 +449,9 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
             lines.append(f"    {check.target.display_url}  {detail}")
         for probe in region.smtp:
             lines.append(f"    smtp {probe.target.display}  {_smtp_words(probe)}")
+        for canary in snapshot.canary:
+            if canary.region == region.id:
+                lines.append(f"    canary {canary.words()}")
     return "\n".join([first, *(plugin_text(line) for line in lines[1:])])
 
 

@@ -260,6 +260,94 @@ class SmtpConfig(CheckTuning):
         return self
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class SubmissionConfig(_Strict):
+    """A region's submission endpoint, where canaries go in ([regions.submission]):
+    SMTP AUTH over TLS. The password comes from the environment variable named by
+    password_env, never from this file."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    tls: Literal["starttls", "implicit"] = "starttls"
+    tls_name: str | None = None  # the name the certificate must be valid for; default host
+    username: str = Field(min_length=1)
+    password_env: str = Field(pattern=_ENV_NAME)
+    from_address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    ca_file: str | None = None  # the CAs to trust (PEM); unset: the system's
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_fits_port(self) -> Self:
+        if self.tls == "implicit" and self.port == 587:
+            raise ValueError('port 587 starts in plain text: use tls = "starttls" there')
+        if self.port == 465 and self.tls != "implicit":
+            raise ValueError('port 465 speaks TLS from the first byte: set tls = "implicit"')
+        return self
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env) or None
+
+
+class CanaryConfig(_Strict):
+    """One seed mailbox ([[canary]]): every interval a canary goes to it through each
+    region's submission endpoint, and the mailbox is read over IMAP (TLS from the
+    first byte, port 993) to find it. The password comes from imap_password_env."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    imap_host: str = Field(min_length=1)
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = Field(min_length=1)
+    imap_password_env: str = Field(pattern=_ENV_NAME)
+    imap_ca_file: str | None = None
+    inbox: str = "INBOX"
+    # Where the provider files what it takes for spam (Gmail: "[Gmail]/Spam").
+    spam_folders: list[str] = Field(default_factory=lambda: ["Junk"])
+    # Regions whose submission endpoints send to this seed; empty: every one that has one.
+    regions: list[str] = Field(default_factory=list)
+    interval_seconds: float = Field(default=300, gt=0)
+    # How often the mailbox is read while a canary is awaited.
+    poll_seconds: float = Field(default=15, gt=0)
+    slow_seconds: float = Field(default=120, gt=0)  # canary_slow over this
+    deadline_seconds: float = Field(default=900, gt=0)  # canary_lost past this
+    # Bounds: canaries awaited at once per region (no new one is sent past it), and the
+    # newest messages examined per folder on each read.
+    max_outstanding: int = Field(default=4, ge=1, le=100)
+    scan_limit: int = Field(default=200, ge=1, le=5000)
+    timeout_seconds: float = Field(default=30, gt=0)
+    # `noc check` sends one canary per region and waits at most this for it (then it
+    # shows as pending); the dashboard's loop waits up to deadline_seconds.
+    check_wait_seconds: float = Field(default=20, gt=0)
+
+    @field_validator("imap_ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_after_slow(self) -> Self:
+        if self.slow_seconds >= self.deadline_seconds:
+            raise ValueError(
+                f"slow_seconds ({self.slow_seconds:g}) must be below deadline_seconds "
+                f"({self.deadline_seconds:g}): a canary is slow before it is lost"
+            )
+        return self
+
+    def password(self) -> str | None:
+        return os.environ.get(self.imap_password_env) or None
+
+
 class RegionConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     name: str = ""
@@ -277,6 +365,8 @@ class RegionConfig(_Strict):
     # The port the region's MX takes SMTP on (a test estate's loopback port): its
     # certificate is read there, after STARTTLS, to compare with DANE TLSA records.
     mx_port: int = Field(default=25, ge=1, le=65535)
+    # Where canary messages are submitted through this region ([[canary]]).
+    submission: SubmissionConfig | None = None
 
     def failover_values(self) -> set[str]:
         """Answers that mean "traffic goes to this region"."""
@@ -681,6 +771,7 @@ class NocConfig(BaseSettings):
     email: EmailConfig = Field(default_factory=EmailConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notify: list[NotifyConfig] = Field(default_factory=list)
+    canary: list[CanaryConfig] = Field(default_factory=list)
     ui: UIConfig = Field(default_factory=UIConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     keys: KeyMap = Field(default_factory=dict)
@@ -723,6 +814,7 @@ class NocConfig(BaseSettings):
                 f"notify channels need distinct names; repeated: {', '.join(repeated)} "
                 '(set name = "..." on each [[notify]] of the same kind)'
             )
+        self._check_canaries(ids)
         primaries = [r.id for r in self.regions if r.role is Role.PRIMARY]
         if self.estate.topology is Topology.ACTIVE_PASSIVE and len(primaries) != 1:
             raise ValueError(
@@ -730,6 +822,34 @@ class NocConfig(BaseSettings):
                 f"found {len(primaries)}"
             )
         return self
+
+    def _check_canaries(self, ids: list[str]) -> None:
+        names = [c.name for c in self.canary]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"canary names must be unique; repeated: {', '.join(repeated)}")
+        submitting = [r.id for r in self.regions if r.submission is not None]
+        for index, seed in enumerate(self.canary):
+            for region in seed.regions:
+                if region not in ids:
+                    raise ValueError(
+                        f"canary[{index}].regions: no region {region!r} (regions: {', '.join(ids)})"
+                    )
+                if region not in submitting:
+                    raise ValueError(
+                        f"canary[{index}].regions: region {region!r} has no "
+                        "[regions.submission] to send canaries through"
+                    )
+        if self.canary and not submitting:
+            raise ValueError(
+                "[[canary]] needs a [regions.submission] in at least one region "
+                "(the endpoint canaries are sent through)"
+            )
+
+    def canary_regions(self, seed: CanaryConfig) -> list[str]:
+        """The regions that send canaries to `seed`."""
+        submitting = [r.id for r in self.regions if r.submission is not None]
+        return [r for r in submitting if not seed.regions or r in seed.regions]
 
     def _check_dns_actuator(self) -> None:
         assert self.failover.dns is not None  # FailoverConfig guarantees it
@@ -1170,6 +1290,33 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 #   backlog_sustain_seconds = 300    # for this long
 #   rejections_per_minute_threshold = 60       # rejections: a 4xx or 5xx rate over this
 #   failback_deferred_threshold = 50 # a failback here waits for deferred <= this
+# Where canary messages go in ([[canary]] below): SMTP AUTH over TLS.
+#   [regions.submission]
+#   host = "smtp.ro.example.com"
+#   port = 587                       # 587 (tls = "starttls") or 465 (tls = "implicit")
+#   tls = "starttls"
+#   username = "canary@example.com"
+#   password_env = "NOC_CANARY_RO_PASSWORD"   # the password's variable, never the password
+#   from_address = "canary@example.com"
+#   # tls_name, ca_file, timeout_seconds = 30
+
+# Canary messages: one through each region's [regions.submission] to each seed
+# mailbox every interval, found over IMAP (TLS, port 993) by its token and deleted.
+# [[canary]]
+# name = "gmail"
+# address = "noc-seed@gmail.com"
+# imap_host = "imap.gmail.com"
+# imap_user = "noc-seed@gmail.com"
+# imap_password_env = "NOC_SEED_GMAIL_PASSWORD"
+# spam_folders = ["[Gmail]/Spam"]   # default ["Junk"]
+# regions = []                       # default: every region with a submission endpoint
+# interval_seconds = 300
+# poll_seconds = 15                  # the seed is read this often while a canary is awaited
+# slow_seconds = 120                 # canary_slow over this
+# deadline_seconds = 900             # canary_lost past this
+# max_outstanding = 4                # canaries awaited per region; no new one past it
+# scan_limit = 200                   # newest messages examined per folder and read
+# check_wait_seconds = 20            # noc check waits this for its canaries (keep < -t)
 
 # Replication lag per data class and link. kind: "redis" (url = the replica; lag in
 # seconds from a heartbeat noc writes on the source), "prometheus" or "json" (url =

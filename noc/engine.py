@@ -34,6 +34,8 @@ from noc.model import (
     AlertNotice,
     Authority,
     AutoStatus,
+    CanarySample,
+    CanaryState,
     CheckSample,
     CheckStatus,
     CheckTarget,
@@ -62,6 +64,7 @@ from noc.model import (
 )
 from noc.rules import (
     apply_overrides,
+    canary_conditions,
     data_conditions,
     dns_conditions,
     estate_conditions,
@@ -272,6 +275,8 @@ class Engine:
         self._dnsbl: tuple[DnsblSample, ...] = ()
         self._mta: dict[str, MtaSample] = {}
         self._mta_sts: MtaStsSample | None = None
+        # The latest canary sample per (region, seed): bounded by the configuration.
+        self._canary: dict[tuple[str, str], CanarySample] = {}
         # Told by whoever runs the automation (the app), so that its alerts page too.
         self.automation: AutoStatus | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
@@ -305,6 +310,7 @@ class Engine:
             *data_conditions(snapshot, self.config),
             *dns_conditions(snapshot, self.config),
             *mta_conditions(snapshot, self.config),
+            *canary_conditions(snapshot, self.config),
         ]
         return self.alerts.evaluate(apply_overrides(iter(conditions), self.config.alerts))
 
@@ -447,6 +453,16 @@ class Engine:
 
     def ingest_mta(self, sample: MtaSample) -> None:
         self._mta[sample.region] = sample
+
+    def ingest_canary(self, sample: CanarySample) -> None:
+        """The latest word on a region's canaries to a seed: a new canary in flight
+        (PENDING) only updates the count awaited, keeping the last verdict in view."""
+        key = (sample.region, sample.seed)
+        last = self._canary.get(key)
+        if sample.state is CanaryState.PENDING and last is not None:
+            self._canary[key] = replace(last, outstanding=sample.outstanding)
+        else:
+            self._canary[key] = sample
 
     def ingest_mta_sts(self, sample: MtaStsSample) -> None:
         self._mta_sts = sample
@@ -649,5 +665,6 @@ class Engine:
             dnsbl=self._dnsbl,
             mta=tuple(self._mta[r.id] for r in self.config.regions if r.id in self._mta),
             mta_sts=self._mta_sts,
+            canary=tuple(self._canary[key] for key in sorted(self._canary)),
             automation=self.automation,
         )

@@ -38,6 +38,7 @@ from noc.model import (
     ActionResult,
     ActuatorFacts,
     ActuatorStep,
+    CanarySample,
     EstateSnapshot,
     FailoverFlag,
     FailoverRecord,
@@ -929,39 +930,32 @@ async def verify(
     reason: str,
     confirmed_at: float,
     on_progress: Callable[[ActionResult], None] | None = None,
+    canary: CanaryCheck | None = None,
 ) -> ActionResult:
-    """Watch DNS move, record the timeline, run the post hook; the final result."""
+    """Watch DNS move, record the timeline, run the post hook; the final result.
+
+    With `canary` (an estate with [[canary]] seeds the target sends to), a canary goes
+    through the new active region at once, beside the DNS watch, and its arrival is
+    part of "verified": the timeline's `mail_flowing` is the RTO that ends when mail
+    flows, not when DNS moved."""
     if result.aborted is not None:
         return result
     plan = result.plan
     run = _Run(plan, "", actuators, audit, clock, confirmed_at)
     run.timeline = list(result.timeline)
-    changes = [c for c in plan.blast.changes if c.changed]
-    propagation: PropagationProgress | None = None
-    updater, _ = await actuators.dns() if changes else (None, None)
-    if updater is not None:
-        resolvers = actuators.resolvers()
-        servers = (updater.server, *resolvers)
-        ttl = max((c.remaining_ttl or c.ttl for c in changes), default=0)
-        deadline = ttl + actuators.config.failover.verify_grace_seconds
-        authoritative = str(updater.server)
-        # The authoritative server moves at once; clients follow their resolvers, so
-        # the RTO is measured on those.
-        marks: dict[str, Callable[[set[str]], bool]] = {
-            "authoritative_moved": lambda moved: authoritative in moved,
-            "first_resolver_moved": lambda moved: bool({str(r) for r in resolvers} & moved),
-        }
-
-        def progress(update: PropagationProgress) -> None:
-            for event, reached in marks.items():
-                if event not in dict(run.timeline) and reached(set(update.moved)):
-                    run.mark(event)
-            if on_progress is not None:
-                on_progress(replace(result, propagation=update, timeline=tuple(run.timeline)))
-
-        propagation = await updater.watch(changes, servers, clock, deadline, on_progress=progress)
-        run.mark("ttl_passed" if propagation.ttl_expired else "all_moved")
+    mail: asyncio.Task[ActuatorStep] | None = None
+    if canary is not None and plan.kind.moves_flag:
+        mail = asyncio.create_task(_verify_mail_flow(run, canary))
+    try:
+        propagation = await _watch_dns(run, result, actuators, clock, on_progress)
+        mail_step = await mail if mail is not None else None
+    finally:
+        if mail is not None and not mail.done():
+            mail.cancel()
+            await asyncio.wait({mail})
     steps = list(result.steps)
+    if mail_step is not None:
+        steps.append(mail_step)
     hooks = actuators.config.failover.hooks
     if hooks.post:
         # Once started, a post hook runs to its end even if this watch is stopped.
@@ -987,6 +981,68 @@ async def verify(
         summary=final.summary,
     )
     return final
+
+
+async def _watch_dns(
+    run: _Run,
+    result: ActionResult,
+    actuators: Actuators,
+    clock: Clock,
+    on_progress: Callable[[ActionResult], None] | None,
+) -> PropagationProgress | None:
+    """Read the authoritative server and every resolver until all serve the new
+    answers or the TTL (and the grace) has passed; None when no record changes."""
+    changes = [c for c in run.plan.blast.changes if c.changed]
+    updater, _ = await actuators.dns() if changes else (None, None)
+    if updater is None:
+        return None
+    resolvers = actuators.resolvers()
+    servers = (updater.server, *resolvers)
+    ttl = max((c.remaining_ttl or c.ttl for c in changes), default=0)
+    deadline = ttl + actuators.config.failover.verify_grace_seconds
+    authoritative = str(updater.server)
+    # The authoritative server moves at once; clients follow their resolvers, so
+    # the RTO is measured on those.
+    marks: dict[str, Callable[[set[str]], bool]] = {
+        "authoritative_moved": lambda moved: authoritative in moved,
+        "first_resolver_moved": lambda moved: bool({str(r) for r in resolvers} & moved),
+    }
+
+    def progress(update: PropagationProgress) -> None:
+        for event, reached in marks.items():
+            if event not in dict(run.timeline) and reached(set(update.moved)):
+                run.mark(event)
+        if on_progress is not None:
+            on_progress(replace(result, propagation=update, timeline=tuple(run.timeline)))
+
+    propagation = await updater.watch(changes, servers, clock, deadline, on_progress=progress)
+    run.mark("ttl_passed" if propagation.ttl_expired else "all_moved")
+    return propagation
+
+
+# Sends a canary through a region and awaits it in every seed mailbox it goes to:
+# (all arrived, in words, the samples). noc_collectors.canary's verify_region.
+CanaryCheck = Callable[[str], Awaitable[tuple[bool, str, list[CanarySample]]]]
+
+
+async def _verify_mail_flow(run: _Run, canary: CanaryCheck) -> ActuatorStep:
+    """A canary through the new active region, audited as a verification step; its
+    arrival marks `mail_flowing` on the timeline."""
+    region = run.plan.target
+    await run.record("step_intent", actuator="canary", verify=True, region=region)
+    try:
+        ok, detail, samples = await canary(region)
+    except Exception as exc:  # a broken canary proves no mail flow
+        log.exception("canary verification through %s", region)
+        ok, detail, samples = False, f"canary failed: {type(exc).__name__}: {exc}", []
+    if ok:
+        run.mark("mail_flowing")
+    latency = max((s.latency_seconds or 0.0 for s in samples), default=None)
+    await run.record(
+        "step_result", actuator="canary", verify=True, region=region, ok=ok, detail=detail,
+        latency_seconds=latency,
+    )  # fmt: skip
+    return ActuatorStep("canary", ok, f"through {region}: {detail}")
 
 
 def _state(plan: ActionPlan, side: str) -> dict[str, Any]:

@@ -464,6 +464,7 @@ class EstateSnapshot:
     dnsbl: tuple[DnsblSample, ...] = field(default=())
     mta: tuple[MtaSample, ...] = field(default=())
     mta_sts: MtaStsSample | None = None
+    canary: tuple[CanarySample, ...] = field(default=())  # the last per region and seed
     notifications: tuple[ChannelStatus, ...] = field(default=())
     notifications_problem: str | None = None  # the outbox could not be opened, ...
     automation: AutoStatus | None = None  # None: automated failover is not configured
@@ -1153,6 +1154,87 @@ class MtaSample:
             "rejections_per_minute": None
             if self.rejections_per_minute is None
             else dict(self.rejections_per_minute),
+            "error": self.error,
+        }
+
+
+class CanaryState(StrEnum):
+    PENDING = "pending"  # sent, not yet found in the seed mailbox
+    ARRIVED = "arrived"
+    LOST = "lost"  # not found within its deadline
+    FAILED = "failed"  # could not be submitted (error says why)
+    UNREAD = "unread"  # the seed mailbox could not be read (error says why)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthVerdict:
+    """One method's result from an Authentication-Results header (RFC 8601): "pass",
+    "fail", "softfail", "none", ...; None when the receiver wrote none."""
+
+    spf: str | None = None
+    dkim: str | None = None
+    dmarc: str | None = None
+    dkim_selector: str | None = None  # header.s of the DKIM result, else the signature's s=
+    dkim_domain: str | None = None
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The methods that did not pass ("SPF", "DKIM", "DMARC"); a missing result
+        is a failure too: a receiver that checked nothing vouches for nothing."""
+        results = (("SPF", self.spf), ("DKIM", self.dkim), ("DMARC", self.dmarc))
+        return tuple(name for name, result in results if result != "pass")
+
+
+@dataclass(frozen=True, slots=True)
+class CanarySample:
+    """The latest canary of one region to one seed mailbox, and what its arrival told.
+
+    `sent_wall` is when noc submitted it; `latency_seconds` runs to the seed server's
+    delivery time (IMAP INTERNALDATE, whole seconds); `folder` is "inbox" or "spam"."""
+
+    region: str
+    seed: str
+    token: str
+    state: CanaryState
+    at: float  # monotonic, when this state was learnt
+    sent_wall: datetime | None = None
+    latency_seconds: float | None = None
+    folder: str | None = None
+    mailbox: str | None = None  # the IMAP folder it was found in
+    sending_ip: str | None = None
+    auth: AuthVerdict | None = None
+    outstanding: int = 0  # canaries of this region and seed still awaited
+    error: str | None = None
+
+    def words(self) -> str:
+        """ "seed: arrived in 4 s, inbox, SPF/DKIM/DMARC pass, from 192.0.2.20" or
+        "seed: lost (not in seed within 900 s)"."""
+        if self.state is not CanaryState.ARRIVED:
+            return f"{self.seed}: {self.state.value}" + (f" ({self.error})" if self.error else "")
+        failed = self.auth.failed if self.auth is not None else ("SPF", "DKIM", "DMARC")
+        words = f"{self.seed}: arrived in {self.latency_seconds or 0:.0f} s, {self.folder}"
+        words += f", failed {'/'.join(failed)}" if failed else ", SPF/DKIM/DMARC pass"
+        return words + (f", from {self.sending_ip}" if self.sending_ip else "")
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        """The `noc check --json` block; age_seconds: since the canary was sent."""
+        auth = self.auth
+        age = None if self.sent_wall is None else (now - self.sent_wall).total_seconds()
+        return {
+            "region": self.region,
+            "seed": self.seed,
+            "token": self.token,
+            "state": self.state.value,
+            "sent_at": None if self.sent_wall is None else self.sent_wall.isoformat(),
+            "latency_seconds": self.latency_seconds,
+            "folder": self.folder,
+            "sending_ip": self.sending_ip,
+            "spf": None if auth is None else auth.spf,
+            "dkim": None if auth is None else auth.dkim,
+            "dmarc": None if auth is None else auth.dmarc,
+            "dkim_selector": None if auth is None else auth.dkim_selector,
+            "age_seconds": None if age is None else round(max(0.0, age), 1),
+            "outstanding": self.outstanding,
             "error": self.error,
         }
 

@@ -45,6 +45,7 @@ from noc.config import NocConfig
 from noc.engine import Engine
 from noc.failover import (
     Actuators,
+    CanaryCheck,
     ack_cooldown,
     execute,
     gather_facts,
@@ -60,6 +61,7 @@ from noc.model import (
     ActionPlan,
     ActionResult,
     ActuatorStep,
+    CanarySample,
     CheckSample,
     CheckTarget,
     ErrorKind,
@@ -502,6 +504,7 @@ class Operations:
             final = await verify(
                 result, self.actuators, self.audit, self.clock,
                 reason=reason, confirmed_at=confirmed_at, on_progress=on_progress,
+                canary=self._canary_check(result.plan.target),
             )  # fmt: skip
         except asyncio.CancelledError:
             # Written to its end even if a second interrupt comes meanwhile.
@@ -518,6 +521,23 @@ class Operations:
                 current.uncancel()
             return result, True
         return final, False
+
+    def _canary_check(self, target: str) -> CanaryCheck | None:
+        """The canary a verification sends through `target`: None when no seed takes
+        canaries from it (verification is then DNS and the flag alone)."""
+        prober = self.scheduler.canary
+        if prober is None or not any(target in s.regions for s in prober.seeds.values()):
+            return None
+
+        async def check(region: str) -> tuple[bool, str, list[CanarySample]]:
+            # During a failover the seeds are read every second: the RTO is measured
+            # on it. What it learnt is the dashboard's (and the alerts') too.
+            ok, detail, samples = await prober.verify_region(region, poll_seconds=1.0)
+            for sample in samples:
+                self.scheduler.engine.ingest_canary(sample)
+            return ok, detail, samples
+
+        return check
 
     def _failback_waits(self, target: str) -> bool:
         region = self.config.region(target)

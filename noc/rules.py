@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from noc.alerts import Condition
 from noc.model import (
     AutoMode,
+    CanaryState,
     DeliverabilitySample,
     EstateSnapshot,
     Health,
@@ -131,6 +132,25 @@ RULES = {
             0,
             "a certificate (SMTP or HTTPS) expires within cert_warn_days (critical within "
             "cert_crit_days)",
+        ),
+        Rule(
+            "canary_lost",
+            Severity.CRITICAL,
+            0,
+            "a canary message through a region did not reach a seed mailbox within its "
+            "deadline, or could not be submitted",
+        ),
+        Rule(
+            "canary_slow",
+            Severity.WARNING,
+            0,
+            "a canary message took longer than slow_seconds to reach a seed mailbox",
+        ),
+        Rule(
+            "canary_auth",
+            Severity.WARNING,
+            0,
+            "a canary message arrived in spam, or failed SPF, DKIM or DMARC at the receiver",
         ),
         Rule(
             "automation_held",
@@ -469,6 +489,47 @@ def mta_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Cond
         )  # fmt: skip
         enforce = policy.mode == "enforce"
         yield replace(condition, severity=Severity.CRITICAL) if enforce else condition
+
+
+def canary_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:
+    """Conditions about canary messages: lost, slow, or arrived but not trusted."""
+    seeds = {seed.name: seed for seed in config.canary}
+    for sample in snapshot.canary:
+        seed = seeds.get(sample.seed)
+        if seed is None:
+            continue
+        where = f"{sample.region}→{sample.seed}"
+        cid = f":{sample.region}:{sample.seed}"
+        if sample.state in (CanaryState.LOST, CanaryState.FAILED):
+            what = "lost" if sample.state is CanaryState.LOST else "not sent"
+            yield _condition(
+                "canary_lost", sample.region, f"canary {where} {what}: {sample.error}",
+                cid="canary_lost" + cid,
+            )  # fmt: skip
+        elif sample.state is CanaryState.UNREAD:
+            yield _condition(
+                "source_unreachable", sample.region, f"seed mailbox {sample.seed}: {sample.error}",
+                cid=f"source_unreachable:canary{cid}",
+            )  # fmt: skip
+        elif sample.state is CanaryState.ARRIVED:
+            latency = sample.latency_seconds or 0.0
+            if latency > seed.slow_seconds:
+                yield _condition(
+                    "canary_slow", sample.region,
+                    f"canary {where} took {latency:.0f} s (> {seed.slow_seconds:g} s)",
+                    value=latency, cid="canary_slow" + cid,
+                )  # fmt: skip
+            failed = sample.auth.failed if sample.auth is not None else ("SPF", "DKIM", "DMARC")
+            problems = [f"in spam ({sample.mailbox})"] if sample.folder == "spam" else []
+            if failed:
+                problems.append("failed " + "/".join(failed))
+            if problems:
+                yield _condition(
+                    "canary_auth", sample.region,
+                    f"canary {where} arrived {', '.join(problems)}"
+                    + (f" from {sample.sending_ip}" if sample.sending_ip else ""),
+                    cid="canary_auth" + cid,
+                )  # fmt: skip
 
 
 def _condition(

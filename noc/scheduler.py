@@ -46,6 +46,7 @@ from noc_collectors.http import HttpHealthCollector
 # `noc check` on an estate of HTTP checks needs none of them.
 if TYPE_CHECKING:
     from noc.failover import Actuators
+    from noc_collectors.canary import CanaryProber
     from noc_collectors.deliverability import DeliverabilityCollector
     from noc_collectors.dns_records import DnsRecordCollector
     from noc_collectors.dnsbl import DnsblCollector
@@ -77,6 +78,53 @@ RECANCEL_SECONDS = 0.1
 CORROBORATORS = 2
 
 T = TypeVar("T")
+
+# `noc check` reads a seed mailbox this often while its canaries are awaited.
+CANARY_CHECK_POLL_SECONDS = 1.0
+
+
+def canary_prober(config: NocConfig, clock: Clock) -> CanaryProber:
+    """The canary prober of an estate's [[canary]] seeds and [regions.submission]s."""
+    from noc_collectors.canary import CanaryProber, SeedMailbox, SubmissionEndpoint
+
+    endpoints = {}
+    for region in config.regions:
+        sub = region.submission
+        if sub is None:
+            continue
+        endpoints[region.id] = SubmissionEndpoint(
+            region=region.id,
+            host=sub.host,
+            port=sub.port,
+            implicit_tls=sub.tls == "implicit",
+            tls_name=sub.tls_name or sub.host,
+            username=sub.username,
+            password_env=sub.password_env,
+            from_address=sub.from_address,
+            ca_file=str(Path(sub.ca_file).expanduser()) if sub.ca_file else None,
+            timeout_seconds=sub.timeout_seconds,
+        )
+    seeds = [
+        SeedMailbox(
+            name=seed.name,
+            address=seed.address,
+            imap_host=seed.imap_host,
+            imap_port=seed.imap_port,
+            imap_user=seed.imap_user,
+            imap_password_env=seed.imap_password_env,
+            regions=tuple(config.canary_regions(seed)),
+            inbox=seed.inbox,
+            spam_folders=tuple(seed.spam_folders),
+            imap_ca_file=str(Path(seed.imap_ca_file).expanduser()) if seed.imap_ca_file else None,
+            deadline_seconds=seed.deadline_seconds,
+            max_outstanding=seed.max_outstanding,
+            scan_limit=seed.scan_limit,
+            timeout_seconds=seed.timeout_seconds,
+        )
+        for seed in config.canary
+    ]
+    sending = [ip for ips in config.sending_ips().values() for ip in ips]
+    return CanaryProber(endpoints, seeds, clock, sending_ips=sending)
 
 
 class LagSource(Protocol):
@@ -240,6 +288,7 @@ class Scheduler:
                 ca_file=email.mta_sts_ca_file or None,
                 timeout_seconds=dns.timeout_seconds,
             )
+        self.canary: CanaryProber | None = canary_prober(config, clock) if config.canary else None
         self._state_dir = state_dir
         self.notifier: Notifier | None = None
         self._outbox: Outbox | None = None
@@ -262,6 +311,8 @@ class Scheduler:
         self._restarts: dict[str, asyncio.TimerHandle] = {}
         self._started_at: dict[str, float] = {}
         self._stopping = False
+        # When each seed's next canaries are due (monotonic); absent: at once.
+        self._next_canary: dict[str, float] = {}
 
     async def collect_once(self) -> None:
         """One probe of every check and one read of every store, all at once."""
@@ -282,8 +333,47 @@ class Scheduler:
             self._poll_email(),
             *(self._poll_mta(region) for region in self.mta),
             self._poll_mta_sts(),
+            self._canaries_once(),
         )
         await self.evaluate_alerts()
+
+    async def _canaries_once(self) -> None:
+        """One canary through every region to every seed (`noc check`): awaited until
+        it arrives or the seed's check_wait_seconds pass (it then shows as pending)."""
+        if self.canary is None:
+            return
+        prober = self.canary
+        waits = []
+        for seed in self.config.canary:
+            regions = self.config.canary_regions(seed)
+            for sample in await asyncio.gather(*(prober.send(r, seed.name) for r in regions)):
+                self.engine.ingest_canary(sample)
+            waits.append(self._await_canaries(seed.name, seed.check_wait_seconds))
+        await asyncio.gather(*waits)
+
+    async def _await_canaries(self, seed: str, wait_seconds: float) -> None:
+        assert self.canary is not None
+        deadline = self.clock.monotonic() + wait_seconds
+        while self.canary.awaited(seed) and self.clock.monotonic() < deadline:
+            await asyncio.sleep(min(CANARY_CHECK_POLL_SECONDS, wait_seconds))
+            for sample in await self.canary.read(seed):
+                self.engine.ingest_canary(sample)
+
+    async def _canary_round(self, seed_name: str) -> None:
+        """Send when the seed's interval has come round, then read the seed if a canary
+        is awaited: one round of a seed's loop."""
+        assert self.canary is not None
+        seed = next(s for s in self.config.canary if s.name == seed_name)
+        now = self.clock.monotonic()
+        if now >= self._next_canary.get(seed_name, now):
+            self._next_canary[seed_name] = now + seed.interval_seconds
+            regions = self.config.canary_regions(seed)
+            for sample in await asyncio.gather(
+                *(self.canary.send(region, seed_name) for region in regions)
+            ):
+                self.engine.ingest_canary(sample)
+        for sample in await self.canary.read(seed_name):
+            self.engine.ingest_canary(sample)
 
     async def poll_replication(self) -> None:
         """Read every replication link now (a switchover waiting for lag to drain):
@@ -455,6 +545,13 @@ class Scheduler:
                 self.config.email.interval_seconds,
                 self._collect_mta_sts,
                 self.engine.ingest_mta_sts,
+            )
+        for seed in self.config.canary if self.canary is not None else ():
+            self._spawn_poll(
+                f"canary:{seed.name}",
+                seed.poll_seconds,
+                partial(self._canary_round, seed.name),
+                lambda _: None,
             )
         if self.config.notify and self._state_dir is not None:
             self._spawn("notifications", self._notifications)

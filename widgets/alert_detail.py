@@ -74,6 +74,12 @@ NEXT_STEPS = {
     "and the blocklists in the DNS view ({dns_detail})",
     "mta_sts_mismatch": "an MX outside the MTA-STS policy is refused by enforcing senders: "
     "fix the policy's mx: lines or the MX records",
+    "canary_lost": "mail through this region does not reach the seed: check its queue and "
+    "logs for the canary's token before trusting the region with traffic",
+    "canary_slow": "mail through this region is late: look at its deferred queue and at the "
+    "receiver's throttling",
+    "canary_auth": "the receiver distrusts this region's mail: check its DKIM key and selector, "
+    "SPF for its sending IP, and DMARC alignment",
 }
 DEFAULT_NEXT_STEP = "read the summary and the rule's meaning above; the health table shows the rest"
 LABEL_WIDTH = 10
