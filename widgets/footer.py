@@ -10,10 +10,19 @@ dialog, the memory growth the soak (bench/soak.py) found after the health table'
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.widgets import Footer
 
 
 class NocFooter(Footer):
+    def compose(self) -> ComposeResult:
+        # Footer shows no key until the screen's first bindings signal, a refresh after
+        # mounting: the first frame came without keys, and the keys 100-300 ms later
+        # with a whole frame of their own. The screen's bindings are known now; the
+        # signal recomposes them if focus changes them.
+        self._bindings_ready = True
+        return super().compose()
+
     async def recompose(self) -> None:
         await super().recompose()
         # Running the watchers of `compact` is what prunes those of removed keys
