@@ -25,7 +25,7 @@ LATER = {
     "noc.operations", "noc.failover", "noc.recovery", "noc.safety",
     "redis", "dns",  # actuators and collectors this estate does not configure
     "noc_widgets.lag_detail", "plotext", "noc_widgets.alert_detail",  # opened screens
-    "trio",  # httpcore's other event loop; noc runs asyncio's
+    "trio", "h2",  # httpcore's other event loop and HTTP/2: noc uses neither
 }  # fmt: skip
 
 
