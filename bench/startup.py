@@ -3,8 +3,10 @@
 Three regions, each with one check on a real aiohttp endpoint on loopback. Every
 figure is a fresh process, timed --runs times (median and min are printed):
 
-- anchors: `python -c pass` (the interpreter) and `python -c "import textual"`
-  (the UI library alone), in the same run on the same machine;
+- anchors: `python -c pass` (the interpreter), `python -c "import textual"` (the UI
+  library alone) and a bare Textual app (bench/bare_textual_app.py: "bench", the
+  region ids and Textual's Footer) to its first full frame on the same pty, in the
+  same run on the same machine;
 - `noc check --config ...` wall time (one collection round, Nagios-style);
 - `noc --config ...` on a 200x60 pseudo-terminal: until the first full frame (the
   status bar, every region's row and the footer all drawn), and until the first
@@ -31,6 +33,7 @@ from ptyproc import PtyProcess
 
 HEALTHY = "✓ healthy".encode()
 FOOTER = b"Quit"
+BARE_APP = Path(__file__).with_name("bare_textual_app.py")
 
 
 async def wall_seconds(argv: list[str], env: dict[str, str]) -> float:
@@ -47,9 +50,10 @@ async def wall_seconds(argv: list[str], env: dict[str, str]) -> float:
 
 
 async def dashboard_seconds(
-    argv: list[str], env: dict[str, str], regions: list[str]
+    argv: list[str], env: dict[str, str], healthy: list[str], regions: list[str]
 ) -> tuple[float, float]:
-    """(first full frame, first frame with every verdict), from the spawn."""
+    """(first full frame, first frame with each of `healthy` "✓ healthy"), from the
+    spawn; the full frame shows "bench", every region and the footer's Quit."""
     started = time.monotonic()
     process = PtyProcess.spawn(argv, size=(200, 60), env=env)
     terminal = Terminal(process)
@@ -57,7 +61,7 @@ async def dashboard_seconds(
         for needle in (b"bench", *(region.encode() for region in regions), FOOTER):
             full = await terminal.until(needle, 0, within=30)
         verdicts = full
-        while process.output.count(HEALTHY) < len(regions):
+        while process.output.count(HEALTHY) < len(healthy):
             verdicts = await terminal.until(HEALTHY, len(process.output), within=30)
     finally:
         terminal.close()
@@ -78,6 +82,9 @@ async def run(runs: int, regions: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="noc-startup-"))
     config = write_toml(estate(endpoints, "noc"), workdir / "noc.toml")
     env = dict(os.environ, XDG_STATE_HOME=str(workdir / "state"), TERM="xterm-256color")
+    # An installed noc has its bytecode compiled (pip does it at install): without the
+    # caches every start would time the compiler too.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     python = sys.executable
     figures: dict[str, list[float]] = {}
     try:
@@ -88,8 +95,15 @@ async def run(runs: int, regions: int) -> None:
                 ("noc check (3 regions)", [python, "-m", "noc", "check", "--config", str(config)]),
             ):
                 figures.setdefault(label, []).append(await wall_seconds(argv, env))
+            bare, _ = await dashboard_seconds(
+                [python, str(BARE_APP), *endpoints.region_ids], env, [], endpoints.region_ids
+            )
+            figures.setdefault("anchor: bare Textual app: first full frame", []).append(bare)
             full, verdicts = await dashboard_seconds(
-                [python, "-m", "noc", "--config", str(config)], env, endpoints.region_ids
+                [python, "-m", "noc", "--config", str(config)],
+                env,
+                endpoints.region_ids,
+                endpoints.region_ids,
             )
             figures.setdefault("noc: first full frame", []).append(full)
             figures.setdefault("noc: first frame with every verdict", []).append(verdicts)

@@ -133,12 +133,19 @@ class HttpHealthCollector:
             async with self._clients_lock:
                 client = self._clients.get(verify_tls)
                 if client is None:
-                    # Loading the CA bundle takes 30-120 ms: keep it off the event loop
-                    # the UI shares.
-                    context = await asyncio.to_thread(httpx.create_ssl_context, verify_tls)
+                    # Loading the CA bundle takes 30-120 ms, importing aiohttp ~110 ms:
+                    # both off the event loop the UI shares (its first frame is drawn
+                    # meanwhile).
+                    context = await asyncio.to_thread(self._prepare_client, verify_tls)
                     client = self._new_client(context)
                     self._clients[verify_tls] = client
         return client
+
+    def _prepare_client(self, verify_tls: bool) -> ssl.SSLContext:
+        """What a client needs that blocks: the CA bundle, and the transport's import."""
+        if self._transport == "aiohttp":
+            import noc_collectors.http_aiohttp  # noqa: F401
+        return httpx.create_ssl_context(verify_tls)
 
     def _new_client(self, context: ssl.SSLContext) -> httpx.AsyncClient:
         # The pool holds as many connections as probes may be in flight, so a probe

@@ -16,6 +16,7 @@ the palette key (ctrl+p still opens the palette, and `?` lists it).
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer
 
@@ -48,6 +49,14 @@ def footer_style(
 
 
 class NocFooter(Footer):
+    def compose(self) -> ComposeResult:
+        # Footer shows no key until the screen's first bindings signal, a refresh after
+        # mounting: the first frame came without keys, and the keys 100-300 ms later
+        # with a whole frame of their own. The screen's bindings are known now; the
+        # signal recomposes them if focus changes them.
+        self._bindings_ready = True
+        return super().compose()
+
     async def recompose(self) -> None:
         self._fit()
         await super().recompose()

@@ -66,20 +66,20 @@ def land_layer(width: int, height: int) -> tuple[str, ...]:
     dot_width = 2 * width
     lons = [-180.0 + (x + 0.5) * 360.0 / dot_width for x in range(dot_width)]
     degrees_per_dot_row = (LAT_TOP - LAT_BOTTOM) / (4 * height)
+    lats = [LAT_TOP - (dot_row + 0.5) * degrees_per_dot_row for dot_row in range(4 * height)]
+    land = mask.grid(lats, lons)
+    (left0, left1, left2, left3), (right0, right1, right2, right3) = _DOT_BITS
     rows: list[str] = []
     for y in range(height):
         # The four dot rows of this text row, each sampled across the whole width.
-        dots = [
-            [mask.is_land(LAT_TOP - (4 * y + dy + 0.5) * degrees_per_dot_row, lon) for lon in lons]
-            for dy in range(4)
-        ]
+        d0, d1, d2, d3 = land[4 * y : 4 * y + 4]
         chars: list[str] = []
-        for x in range(width):
-            code = 0
-            for dx, bits in enumerate(_DOT_BITS):
-                for dy, bit in enumerate(bits):
-                    if dots[dy][2 * x + dx]:
-                        code |= bit
+        for x in range(0, dot_width, 2):
+            code = (
+                d0[x] * left0 | d1[x] * left1 | d2[x] * left2 | d3[x] * left3
+                | d0[x + 1] * right0 | d1[x + 1] * right1
+                | d2[x + 1] * right2 | d3[x + 1] * right3
+            )  # fmt: skip
             chars.append(chr(_BRAILLE_BLANK + code) if code else " ")
         rows.append("".join(chars))
     return tuple(rows)
