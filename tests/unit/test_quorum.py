@@ -20,7 +20,9 @@ reports = st.builds(
     VantageReport,
     name=st.sampled_from(["a", "b", "c", "d", "e"]),
     # From fresh to several intervals old (stale beyond STALE_INTERVALS).
-    last_seen=st.floats(0, 4 * STALE_INTERVALS * INTERVAL).map(lambda s: NOW - timedelta(seconds=s)),
+    last_seen=st.floats(0, 4 * STALE_INTERVALS * INTERVAL).map(
+        lambda s: NOW - timedelta(seconds=s)
+    ),
     interval_seconds=st.just(INTERVAL),
     cut_off=st.booleans(),
     regions=st.tuples(*(st.tuples(st.just(r), healths) for r in REGIONS)),
