@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from noc.clock import Clock
 from noc.config import ControlConfig, NocConfig
 from noc.control import ControlKeys, connect, observation_fields, report_of
+from noc.model import EstateSnapshot
 from noc.scheduler import Scheduler, end_tasks
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ BATCH_ENTRIES = 500
 # After a failed write to the control plane, the next try waits this long (doubling).
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
+# A changed sample is looked at for a changed verdict at most this often: the engine's
+# snapshot is not free, and samples of a large estate arrive every millisecond.
+CHANGE_CHECK_SECONDS = 0.1
 # A shutdown's last report and flush get this long; a dead Redis must not hold SIGTERM.
 FINAL_FLUSH_SECONDS = 2.0
 
@@ -81,6 +85,7 @@ class ObservationBuffer:
 
 class Agent:
     def __init__(self, config: NocConfig, control: ControlConfig, vantage: str, clock: Clock):
+        self._changed = asyncio.Event()
         self.config = config
         self.control = control
         self.vantage = vantage
@@ -88,8 +93,13 @@ class Agent:
         self.keys = ControlKeys.of(config, control)
         self.buffer = ObservationBuffer(control.buffer_max_entries)
         self.redis = connect(control)
-        self.scheduler = Scheduler(config, clock, observer=self._observed)
+        self.scheduler = Scheduler(
+            config, clock, observer=self._observed, on_change=self._changed.set
+        )
         self._reported_drops = 0
+        # The verdicts last published (region healths, cut off): a change of them is
+        # published at once, not at the next interval.
+        self._published: tuple[object, ...] = ()
 
     def _observed(self, kind: str, sample: object) -> None:
         try:
@@ -99,13 +109,15 @@ class Agent:
 
     async def report(self) -> None:
         """This vantage's verdicts and heartbeat, into its field of the vantages hash."""
+        snapshot = self.scheduler.engine.snapshot()
         body = report_of(
-            self.vantage,
-            self.scheduler.engine.snapshot(),
-            self.control.report_interval_seconds,
-            self.clock.utcnow(),
+            self.vantage, snapshot, self.control.report_interval_seconds, self.clock.utcnow()
         )
         await self.redis.hset(self.keys.vantages, self.vantage, json.dumps(body))
+        self._published = _verdicts(snapshot)
+
+    def _verdicts_changed(self) -> bool:
+        return _verdicts(self.scheduler.engine.snapshot()) != self._published
 
     async def flush(self) -> None:
         """Send what is buffered, a pipeline of XADDs per batch."""
@@ -141,12 +153,24 @@ class Agent:
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def _report_loop(self) -> None:
+        """A report every interval (the heartbeat), and one as soon as a verdict
+        changes: a sample changes the engine, and at most every CHANGE_CHECK_SECONDS
+        the verdicts are compared with those last published."""
+        interval = self.control.report_interval_seconds
         while True:
             try:
                 await self.report()
             except (RedisError, OSError) as exc:
                 log.warning("control plane: cannot publish this vantage's report: %s", exc)
-            await asyncio.sleep(self.control.report_interval_seconds)
+            due = self.clock.monotonic() + interval
+            while (left := due - self.clock.monotonic()) > 0:
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await self._changed.wait()
+                        await asyncio.sleep(min(CHANGE_CHECK_SECONDS, left))
+                if self._verdicts_changed():
+                    break
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
@@ -171,6 +195,10 @@ class Agent:
                     await self.flush()
                     await self.report()
             await self.redis.aclose()
+
+
+def _verdicts(snapshot: EstateSnapshot) -> tuple[object, ...]:
+    return (snapshot.cut_off, tuple(region.health for region in snapshot.regions))
 
 
 async def run_agent(config: NocConfig, control: ControlConfig, vantage: str, clock: Clock) -> int:

@@ -70,6 +70,8 @@ def connect(control: ControlConfig) -> aioredis.Redis:
 def _plain(value: Any) -> Any:
     """A sample as JSON can carry it: dataclasses as objects, enums by value, times
     in ISO 8601 UTC."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)  # inside a tuple (DNS answers come several at a time)
     if isinstance(value, datetime):
         return iso_utc(value)
     if isinstance(value, Enum):
