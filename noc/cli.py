@@ -381,8 +381,20 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     paths = estate_paths(loaded.config)
     _log_to_file(paths, _prepare(paths))
     config, read_only = _with_display_flags(loaded.config, args)
+    shared = None
+    if config.control is not None and not args.standalone:
+        from noc.control import SharedReader
+
+        # Attached: the agents' shared verdicts, no probes of its own, and no actions
+        # (they act through this process's own view; `noc --standalone` has one).
+        shared = SharedReader(config, config.control, SystemClock())
+        read_only = True
     app = NocApp(
-        config, read_only=read_only, config_path=str(loaded.path), state_path=paths.directory
+        config,
+        read_only=read_only,
+        config_path=str(loaded.path),
+        state_path=paths.directory,
+        shared=shared,
     )
     app.run()
     # 1 after an unhandled error, so a supervisor's restart-on-failure restarts it.
@@ -450,26 +462,26 @@ def _read_shared(config: NocConfig, control: ControlConfig, timeout: float | Non
     """The agents' shared verdicts (one read of the control plane), merged by quorum."""
     from redis.exceptions import RedisError
 
-    from noc.control import ControlKeys, connect, read_reports, shared_snapshot
+    from noc.control import SharedReader
 
     async def read() -> Any:
-        client = connect(control)
+        reader = SharedReader(config, control, SystemClock())
         try:
             async with asyncio.timeout(timeout):
-                reports = await read_reports(client, ControlKeys.of(config, control))
+                snapshot = await reader.read()
         except (RedisError, OSError) as exc:
             raise _NoSharedState(
                 f"control plane unreachable: {mask_secrets(str(exc))} "
                 "(--standalone probes from here)"
             ) from exc
         finally:
-            await client.aclose()
-        if not reports:
+            await reader.aclose()
+        if snapshot is None:
             raise _NoSharedState(
                 "no vantage has reported to the control plane: is a `noc agent` running? "
                 "(--standalone probes from here)"
             )
-        return shared_snapshot(config, reports, SystemClock())
+        return snapshot
 
     return asyncio.run(read())
 

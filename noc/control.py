@@ -286,3 +286,24 @@ def shared_snapshot(
         estate_outage=bool(freshest and freshest.body.get("estate_outage")),
         vantages=view.vantages,
     )
+
+
+class SharedReader:
+    """A screen's (or `noc check`'s) view of the control plane: every vantage's latest
+    report, read in one round trip and merged by quorum."""
+
+    def __init__(self, config: NocConfig, control: ControlConfig, clock: Clock) -> None:
+        self.config = config
+        self.control = control
+        self.clock = clock
+        self.keys = ControlKeys.of(config, control)
+        self._client = connect(control)
+
+    async def read(self) -> EstateSnapshot | None:
+        """The shared snapshot; None when no vantage has reported yet. Raises RedisError
+        (or OSError) when the control plane cannot be read."""
+        reports = await read_reports(self._client, self.keys)
+        return shared_snapshot(self.config, reports, self.clock) if reports else None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

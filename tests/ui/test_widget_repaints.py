@@ -59,6 +59,7 @@ from noc.model import (
     Health,
     ProbeError,
     RegionStatus,
+    RegionVotes,
     Role,
     Severity,
     SmtpStatus,
@@ -120,6 +121,10 @@ CHANGED: dict[str, Any] = {
             3,
             None,
         ),
+    ),
+    # Attached to a control plane: one vantage of three sees bg down (a split).
+    "votes": RegionVotes(
+        2, 1, 3, (("a", Health.DOWN), ("b", Health.HEALTHY), ("c", Health.HEALTHY))
     ),
 }
 # What each widget does not draw, and why.
@@ -445,6 +450,8 @@ REGION_FIELDS = {
     "regions.*.id", "regions.*.name", "regions.*.role", "regions.*.location",
     "regions.*.health", "regions.*.is_active", "regions.*.dns_records",
     "regions.*.sending_listed", "regions.*.store",
+    # How each vantage voted: the region list and the map draw it beside the health.
+    "regions.*.votes",
 }  # fmt: skip
 # The store's flag is the authority's input; widgets draw the authority.
 STORE_DETAIL = {"regions.*.store.flag", "regions.*.store.age_seconds", "regions.*.store.error",
@@ -505,6 +512,7 @@ CASES.update({
             "regions.*.checks", "regions.*.location", "regions.*.name", "regions.*.role",
             "regions.*.store", "regions.*.dns_records", "regions.*.sending_listed",
             "regions.*.smtp",  # smtp_down says it, among the alerts firing
+            "regions.*.votes",  # the list and the map show the vantages' verdicts
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
@@ -551,6 +559,7 @@ CASES.update({
             "regions.*.dns_records", "regions.*.sending_listed",
             # SMTP probes are the health table's rows; smtp_down is the alerts' to say.
             "regions.*.smtp",
+            "regions.*.votes",  # the list and the map show the vantages' verdicts
         },
     ),
     "replication_panel": case(
