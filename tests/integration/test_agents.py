@@ -35,8 +35,15 @@ SETTLE_SECONDS = 60.0
 
 
 def write_config(
-    path: Path, urls: dict[str, str], control_url: str | None, *, quorum: int = 2
+    path: Path,
+    urls: dict[str, str],
+    control_url: str | None,
+    *,
+    quorum: int = 2,
+    store_url: str | None = None,
 ) -> Path:
+    """Three regions, one check each; `store_url`: ro's flag store (its reads are
+    observations too)."""
     lines = [
         '[estate]\nname = "mail-test"\ntopology = "active-passive"\n',
         "[health]\ninterval_seconds = 0.5\nfailure_threshold = 2\ntimeout_seconds = 1\n"
@@ -47,8 +54,9 @@ def write_config(
             f'[control]\nredis_url = "{control_url}"\nreport_interval_seconds = {REPORT_SECONDS}\n'
         )
     for rid, role in REGIONS:
+        store = f'redis_url = "{store_url}"\n' if store_url and rid == "ro" else ""
         lines.append(
-            f'[[regions]]\nid = "{rid}"\nrole = "{role}"\n'
+            f'[[regions]]\nid = "{rid}"\nrole = "{role}"\n{store}'
             f'[[regions.checks]]\nurl = "{urls[rid]}"\nbody_contains = "healthy"\n'
         )
     path.write_text("\n".join(lines))
@@ -119,6 +127,8 @@ async def test_one_vantage_losing_its_path_is_a_split_and_all_three_a_down(
             tmp_path / f"{name}.toml",
             {"ro": (ro_broken_path if name == "a" else ro).url, **others},
             control_url,
+            # ro's flag store: another database of the same redis-server.
+            store_url=f"redis://127.0.0.1:{redis_server.port}/1",
         )
         for name in ("a", "b", "c")
     }
@@ -172,7 +182,9 @@ async def test_one_vantage_losing_its_path_is_a_split_and_all_three_a_down(
             finally:
                 store.close()
             assert {fields["vantage"] for _, fields in entries} == {"a", "b", "c"}
-            assert {fields["kind"] for _, fields in entries} == {"check"}
+            # Every collector's samples, not only the checks' (deliverability reads the
+            # flag store's Redis too).
+            assert {"check", "flag", "deliverability"} <= {f["kind"] for _, f in entries}
 
             # An agent that stops reporting goes stale and no longer votes.
             agents["a"].send_signal(signal.SIGTERM)
