@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,21 @@ def _config(port: int) -> NocConfig:
     )
 
 
-def _publish(server: RedisServer, config: NocConfig, name: str, errors: dict[str, Any]) -> None:
-    """What `noc agent --vantage name` publishes after two rounds that saw `errors`."""
+def _publish(
+    server: RedisServer,
+    config: NocConfig,
+    name: str,
+    errors: dict[str, Any],
+    seen: datetime | None = None,
+) -> None:
+    """What `noc agent --vantage name` publishes after two rounds that saw `errors`
+    (at `seen`, or now)."""
     clock = FakeClock(datetime.now(UTC))
     engine = Engine(config, clock)
     for _ in range(2):
         feed_round(engine, clock, errors)
     assert config.control is not None
-    body = report_of(name, engine.snapshot(), REPORT_SECONDS, datetime.now(UTC))
+    body = report_of(name, engine.snapshot(), REPORT_SECONDS, seen or datetime.now(UTC))
     client = redis.Redis(port=server.port)
     try:
         client.hset(ControlKeys.of(config, config.control).vantages, name, json.dumps(body))
@@ -74,6 +81,8 @@ async def test_an_attached_dashboard_draws_every_vantages_verdict(
     _publish(redis_server, config, "a", errors)
     _publish(redis_server, config, "b", {})
     _publish(redis_server, config, "c", {})
+    # A fourth vantage that stopped reporting long ago: stale, it does not vote.
+    _publish(redis_server, config, "d", errors, datetime.now(UTC) - timedelta(hours=1))
     assert config.control is not None
     reader = SharedReader(config, config.control, SystemClock())
     app = NocApp(config, read_only=True, state_path=tmp_path, shared=reader)
@@ -86,6 +95,9 @@ async def test_an_attached_dashboard_draws_every_vantages_verdict(
         assert "SPLIT a✗ b✓ c✓" in ro
         bg = next(line for line in lines if line.lstrip(" ★").startswith("bg"))
         assert "a✓ b✓ c✓" in bg
+        banner = app.query_one(Banner)
+        # An hour and the seconds the test took.
+        assert "◌ vantages not voting: d stale (no report for 36" in str(banner.render())
         table = app.query_one(HealthTable)
         assert str(table.get_row_at(0)[2]) == "✓ healthy"
         # Attached, it probes nothing itself: no poll loop was started.
@@ -97,7 +109,6 @@ async def test_an_attached_dashboard_draws_every_vantages_verdict(
         assert "a✗ b✗ c✓" in str(region_list.render())
 
         redis_server.stop()
-        banner = app.query_one(Banner)
         await _until(pilot, lambda: any("control plane unreachable" in f for f in banner.faults))
         # The last picture stays on the screen.
         assert "✗ down" in str(region_list.render())

@@ -66,6 +66,7 @@ from noc.model import (
     SmtpTarget,
     SmtpTls,
     StoreStatus,
+    VantageStatus,
 )
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
@@ -305,6 +306,14 @@ def rich_snapshot() -> EstateSnapshot:
 
 
 RICH = rich_snapshot()
+# Attached to a control plane: one vantage stale (drawn), one voting (not drawn).
+VANTAGES = dataclasses.replace(
+    RICH,
+    vantages=(
+        VantageStatus("outside", WHEN, 42.0, cut_off=False, stale=True),
+        VantageStatus("ro", WHEN, 1.0, cut_off=False, stale=False),
+    ),
+)
 CUT_OFF = dataclasses.replace(RICH, cut_off=True, cut_off_since=WHEN)
 STALE = dataclasses.replace(RICH, stale=True)
 HEALTHY_BASE = dataclasses.replace(RICH, estate_outage=False)
@@ -491,16 +500,17 @@ CASES.update({
     "banner": case(
         Banner,
         {"cut_off", "cut_off_since", "estate_outage", "stale", "last_poll_age", "authority",
-         "notifications_problem", "notifications", "automation"},
+         "notifications_problem", "notifications", "automation", "vantages"},
         {
             "authority.agreeing", "authority.source", "authority.unreadable",
+            "vantages.*.last_seen",  # a vantage's silence is said as an age
             # A failing channel says its last answer and what waits, not its history.
             "notifications.*.consecutive_failures", "notifications.*.dropped",
             "notifications.*.kind", "notifications.*.last_failure",
             "notifications.*.last_success",
         },
-        # Cut off, stale and split each bring their own line.
-        (RICH, CUT_OFF, STALE, SPLIT),
+        # Cut off, stale, split and silent vantages each bring their own line.
+        (RICH, CUT_OFF, STALE, SPLIT, VANTAGES),
     ),
     "critical_banner": case(
         lambda: CriticalBanner(pulse=False),
