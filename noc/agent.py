@@ -94,14 +94,15 @@ class Agent:
         self.buffer = ObservationBuffer(control.buffer_max_entries)
         self.redis = connect(control)
         self.scheduler = Scheduler(
-            config, clock, observer=self._observed, on_change=self._changed.set
+            config, clock, observer=self.observe, on_change=self._changed.set
         )
         self._reported_drops = 0
         # The verdicts last published (region healths, cut off): a change of them is
         # published at once, not at the next interval.
         self._published: tuple[object, ...] = ()
 
-    def _observed(self, kind: str, sample: object) -> None:
+    def observe(self, kind: str, sample: object) -> None:
+        """The scheduler's observer: every sample ingested, queued for the stream."""
         try:
             self.buffer.offer(observation_fields(self.vantage, kind, sample))
         except (TypeError, ValueError):  # a sample JSON cannot carry: a bug, not a stop

@@ -254,7 +254,7 @@ async def test_the_observation_stream_is_trimmed_to_its_bound(
     clock = SystemClock()
     try:
         for index in range(5000):
-            agent._observed(
+            agent.observe(
                 "check",
                 CheckSample(f"ro/{index % 3}", "ro", clock.monotonic(), clock.utcnow(), True, 200),
             )
@@ -266,3 +266,35 @@ async def test_the_observation_stream_is_trimmed_to_its_bound(
     assert len(agent.buffer) == 0
     # Approximate trimming removes whole macro nodes (100 entries by default).
     assert 1000 <= length < 1000 + 200
+
+
+async def test_observations_wait_in_a_bounded_buffer_while_the_control_plane_is_away(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Redis away: the agent holds at most buffer_max_entries (the oldest dropped and
+    counted), and sends what it holds once Redis is back."""
+    urls = {rid: "http://127.0.0.1:9/health" for rid, _ in REGIONS}
+    path = write_config(tmp_path / "a.toml", urls, f"redis://127.0.0.1:{redis_server.port}/0")
+    config = load_config(path).config
+    assert config.control is not None
+    control = config.control.model_copy(update={"buffer_max_entries": 100, "timeout_seconds": 0.5})
+    agent = Agent(config, control, "a", SystemClock())
+    clock = SystemClock()
+    redis_server.stop()
+    try:
+        for index in range(150):
+            agent.observe(
+                "check",
+                CheckSample(f"ro/{index}", "ro", clock.monotonic(), clock.utcnow(), True, 200),
+            )
+        with pytest.raises((redis.exceptions.ConnectionError, OSError)):
+            await agent.flush()
+        assert (len(agent.buffer), agent.buffer.dropped) == (100, 50)
+        redis_server.start()  # the same port
+        await agent.flush()
+        entries: Any = await agent.redis.xrange(agent.keys.observations)
+    finally:
+        await agent.scheduler.stop()
+        await agent.redis.aclose()
+    # The newest 100 arrived, in order; the 50 oldest were the ones dropped.
+    assert [fields["check"] for _, fields in entries] == [f"ro/{i}" for i in range(50, 150)]
