@@ -9,8 +9,14 @@ a dashboard runs (one path), and publishes:
 
 The control plane being away is not fatal: the agent keeps probing, holds at most
 `buffer_max_entries` observations (the oldest go first, counted and logged) and
-publishes again when Redis answers. Notifications and automated failover are not run
-by agents yet (one leader must run them; see the README's "Agents").
+publishes again when Redis answers.
+
+One agent at a time leads (noc.lease): it holds the lease in the control plane,
+renews it every third of `[control] lease_seconds`, and while it leads it sends the
+notifications from the shared outbox (noc.shared_outbox) and its flag-store writes
+carry its fencing token. The others stand by and ask for the lease as often; the
+first to ask after the leader's lease lapsed leads, with the next token, and resumes
+the outbox where the last leader left it.
 """
 
 from __future__ import annotations
@@ -28,8 +34,17 @@ from redis.exceptions import RedisError
 from noc.clock import Clock
 from noc.config import ControlConfig, NocConfig
 from noc.control import ControlKeys, connect, observation_fields, report_of
+from noc.lease import (
+    STANDBY_FRACTION,
+    STANDBY_MARGIN_SECONDS,
+    Belief,
+    Holder,
+    LeaderLease,
+)
 from noc.model import EstateSnapshot
+from noc.notify import Notifier
 from noc.scheduler import Scheduler, end_tasks
+from noc.shared_outbox import Fenced, SharedOutbox
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,10 @@ MAX_RETRY_SECONDS = 10.0
 CHANGE_CHECK_SECONDS = 0.1
 # A shutdown's last report and flush get this long; a dead Redis must not hold SIGTERM.
 FINAL_FLUSH_SECONDS = 2.0
+# A leader stepping down lets a send already on the wire end this long at most (a
+# channel's own timeout bounds it too), so the send's record is not lost unseen.
+IN_FLIGHT_GRACE_SECONDS = 10.0
+IN_FLIGHT_LOOK_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +119,16 @@ class Agent:
         # The verdicts last published (region healths, cut off): a change of them is
         # published at once, not at the next interval.
         self._published: tuple[object, ...] = ()
+        self.lease = LeaderLease(self.redis, self.keys.leader, self.keys.token)
+        # What this agent may assume of its own term (None: it does not lead), and who
+        # leads as last read.
+        self.belief: Belief | None = None
+        self.leader: Holder | None = None
+        self._fenced = asyncio.Event()
+        self._notifier_task: asyncio.Task[None] | None = None
+        self._outbox: SharedOutbox | None = None
+        # How long a standby waits before asking for the lease again.
+        self._standby_wait = control.lease_seconds * STANDBY_FRACTION
 
     def observe(self, kind: str, sample: object) -> None:
         """The scheduler's observer: every sample ingested, queued for the stream."""
@@ -173,6 +202,114 @@ class Agent:
                 if self._verdicts_changed():
                     break
 
+    # --- leading ---------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return self.belief is not None and self.belief.valid(self.clock.monotonic())
+
+    async def _lead_loop(self) -> None:
+        """Ask for the lease while standing by; renew it while leading; step down the
+        moment the term cannot be confirmed in time or the control plane refused a
+        write of it."""
+        lease = self.control.lease_seconds
+        while True:
+            try:
+                await self._lead_step(lease)
+            except (RedisError, OSError, TimeoutError, ValueError) as exc:
+                log.warning("control plane: lease of %s: %s", self.keys.leader, exc)
+            if self.belief is not None and not self.belief.valid(self.clock.monotonic()):
+                await self._step_down("its lease could not be renewed in time")
+            now = self.clock.monotonic()
+            wait = self._standby_wait
+            if self.belief is not None:
+                wait = max(0.0, self.belief.renew_at - now)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._fenced.wait()
+            if self._fenced.is_set():
+                self._fenced.clear()
+                await self._step_down("the control plane refused a write of its term")
+
+    async def _lead_step(self, lease: float) -> None:
+        asked = self.clock.monotonic()
+        if self.belief is None:
+            acquired, holder, left = await self.lease.try_acquire(
+                self.vantage, self.clock.utcnow(), lease
+            )
+            self.leader = holder
+            self._standby_wait = min(lease * STANDBY_FRACTION, left + STANDBY_MARGIN_SECONDS)
+            if acquired:
+                self.belief = Belief(holder, asked, lease)
+                await self._take_office(holder)
+        elif await self.lease.renew(self.belief.holder, lease):
+            self.belief = Belief(self.belief.holder, asked, lease)
+        else:
+            self.leader = await self.lease.holder()
+            await self._step_down("another agent holds the lease")
+
+    async def _take_office(self, holder: Holder) -> None:
+        log.warning("agent %s leads (term %d)", self.vantage, holder.token)
+        for store in self.scheduler.stores.values():
+            # Kept after stepping down: a deposed agent's writes then carry a token the
+            # stores refuse, never none.
+            store.fencing_token = holder.token
+            problem = await store.raise_fence(holder.token)
+            if problem is not None:
+                # That store refuses older tokens once it is shown this one, at this
+                # leader's first write there.
+                log.warning("flag store %s: fence not raised yet: %s", store.region_id, problem)
+        if self.config.notify:
+            try:
+                outbox = await SharedOutbox.take_over(
+                    self.redis, self.keys.outbox, self.keys.token, holder.token, self.clock,
+                    on_fenced=lambda _why: self._fenced.set(),
+                )  # fmt: skip
+            except Fenced as exc:
+                await self._step_down(str(exc))
+                return
+            notifier = Notifier(
+                self.config.notify, outbox, self.clock,
+                estate=self.config.estate.name, adopt_by_key=True,
+            )  # fmt: skip
+            self.scheduler.notifier = notifier
+            self._outbox = outbox
+            self._notifier_task = asyncio.create_task(notifier.run(), name="noc:agent-notify")
+
+    async def _step_down(self, why: str) -> None:
+        if self.belief is None:
+            return
+        log.warning(
+            "agent %s steps down (term %d): %s", self.vantage, self.belief.holder.token, why
+        )
+        self.belief = None
+        notifier, self.scheduler.notifier = self.scheduler.notifier, None
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:
+            # Nothing new leaves from here on; a send already on the wire is let end,
+            # and its record meets the fence (a deposed term's is refused and logged)
+            # rather than vanish with a cancelled task.
+            outbox.stop_sending(why)
+            for _ in range(int(IN_FLIGHT_GRACE_SECONDS / IN_FLIGHT_LOOK_SECONDS)):
+                if not outbox.in_flight():
+                    break
+                await asyncio.sleep(IN_FLIGHT_LOOK_SECONDS)
+        if self._notifier_task is not None:
+            await end_tasks([self._notifier_task])
+            self._notifier_task = None
+        if notifier is not None:
+            await notifier.aclose()
+
+    async def _resign(self) -> None:
+        """On a clean stop: the lease goes at once, so a standby need not wait it out."""
+        if self.belief is None:
+            return
+        holder = self.belief.holder
+        await self._step_down("stopping")
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(FINAL_FLUSH_SECONDS):
+                await self.lease.release(holder)
+
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
             "agent %s: %d checks, reporting every %g s to %s",
@@ -183,12 +320,14 @@ class Agent:
         tasks = [
             asyncio.create_task(self._publish_loop(), name="noc:agent-publish"),
             asyncio.create_task(self._report_loop(), name="noc:agent-report"),
+            asyncio.create_task(self._lead_loop(), name="noc:agent-lead"),
         ]
         try:
             await stop.wait()
             log.info("agent %s: stopping", self.vantage)
         finally:
             await end_tasks(tasks)
+            await self._resign()
             await self.scheduler.stop()
             # The last word: what was seen up to now. Best effort, and bounded.
             with contextlib.suppress(RedisError, OSError, TimeoutError):

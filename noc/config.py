@@ -681,6 +681,9 @@ class ControlConfig(_Strict):
     # Observations waiting for the control plane, per agent; beyond it the oldest go.
     buffer_max_entries: int = Field(default=10_000, ge=100, le=1_000_000)
     timeout_seconds: float = Field(default=2, gt=0)
+    # The leader's lease (noc.lease): a standby takes over at most this long after the
+    # leader dies; the leader renews every third of it.
+    lease_seconds: float = Field(default=15, ge=0.5, le=600)
 
     @field_validator("redis_url")
     @classmethod

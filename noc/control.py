@@ -51,11 +51,22 @@ REPORT_VERSION = 1
 class ControlKeys:
     observations: str
     vantages: str
+    # The leader's lease, the fencing-token counter, and the shared notification outbox
+    # (noc.lease, noc.shared_outbox).
+    leader: str = ""
+    token: str = ""
+    outbox: str = ""
 
     @classmethod
     def of(cls, config: NocConfig, control: ControlConfig) -> ControlKeys:
         base = f"{control.key_prefix}:{config.estate.name}"
-        return cls(observations=f"{base}:observations", vantages=f"{base}:vantages")
+        return cls(
+            observations=f"{base}:observations",
+            vantages=f"{base}:vantages",
+            leader=f"{base}:leader",
+            token=f"{base}:leader-token",
+            outbox=f"{base}:outbox",
+        )
 
 
 def connect(control: ControlConfig) -> aioredis.Redis:
