@@ -346,7 +346,12 @@ def _votes_json(region: RegionStatus) -> dict[str, Any]:
 def _vantages_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     if not snapshot.vantages:
         return {}
+    leader = snapshot.leader
     return {
+        # null: no agent leads (none holds the lease): nothing automates nor pages.
+        "leader": None
+        if leader is None
+        else {"vantage": leader.vantage, "since": iso_utc(leader.since), "term": leader.term},
         "vantages": [
             {
                 "name": v.name,
@@ -356,7 +361,7 @@ def _vantages_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "stale": v.stale,
             }
             for v in snapshot.vantages
-        ]
+        ],
     }
 
 

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from noc.clock import Clock, iso_utc
 from noc.config import ControlConfig, NocConfig
+from noc.lease import Holder
 from noc.model import (
     Authority,
     CheckSample,
@@ -36,6 +37,7 @@ from noc.model import (
     ErrorKind,
     EstateSnapshot,
     Health,
+    LeaderStatus,
     ProbeError,
     RegionStatus,
     StoreStatus,
@@ -183,9 +185,36 @@ def parse_report(name: str, text: str) -> SharedReport | None:
 async def read_reports(client: aioredis.Redis, keys: ControlKeys) -> list[SharedReport]:
     """Every vantage's latest report: one round trip."""
     raw = await client.hgetall(keys.vantages)
+    return _parsed_reports(raw)
+
+
+def _parsed_reports(raw: Mapping[Any, Any]) -> list[SharedReport]:
     # decode_responses=True: names and reports are text.
     parsed = (parse_report(str(name), str(text)) for name, text in sorted(raw.items()))
     return [report for report in parsed if report is not None]
+
+
+async def read_shared(
+    client: aioredis.Redis, keys: ControlKeys
+) -> tuple[list[SharedReport], LeaderStatus | None]:
+    """Every vantage's latest report and who leads: one round trip."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.vantages)
+    pipe.get(keys.leader)
+    raw, lease = await pipe.execute()
+    return _parsed_reports(raw), leader_status(lease)
+
+
+def leader_status(text: str | None) -> LeaderStatus | None:
+    holder = Holder.from_text(str(text)) if text else None
+    if holder is None:
+        return None
+    try:
+        since = datetime.fromisoformat(holder.since)
+    except ValueError:
+        log.warning("control plane: the leader's lease is unreadable: %r", text)
+        return None
+    return LeaderStatus(holder.vantage, since, holder.token)
 
 
 def _sample(target_check: str, region: str, last: Mapping[str, Any], clock: Clock) -> CheckSample:
@@ -218,7 +247,10 @@ def _representative(
 
 
 def shared_snapshot(
-    config: NocConfig, reports: Sequence[SharedReport], clock: Clock
+    config: NocConfig,
+    reports: Sequence[SharedReport],
+    clock: Clock,
+    leader: LeaderStatus | None = None,
 ) -> EstateSnapshot:
     """The estate as the vantages see it together: each region's health merged by
     quorum, with the check details of a vantage that agrees with the verdict."""
@@ -296,6 +328,7 @@ def shared_snapshot(
         stale=not any(not v.stale for v in view.vantages),
         estate_outage=bool(freshest and freshest.body.get("estate_outage")),
         vantages=view.vantages,
+        leader=leader,
     )
 
 
@@ -313,8 +346,8 @@ class SharedReader:
     async def read(self) -> EstateSnapshot | None:
         """The shared snapshot; None when no vantage has reported yet. Raises RedisError
         (or OSError) when the control plane cannot be read."""
-        reports = await read_reports(self._client, self.keys)
-        return shared_snapshot(self.config, reports, self.clock) if reports else None
+        reports, leader = await read_shared(self._client, self.keys)
+        return shared_snapshot(self.config, reports, self.clock, leader) if reports else None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -272,6 +272,15 @@ class StoreStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderStatus:
+    """The agent holding the control plane's lease (noc.lease)."""
+
+    vantage: str
+    since: datetime  # UTC: when its term began
+    term: int  # its fencing token
+
+
+@dataclass(frozen=True, slots=True)
 class VantageStatus:
     """One agent (`noc agent --vantage NAME`) as the control plane last heard of it.
 
@@ -509,6 +518,9 @@ class EstateSnapshot:
     automation: AutoStatus | None = None  # None: automated failover is not configured
     # Read from a control plane: every vantage it knows (empty: noc polled by itself).
     vantages: tuple[VantageStatus, ...] = field(default=())
+    # Read from a control plane: the agent that leads (runs automation and sends the
+    # notifications), and since when; None: none leads, or noc polled by itself.
+    leader: LeaderStatus | None = None
 
     @property
     def active_region(self) -> str | None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -174,6 +175,15 @@ async def test_the_leader_killed_a_standby_takes_over_and_nothing_is_paged_twice
             )
             took = time.time() - killed_at
             assert second.token > first.token
+            # `noc check --json` says who leads.
+            checked = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "noc", "check", "--json", "--config", str(agents.config),
+                stdout=asyncio.subprocess.PIPE, env=agents.env,
+            )  # fmt: skip
+            out, _ = await checked.communicate()
+            assert json.loads(out)["leader"] == {
+                "vantage": "b", "since": second.since[:19] + "Z", "term": second.token,
+            }  # fmt: skip
             await _until("b resumes the outbox", lambda: "resumes" in agents.said("b"))
 
             # Notifications continue under b: ro comes back, and the resolve is b's.

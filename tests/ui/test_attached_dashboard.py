@@ -17,13 +17,15 @@ from textual.pilot import Pilot
 from noc.app import NocApp
 from noc.clock import FakeClock, SystemClock
 from noc.config import NocConfig
-from noc.control import ControlKeys, SharedReader, report_of
+from noc.control import ControlKeys, SharedReader, connect, report_of
 from noc.engine import Engine
+from noc.lease import LeaderLease
 from noc.model import ProbeError
 from noc.simulator import RedisServer
 from noc_widgets.banner import Banner
 from noc_widgets.health_table import HealthTable
 from noc_widgets.region_list import RegionList
+from noc_widgets.status_bar import StatusBar
 
 # Long enough that the reports stay fresh for the whole test.
 REPORT_SECONDS = 600.0
@@ -112,3 +114,33 @@ async def test_an_attached_dashboard_draws_every_vantages_verdict(
         await _until(pilot, lambda: any("control plane unreachable" in f for f in banner.faults))
         # The last picture stays on the screen.
         assert "✗ down" in str(region_list.render())
+
+
+async def test_an_attached_dashboard_says_which_agent_leads(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    config = _config(redis_server.port)
+    _publish(redis_server, config, "a", {})
+    _publish(redis_server, config, "b", {})
+    assert config.control is not None
+    keys = ControlKeys.of(config, config.control)
+    reader = SharedReader(config, config.control, SystemClock())
+    app = NocApp(config, read_only=True, state_path=tmp_path, shared=reader)
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            bar = app.query_one(StatusBar)
+            await _until(pilot, lambda: "♛ no leader" in str(bar.render()))
+            # Agent b takes the lease as `noc agent` does (noc.lease).
+            agent_client = connect(config.control)
+            try:
+                lease = LeaderLease(agent_client, keys.leader, keys.token)
+                acquired, _, _ = await lease.try_acquire("b", datetime.now(UTC), 60)
+            finally:
+                await agent_client.aclose()
+            assert acquired
+            await _until(pilot, lambda: "♛ leader b" in str(bar.render()))
+            client.delete(keys.leader)
+            await _until(pilot, lambda: "♛ no leader" in str(bar.render()))
+    finally:
+        client.close()
