@@ -10,6 +10,7 @@ raises for a store that is down, hung or answering garbage.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import NamedTuple
 
 from redis.exceptions import RedisError
@@ -33,6 +34,25 @@ redis.call('DEL', KEYS[1])
 if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return 1
 """
+# The same, fenced (noc.lease): KEYS[2] holds the highest leader's token this store
+# was shown; a write with an older one (a deposed leader's) is refused with -1, and a
+# newer one raises the mark. ARGV: token, expected action id, fields.
+_FENCED_REPLACE_IF = """
+local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local token = tonumber(ARGV[1])
+if token < highest then return -highest end
+if token > highest then redis.call('SET', KEYS[2], token) end
+if (redis.call('HGET', KEYS[1], 'action_id') or '') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+return 1
+"""
+# A new leader shows the store its token: from then on, older ones are refused.
+_RAISE_FENCE = """
+local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > highest then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+return 0
+"""
 # Delete the lock only if it is still ours: a lock that expired and was taken by
 # someone else must survive our release.
 _RELEASE = """
@@ -55,6 +75,8 @@ return 1
 
 _SAY_WHY_SECONDS = 0.5
 
+log = logging.getLogger(__name__)
+
 
 class ReplaceOutcome(NamedTuple):
     replaced: bool
@@ -73,6 +95,9 @@ class FlagStore:
         self._timeout = timeout_seconds
         self._clock = clock
         self._client = open_redis(url, timeout_seconds)
+        # Set by the leading agent: the failover path's writes then carry its token.
+        self.fencing_token: int | None = None
+        self.fence_key = f"{key}:fence"
 
     async def read(self) -> FlagSample:
         at, wall = self._clock.monotonic(), self._clock.utcnow()
@@ -125,12 +150,35 @@ class FlagStore:
             # A little past the client's own socket timeouts, so that its error (which
             # says whether it was still connecting) comes first.
             async with asyncio.timeout(self._timeout + _SAY_WHY_SECONDS):
-                done = await self._client.eval(
-                    _REPLACE_IF, 1, self.key, expected_action_id, *fields
-                )
+                token = self.fencing_token
+                if token is None:
+                    done = await self._client.eval(
+                        _REPLACE_IF, 1, self.key, expected_action_id, *fields
+                    )
+                else:
+                    done = await self._client.eval(
+                        _FENCED_REPLACE_IF, 2, self.key, self.fence_key,
+                        token, expected_action_id, *fields,
+                    )  # fmt: skip
         except (RedisError, OSError, TimeoutError) as exc:
             return ReplaceOutcome(False, redis_error_text(exc), maybe_sent(exc))
+        if int(done) < 0:
+            why = (
+                f"fenced: leader token {self.fencing_token} is older than {-int(done)}, "
+                "the newest this store has seen (another agent leads now); not written"
+            )
+            log.error("flag store %s (%s): %s", self.region_id, self.display_url, why)
+            return ReplaceOutcome(False, why, True)
         return ReplaceOutcome(bool(done), None, True)
+
+    async def raise_fence(self, token: int) -> str | None:
+        """Show this store a new leader's token: older ones are refused from now on."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.eval(_RAISE_FENCE, 1, self.fence_key, token)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return redis_error_text(exc)
+        return None
 
     async def try_lock(
         self, key: str, holder: LockHolder, ttl_seconds: float

@@ -64,6 +64,7 @@ from noc.model import (
     Interface,
     Severity,
     Topology,
+    mask_secrets,
 )
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.rules import RULES
@@ -107,6 +108,8 @@ from noc_widgets.wall_header import WallHeader
 # the screens an operator opens (the lag chart's plotext, the alert detail): they
 # cost the first frame ~60 ms and are imported when first opened.
 if TYPE_CHECKING:
+    # The control plane's reader (and redis with it) is loaded only by an attached screen.
+    from noc.control import SharedReader
     from noc.operations import (
         Confirmation,
         DrainWatch,
@@ -120,6 +123,11 @@ if TYPE_CHECKING:
     from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 
 log = logging.getLogger(__name__)
+
+# An attached screen reads the shared state this often (at most; twice per report
+# interval when that is shorter): a verdict an agent published is painted this soon.
+SHARED_READ_SECONDS = 0.5
+NO_AGENT_REPORTS = "no agent has reported to the control plane (is `noc agent` running?)"
 
 # One operator action at a time, and none ever cancels another: the group is
 # checked, not exclusive (an exclusive worker would cancel a failover mid-write).
@@ -237,8 +245,14 @@ class NocApp(App[None]):
         state_path: Path | None = None,
         start_polling: bool = True,
         config_path: str = "",
+        shared: SharedReader | None = None,
     ) -> None:
         super().__init__()
+        # Attached to a control plane: the agents' shared verdicts are drawn, and this
+        # process probes nothing itself (one probe load however many screens).
+        self.shared = shared
+        self._shared_snapshot: EstateSnapshot | None = None
+        self._shared_problem: str | None = None
         self.config = config
         self.read_only = read_only
         self.faults = faults
@@ -345,7 +359,9 @@ class NocApp(App[None]):
         if self.auto.enabled:
             self.set_interval(1.0, self._auto_tick, name="automated failover")
         self.set_interval(STYLE_CACHE_TRIM_SECONDS, _trim_style_cache, name="style cache trim")
-        if self.start_polling:
+        if self.shared is not None:
+            self.run_worker(self._follow_control_plane(), group="control", exit_on_error=False)
+        elif self.start_polling:
             self.scheduler.start()
         if not self.read_only:
             # After the first frame: reading the record needs the operations layer,
@@ -364,6 +380,8 @@ class NocApp(App[None]):
                 # timeout.
                 await asyncio.wait({self._applying})
             await self.scheduler.stop()
+            if self.shared is not None:
+                await self.shared.aclose()
         finally:
             # A guest in a test's process gives its signals back; in noc's own they
             # stay until the process ends (see ExitSignals).
@@ -572,6 +590,8 @@ class NocApp(App[None]):
         faults = tuple(f.describe() for f in self._pane_failures.values()) + tuple(
             f.describe() for f in self.scheduler.loop_failures.values()
         )
+        if self._shared_problem is not None:
+            faults += (self._shared_problem,)
         for banner in main.query(Banner):
             try:
                 banner.faults = faults
@@ -579,8 +599,33 @@ class NocApp(App[None]):
                 log.exception("the banner cannot show noc's own failures")
 
     def snapshot(self) -> EstateSnapshot:
+        if self.shared is not None and self._shared_snapshot is not None:
+            return replace(self._shared_snapshot, read_only=self.read_only)
         snapshot = self.scheduler.snapshot(read_only=self.read_only)
         return replace(snapshot, automation=self.auto.status())
+
+    async def _follow_control_plane(self) -> None:
+        """Read the shared state a few times per report interval; say when it cannot be
+        read (the last picture stays, its ages growing) and when no agent reports."""
+        from redis.exceptions import RedisError
+
+        assert self.shared is not None
+        pause = min(SHARED_READ_SECONDS, self.shared.control.report_interval_seconds / 2)
+        while True:
+            try:
+                snapshot = await self.shared.read()
+                problem = None if snapshot is not None else NO_AGENT_REPORTS
+            except (RedisError, OSError) as exc:
+                snapshot = self._shared_snapshot
+                problem = f"control plane unreachable: {mask_secrets(str(exc))}"
+                if problem != self._shared_problem:
+                    log.warning("%s", problem)
+            except Exception:  # a report this noc misreads must not end the following
+                log.exception("the shared state could not be read")
+                snapshot, problem = self._shared_snapshot, "shared state unreadable (see noc.log)"
+            self._shared_snapshot, self._shared_problem = snapshot, problem
+            self._engine_changed()
+            await asyncio.sleep(pause)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.refresh_snapshot)

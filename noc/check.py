@@ -22,6 +22,7 @@ from noc.model import (
     EstateSnapshot,
     Health,
     LinkStatus,
+    RegionStatus,
     Severity,
     SmtpStatus,
 )
@@ -210,6 +211,11 @@ def _days_left(label: str, days: float | None, limits: PerfLimits) -> PerfDatum:
 def verdict(snapshot: EstateSnapshot) -> Verdict:
     total = len(snapshot.regions)
     healthy = f"{snapshot.healthy_count}/{total} regions healthy"
+    if snapshot.cut_off and snapshot.vantages:
+        silent = ", ".join(
+            f"{v.name} {'stale' if v.stale else 'cut off'}" for v in snapshot.vantages
+        )
+        return Verdict(Status.UNKNOWN, (f"no vantage can vote ({silent})",))
     if snapshot.cut_off:
         return Verdict(
             Status.UNKNOWN, ("noc cannot reach anything (every check refused or timed out)",)
@@ -218,7 +224,14 @@ def verdict(snapshot: EstateSnapshot) -> Verdict:
     warning: list[str] = []
     for region in snapshot.regions:
         active = " (active region)" if region.is_active else ""
-        if region.health is Health.DOWN:
+        votes = region.votes
+        if votes is not None and votes.split:
+            # Too few vantages see it down for the quorum: a path, maybe not the region.
+            warning.append(
+                f"{region.id} down from {votes.down_votes} of {votes.vantages_reporting} "
+                f"vantages (quorum {votes.quorum})"
+            )
+        elif region.health is Health.DOWN:
             critical.append(f"{region.id} down{active}")
         elif region.is_active and region.health is not Health.HEALTHY:
             critical.append(f"{region.id} {region.health.value}{active}")
@@ -234,6 +247,9 @@ def verdict(snapshot: EstateSnapshot) -> Verdict:
             (critical if alert.severity is Severity.CRITICAL else warning).append(alert.summary)
     if snapshot.estate_outage:
         critical.insert(0, "estate-wide outage: every health check failing, stores answer")
+    not_voting = [v.name for v in snapshot.vantages if not v.votes]
+    if not_voting:
+        warning.append(f"vantages not voting (cut off or stale): {', '.join(not_voting)}")
     if critical:
         return Verdict(Status.CRITICAL, (*critical, *warning, healthy))
     if warning:
@@ -316,6 +332,42 @@ def _mta_sts_json(snapshot: EstateSnapshot) -> dict[str, Any] | None:
     }
 
 
+def _votes_json(region: RegionStatus) -> dict[str, Any]:
+    """Attached to a control plane: how the vantages voted on the region."""
+    votes = region.votes
+    if votes is None:
+        return {}
+    return {
+        "down_votes": votes.down_votes,
+        "vantages_reporting": votes.vantages_reporting,
+        "quorum": votes.quorum,
+        "split": votes.split,
+        "vantage_verdicts": {name: health.value for name, health in votes.by_vantage},
+    }
+
+
+def _vantages_json(snapshot: EstateSnapshot) -> dict[str, Any]:
+    if not snapshot.vantages:
+        return {}
+    leader = snapshot.leader
+    return {
+        # null: no agent leads (none holds the lease): nothing automates nor pages.
+        "leader": None
+        if leader is None
+        else {"vantage": leader.vantage, "since": iso_utc(leader.since), "term": leader.term},
+        "vantages": [
+            {
+                "name": v.name,
+                "last_seen": iso_utc(v.last_seen),
+                "age_seconds": round(v.age_seconds, 1),
+                "cut_off": v.cut_off,
+                "stale": v.stale,
+            }
+            for v in snapshot.vantages
+        ],
+    }
+
+
 def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     result = verdict(snapshot)
     authority = snapshot.authority
@@ -352,9 +404,11 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "canary": [
                     c.as_json(snapshot.generated_at) for c in snapshot.canary if c.region == r.id
                 ],
+                **_votes_json(r),
             }
             for r in snapshot.regions
         ],
+        **_vantages_json(snapshot),
         "replication": [_link_json(link) for link in snapshot.replication],
         "suppression": [
             {
@@ -435,9 +489,19 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
         f"estate {snapshot.estate} ({snapshot.topology.value}), active region: "
         f"{snapshot.active_region or 'unknown'} [{snapshot.authority.source}]"
     )
+    for vantage in snapshot.vantages:
+        state = "stale" if vantage.stale else "cut off" if vantage.cut_off else "voting"
+        lines.append(f"vantage {vantage.name}: {state}, reported {vantage.age_seconds:.0f} s ago")
     for region in snapshot.regions:
         mark = "*" if region.is_active else " "
-        lines.append(f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}")
+        votes = ""
+        if region.votes is not None:
+            v = region.votes
+            votes = (
+                f"  (down from {v.down_votes} of {v.vantages_reporting} vantages, "
+                f"quorum {v.quorum})"
+            )
+        lines.append(f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}{votes}")
         for check in region.checks:
             last = check.last
             if last is None:

@@ -9,6 +9,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -32,6 +33,7 @@ from noc.codes import EXIT_INTERRUPTED, EXIT_NOTHING_CHANGED, EXIT_USAGE, Choice
 from noc.config import (
     EXAMPLE,
     ConfigError,
+    ControlConfig,
     LoadedConfig,
     NocConfig,
     effective_values,
@@ -91,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-only", action="store_true", help="hide every action that changes anything"
     )
     parser.add_argument("-V", "--version", action="version", version=_version())
+    parser.add_argument(
+        "--standalone", action="store_true",
+        help="poll the estate from here even when [control] is configured",
+    )  # fmt: skip
     add_display_flags(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -115,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"UNKNOWN when there is no verdict within this (default {CHECK_TIMEOUT_SECONDS:g})",
     )
+    check.add_argument(
+        "--standalone", action="store_true", default=argparse.SUPPRESS,
+        help="probe the estate from here instead of reading the agents' shared verdicts",
+    )  # fmt: skip
+
+    agent = commands.add_parser(
+        "agent",
+        parents=[common],
+        help="poll and publish to the control plane ([control]) with no screen",
+    )
+    agent.add_argument(
+        "--vantage", required=True, metavar="NAME",
+        help="this agent's vantage point (one agent per name), e.g. ro, bg, outside",
+    )  # fmt: skip
 
     for kind in ActionKind:
         moves_region = kind in (ActionKind.DRAIN, ActionKind.RESTORE)
@@ -245,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         None: _run_dashboard,
         "demo": _run_demo,
         "check": _check,
+        "agent": _agent,
         **{kind.value: _action for kind in ActionKind},
         "ack-cooldown": _ack_cooldown,
         "recover": _recover,
@@ -360,8 +381,20 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     paths = estate_paths(loaded.config)
     _log_to_file(paths, _prepare(paths))
     config, read_only = _with_display_flags(loaded.config, args)
+    shared = None
+    if config.control is not None and not args.standalone:
+        from noc.control import SharedReader
+
+        # Attached: the agents' shared verdicts, no probes of its own, and no actions
+        # (they act through this process's own view; `noc --standalone` has one).
+        shared = SharedReader(config, config.control, SystemClock())
+        read_only = True
     app = NocApp(
-        config, read_only=read_only, config_path=str(loaded.path), state_path=paths.directory
+        config,
+        read_only=read_only,
+        config_path=str(loaded.path),
+        state_path=paths.directory,
+        shared=shared,
     )
     app.run()
     # 1 after an unhandled error, so a supervisor's restart-on-failure restarts it.
@@ -438,6 +471,60 @@ def _import_httpcore_alone() -> None:
             del sys.modules[name]
 
 
+class _NoSharedState(Exception):
+    """The control plane cannot say anything: unreachable, or no agent has reported."""
+
+
+def _read_shared(config: NocConfig, control: ControlConfig, timeout: float | None) -> Any:
+    """The agents' shared verdicts (one read of the control plane), merged by quorum."""
+    from redis.exceptions import RedisError
+
+    from noc.control import SharedReader
+
+    async def read() -> Any:
+        reader = SharedReader(config, control, SystemClock())
+        try:
+            async with asyncio.timeout(timeout):
+                snapshot = await reader.read()
+        except (RedisError, OSError) as exc:
+            raise _NoSharedState(
+                f"control plane unreachable: {mask_secrets(str(exc))} "
+                "(--standalone probes from here)"
+            ) from exc
+        finally:
+            await reader.aclose()
+        if snapshot is None:
+            raise _NoSharedState(
+                "no vantage has reported to the control plane: is a `noc agent` running? "
+                "(--standalone probes from here)"
+            )
+        return snapshot
+
+    return asyncio.run(read())
+
+
+def _agent(args: argparse.Namespace) -> int:
+    """Systemd-friendly: logs to stderr, 0 on SIGTERM, 3 on a configuration error."""
+    loaded = load_config(getattr(args, "config", None))
+    control = loaded.config.control
+    problems = []
+    if control is None:
+        problems.append(f"{loaded.path}: noc agent needs [control] with redis_url")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.vantage):
+        problems.append(f"--vantage {args.vantage!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
+    if problems:
+        raise ConfigError(problems)
+    assert control is not None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from noc.agent import run_agent
+
+    return asyncio.run(run_agent(loaded.config, control, args.vantage, SystemClock()))
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
         # A check leaves no state behind: no directory made, nothing moved.
@@ -448,10 +535,17 @@ def _check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"noc: config error: {problem}", file=sys.stderr)
         return Status.UNKNOWN
+    control = loaded.config.control
     try:
-        snapshot = _collect(loaded, args.timeout)
+        if control is not None and not getattr(args, "standalone", False):
+            snapshot = _read_shared(loaded.config, control, args.timeout)
+        else:
+            snapshot = _collect(loaded, args.timeout)
     except TimeoutError:
         print(f"NOC UNKNOWN - no verdict within {args.timeout:g} s (-t/--timeout)")
+        return Status.UNKNOWN
+    except _NoSharedState as exc:
+        print(plugin_text(f"NOC UNKNOWN - {exc}"))
         return Status.UNKNOWN
     status = verdict(snapshot).status
     try:

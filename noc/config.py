@@ -130,6 +130,9 @@ class HealthConfig(_Strict):
     # A certificate (SMTP or HTTPS) with fewer days left warns, then is critical.
     cert_warn_days: float = Field(default=21, gt=0)
     cert_crit_days: float = Field(default=7, ge=0)
+    # With agents ([control]): a region is down only when at least this many vantages
+    # that are neither cut off nor stale see it down. 1 is a lone noc's behaviour.
+    quorum: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _crit_below_warn(self) -> Self:
@@ -752,6 +755,32 @@ class ServeConfig(_Strict):
     token: SecretStr | None = None
 
 
+class ControlConfig(_Strict):
+    """The control plane: agents (`noc agent`) publish into this Redis, screens and
+    `noc check` read from it instead of polling. Redis Sentinel (`sentinels` and
+    `service_name`) is not supported yet: a plain primary's URL only."""
+
+    redis_url: str
+    # Every key noc writes starts with this (one Redis may serve several estates).
+    key_prefix: str = Field(default="noc", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # The observation stream is trimmed to about this many entries (XADD MAXLEN ~).
+    stream_max_entries: int = Field(default=100_000, ge=1_000, le=10_000_000)
+    # How often each agent publishes its verdicts and heartbeat; a vantage silent for
+    # two of these is stale and does not vote.
+    report_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    # Observations waiting for the control plane, per agent; beyond it the oldest go.
+    buffer_max_entries: int = Field(default=10_000, ge=100, le=1_000_000)
+    timeout_seconds: float = Field(default=2, gt=0)
+    # The leader's lease (noc.lease): a standby takes over at most this long after the
+    # leader dies; the leader renews every third of it.
+    lease_seconds: float = Field(default=15, ge=0.5, le=600)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        return _check_redis_url(value)
+
+
 class NocConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -774,6 +803,8 @@ class NocConfig(BaseSettings):
     canary: list[CanaryConfig] = Field(default_factory=list)
     ui: UIConfig = Field(default_factory=UIConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    # Unset: no agents, no shared state; every noc polls by itself (as before).
+    control: ControlConfig | None = None
     keys: KeyMap = Field(default_factory=dict)
 
     @classmethod
@@ -1229,6 +1260,8 @@ verify_tls = true
 max_in_flight = 16                   # probes running at once, across the estate
 cert_warn_days = 21                  # an SMTP or HTTPS certificate closer to expiry warns,
 cert_crit_days = 7                   #   and this close is critical
+quorum = 1                           # with agents ([control]): vantages that must see a
+#                                    #   region down (not cut off, not stale) for it to be down
 
 [failover]
 flag_key = "noc:failover"            # the Redis hash holding the STOP flag in every region
@@ -1383,6 +1416,16 @@ low_bandwidth = false                # no animation, 1 repaint a second, no seco
 # With --allow-actions a browser acts only if it opened /?token=<this>; unset:
 # noc serve makes one up at each start and prints it. Or NOC_SERVE__TOKEN.
 # token = "a long random secret"
+
+# Agents and the control plane: `noc agent --vantage NAME` polls and publishes here;
+# `noc check` then reads the shared verdicts (`--standalone` polls by itself again).
+# [control]
+# redis_url = "redis://noc-control.example.com:6379/0"   # Sentinel: not supported yet
+# key_prefix = "noc"
+# stream_max_entries = 100000        # observation stream, trimmed (XADD MAXLEN ~)
+# report_interval_seconds = 5        # a vantage silent for two of these is stale
+# buffer_max_entries = 10000         # observations held while the control plane is away
+# timeout_seconds = 2
 
 [keys]                                # binding id = key(s); `?` in noc lists every id
 # refresh = "ctrl+r"

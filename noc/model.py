@@ -272,6 +272,53 @@ class StoreStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderStatus:
+    """The agent holding the control plane's lease (noc.lease)."""
+
+    vantage: str
+    since: datetime  # UTC: when its term began
+    term: int  # its fencing token
+
+
+@dataclass(frozen=True, slots=True)
+class VantageStatus:
+    """One agent (`noc agent --vantage NAME`) as the control plane last heard of it.
+
+    A cut-off vantage saw nothing at all, and a stale one has not reported for two of
+    its intervals: neither votes on a region's health."""
+
+    name: str
+    last_seen: datetime  # UTC
+    age_seconds: float
+    cut_off: bool
+    stale: bool
+
+    @property
+    def votes(self) -> bool:
+        return not self.cut_off and not self.stale
+
+
+@dataclass(frozen=True, slots=True)
+class RegionVotes:
+    """A region's health as the vantages see it, merged by quorum (noc.quorum)."""
+
+    quorum: int
+    down_votes: int  # voting vantages that see the region down
+    vantages_reporting: int  # voting vantages with a verdict on the region
+    # Every voting vantage's verdict, by vantage name.
+    by_vantage: tuple[tuple[str, Health], ...] = ()
+
+    @property
+    def down(self) -> bool:
+        return self.down_votes >= self.quorum
+
+    @property
+    def split(self) -> bool:
+        """Some vantages see the region down, too few for the quorum: a warning."""
+        return 0 < self.down_votes < self.quorum
+
+
+@dataclass(frozen=True, slots=True)
 class RegionStatus:
     id: str
     name: str
@@ -287,6 +334,8 @@ class RegionStatus:
     sending_listed: bool = False
     # The SMTP probes ([[regions.smtp]]): mail flow, judged apart from the HTTP checks.
     smtp: tuple[SmtpStatus, ...] = ()
+    # Attached to a control plane: how the vantages voted (None: noc polled by itself).
+    votes: RegionVotes | None = None
 
     @property
     def failing_checks(self) -> int:
@@ -468,6 +517,11 @@ class EstateSnapshot:
     notifications: tuple[ChannelStatus, ...] = field(default=())
     notifications_problem: str | None = None  # the outbox could not be opened, ...
     automation: AutoStatus | None = None  # None: automated failover is not configured
+    # Read from a control plane: every vantage it knows (empty: noc polled by itself).
+    vantages: tuple[VantageStatus, ...] = field(default=())
+    # Read from a control plane: the agent that leads (runs automation and sends the
+    # notifications), and since when; None: none leads, or noc polled by itself.
+    leader: LeaderStatus | None = None
 
     @property
     def active_region(self) -> str | None:

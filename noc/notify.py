@@ -108,6 +108,8 @@ RATE_LIMIT_FLOOR = 30.0
 # An idle channel still wakes this often: to notice a secret that appeared, and so a
 # clock that jumped cannot park a retry for long.
 IDLE_RECHECK = 30.0
+# A send this process may not make now (see Outbox.may_send) is asked again after this.
+HELD_RECHECK = 1.0
 # These APIs answer in a few hundred bytes; reading more only wastes memory.
 BODY_LIMIT = 16 * 1024
 DETAIL_LIMIT = 200
@@ -386,6 +388,11 @@ class Outbox:
             # Shielded: a cancelled caller must not leave memory and file disagreeing.
             await asyncio.shield(self._commit(records))
 
+    async def may_send(self, message: PendingMessage) -> bool:
+        """Whether this process may send `message` now. A file outbox is its process's
+        alone (locked): always. The control plane's asks whether its term still runs."""
+        return True
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -624,7 +631,9 @@ class _Target:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     # "refused": the channel, not the message, was turned away; kept and retried.
-    verdict: Literal["delivered", "retry", "refused", "drop"]
+    # "held": not sent, nothing recorded: this process may no longer send (a deposed
+    # leader, see noc.shared_outbox).
+    verdict: Literal["delivered", "retry", "refused", "drop", "held"]
     error: str = ""
     status: int | None = None
     retry_after: float | None = None
@@ -663,7 +672,10 @@ class Notifier:
         estate: str = "",
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = 4,
+        adopt_by_key: bool = False,
     ) -> None:
+        """`adopt_by_key`: an episode this channel was told of under another id, by
+        rule instance, is this one (the outbox is shared by leaders in turn)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         names = [c.label for c in channels]
@@ -683,6 +695,7 @@ class Notifier:
         self._owns_client = client is None
         self._client_lock = asyncio.Lock()
         self._max_in_flight = max_in_flight
+        self._adopt_by_key = adopt_by_key
         # One decision at a time: "was this alert announced?" and the enqueue that
         # follows must not interleave with another caller's.
         self._deciding = asyncio.Lock()
@@ -743,6 +756,14 @@ class Notifier:
         told = self._outbox.announced.get((channel.name, alert.id))
         if told is not None or alert.key == alert.id:
             return alert.id, told
+        if self._adopt_by_key:
+            # A leader that took over: its engine named the episode anew, but the
+            # channel was told of this rule instance by the leader before. The same
+            # incident goes on under the id the channel knows, counted as told from
+            # when this engine saw it fire at the latest (no page twice).
+            for told_id in self._outbox.announced_of_key(channel.name, alert.key):
+                at = self._outbox.announced[(channel.name, told_id)]
+                return told_id, max(at, alert.since)
         return alert.key, self._outbox.announced.get((channel.name, alert.key))
 
     def _concerns(self, channel: _Channel, alert: Alert) -> bool:
@@ -906,6 +927,10 @@ class Notifier:
         if any(o.verdict == "delivered" for o in outcomes):
             channel.failed_rounds = 0
             return
+        if outcomes and all(o.verdict == "held" for o in outcomes):
+            # Not this process's to send just now: look again in a while, not at once.
+            channel.gate = max(channel.gate, self._clock.monotonic() + HELD_RECHECK)
+            return
         waiting = [o for o in outcomes if o.verdict in ("retry", "refused")]
         if not waiting:
             return  # only drops: the messages were at fault, not the channel
@@ -978,6 +1003,8 @@ class Notifier:
     async def _attempt(
         self, channel: _Channel, target: _Target, message: PendingMessage
     ) -> _Outcome:
+        if not await self._outbox.may_send(message):
+            return _Outcome("held")
         outcome = await self._post(channel, target, message)
         now = self._clock.utcnow()
         notice = message.notice

@@ -182,8 +182,12 @@ class Scheduler:
         on_alerts: Callable[[list[AlertNotice]], None] | None = None,
         state_dir: Path | None = None,
         read_only: bool = False,
+        observer: Callable[[str, object], None] | None = None,
     ) -> None:
         self.config = config
+        # Told every sample a running loop ingests, with its kind ("check", "smtp",
+        # "flag", or the poll loop's name up to its colon): `noc agent` publishes them.
+        self._observe = observer or (lambda _kind, _sample: None)
         self.clock = clock
         self.engine = Engine(config, clock, single_round=single_round)
         # One round (`noc check`) probes each check once: aiohttp's lower CPU per probe
@@ -660,9 +664,13 @@ class Scheduler:
         """One poll in flight, every `interval` seconds. The collectors report their own
         failures in their samples; an unexpected exception is logged and retried later
         rather than ending the loop."""
+        kind = name.partition(":")[0]
         while True:
             try:
-                ingest(await poll())
+                sample = await poll()
+                ingest(sample)
+                if sample is not None:
+                    self._observe(kind, sample)
                 self._on_change()
             except Exception:
                 log.exception("poll of %s failed unexpectedly", name)
@@ -688,7 +696,9 @@ class Scheduler:
         next_due = self.clock.monotonic() + target.interval_seconds + phase
         asked = False  # whether this dark run has asked other checks to corroborate
         while True:
-            self.engine.ingest(await self._probe(target))
+            sample = await self._probe(target)
+            self.engine.ingest(sample)
+            self._observe("check", sample)
             self._on_change()
             now = self.clock.monotonic()
             if next_due <= now:
@@ -722,7 +732,9 @@ class Scheduler:
         name = f"smtp:{target.check_id}"
         next_due = self.clock.monotonic() + target.interval_seconds + phase
         while True:
-            self.engine.ingest_smtp(await self._probe_smtp(target))
+            smtp_sample = await self._probe_smtp(target)
+            self.engine.ingest_smtp(smtp_sample)
+            self._observe("smtp", smtp_sample)
             self._on_change()
             now = self.clock.monotonic()
             if next_due <= now:
@@ -767,6 +779,7 @@ class Scheduler:
         while True:
             sample = await self._read(store)
             self.engine.ingest_flag(sample)
+            self._observe("flag", sample)
             self._on_change()
             # A dead store is backed off; one that answers (a refused password) is
             # not, so the poll after the fix clears it, not one several intervals on.

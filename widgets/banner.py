@@ -1,6 +1,7 @@
 """A banner across the screen when the picture cannot be trusted as it stands.
 
-Shown when noc is cut off (last known status only), when every health check fails
+Shown when noc is cut off (last known status only), when vantages (agents feeding a
+control plane) are cut off or stale and so do not vote, when every health check fails
 while other sources answer (an estate-wide outage), when polls are stale, when the
 regions' stores disagree on which region is active (split-brain risk), while
 automated failover counts down, is held back, or has fired, and when a part of
@@ -18,9 +19,28 @@ from textual.widget import Widget
 from noc.model import AutoMode, EstateSnapshot
 
 
+def _silent_vantages(snapshot: EstateSnapshot) -> str:
+    """The vantages that do not vote, and why: "a stale (no report for 42s), b cut off"."""
+    described = []
+    for vantage in snapshot.vantages:
+        if vantage.votes:
+            continue
+        why = ["cut off"] if vantage.cut_off else []
+        if vantage.stale:
+            why.append(f"stale (no report for {vantage.age_seconds:.0f}s)")
+        described.append(f"{vantage.name} {', '.join(why)}")
+    return ", ".join(described)
+
+
 def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
     lines: list[Content] = []
-    if snapshot.cut_off:
+    silent = _silent_vantages(snapshot)
+    if snapshot.cut_off and snapshot.vantages:
+        # Attached to a control plane, and no vantage can vote: no verdict is current.
+        lines.append(
+            Content.styled(f"✗ no vantage can vote ({silent}): regions are not judged", "bold")
+        )
+    elif snapshot.cut_off:
         since = snapshot.cut_off_since.strftime("%H:%M:%S UTC") if snapshot.cut_off_since else "?"
         lines.append(
             Content.styled(
@@ -40,6 +60,8 @@ def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
     elif snapshot.stale:
         age = f"{snapshot.last_poll_age:.0f}s" if snapshot.last_poll_age is not None else "ever"
         lines.append(Content.styled(f"◌ STALE: no poll result for {age}", "bold"))
+    if silent and not snapshot.cut_off:
+        lines.append(Content.styled(f"◌ vantages not voting: {silent}", "bold"))
     if snapshot.authority.split:
         others = ", ".join(
             f"{store} says {active}" for store, active in snapshot.authority.disagreeing

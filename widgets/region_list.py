@@ -16,8 +16,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from noc.model import EstateSnapshot, Health, RegionStatus, Role
-from noc_widgets.health_style import ACTIVE_MARK, health_content
+from noc.model import EstateSnapshot, Health, RegionStatus, RegionVotes, Role
+from noc_widgets.health_style import ACTIVE_MARK, COLOR, GLYPH, health_content
 
 WAITING = "waiting for first poll…"
 ACTIVE_WORD = "ACTIVE"
@@ -97,6 +97,8 @@ def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
     if unreachable:
         note = "store unreachable" if detail.long_notes else "store ✗"
         notes.append(Content.styled(note, "$warning"))
+    if region.votes is not None:
+        notes.append(votes_content(region.votes, long=detail.long_notes))
     return RegionCells(
         mark=Content.styled(ACTIVE_MARK, "bold") if region.is_active else Content(" "),
         id=Content.styled(_one_line(region.id), "bold"),
@@ -108,6 +110,25 @@ def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
         else Content(),
         notes=Content(" ").join(notes),
     )
+
+
+def votes_content(votes: RegionVotes, *, long: bool) -> Content:
+    """How the vantages voted (a screen attached to a control plane): each vantage's
+    verdict as a glyph, `a✗ b✓ c✓`, and a split below the quorum said in words."""
+    each = Content(" ").join(
+        Content.assemble(Content(_one_line(name)), Content.styled(GLYPH[health], COLOR[health]))
+        for name, health in votes.by_vantage
+    )
+    count = f"{votes.down_votes}/{votes.vantages_reporting} down"
+    parts = [Content.styled(f"{count}, quorum {votes.quorum}:", MUTED)] if long else []
+    if votes.by_vantage:
+        parts.append(each)
+    elif not long:  # no vantage votes: the count (0/0) says so
+        parts.append(Content.styled(count, MUTED))
+    shown = Content(" ").join(parts)
+    if votes.split:
+        return Content(" ").join([Content.styled("SPLIT", "bold $warning"), shown])
+    return shown
 
 
 def _aligned(rows: Sequence[RegionCells]) -> tuple[list[Content], int]:

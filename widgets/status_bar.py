@@ -121,6 +121,14 @@ class StatusBar(Widget):
             parts.append((Content.styled("⊘ READ-ONLY", "bold reverse"), None))
         if snapshot.automation is not None:
             parts.append((automation_mark(snapshot.automation), None))
+        if snapshot.vantages:
+            # Attached: which agent runs automation and sends the pages (noc.lease).
+            leader = snapshot.leader
+            parts.append(
+                (Content(f"♛ leader {leader.vantage}"), 4)
+                if leader is not None
+                else (Content.styled("♛ no leader", "bold $error"), None)
+            )
         age = poll_age(snapshot, coarse=not self.seconds)
         parts.append((alert_counts(snapshot), 3))
         parts.extend([(Content(clock), 2), (Content(age), 1), (liveness(snapshot), None)])

@@ -59,12 +59,14 @@ from noc.model import (
     Health,
     ProbeError,
     RegionStatus,
+    RegionVotes,
     Role,
     Severity,
     SmtpStatus,
     SmtpTarget,
     SmtpTls,
     StoreStatus,
+    VantageStatus,
 )
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
@@ -120,6 +122,10 @@ CHANGED: dict[str, Any] = {
             3,
             None,
         ),
+    ),
+    # Attached to a control plane: one vantage of three sees bg down (a split).
+    "votes": RegionVotes(
+        2, 1, 3, (("a", Health.DOWN), ("b", Health.HEALTHY), ("c", Health.HEALTHY))
     ),
 }
 # What each widget does not draw, and why.
@@ -300,6 +306,14 @@ def rich_snapshot() -> EstateSnapshot:
 
 
 RICH = rich_snapshot()
+# Attached to a control plane: one vantage stale (drawn), one voting (not drawn).
+VANTAGES = dataclasses.replace(
+    RICH,
+    vantages=(
+        VantageStatus("outside", WHEN, 42.0, cut_off=False, stale=True),
+        VantageStatus("ro", WHEN, 1.0, cut_off=False, stale=False),
+    ),
+)
 CUT_OFF = dataclasses.replace(RICH, cut_off=True, cut_off_since=WHEN)
 STALE = dataclasses.replace(RICH, stale=True)
 HEALTHY_BASE = dataclasses.replace(RICH, estate_outage=False)
@@ -445,6 +459,8 @@ REGION_FIELDS = {
     "regions.*.id", "regions.*.name", "regions.*.role", "regions.*.location",
     "regions.*.health", "regions.*.is_active", "regions.*.dns_records",
     "regions.*.sending_listed", "regions.*.store",
+    # How each vantage voted: the region list and the map draw it beside the health.
+    "regions.*.votes",
 }  # fmt: skip
 # The store's flag is the authority's input; widgets draw the authority.
 STORE_DETAIL = {"regions.*.store.flag", "regions.*.store.age_seconds", "regions.*.store.error",
@@ -484,16 +500,17 @@ CASES.update({
     "banner": case(
         Banner,
         {"cut_off", "cut_off_since", "estate_outage", "stale", "last_poll_age", "authority",
-         "notifications_problem", "notifications", "automation"},
+         "notifications_problem", "notifications", "automation", "vantages"},
         {
             "authority.agreeing", "authority.source", "authority.unreadable",
+            "vantages.*.last_seen",  # a vantage's silence is said as an age
             # A failing channel says its last answer and what waits, not its history.
             "notifications.*.consecutive_failures", "notifications.*.dropped",
             "notifications.*.kind", "notifications.*.last_failure",
             "notifications.*.last_success",
         },
-        # Cut off, stale and split each bring their own line.
-        (RICH, CUT_OFF, STALE, SPLIT),
+        # Cut off, stale, split and silent vantages each bring their own line.
+        (RICH, CUT_OFF, STALE, SPLIT, VANTAGES),
     ),
     "critical_banner": case(
         lambda: CriticalBanner(pulse=False),
@@ -505,6 +522,7 @@ CASES.update({
             "regions.*.checks", "regions.*.location", "regions.*.name", "regions.*.role",
             "regions.*.store", "regions.*.dns_records", "regions.*.sending_listed",
             "regions.*.smtp",  # smtp_down says it, among the alerts firing
+            "regions.*.votes",  # the list and the map show the vantages' verdicts
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
@@ -551,6 +569,7 @@ CASES.update({
             "regions.*.dns_records", "regions.*.sending_listed",
             # SMTP probes are the health table's rows; smtp_down is the alerts' to say.
             "regions.*.smtp",
+            "regions.*.votes",  # the list and the map show the vantages' verdicts
         },
     ),
     "replication_panel": case(
