@@ -40,6 +40,7 @@ from test_region_map import (
     screen_lines,
 )
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from noc.clock import FakeClock
@@ -400,6 +401,22 @@ def skipped(path: str, not_drawn: frozenset[str]) -> bool:
     )
 
 
+# A busy machine may paint a change a few pauses later: a screen that does not yet show
+# what is expected is read again this many times before it counts.
+SETTLE_READS = 10
+
+
+async def screen_once(pilot: Pilot[None], app: Host, wanted: Callable[[str], bool]) -> str:
+    """The screen's text once `wanted` holds of it, or as it is after SETTLE_READS reads."""
+    text = app.screen_text()
+    for _ in range(SETTLE_READS):
+        if wanted(text):
+            break
+        await pilot.pause(0.05)
+        text = app.screen_text()
+    return text
+
+
 async def repaints(case: Case) -> tuple[set[str], set[str], set[str], set[str]]:
     """(fields tried, fields whose change repainted the screen, fields whose change
     back to the base did not repaint it back, NOT_DRAWN entries that match nothing)."""
@@ -421,11 +438,11 @@ async def repaints(case: Case) -> tuple[set[str], set[str], set[str], set[str]]:
                 tried.add(where)
                 app.feed(replaced(base, path, changed(at(base, path), hint, name)))
                 await pilot.pause()
-                if app.screen_text() != before:
+                if await screen_once(pilot, app, before.__ne__) != before:
                     repainted.add(where)
                 app.feed(base)
                 await pilot.pause()
-                restored = app.screen_text()
+                restored = await screen_once(pilot, app, before.__eq__)
                 if restored != before:
                     if where not in case.stateful:
                         not_restored.add(where)

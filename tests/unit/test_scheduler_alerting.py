@@ -5,6 +5,7 @@ real Events API v2) gets a trigger, then a resolve with the same dedup_key."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,17 @@ async def apis() -> AsyncIterator[FakeApis]:
     await fake.stop()
 
 
+# Generous: this waits for real polls and webhook deliveries (with their retries on a
+# busy machine), it does not time them.
+EVENTUALLY_SECONDS = 90.0
+
+
 async def eventually(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(600):  # generous: this waits for real polls, it does not time them
-        if condition():
-            return
+    deadline = time.monotonic() + EVENTUALLY_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened within {EVENTUALLY_SECONDS:.0f} s: {what}")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def test_region_down_pages_and_resolves(
