@@ -689,7 +689,21 @@ class NocApp(App[None]):
             return False
         spec = ACTIONS_BY_NAME.get(action)
         # Textual's own actions (the palette, focus moves) and the screens' own are free.
-        return spec is None or self.may_run(spec, on_main=len(self.screen_stack) == 1)
+        if spec is None or self.may_run(spec, on_main=len(self.screen_stack) == 1):
+            return True
+        if self._waits_for_another_action(spec):
+            # Shown dimmed, not hidden: the footer keeps its place and its words while
+            # an action (say the audit of a cancelled dialog) finishes, and lights up
+            # again when the worker ends (on_worker_state_changed).
+            return None
+        return False
+
+    def _waits_for_another_action(self, spec: ActionSpec) -> bool:
+        """`spec` is refused only because another operator action is still running."""
+        if spec.who is not Who.OPERATOR or self.read_only or not self.operator_actions_running():
+            return False
+        busy = replace(spec, while_busy=True)
+        return self.may_run(busy, on_main=len(self.screen_stack) == 1)
 
     def may_run(self, spec: ActionSpec, *, on_main: bool, palette: bool = False) -> bool:
         """The table's rules for `spec` now: for its key (from `check_action`), or for
@@ -874,6 +888,10 @@ class NocApp(App[None]):
         """A worker that raised is said on screen and written to noc.log, never silent
         (harlequin's pattern): pressing `f` must not do nothing when planning fails."""
         worker = event.worker
+        if worker.group == OPERATOR_GROUP and worker.is_finished:
+            # The keys check_action dimmed while it ran are live again: the footer
+            # says so now, not at the next focus change (tens of seconds later).
+            self.refresh_bindings()
         if event.state is not WorkerState.ERROR or worker.error is None:
             return
         error = worker.error

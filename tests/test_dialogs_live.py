@@ -1,0 +1,92 @@
+"""Dialogs are live and leave the dashboard as they found it (issue 17, item 4).
+
+Driven with Pilot against real redis-servers: the footer is whole again as soon as
+a dialog closes; keys typed ahead in one burst (or pasted) land in the fields they
+name; the failover dialog's rules re-evaluate while it is open, and what is
+confirmed is the plan on screen, decided again on fresh facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from failover_support import until
+from support import HTTP_503, estate_config, feed_round
+from textual import events
+from textual.pilot import Pilot
+from textual.screen import ModalScreen
+from textual.widgets._footer import FooterKey
+
+from noc.app import NocApp
+from noc.clock import FakeClock
+from noc.model import AlertState
+from noc.simulator import RedisServer
+from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.silence_dialog import SilenceDialog
+
+# What the footer must offer on the main screen whenever no dialog is open.
+FOOTER_ACTIONS = {"f": "Failover", "b": "Failback", "a": "Ack", "s": "Silence"}
+
+
+@pytest.fixture
+def stores(redis_servers: Callable[..., list[RedisServer]]) -> dict[str, RedisServer]:
+    return dict(zip(("ro", "bg", "pa"), redis_servers(3), strict=True))
+
+
+def make_app(tmp_path: Path, stores: dict[str, RedisServer]) -> NocApp:
+    clock = FakeClock()
+    app = NocApp(
+        estate_config({rid: s.url for rid, s in stores.items()}),
+        clock=clock,
+        start_polling=False,
+        state_path=tmp_path,
+    )
+    # pa's checks fail for a few rounds: an alert fires, so `a` has something to ack.
+    for _ in range(4):
+        feed_round(app.scheduler.engine, clock, {"pa": HTTP_503})
+        app.scheduler.engine.evaluate_alerts()
+    return app
+
+
+def footer_keys(app: NocApp) -> dict[str, str]:
+    """The footer's keys as drawn now: key -> its words, live (not dimmed) ones only."""
+    return {
+        key.key: key.description
+        for key in app.screen_stack[0].query(FooterKey)
+        if not key.has_class("-disabled")
+    }
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let queued messages run: no clock moves, no poll happens meanwhile."""
+    for _ in range(5):
+        await pilot.pause()
+
+
+@pytest.mark.parametrize(
+    ("key", "dialog"),
+    [("f", FailoverDialog), ("b", FailoverDialog), ("a", AckDialog), ("s", SilenceDialog)],
+)
+async def test_the_footer_is_whole_as_soon_as_a_dialog_is_cancelled(
+    tmp_path: Path, stores: dict[str, RedisServer], key: str, dialog: type[ModalScreen[object]]
+) -> None:
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.scheduler.read_flags()
+        app.refresh_snapshot()
+        firing = [a for a in app.snapshot().alerts if a.state is AlertState.FIRING]
+        app.selected_alert = firing[0].id
+        await settle(pilot)
+        assert FOOTER_ACTIONS.items() <= footer_keys(app).items()
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(app.screen, dialog))
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.screen_stack) == 1)
+        # The cancelled action's audit record is written off the loop; then the footer
+        # comes back whole with no key, focus change or poll to prompt it.
+        await until(pilot, lambda: not app.operator_actions_running())
+        await settle(pilot)
+        assert FOOTER_ACTIONS.items() <= footer_keys(app).items()
