@@ -462,6 +462,7 @@ class NocApp(App[None]):
             for pane in panes:
                 self._apply_snapshot(pane, snapshot, compact=compact, rotation=rotation)
             self._show_faults(main)
+            self._reevaluate_dialogs(snapshot)
 
     def _snapshot_panes(self, main: Screen[Any]) -> list[DOMNode]:
         """Every pane that draws the snapshot now, in the order they are fed."""
@@ -793,17 +794,31 @@ class NocApp(App[None]):
         )
 
     async def _confirm_in_dialog(self, plan: ActionPlan) -> Confirmation | None:
+        # Live: refresh_snapshot hands it the plan re-evaluated on each snapshot.
         confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
         if confirmation is None:
             return None
+        shown = confirmation.plan or plan
         if confirmation.force and not await self.push_screen(
-            ForceDialog(plan), wait_for_dismiss=True
+            ForceDialog(shown), wait_for_dismiss=True
         ):
             return None
-        return Confirmation(confirmation.reason, confirmation.force, "typed")
+        return Confirmation(confirmation.reason, confirmation.force, "typed", shown)
 
     async def _show_refused(self, plan: ActionPlan) -> None:
-        await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        await self.push_screen(FailoverDialog(plan, can_act=False), wait_for_dismiss=True)
+
+    def _reevaluate_dialogs(self, snapshot: EstateSnapshot) -> None:
+        """Each open failover dialog's plan, judged again on `snapshot` and the clock."""
+        for screen in self.screen_stack:
+            if not isinstance(screen, FailoverDialog) or not screen.is_attached:
+                continue
+            try:
+                again = self.operations.reevaluate(screen.plan, snapshot)
+                if again is not None:
+                    screen.plan = again
+            except Exception:  # the dialog keeps the plan it shows; acting re-plans anyway
+                log.exception("re-evaluating %s", screen.plan.action_id)
 
     async def _open_drain(self, plan: ActionPlan) -> DrainWatch:
         dialog = DrainWait(plan)

@@ -1,7 +1,8 @@
 """The failover dialog, break-glass verdict and result screens of a DNS-moving action.
 
-Pinned at 80x24 (SSH) and 200x60 (wall screen): at 80x24 the body scrolls while
-the typed id, the reason and the buttons stay on screen. Plans come from the
+Pinned at 80x24 (SSH) and 200x60 (wall screen): at 80x24 the dialog condenses to
+one line per rule (failing first) and a blast radius summary, so rules, blast
+radius, the typed id, the reason and the buttons are all on screen unscrolled. Plans come from the
 real `plan_action()` on a fed snapshot, with the actuators' facts made by hand.
 """
 
@@ -230,7 +231,7 @@ def test_dns_failover_needs_break_glass(
     assert snap_compare(app, terminal_size=size, run_before=showing(lambda: FailoverDialog(plan)))
 
 
-# At 80x24 the blast radius is below the rules: PgDn brings it up, the inputs stay.
+# At 80x24 rules and blast radius fit condensed: PgDn has nothing to scroll.
 def test_dns_failover_preview_scrolled(snap_compare: Any, tmp_path: Path) -> None:
     app = dns_app(tmp_path, lag=95.0, unsynced=312)
     plan = failover_plan(app, THREE_MINUTES_LATER)
@@ -417,23 +418,36 @@ async def test_show_result_rerenders_in_place(tmp_path: Path) -> None:
         assert app.focused is screen.query_one("#close", Button)
 
 
-async def test_body_scrolls_but_inputs_stay_at_80x24(tmp_path: Path) -> None:
+async def test_rules_and_blast_radius_fit_at_80x24_without_scrolling(tmp_path: Path) -> None:
+    """Condensed: every rule (failing first), the blast radius summary, the inputs and
+    the buttons on one 80x24 screen; nothing to scroll."""
     app = dns_app(tmp_path, lag=95.0, unsynced=312)
     plan = failover_plan(app, THREE_MINUTES_LATER)
     async with app.run_test(size=(80, 24)) as pilot:
         dialog = FailoverDialog(plan)
         await app.push_screen(dialog)
-        await pilot.pause()
+        for _ in range(3):
+            await pilot.pause()
+        assert dialog.condensed
         assert app.focused is dialog.query_one("#cancel", Button)
         for widget in (*dialog.query(Input), *dialog.query(Button)):
-            assert widget.region.bottom <= 24 and widget.region.height == 3, widget
-        body = dialog.query_one("#body")
-        assert body.max_scroll_y > 0
-        await pilot.press("pagedown")
-        await pilot.pause()
-        assert body.scroll_y > 0
+            assert widget.region.bottom <= 24, widget
+        assert dialog.query_one("#body").max_scroll_y == 0
+        assert not dialog.query_one("#dialog").border_subtitle  # no "PgUp/PgDn: more"
         await pilot.press("tab")
         assert app.focused is not None and app.focused.id == "typed"
+
+
+async def test_the_wall_shows_the_full_dialog(tmp_path: Path) -> None:
+    app = dns_app(tmp_path, lag=95.0, unsynced=312)
+    plan = failover_plan(app, THREE_MINUTES_LATER)
+    async with app.run_test(size=(200, 60)) as pilot:
+        dialog = FailoverDialog(plan)
+        await app.push_screen(dialog)
+        for _ in range(3):
+            await pilot.pause()
+        assert not dialog.condensed
+        assert dialog.query_one("#body").max_scroll_y == 0
 
 
 # A switchover holding until replication has drained; Cancel has the focus.
