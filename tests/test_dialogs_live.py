@@ -9,22 +9,26 @@ confirmed is the plan on screen, decided again on fresh facts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from failover_support import until
-from support import HTTP_503, estate_config, feed_round
+from support import HTTP_503, estate_config, feed_round, stored_flag
 from textual import events
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
 from textual.widgets._footer import FooterKey
 
 from noc.app import NocApp
+from noc.audit import read_jsonl
 from noc.clock import FakeClock
-from noc.model import AlertState
+from noc.model import AlertState, FailoverFlag
 from noc.simulator import RedisServer
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.failover_dialog import FailoverDialog
+from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.silence_dialog import SilenceDialog
 
 # What the footer must offer on the main screen whenever no dialog is open.
@@ -90,3 +94,88 @@ async def test_the_footer_is_whole_as_soon_as_a_dialog_is_cancelled(
         await until(pilot, lambda: not app.operator_actions_running())
         await settle(pilot)
         assert FOOTER_ACTIONS.items() <= footer_keys(app).items()
+
+
+def burst(app: NocApp, keys: list[str]) -> None:
+    """Keys as a terminal delivers a fast typist's burst: all queued, none awaited."""
+    assert app._driver is not None
+    for key in keys:
+        event = events.Key(key, "\t" if key == "tab" else key)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def test_keys_typed_ahead_in_one_burst_land_where_they_say(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        dialog = app.screen
+        burst(app, ["tab", "b", "g", "tab", *"reason"])
+        await settle(pilot)
+        assert dialog.query_one("#typed", Input).value == "bg"
+        assert dialog.query_one("#reason", Input).value == "reason"
+        await pilot.press("escape")
+
+
+async def test_a_paste_with_tabs_fills_the_fields_in_turn(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        dialog = app.screen
+        assert app._driver is not None
+        # Pasted while Cancel has the focus, as the dialog opens.
+        app._driver.send_message(events.Paste("\tbg\tpasted reason"))
+        await settle(pilot)
+        assert dialog.query_one("#typed", Input).value == "bg"
+        assert dialog.query_one("#reason", Input).value == "pasted reason"
+        await pilot.press("escape")
+
+
+async def test_a_cooldown_running_out_while_the_dialog_is_open_stops_refusing(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    cooldown = app.config.failover.cooldown_seconds
+    written = clock.utcnow() - timedelta(seconds=cooldown - 2)
+    flag = FailoverFlag("ro", "bg", "op@test", "drill", written.isoformat(), "a1b2c3")
+    for store in app.scheduler.stores.values():
+        assert await store.write(flag) is None
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        dialog = app.screen
+        assert isinstance(dialog, FailoverDialog)
+        assert dialog.plan.needs_force
+        assert "Refused unless you break glass" in verdict_text(dialog)
+        assert str(dialog.query_one("#confirm", Button).label) == "Break glass…"
+        # Three seconds later, on the app's next snapshot (the clock tick draws one).
+        clock.advance(3)
+        app.refresh_snapshot()
+        await settle(pilot)
+        assert dialog.plan.allowed
+        assert "Refused" not in verdict_text(dialog)
+        assert str(dialog.query_one("#confirm", Button).label) == "Failover"
+        await pilot.press("tab", "b", "g", "tab", *"cooldown passed", "enter")
+        # No break-glass step: the plan on screen passes, and it is the one acted on.
+        await until(pilot, lambda: not app.operator_actions_running())
+        assert not any(isinstance(s, ForceDialog) for s in app.screen_stack)
+    records = read_jsonl(tmp_path / "audit.jsonl").records
+    confirmed = [r for r in records if r["event"] == "confirmed"]
+    assert len(confirmed) == 1 and confirmed[0]["forced"] is False
+    assert confirmed[0]["overridden"] == []
+    assert {stored_flag(s)["active"] for s in stores.values()} == {"bg"}
+
+
+def verdict_text(dialog: FailoverDialog) -> str:
+    return str(dialog.query_one("#verdict", Static).render())
