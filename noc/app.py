@@ -82,7 +82,7 @@ from noc.ui_settings import DEFAULT_THEME
 from noc_themes import STYLESHEETS, THEMES, no_color_filter, theme_for_terminal
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
-from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.action_result import ActionResultScreen, outcome_words
 from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 from noc_widgets.alert_filter import AlertFilter
 from noc_widgets.alert_history import AlertHistoryScreen
@@ -168,6 +168,17 @@ def error_text(error: BaseException) -> str:
 
 def _trim_style_cache() -> None:
     StylesCache.get_inner_outer.cache_clear()
+
+
+@dataclass(frozen=True)
+class ShownResult:
+    """The last execution of this session, as `t` shows it."""
+
+    result: ActionResult
+    watching: bool  # DNS is still being watched
+    # For an automated run, what fired ("ro → bg at 03:00:30 UTC"): the banner tells
+    # how it went until an operator re-arms the automation. None: an operator's.
+    automated: str | None = None
 
 
 class SnapshotChanged(Message):
@@ -262,6 +273,9 @@ class NocApp(App[None]):
         )  # fmt: skip
         self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
+        # The last execution this session and whether DNS is still watched: `t`
+        # shows it, the banner says how an automated one went.
+        self.last_result: ShownResult | None = None
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -836,10 +850,14 @@ class NocApp(App[None]):
         outcome = await self.operations.run_action(request, self._operator_io())
         await self._show_outcome(outcome)
 
-    async def _show_outcome(self, outcome: Outcome) -> None:
+    async def _show_outcome(self, outcome: Outcome, *, automated: str | None = None) -> None:
         """Say how an act ended; after an execution, show its result and watch DNS move
-        in a worker of its own: other operator acts need not wait out a TTL."""
+        in a worker of its own: other operator acts need not wait out a TTL.
+        `automated`: what the automation fired ("ro → bg at 03:00:30 UTC"); its result
+        goes to the banner, not a dialog over the dashboard (`t` opens it)."""
         result = outcome.result
+        if result is None and automated is not None:
+            return  # the automation says why it held back, in the banner
         if result is None:
             if outcome.stage not in ("refused",) or "fresh preflight" in outcome.message:
                 refused = outcome.stage == "refused"
@@ -853,14 +871,53 @@ class NocApp(App[None]):
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         watching = outcome.stage == "executed"
-        screen = ActionResultScreen(result, watching=watching)
-        self.push_screen(screen)
+        self.last_result = ShownResult(result, watching, automated)
+        self._show_last_result()
+        if automated is None:
+            self.push_screen(ActionResultScreen(result, watching=watching))
         if watching:
             self._verifying = self.run_worker(
-                self._watch(result, outcome.reason, screen, outcome.confirmed_at),
+                self._watch(result, outcome.reason, outcome.confirmed_at),
                 group="verify",
                 exit_on_error=False,
             )
+
+    def _result_progress(self, result: ActionResult, *, watching: bool) -> None:
+        """A newer picture of the last execution: in its result screens and the banner."""
+        last = self.last_result
+        if last is not None and last.result.plan.action_id == result.plan.action_id:
+            self.last_result = replace(last, result=result, watching=watching)
+        for screen in self.screen_stack:
+            if (
+                isinstance(screen, ActionResultScreen)
+                and screen.result.plan.action_id == result.plan.action_id
+            ):
+                screen.show_result(result, watching=watching)
+        self._show_last_result()
+
+    def _show_last_result(self) -> None:
+        last = self.last_result
+        words = None
+        if last is not None and last.automated is not None:
+            key = self._key_names().get("last_result", "t")
+            words = f"{last.automated}: {outcome_words(last.result, last.watching)}"
+            words += f"; {key} shows the timeline"
+        for banner in self.screen_stack[0].query(Banner):
+            banner.automated = words
+
+    def _show_last_result_cleared(self) -> None:
+        """The banner stops telling of the last automated run; `t` still opens it."""
+        if self.last_result is not None:
+            self.last_result = replace(self.last_result, automated=None)
+        self._show_last_result()
+
+    def action_last_result(self) -> None:
+        """The last execution's result and timeline, the automated failover's too."""
+        last = self.last_result
+        if last is None:
+            self.notify("No failover or other action has run in this session", timeout=4)
+            return
+        self.push_screen(ActionResultScreen(last.result, watching=last.watching))
 
     def _stop_last_watch(self) -> None:
         """The last action's DNS watch (and post hook) would report on a state this
@@ -868,12 +925,10 @@ class NocApp(App[None]):
         if self._verifying is not None and not self._verifying.is_finished:
             self._verifying.cancel()
 
-    async def _watch(
-        self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
-    ) -> None:
+    async def _watch(self, result: ActionResult, reason: str, confirmed_at: float) -> None:
         try:
             final, stopped = await self.operations.watch(
-                result, reason, confirmed_at, partial(screen.show_result, watching=True)
+                result, reason, confirmed_at, partial(self._result_progress, watching=True)
             )
         except Exception as exc:  # the change itself is done and audited
             log.exception("verifying %s", result.plan.action_id)
@@ -882,10 +937,13 @@ class NocApp(App[None]):
             return
         if stopped:
             return
-        screen.show_result(final, watching=False)
-        # The screen may have been closed while DNS was watched: the verdict still shows.
-        self.notify(final.summary, severity="information" if final.success else "error",
-                    timeout=10 if final.success else 30, markup=False)  # fmt: skip
+        self._result_progress(final, watching=False)
+        last = self.last_result
+        if last is None or last.automated is None:
+            # The screen may have been closed while DNS was watched: the verdict still
+            # shows. An automated run's verdict is in the banner: no toast over it.
+            self.notify(final.summary, severity="information" if final.success else "error",
+                        timeout=10 if final.success else 30, markup=False)  # fmt: skip
         self.scheduler.poll_now()
 
     def exit(self, result: None = None, return_code: int = 0, message: Any | None = None) -> None:
@@ -968,6 +1026,8 @@ class NocApp(App[None]):
             return
         await auto.set_paused(not auto.paused, operator_identity())
         await self.operations.automation_paused(auto.paused, operator_identity())
+        if not auto.paused:  # re-armed: what it fired last is history (`t` still shows it)
+            self._show_last_result_cleared()
         state = "PAUSED: it will not act" if auto.paused else "armed again"
         self.notify(f"Automated failover {state}", timeout=5, markup=False)
         self.refresh_snapshot()
@@ -1006,27 +1066,23 @@ class NocApp(App[None]):
                 if auto.paused:
                     return None
                 self.bell()
-                self.notify(
-                    f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
-                    "fail back by hand after validation.",
-                    severity="error",
-                    timeout=30,
-                    markup=False,
-                )
-                # Journalled first: if noc stops midway, it has still fired (once).
+                # Journalled first: if noc stops midway, it has still fired (once). The
+                # banner says so at once; a toast would cover the dashboard it changes.
                 await auto.record_fired(when, operator)
+                self.refresh_snapshot()
                 return Confirmation(reason, False, "automatic")
 
             io = replace(self._operator_io(), confirm=fire, refused=None)
             request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",
                                     reason=reason, watch=False)  # fmt: skip
             outcome = await self.operations.run_action(request, io)
-            await self._show_outcome(outcome)
+            await self._show_outcome(outcome, automated=when)
             result = outcome.result
             if result is None or (result.aborted is not None and not result.changed_anything):
                 if auto.fired is not None:
                     # Nothing was written (refused afresh, the lock held, a hook...): held.
                     await auto.retract_fired(f"tried and aborted: {outcome.message}", operator)
+                    self._show_last_result_cleared()
                 return
             if result.aborted is not None:
                 outcome_text = " (rolled back: see the result)"

@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label
 
-from noc.app import NocApp
+from noc.app import NocApp, ShownResult
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
@@ -275,6 +275,37 @@ def test_dns_failover_verified(snap_compare: Any, tmp_path: Path, size: tuple[in
     assert snap_compare(
         app, terminal_size=size, run_before=showing(lambda: ActionResultScreen(final))
     )
+
+
+# After an automated failover: the verdict and RTO in the banner, the dashboard in
+# front (no dialog to close before any key works); `t` opens the timeline.
+@pytest.mark.parametrize("size", SIZES)
+def test_automated_failover_outcome_in_the_banner(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    config = dns_config()
+    config = config.model_copy(
+        update={"failover": config.failover.model_copy(update={"auto": True})}
+    )
+    app = make_app(tmp_path, "normal", config=config)
+    feed_estate(app.scheduler.engine, app.clock, lag=4.0, unsynced=0)  # type: ignore[arg-type]
+    final = replace(
+        executed(failover_plan(app, AN_HOUR_LATER)),
+        propagation=PropagationProgress(3.6, (SERVER, *RESOLVERS[:2]), (), done=True),
+        timeline=(("confirmed", 0.0), ("executed", 0.4), ("first_resolver_moved", 1.1),
+                  ("all_moved", 4.0)),
+    )  # fmt: skip
+    fired = "ro → bg at 03:00:30 UTC"
+
+    async def fire(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        app.auto.fired = fired
+        app.last_result = ShownResult(final, watching=False, automated=fired)
+        app._show_last_result()
+        app.refresh_snapshot()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=fire)
 
 
 # (d) DNS refused the update (the record changed since planning): the flag is rolled back.
