@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from textual import events, work
 from textual._styles_cache import StylesCache
@@ -112,6 +112,7 @@ from noc_widgets.status_bar import StatusBar
 from noc_widgets.suppression_screen import SuppressionScreen
 from noc_widgets.sync_dialog import SyncDialog
 from noc_widgets.sync_summary import SyncSummary
+from noc_widgets.typeahead import KeysAhead
 from noc_widgets.view import SnapshotView
 from noc_widgets.wall_header import WallHeader
 
@@ -168,6 +169,9 @@ def error_text(error: BaseException) -> str:
 
 def _trim_style_cache() -> None:
     StylesCache.get_inner_outer.cache_clear()
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,7 @@ class NocApp(App[None]):
         # The last execution this session and whether DNS is still watched: `t`
         # shows it, the banner says how an automated one went.
         self.last_result: ShownResult | None = None
+        self._keys_ahead = KeysAhead()
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -653,10 +658,42 @@ class NocApp(App[None]):
     # --- views and the wall's rotation ------------------------------------------
 
     async def on_event(self, event: events.Event) -> None:
+        # Typed while a dialog is being prepared: the dialog's (see KeysAhead).
+        if self._keys_ahead.take(event):
+            return
         # Any key pauses the rotation, so whoever walks up can read undisturbed.
         if isinstance(event, events.Key):
             self.rotation.key_pressed(self.clock.monotonic())
         await super().on_event(event)
+
+    async def _ask(self, dialog: Screen[T]) -> T:
+        """`dialog`'s answer; the keys typed while it was prepared are handed to it
+        first, in order, before any typed later."""
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def answered(result: T | None) -> None:
+            if not answer.done():
+                answer.set_result(cast(T, result))
+
+        await self.push_screen(dialog, callback=answered)
+        # Through the app's queue: after the keys already in it (held too), before
+        # any that come after.
+        self.call_later(self._hand_over_keys_ahead)
+        return await answer
+
+    async def _hand_over_keys_ahead(self) -> None:
+        held = self._keys_ahead.release()
+        if self._keys_ahead.dropped:
+            log.warning("%d keys typed ahead past the limit were dropped", self._keys_ahead.dropped)
+        for event in held:
+            await self.on_event(event)
+
+    def _drop_keys_ahead(self) -> None:
+        """The act ended without a dialog to take them: the keys are not replayed on
+        the dashboard, where they would start what nobody meant."""
+        held = self._keys_ahead.release()
+        if held:
+            log.info("%d keys typed ahead for a dialog that did not open were dropped", len(held))
 
     def action_next_view(self) -> None:
         self.rotation.show(self.rotation.following(), self.clock.monotonic())
@@ -759,6 +796,11 @@ class NocApp(App[None]):
                 break
         self.selected_region = target
 
+    def _dialog_action(self, kind: ActionKind, target: str) -> None:
+        """An act that opens the failover dialog: keys typed until it is up are its."""
+        self._keys_ahead.hold()
+        self.operator_action(kind, target)
+
     def action_failover(self) -> None:
         target = self.selected_region
         snapshot = self.snapshot()
@@ -771,23 +813,23 @@ class NocApp(App[None]):
                 ),
                 target or self.config.regions[0].id,
             )
-        self.operator_action(ActionKind.FAILOVER, target)
+        self._dialog_action(ActionKind.FAILOVER, target)
 
     def action_failback(self) -> None:
-        self.operator_action(ActionKind.FAILBACK, self.config.primary.id)
+        self._dialog_action(ActionKind.FAILBACK, self.config.primary.id)
 
     def action_switchover(self) -> None:
         target = self.selected_region
         snapshot = self.snapshot()
         if target is None or target == snapshot.active_region:
             target = self.config.primary.id
-        self.operator_action(ActionKind.SWITCHOVER, target)
+        self._dialog_action(ActionKind.SWITCHOVER, target)
 
     def action_drain(self) -> None:
-        self.operator_action(ActionKind.DRAIN, self.selected_region or self.config.regions[0].id)
+        self._dialog_action(ActionKind.DRAIN, self.selected_region or self.config.regions[0].id)
 
     def action_restore(self) -> None:
-        self.operator_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
+        self._dialog_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
 
     @property
     def _applying(self) -> asyncio.Future[ActionResult] | None:
@@ -809,18 +851,16 @@ class NocApp(App[None]):
 
     async def _confirm_in_dialog(self, plan: ActionPlan) -> Confirmation | None:
         # Live: refresh_snapshot hands it the plan re-evaluated on each snapshot.
-        confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        confirmation = await self._ask(FailoverDialog(plan))
         if confirmation is None:
             return None
         shown = confirmation.plan or plan
-        if confirmation.force and not await self.push_screen(
-            ForceDialog(shown), wait_for_dismiss=True
-        ):
+        if confirmation.force and not await self._ask(ForceDialog(shown)):
             return None
         return Confirmation(confirmation.reason, confirmation.force, "typed", shown)
 
     async def _show_refused(self, plan: ActionPlan) -> None:
-        await self.push_screen(FailoverDialog(plan, can_act=False), wait_for_dismiss=True)
+        await self._ask(FailoverDialog(plan, can_act=False))
 
     def _reevaluate_dialogs(self, snapshot: EstateSnapshot) -> None:
         """Each open failover dialog's plan, judged again on `snapshot` and the clock."""
@@ -843,11 +883,14 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def operator_action(self, kind: ActionKind, target: str) -> None:
-        if self._refuse_if_busy():
-            return
-        request = ActionRequest(kind, target, operator_identity(), via="tui", force_offered=True,
-                                watch=False)  # fmt: skip
-        outcome = await self.operations.run_action(request, self._operator_io())
+        try:
+            if self._refuse_if_busy():
+                return
+            request = ActionRequest(kind, target, operator_identity(), via="tui",
+                                    force_offered=True, watch=False)  # fmt: skip
+            outcome = await self.operations.run_action(request, self._operator_io())
+        finally:
+            self._drop_keys_ahead()
         await self._show_outcome(outcome)
 
     async def _show_outcome(self, outcome: Outcome, *, automated: str | None = None) -> None:
@@ -961,7 +1004,8 @@ class NocApp(App[None]):
         """A worker that raised is said on screen and written to noc.log, never silent
         (harlequin's pattern): pressing `f` must not do nothing when planning fails."""
         worker = event.worker
-        if worker.group == OPERATOR_GROUP and worker.is_finished:
+        # (Not once the app is being taken down: its screens may be gone already.)
+        if worker.group == OPERATOR_GROUP and worker.is_finished and self.screen_stack:
             # The keys check_action dimmed while it ran are live again: the footer
             # says so now, not at the next focus change (tens of seconds later).
             self.refresh_bindings()

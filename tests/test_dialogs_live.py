@@ -29,6 +29,7 @@ from noc.simulator import RedisServer
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.failover_dialog import FailoverDialog
 from noc_widgets.force_dialog import ForceDialog
+from noc_widgets.region_board import RegionBoard
 from noc_widgets.silence_dialog import SilenceDialog
 
 # What the footer must offer on the main screen whenever no dialog is open.
@@ -99,8 +100,10 @@ async def test_the_footer_is_whole_as_soon_as_a_dialog_is_cancelled(
 def burst(app: NocApp, keys: list[str]) -> None:
     """Keys as a terminal delivers a fast typist's burst: all queued, none awaited."""
     assert app._driver is not None
-    for key in keys:
-        event = events.Key(key, "\t" if key == "tab" else key)
+    characters = {"tab": "\t", "enter": "\r", " ": " "}
+    for typed in keys:
+        key = "space" if typed == " " else typed
+        event = events.Key(key, characters.get(typed, typed if len(typed) == 1 else None))
         event.set_sender(app)
         app._driver.send_message(event)
 
@@ -119,6 +122,67 @@ async def test_keys_typed_ahead_in_one_burst_land_where_they_say(
         assert dialog.query_one("#typed", Input).value == "bg"
         assert dialog.query_one("#reason", Input).value == "reason"
         await pilot.press("escape")
+
+
+async def test_keys_typed_before_the_dialog_is_up_are_its_own(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    """`f Tab bg Tab reason Enter` in one burst: the plan is still being read from
+    the stores when the rest arrives; the keys wait for the dialog, and the failover
+    runs with the id and reason typed, end to end."""
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        burst(app, ["f", "tab", "b", "g", "tab", *"typed ahead", "enter"])
+        await until(pilot, lambda: app.operator_actions_running() > 0)
+        await until(pilot, lambda: not app.operator_actions_running())
+        # Nothing reached the dashboard meanwhile: no other view, region or dialog.
+        assert app.selected_region is None or app.selected_region == "ro"
+    records = read_jsonl(tmp_path / "audit.jsonl").records
+    confirmed = [r for r in records if r["event"] == "confirmed"]
+    assert len(confirmed) == 1 and confirmed[0]["reason"] == "typed ahead"
+    assert {stored_flag(s)["active"] for s in stores.values()} == {"bg"}
+
+
+async def test_keys_pressed_without_pauses_reach_the_dialog(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    """The same through Pilot's own presses, one call, no pause between keys."""
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        await pilot.press("f", "tab", "b", "g", "tab", *"pressed", "enter")
+        await until(pilot, lambda: not app.operator_actions_running())
+    confirmed = [r for r in read_jsonl(tmp_path / "audit.jsonl").records
+                 if r["event"] == "confirmed"]  # fmt: skip
+    assert [r["reason"] for r in confirmed] == ["pressed"]
+
+
+async def test_keys_typed_for_a_dialog_that_never_opens_start_nothing(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    """Planning fails (every store gone): the keys typed for the dialog are
+    dropped, not replayed on the dashboard (`b` would start a failback)."""
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.scheduler.read_flags()
+        planning = app.operations.plan
+        app.operations.plan = failing_plan  # type: ignore[method-assign]
+        burst(app, ["f", "b", "v"])
+        await until(pilot, lambda: any("cannot be read" in n.message for n in app._notifications))
+        await settle(pilot)
+        assert len(app.screen_stack) == 1 and not app._keys_ahead.holding
+        assert not app.operator_actions_running()
+        assert not app.query_one(RegionBoard).display  # `v` did not turn the view
+        # The dashboard takes keys again at once.
+        app.operations.plan = planning  # type: ignore[method-assign]
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+        await pilot.press("escape")
+
+
+async def failing_plan(*args: object, **kwargs: object) -> object:
+    raise ConnectionError("the stores cannot be read")
 
 
 async def test_a_paste_with_tabs_fills_the_fields_in_turn(

@@ -62,3 +62,54 @@ class Field(Input):
             event.stop()
             event.prevent_default()
             self.screen.type_along(event.text)
+
+
+class KeysAhead:
+    """Keys and pastes typed while a dialog is being prepared, held for it.
+
+    Between `f` and the failover dialog the plan is read from the stores and DNS;
+    keys typed meanwhile (`f Tab bg Tab reason` in one burst) went to the dashboard
+    behind, starting nothing useful and losing the id and reason. The app holds them
+    from the key that asks for a dialog until the dialog is mounted, then hands them
+    to it in the order they came. At most LIMIT are held: beyond that a stuck key is
+    repeating, not a typist typing.
+    """
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._held: list[events.Key | events.Paste] | None = None
+        self.dropped = 0  # held past LIMIT, for the log
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def hold(self) -> None:
+        """From now, keys are held (a dialog is on its way)."""
+        if self._held is None:
+            self._held = []
+            self.dropped = 0
+
+    def take(self, event: events.Event) -> bool:
+        """Hold `event` if it is typing and keys are being held; True if held.
+
+        Both as the app reads it and as it comes back up unhandled: the keys of a
+        burst were all handed to the focused table before the first of them (`f`)
+        reached its binding and asked for the dialog."""
+        if self._held is None or not isinstance(event, events.Key | events.Paste):
+            return False
+        if len(self._held) < self.LIMIT:
+            self._held.append(event)
+        else:
+            self.dropped += 1
+        return True
+
+    def release(self) -> list[events.Key | events.Paste]:
+        """Stop holding; what was held, oldest first, as new events (a key that went
+        to a widget and back cannot be sent again: it would reach bindings only)."""
+        held, self._held = self._held or [], None
+        return [
+            events.Key(e.key, e.character) if isinstance(e, events.Key) else events.Paste(e.text)
+            for e in held
+        ]
