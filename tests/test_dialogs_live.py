@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from failover_support import until
@@ -24,7 +25,7 @@ from textual.widgets._footer import FooterKey
 from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.clock import FakeClock
-from noc.model import AlertState, FailoverFlag
+from noc.model import ActionPlan, AlertState, FailoverFlag
 from noc.simulator import RedisServer
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.failover_dialog import FailoverDialog
@@ -181,7 +182,7 @@ async def test_keys_typed_for_a_dialog_that_never_opens_start_nothing(
         await pilot.press("escape")
 
 
-async def failing_plan(*args: object, **kwargs: object) -> object:
+async def failing_plan(*args: Any, **kwargs: Any) -> ActionPlan:
     raise ConnectionError("the stores cannot be read")
 
 
