@@ -855,9 +855,16 @@ class NocApp(App[None]):
         if confirmation is None:
             return None
         shown = confirmation.plan or plan
-        if confirmation.force and not await self._ask(ForceDialog(shown)):
-            return None
-        return Confirmation(confirmation.reason, confirmation.force, "typed", shown)
+        force = confirmation.force
+        if force:
+            breaking = ForceDialog(shown)
+            if not await self._ask(breaking):
+                return None
+            # Live too: the rules as they stood when FORCE was confirmed; if none
+            # fails any more, nothing is bypassed (or recorded as bypassed).
+            shown = breaking.plan
+            force = shown.needs_force
+        return Confirmation(confirmation.reason, force, "typed", shown)
 
     async def _show_refused(self, plan: ActionPlan) -> None:
         await self._ask(FailoverDialog(plan, can_act=False))
@@ -865,7 +872,7 @@ class NocApp(App[None]):
     def _reevaluate_dialogs(self, snapshot: EstateSnapshot) -> None:
         """Each open failover dialog's plan, judged again on `snapshot` and the clock."""
         for screen in self.screen_stack:
-            if not isinstance(screen, FailoverDialog) or not screen.is_attached:
+            if not isinstance(screen, FailoverDialog | ForceDialog) or not screen.is_attached:
                 continue
             try:
                 again = self.operations.reevaluate(screen.plan, snapshot)

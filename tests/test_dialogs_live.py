@@ -244,3 +244,77 @@ async def test_a_cooldown_running_out_while_the_dialog_is_open_stops_refusing(
 
 def verdict_text(dialog: FailoverDialog) -> str:
     return str(dialog.query_one("#verdict", Static).render())
+
+
+async def open_break_glass(app: NocApp, pilot: Pilot[None], stores: dict[str, RedisServer]) -> None:
+    """A failover to bg 2 s before the cooldown of the last one ends, at the
+    break-glass step."""
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    written = clock.utcnow() - timedelta(seconds=app.config.failover.cooldown_seconds - 2)
+    flag = FailoverFlag("ro", "bg", "op@test", "drill", written.isoformat(), "a1b2c3")
+    for store in app.scheduler.stores.values():
+        assert await store.write(flag) is None
+    await app.scheduler.read_flags()
+    await pilot.press("f")
+    await until(pilot, lambda: isinstance(app.screen, FailoverDialog))
+    await pilot.press("tab", "b", "g", "tab", *"past the cooldown", "enter")
+    await until(pilot, lambda: isinstance(app.screen, ForceDialog))
+
+
+async def test_the_break_glass_step_is_live_a_cooldown_running_out_needs_no_override(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_break_glass(app, pilot, stores)
+        breaking = app.screen
+        assert isinstance(breaking, ForceDialog)
+        assert "This bypasses 1 safety rule" in str(
+            breaking.query_one("#bypasses", Static).render()
+        )
+        assert breaking.query_one("#confirm", Button).disabled
+        assert isinstance(app.clock, FakeClock)
+        app.clock.advance(3)
+        app.refresh_snapshot()
+        await settle(pilot)
+        said = str(breaking.query_one("#bypasses", Static).render())
+        assert "Every rule passes now" in said
+        assert not breaking.query_one("#force", Input).display
+        confirm = breaking.query_one("#confirm", Button)
+        assert str(confirm.label) == "Failover" and not confirm.disabled
+        await pilot.press("tab", "enter")  # Cancel → Failover: no FORCE to type
+        await until(pilot, lambda: not app.operator_actions_running())
+    confirmed = [r for r in read_jsonl(tmp_path / "audit.jsonl").records
+                 if r["event"] == "confirmed"]  # fmt: skip
+    assert len(confirmed) == 1
+    assert confirmed[0]["forced"] is False and confirmed[0]["overridden"] == []
+    assert {stored_flag(s)["active"] for s in stores.values()} == {"bg"}
+
+
+async def test_the_break_glass_step_refuses_once_a_rule_no_override_may_bypass_fails(
+    tmp_path: Path, stores: dict[str, RedisServer]
+) -> None:
+    app = make_app(tmp_path, stores)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_break_glass(app, pilot, stores)
+        breaking = app.screen
+        assert isinstance(breaking, ForceDialog)
+        await pilot.press("tab", "tab", *"FORCE")  # Cancel → confirm (off) → FORCE
+        await settle(pilot)
+        assert breaking.query_one("#force", Input).value == "FORCE"
+        assert not breaking.query_one("#confirm", Button).disabled
+        # The estate's flag stores stop answering with the dialog open: the flag
+        # could not be written anywhere, and that no override bypasses.
+        for server in stores.values():
+            server.stop()
+        await app.scheduler.read_flags()
+        app.refresh_snapshot()
+        await settle(pilot)
+        said = str(breaking.query_one("#bypasses", Static).render())
+        assert "Refused now: no override may bypass" in said, said
+        assert breaking.query_one("#confirm", Button).disabled
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.operator_actions_running())
+    events = [r["event"] for r in read_jsonl(tmp_path / "audit.jsonl").records]
+    assert "confirmed" not in events and "cancelled" in events

@@ -218,7 +218,7 @@ def verdict(plan: ActionPlan, *, can_act: bool = True, condensed: bool = False) 
 
 
 # Never shown: the reactive's default before __init__ sets the real plan.
-_NO_PLAN = ActionPlan("", ActionKind.FAILOVER, None, "", Health.UNKNOWN, {}, False, (), ())
+NO_PLAN = ActionPlan("", ActionKind.FAILOVER, None, "", Health.UNKNOWN, {}, False, (), ())
 
 
 class CondensedBody(RowsView):
@@ -308,7 +308,7 @@ class FailoverDialog(FittedModal[Confirmation | None]):
     ]
 
     # The plan as the rules judge it now: the app sets it from each new snapshot.
-    plan: reactive[ActionPlan] = reactive(lambda: _NO_PLAN, init=False, layout=True)
+    plan: reactive[ActionPlan] = reactive(lambda: NO_PLAN, init=False, layout=True)
     # One line per rule and a blast radius summary: set when the full text does not fit.
     condensed: reactive[bool] = reactive(False, init=False)
 
