@@ -300,7 +300,7 @@ async def test_the_break_glass_step_refuses_once_a_rule_no_override_may_bypass_f
         await open_break_glass(app, pilot, stores)
         breaking = app.screen
         assert isinstance(breaking, ForceDialog)
-        await pilot.press("tab", "tab", *"FORCE")  # Cancel → confirm (off) → FORCE
+        await pilot.press("tab", *"FORCE")  # Cancel → (confirm is off) → the FORCE field
         await settle(pilot)
         assert breaking.query_one("#force", Input).value == "FORCE"
         assert not breaking.query_one("#confirm", Button).disabled
