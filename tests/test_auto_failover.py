@@ -120,7 +120,7 @@ async def test_after_an_automated_failover_the_banner_says_how_it_went_and_keys_
         # (The fake clock stands still while DNS moves: an RTO of 0.0 s.)
         assert "\n⚡ AUTOMATED FAILOVER FIRED ro → bg at " in f"\n{said}"
         assert "VERIFIED, RTO " in said and "t shows the timeline" in said
-        assert "It will not fail back; P re-arms." in said
+        assert "It will not fail back; P, then P again, re-arms it." in said
         # Its alert's detail names the way to the timeline too.
         assert next_step("automated_failover", app._key_names()).startswith(
             "its result and timeline: t on the dashboard"

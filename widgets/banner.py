@@ -3,7 +3,8 @@
 Shown when noc is cut off (last known status only), when every health check fails
 while other sources answer (an estate-wide outage), when polls are stale, when the
 regions' stores disagree on which region is active (split-brain risk), while
-automated failover counts down, is held back, or has fired, and when a part of
+automated failover counts down, is held back, or has fired (with how it went:
+verified or not, the RTO; no dialog covers the dashboard), and when a part of
 noc itself has failed (a pane that could not draw, a poll loop that died): the
 app sets `faults`, lines the snapshot does not carry.
 """
@@ -79,7 +80,8 @@ def banner_lines(snapshot: EstateSnapshot, automated: str | None = None) -> list
 
 
 FIRED_WITH_OUTCOME = "⚡ AUTOMATED FAILOVER FIRED "
-FIRED_TAIL = ". It will not fail back; P re-arms."
+# P pauses the automation; P again resumes it, which re-arms it.
+FIRED_TAIL = ". It will not fail back; P, then P again, re-arms it."
 
 
 # The automation's states an operator must see in words, not just as a status-bar mark.
