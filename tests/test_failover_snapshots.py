@@ -176,9 +176,17 @@ def showing(screen: Callable[[], Screen[Any]]) -> Callable[[Pilot[None]], Awaita
     async def run(pilot: Pilot[None]) -> None:
         await pilot.pause()
         await pilot.app.push_screen(screen())
-        await pilot.pause()
+        await fitted(pilot)
 
     return run
+
+
+async def fitted(pilot: Pilot[None]) -> None:
+    """Time for a dialog to fit itself: each fit runs after a refresh, and a refresh
+    waits for the screen's update timer, so on a loaded machine a few bare pauses
+    could take the picture between the condensing and the fit that follows it."""
+    for _ in range(4):
+        await pilot.pause(0.05)
 
 
 def moved(result: ActionResult, progress: PropagationProgress | None) -> ActionResult:
@@ -457,8 +465,7 @@ async def test_rules_and_blast_radius_fit_at_80x24_without_scrolling(tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         dialog = FailoverDialog(plan)
         await app.push_screen(dialog)
-        for _ in range(3):
-            await pilot.pause()
+        await fitted(pilot)
         assert dialog.condensed
         assert app.focused is dialog.query_one("#cancel", Button)
         for widget in (*dialog.query(Input), *dialog.query(Button)):
@@ -475,8 +482,7 @@ async def test_the_wall_shows_the_full_dialog(tmp_path: Path) -> None:
     async with app.run_test(size=(200, 60)) as pilot:
         dialog = FailoverDialog(plan)
         await app.push_screen(dialog)
-        for _ in range(3):
-            await pilot.pause()
+        await fitted(pilot)
         assert not dialog.condensed
         assert dialog.query_one("#body").max_scroll_y == 0
 

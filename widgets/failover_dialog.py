@@ -236,6 +236,10 @@ class CondensedBody(RowsView):
         return Content("\n").join([*rules, *blast])
 
 
+# A body that still scrolls is measured again after this many refreshes at most.
+MAX_REFITS = 3
+
+
 class FailoverDialog(FittedModal[Confirmation | None]):
     DEFAULT_CSS = """
     FailoverDialog {
@@ -384,6 +388,7 @@ class FailoverDialog(FittedModal[Confirmation | None]):
         confirm.disabled = not self._confirmable()
         if not confirmable and self.focused is not None and self.focused.id != "cancel":
             self.query_one("#cancel", Button).focus()
+        self._refits = 0
         self.call_after_refresh(self._fit)
 
     def _show_title(self, plan: ActionPlan) -> None:
@@ -403,6 +408,12 @@ class FailoverDialog(FittedModal[Confirmation | None]):
             condensed.room = room
             condensed.refresh(layout=True)
         fit_scroll_body(dialog, body, self.size.height)
+        if dialog.border_subtitle and self._refits < MAX_REFITS:
+            # The body may not be laid out in its new room yet (it still measures
+            # the full text's height): measured again after the next refresh, so
+            # "PgUp/PgDn: more" does not stay on a body that fits.
+            self._refits += 1
+            self.call_after_refresh(self._fit)
 
     def _room(self, dialog: Widget, body: Widget) -> int:
         fixed = dialog.outer_size.height - dialog.size.height
@@ -413,8 +424,11 @@ class FailoverDialog(FittedModal[Confirmation | None]):
                 fixed += child.outer_size.height
         return max(3, self.size.height - fixed)
 
+    _refits = 0  # fits again after one that found more to scroll, up to MAX_REFITS
+
     def on_resize(self) -> None:
         # A larger screen may hold the full text again: decide afresh once laid out.
+        self._refits = 0
         self.condensed = False
         self.call_after_refresh(self._fit)
 
