@@ -119,6 +119,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Past alert episodes, newest first; Enter opens one"),
     ActionSpec("alert_detail", "alert_detail", None, "Alert detail", "Alert detail",
                "The selected alert: labels, value, acks, silences, its record, the next step"),
+    # The automated failover's result is a banner, not a dialog: this opens it.
+    ActionSpec("last_result", "last_result", "t", "Last result", "Last action's result",
+               "The last failover's result: flag, steps, DNS, timeline (the automated one's too)"),
     ActionSpec("refresh", "refresh", "r", "Refresh", "Refresh now",
                "Poll every source immediately", palette_where=_ANY),
     ActionSpec("prev_region", "select_region(-1)", "left_square_bracket", "Prev region",

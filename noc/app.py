@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from textual import events, work
 from textual._styles_cache import StylesCache
@@ -74,6 +74,7 @@ from noc.ui_settings import DEFAULT_THEME
 from noc_themes import STYLESHEETS, THEMES, no_color_filter, theme_for_terminal
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
+from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 from noc_widgets.alert_filter import AlertFilter
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
@@ -99,6 +100,7 @@ from noc_widgets.status_bar import StatusBar
 from noc_widgets.suppression_screen import SuppressionScreen
 from noc_widgets.sync_dialog import SyncDialog
 from noc_widgets.sync_summary import SyncSummary
+from noc_widgets.typeahead import KeysAhead
 from noc_widgets.view import SnapshotView
 from noc_widgets.wall_header import WallHeader
 
@@ -119,7 +121,6 @@ if TYPE_CHECKING:
         RecoveryOptions,
     )
     from noc.recovery import Decision, FlagSplit, Interrupted
-    from noc_widgets.action_result import ActionResultScreen
     from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,20 @@ def error_text(error: BaseException) -> str:
 
 def _trim_style_cache() -> None:
     StylesCache.get_inner_outer.cache_clear()
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ShownResult:
+    """The last execution of this session, as `t` shows it."""
+
+    result: ActionResult
+    watching: bool  # DNS is still being watched
+    # For an automated run, what fired ("ro → bg at 03:00:30 UTC"): the banner tells
+    # how it went until an operator re-arms the automation. None: an operator's.
+    automated: str | None = None
 
 
 class SnapshotChanged(Message):
@@ -275,6 +290,10 @@ class NocApp(App[None]):
         self._operations: Operations | None = None
         self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
+        # The last execution this session and whether DNS is still watched: `t`
+        # shows it, the banner says how an automated one went.
+        self.last_result: ShownResult | None = None
+        self._keys_ahead = KeysAhead()
         self.selected_region: str | None = None
         self.selected_alert: str | None = None
         self._last_repaint = 0.0
@@ -485,6 +504,7 @@ class NocApp(App[None]):
             for pane in panes:
                 self._apply_snapshot(pane, snapshot, compact=compact, rotation=rotation)
             self._show_faults(main)
+            self._reevaluate_dialogs(snapshot)
         # Once the panes have their new sizes (a summary line may have appeared).
         self.call_after_refresh(self._fit_alert_pane, main)
 
@@ -732,10 +752,42 @@ class NocApp(App[None]):
     # --- views and the wall's rotation ------------------------------------------
 
     async def on_event(self, event: events.Event) -> None:
+        # Typed while a dialog is being prepared: the dialog's (see KeysAhead).
+        if self._keys_ahead.take(event):
+            return
         # Any key pauses the rotation, so whoever walks up can read undisturbed.
         if isinstance(event, events.Key):
             self.rotation.key_pressed(self.clock.monotonic())
         await super().on_event(event)
+
+    async def _ask(self, dialog: Screen[T]) -> T:
+        """`dialog`'s answer; the keys typed while it was prepared are handed to it
+        first, in order, before any typed later."""
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def answered(result: T | None) -> None:
+            if not answer.done():
+                answer.set_result(cast(T, result))
+
+        await self.push_screen(dialog, callback=answered)
+        # Through the app's queue: after the keys already in it (held too), before
+        # any that come after.
+        self.call_later(self._hand_over_keys_ahead)
+        return await answer
+
+    async def _hand_over_keys_ahead(self) -> None:
+        held = self._keys_ahead.release()
+        if self._keys_ahead.dropped:
+            log.warning("%d keys typed ahead past the limit were dropped", self._keys_ahead.dropped)
+        for event in held:
+            await self.on_event(event)
+
+    def _drop_keys_ahead(self) -> None:
+        """The act ended without a dialog to take them: the keys are not replayed on
+        the dashboard, where they would start what nobody meant."""
+        held = self._keys_ahead.release()
+        if held:
+            log.info("%d keys typed ahead for a dialog that did not open were dropped", len(held))
 
     def action_next_view(self) -> None:
         self.rotation.show(self.rotation.following(), self.clock.monotonic())
@@ -783,7 +835,21 @@ class NocApp(App[None]):
             return False
         spec = ACTIONS_BY_NAME.get(action)
         # Textual's own actions (the palette, focus moves) and the screens' own are free.
-        return spec is None or self.may_run(spec, on_main=len(self.screen_stack) == 1)
+        if spec is None or self.may_run(spec, on_main=len(self.screen_stack) == 1):
+            return True
+        if self._waits_for_another_action(spec):
+            # Shown dimmed, not hidden: the footer keeps its place and its words while
+            # an action (say the audit of a cancelled dialog) finishes, and lights up
+            # again when the worker ends (on_worker_state_changed).
+            return None
+        return False
+
+    def _waits_for_another_action(self, spec: ActionSpec) -> bool:
+        """`spec` is refused only because another operator action is still running."""
+        if spec.who is not Who.OPERATOR or self.read_only or not self.operator_actions_running():
+            return False
+        busy = replace(spec, while_busy=True)
+        return self.may_run(busy, on_main=len(self.screen_stack) == 1)
 
     def may_run(self, spec: ActionSpec, *, on_main: bool, palette: bool = False) -> bool:
         """The table's rules for `spec` now: for its key (from `check_action`), or for
@@ -824,6 +890,11 @@ class NocApp(App[None]):
                 break
         self.selected_region = target
 
+    def _dialog_action(self, kind: ActionKind, target: str) -> None:
+        """An act that opens the failover dialog: keys typed until it is up are its."""
+        self._keys_ahead.hold()
+        self.operator_action(kind, target)
+
     def action_failover(self) -> None:
         target = self.selected_region
         snapshot = self.snapshot()
@@ -836,23 +907,23 @@ class NocApp(App[None]):
                 ),
                 target or self.config.regions[0].id,
             )
-        self.operator_action(ActionKind.FAILOVER, target)
+        self._dialog_action(ActionKind.FAILOVER, target)
 
     def action_failback(self) -> None:
-        self.operator_action(ActionKind.FAILBACK, self.config.primary.id)
+        self._dialog_action(ActionKind.FAILBACK, self.config.primary.id)
 
     def action_switchover(self) -> None:
         target = self.selected_region
         snapshot = self.snapshot()
         if target is None or target == snapshot.active_region:
             target = self.config.primary.id
-        self.operator_action(ActionKind.SWITCHOVER, target)
+        self._dialog_action(ActionKind.SWITCHOVER, target)
 
     def action_drain(self) -> None:
-        self.operator_action(ActionKind.DRAIN, self.selected_region or self.config.regions[0].id)
+        self._dialog_action(ActionKind.DRAIN, self.selected_region or self.config.regions[0].id)
 
     def action_restore(self) -> None:
-        self.operator_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
+        self._dialog_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
 
     @property
     def operations(self) -> Operations:
@@ -894,19 +965,38 @@ class NocApp(App[None]):
         )
 
     async def _confirm_in_dialog(self, plan: ActionPlan) -> Confirmation | None:
-        confirmation = await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        # Live: refresh_snapshot hands it the plan re-evaluated on each snapshot.
+        confirmation = await self._ask(FailoverDialog(plan))
         if confirmation is None:
             return None
-        if confirmation.force and not await self.push_screen(
-            ForceDialog(plan), wait_for_dismiss=True
-        ):
-            return None
+        shown = confirmation.plan or plan
+        force = confirmation.force
+        if force:
+            breaking = ForceDialog(shown)
+            if not await self._ask(breaking):
+                return None
+            # Live too: the rules as they stood when FORCE was confirmed; if none
+            # fails any more, nothing is bypassed (or recorded as bypassed).
+            shown = breaking.plan
+            force = shown.needs_force
         from noc.operations import Confirmation
 
-        return Confirmation(confirmation.reason, confirmation.force, "typed")
+        return Confirmation(confirmation.reason, force, "typed", shown)
 
     async def _show_refused(self, plan: ActionPlan) -> None:
-        await self.push_screen(FailoverDialog(plan), wait_for_dismiss=True)
+        await self._ask(FailoverDialog(plan, can_act=False))
+
+    def _reevaluate_dialogs(self, snapshot: EstateSnapshot) -> None:
+        """Each open failover dialog's plan, judged again on `snapshot` and the clock."""
+        for screen in self.screen_stack:
+            if not isinstance(screen, FailoverDialog | ForceDialog) or not screen.is_attached:
+                continue
+            try:
+                again = self.operations.reevaluate(screen.plan, snapshot)
+                if again is not None:
+                    screen.plan = again
+            except Exception:  # the dialog keeps the plan it shows; acting re-plans anyway
+                log.exception("re-evaluating %s", screen.plan.action_id)
 
     async def _open_drain(self, plan: ActionPlan) -> DrainWatch:
         dialog = DrainWait(plan)
@@ -917,19 +1007,26 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def operator_action(self, kind: ActionKind, target: str) -> None:
-        if self._refuse_if_busy():
-            return
-        from noc.operations import ActionRequest
+        try:
+            if self._refuse_if_busy():
+                return
+            from noc.operations import ActionRequest
 
-        request = ActionRequest(kind, target, operator_identity(), via="tui", force_offered=True,
-                                watch=False)  # fmt: skip
-        outcome = await self.operations.run_action(request, self._operator_io())
+            request = ActionRequest(kind, target, operator_identity(), via="tui",
+                                    force_offered=True, watch=False)  # fmt: skip
+            outcome = await self.operations.run_action(request, self._operator_io())
+        finally:
+            self._drop_keys_ahead()
         await self._show_outcome(outcome)
 
-    async def _show_outcome(self, outcome: Outcome) -> None:
+    async def _show_outcome(self, outcome: Outcome, *, automated: str | None = None) -> None:
         """Say how an act ended; after an execution, show its result and watch DNS move
-        in a worker of its own: other operator acts need not wait out a TTL."""
+        in a worker of its own: other operator acts need not wait out a TTL.
+        `automated`: what the automation fired ("ro → bg at 03:00:30 UTC"); its result
+        goes to the banner, not a dialog over the dashboard (`t` opens it)."""
         result = outcome.result
+        if result is None and automated is not None:
+            return  # the automation says why it held back, in the banner
         if result is None:
             if outcome.stage not in ("refused",) or "fresh preflight" in outcome.message:
                 refused = outcome.stage == "refused"
@@ -943,16 +1040,61 @@ class NocApp(App[None]):
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         watching = outcome.stage == "executed"
-        from noc_widgets.action_result import ActionResultScreen
+        self.last_result = ShownResult(result, watching, automated)
+        self._show_last_result()
+        if automated is None:
+            from noc_widgets.action_result import ActionResultScreen
 
-        screen = ActionResultScreen(result, watching=watching)
-        self.push_screen(screen)
+            self.push_screen(ActionResultScreen(result, watching=watching))
         if watching:
             self._verifying = self.run_worker(
-                self._watch(result, outcome.reason, screen, outcome.confirmed_at),
+                self._watch(result, outcome.reason, outcome.confirmed_at),
                 group="verify",
                 exit_on_error=False,
             )
+
+    def _result_progress(self, result: ActionResult, *, watching: bool) -> None:
+        """A newer picture of the last execution: in its result screens and the banner."""
+        from noc_widgets.action_result import ActionResultScreen
+
+        last = self.last_result
+        if last is not None and last.result.plan.action_id == result.plan.action_id:
+            self.last_result = replace(last, result=result, watching=watching)
+        for screen in self.screen_stack:
+            if (
+                isinstance(screen, ActionResultScreen)
+                and screen.result.plan.action_id == result.plan.action_id
+            ):
+                screen.show_result(result, watching=watching)
+        self._show_last_result()
+
+    def _show_last_result(self) -> None:
+        last = self.last_result
+        words = None
+        if last is not None and last.automated is not None:
+            from noc_widgets.action_result import outcome_words
+
+            key = self._key_names().get("last_result", "t")
+            words = f"{last.automated}: {outcome_words(last.result, last.watching)}"
+            words += f"; {key} shows the timeline"
+        for banner in self.screen_stack[0].query(Banner):
+            banner.automated = words
+
+    def _show_last_result_cleared(self) -> None:
+        """The banner stops telling of the last automated run; `t` still opens it."""
+        if self.last_result is not None:
+            self.last_result = replace(self.last_result, automated=None)
+        self._show_last_result()
+
+    def action_last_result(self) -> None:
+        """The last execution's result and timeline, the automated failover's too."""
+        last = self.last_result
+        if last is None:
+            self.notify("No failover or other action has run in this session", timeout=4)
+            return
+        from noc_widgets.action_result import ActionResultScreen
+
+        self.push_screen(ActionResultScreen(last.result, watching=last.watching))
 
     def _stop_last_watch(self) -> None:
         """The last action's DNS watch (and post hook) would report on a state this
@@ -960,12 +1102,10 @@ class NocApp(App[None]):
         if self._verifying is not None and not self._verifying.is_finished:
             self._verifying.cancel()
 
-    async def _watch(
-        self, result: ActionResult, reason: str, screen: ActionResultScreen, confirmed_at: float
-    ) -> None:
+    async def _watch(self, result: ActionResult, reason: str, confirmed_at: float) -> None:
         try:
             final, stopped = await self.operations.watch(
-                result, reason, confirmed_at, partial(screen.show_result, watching=True)
+                result, reason, confirmed_at, partial(self._result_progress, watching=True)
             )
         except Exception as exc:  # the change itself is done and audited
             log.exception("verifying %s", result.plan.action_id)
@@ -974,10 +1114,13 @@ class NocApp(App[None]):
             return
         if stopped:
             return
-        screen.show_result(final, watching=False)
-        # The screen may have been closed while DNS was watched: the verdict still shows.
-        self.notify(final.summary, severity="information" if final.success else "error",
-                    timeout=10 if final.success else 30, markup=False)  # fmt: skip
+        self._result_progress(final, watching=False)
+        last = self.last_result
+        if last is None or last.automated is None:
+            # The screen may have been closed while DNS was watched: the verdict still
+            # shows. An automated run's verdict is in the banner: no toast over it.
+            self.notify(final.summary, severity="information" if final.success else "error",
+                        timeout=10 if final.success else 30, markup=False)  # fmt: skip
         self.scheduler.poll_now()
 
     def exit(self, result: None = None, return_code: int = 0, message: Any | None = None) -> None:
@@ -995,6 +1138,11 @@ class NocApp(App[None]):
         """A worker that raised is said on screen and written to noc.log, never silent
         (harlequin's pattern): pressing `f` must not do nothing when planning fails."""
         worker = event.worker
+        # (Not once the app is being taken down: its screens may be gone already.)
+        if worker.group == OPERATOR_GROUP and worker.is_finished and self.screen_stack:
+            # The keys check_action dimmed while it ran are live again: the footer
+            # says so now, not at the next focus change (tens of seconds later).
+            self.refresh_bindings()
         if event.state is not WorkerState.ERROR or worker.error is None:
             return
         error = worker.error
@@ -1056,6 +1204,8 @@ class NocApp(App[None]):
             return
         await auto.set_paused(not auto.paused, operator_identity())
         await self.operations.automation_paused(auto.paused, operator_identity())
+        if not auto.paused:  # re-armed: what it fired last is history (`t` still shows it)
+            self._show_last_result_cleared()
         state = "PAUSED: it will not act" if auto.paused else "armed again"
         self.notify(f"Automated failover {state}", timeout=5, markup=False)
         self.refresh_snapshot()
@@ -1097,27 +1247,23 @@ class NocApp(App[None]):
                 if auto.paused:
                     return None
                 self.bell()
-                self.notify(
-                    f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
-                    "fail back by hand after validation.",
-                    severity="error",
-                    timeout=30,
-                    markup=False,
-                )
-                # Journalled first: if noc stops midway, it has still fired (once).
+                # Journalled first: if noc stops midway, it has still fired (once). The
+                # banner says so at once; a toast would cover the dashboard it changes.
                 await auto.record_fired(when, operator)
+                self.refresh_snapshot()
                 return Confirmation(reason, False, "automatic")
 
             io = replace(self._operator_io(), confirm=fire, refused=None)
             request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",
                                     reason=reason, watch=False)  # fmt: skip
             outcome = await self.operations.run_action(request, io)
-            await self._show_outcome(outcome)
+            await self._show_outcome(outcome, automated=when)
             result = outcome.result
             if result is None or (result.aborted is not None and not result.changed_anything):
                 if auto.fired is not None:
                     # Nothing was written (refused afresh, the lock held, a hook...): held.
                     await auto.retract_fired(f"tried and aborted: {outcome.message}", operator)
+                    self._show_last_result_cleared()
                 return
             if result.aborted is not None:
                 outcome_text = " (rolled back: see the result)"

@@ -60,6 +60,7 @@ from noc.model import (
     ActionKind,
     ActionPlan,
     ActionResult,
+    ActuatorFacts,
     ActuatorStep,
     CanarySample,
     CheckSample,
@@ -104,6 +105,8 @@ T = TypeVar("T")
 
 # Said when planning takes longer than this (a DNS server or a store timing out).
 _SLOW_PLAN_SECONDS = 0.5
+# Plans whose actuator facts are kept for re-evaluation: one dialog is open at a time.
+_FACTS_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class Confirmation:
     reason: str
     force: bool = False
     how: str = "typed"
+    # The plan on the human's screen when they said yes: a live dialog re-evaluates
+    # the first plan as the estate changes (`Operations.reevaluate`). None: the first.
+    plan: ActionPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,10 @@ class Operations:
         self._probe_before_acting = probe_before_acting
         # The execution in flight, if any: a quitting app waits for it.
         self.applying: asyncio.Future[ActionResult] | None = None
+        # What the actuators said for the last few plans, by action id: a plan shown
+        # in a dialog is re-evaluated on each new snapshot without asking the DNS
+        # server and the stores again (they are read afresh before anything is written).
+        self._facts: dict[str, ActuatorFacts] = {}
 
     @property
     def actuators(self) -> Actuators:
@@ -293,10 +303,30 @@ class Operations:
                 # no "exception never retrieved" is left behind.
                 gathering.cancel()
                 await asyncio.wait({gathering})
-        return plan_action(
+        plan = plan_action(
             snapshot or self.snapshot(), self.config, kind, target, operator, facts,
             force=force, now=self.clock.utcnow(),
         )  # fmt: skip
+        self._facts[plan.action_id] = facts
+        while len(self._facts) > _FACTS_KEPT:
+            del self._facts[next(iter(self._facts))]
+        return plan
+
+    def reevaluate(
+        self, plan: ActionPlan, snapshot: EstateSnapshot | None = None
+    ) -> ActionPlan | None:
+        """`plan` judged again on `snapshot` (the estate now) and the clock now, on the
+        actuators' facts it was made on; same action id. Pure: no I/O. A cooldown that
+        ran out passes, a region that went down refuses. None for a plan not made
+        here (or long gone): without its facts it cannot be judged again."""
+        facts = self._facts.get(plan.action_id)
+        if facts is None:
+            return None
+        again = plan_action(
+            snapshot or self.snapshot(), self.config, plan.kind, plan.target, plan.operator,
+            facts, force=plan.forced, now=self.clock.utcnow(),
+        )  # fmt: skip
+        return replace(again, action_id=plan.action_id)
 
     async def _refresh_only(self) -> None:
         await self._refresh()
@@ -410,12 +440,18 @@ class Operations:
                 "cancelled", plan,
             )  # fmt: skip
         reason = confirmation.reason or request.reason
-        # The world may have moved while the human read the plan: decide again on
-        # fresh facts, under the same action id, before anything is written.
+        # What the human confirmed is the plan on their screen (a live dialog's last
+        # evaluation), never the first one if it changed since.
+        shown = confirmation.plan if confirmation.plan is not None else plan
+        if shown.action_id != plan.action_id:
+            shown = replace(shown, action_id=plan.action_id)
+        # The world may have moved even since: decide again on fresh facts, under the
+        # same action id, before anything is written; what differs from what was shown
+        # in a way the human did not see (the move, a rule they did not override) refuses.
         fresh = await self.plan(
             kind, target, operator, force=confirmation.force, say=io.say, fresh=True
         )
-        plan, refusal = reconfirm(plan, fresh)
+        plan, refusal = reconfirm(shown, fresh)
         self._planning = plan
         if refusal is not None:
             await self.audit.aappend(

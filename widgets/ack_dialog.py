@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from noc_widgets.typeahead import Field, FieldsModal
 
-class AckDialog(ModalScreen[str | None]):
+
+class AckDialog(FieldsModal[str | None]):
     DEFAULT_CSS = """
     AckDialog {
         align: center middle;
@@ -55,7 +56,7 @@ class AckDialog(ModalScreen[str | None]):
         with Vertical():
             yield Label(self.title_text, id="title")
             yield Static(Content(f"{self.subject}\nas {self.operator}"))
-            yield Input(placeholder="note: what you are doing about it", id="note")
+            yield Field(placeholder="note: what you are doing about it", id="note")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.verb, id="confirm", variant="primary", disabled=True)

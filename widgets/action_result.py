@@ -39,6 +39,31 @@ def result_verdict(result: ActionResult, watching: bool = False) -> str:
     return "VERIFIED" if result.success else "FAILED OR PARTIAL"
 
 
+def recovery_seconds(result: ActionResult) -> float | None:
+    """The measured RTO: seconds from confirmation until every DNS server answered
+    the new values (or, with no DNS to move, until the last step); None while unknown
+    or when the servers did not all move."""
+    marks = dict(result.timeline)
+    if "all_moved" in marks:
+        return marks["all_moved"]
+    if "dns" in result.plan.actuators or not result.success or not result.timeline:
+        return None
+    return max(seconds for _, seconds in result.timeline)
+
+
+def outcome_words(result: ActionResult, watching: bool = False) -> str:
+    """One line for a banner: the verdict and, once measured, the RTO."""
+    verdict = result_verdict(result, watching)
+    if result.aborted is not None:
+        return f"{verdict} ({result.aborted})"
+    if watching:
+        progress = result.propagation
+        moved = f" {len(progress.moved)}/{progress.asked} moved" if progress else ""
+        return f"{verdict}{moved}…"
+    rto = recovery_seconds(result)
+    return f"{verdict}, RTO {rto:.1f} s" if rto is not None else verdict
+
+
 def step_row(step: ActuatorStep) -> Row:
     detail = step.detail.removeprefix("rollback: ")
     if step.rolled_back and step.ok:

@@ -59,8 +59,8 @@ NEXT_STEPS = {
     "before moving mail there",
     "spf_fragile": "flatten or reorder the SPF record so no receiver walks into a permerror",
     "dnsbl_listed": "ask the blocklist for delisting; move sending off the listed IP meanwhile",
-    "automated_failover": "validate the new region, then fail back by hand ({failback}); "
-    "{toggle_auto} re-arms the automation",
+    "automated_failover": "its result and timeline: {last_result} on the dashboard; validate "
+    "the new region, then fail back by hand ({failback}); {toggle_auto} re-arms the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
     "smtp_down": "mail cannot reach the region even if its HTTP health is fine: check port 25 "
     "and the banner in the health table; fail over with {failover} if it stays down",

@@ -4,7 +4,8 @@ Shown when noc is cut off (last known status only), when vantages (agents feedin
 control plane) are cut off or stale and so do not vote, when every health check fails
 while other sources answer (an estate-wide outage), when polls are stale, when the
 regions' stores disagree on which region is active (split-brain risk), while
-automated failover counts down, is held back, or has fired, and when a part of
+automated failover counts down, is held back, or has fired (with how it went:
+verified or not, the RTO; no dialog covers the dashboard), and when a part of
 noc itself has failed (a pane that could not draw, a poll loop that died): the
 app sets `faults`, lines the snapshot does not carry.
 """
@@ -32,7 +33,8 @@ def _silent_vantages(snapshot: EstateSnapshot) -> str:
     return ", ".join(described)
 
 
-def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
+def banner_lines(snapshot: EstateSnapshot, automated: str | None = None) -> list[Content]:
+    """`automated`: how this session's automated failover ended (see `Banner.automated`)."""
     lines: list[Content] = []
     silent = _silent_vantages(snapshot)
     if snapshot.cut_off and snapshot.vantages:
@@ -91,9 +93,17 @@ def banner_lines(snapshot: EstateSnapshot) -> list[Content]:
     if snapshot.active_region is None:
         lines.append(Content.styled("? active region unknown: no flag store could be read", "bold"))
     automation = snapshot.automation
-    if automation is not None and automation.mode in LOUD_AUTO_MODES:
+    if automation is not None and automation.mode is AutoMode.FIRED and automated:
+        # One statement, not two: what fired, how it ended, and what may follow.
+        lines.append(Content.styled(f"{FIRED_WITH_OUTCOME}{automated}{FIRED_TAIL}", "bold"))
+    elif automation is not None and automation.mode in LOUD_AUTO_MODES:
         lines.append(Content.styled(LOUD_AUTO_MODES[automation.mode] + automation.detail, "bold"))
     return lines
+
+
+FIRED_WITH_OUTCOME = "⚡ AUTOMATED FAILOVER FIRED "
+# P pauses the automation; P again resumes it, which re-arms it.
+FIRED_TAIL = ". It will not fail back; P, then P again, re-arms it."
 
 
 # The automation's states an operator must see in words, not just as a status-bar mark.
@@ -122,13 +132,20 @@ class Banner(Widget):
     snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
     # noc's own failures, one line each: what the snapshot does not carry.
     faults: reactive[tuple[str, ...]] = reactive((), repaint=False)
+    # How this session's automated failover went, as it goes: "ro → bg at 03:00:30
+    # UTC: VERIFIED, RTO 4.0 s; t shows the timeline". Shown here, not in a dialog
+    # over the dashboard: nobody confirmed it, and the keys must keep working.
+    automated: reactive[str | None] = reactive(None, repaint=False)
     _lines: tuple[Content, ...] = ()
 
     def watch_faults(self) -> None:
         self.watch_snapshot(self.snapshot)
 
+    def watch_automated(self) -> None:
+        self.watch_snapshot(self.snapshot)
+
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
-        lines = () if snapshot is None else tuple(banner_lines(snapshot))
+        lines = () if snapshot is None else tuple(banner_lines(snapshot, self.automated))
         lines += tuple(Content.styled(f"✗ {fault}", "bold") for fault in self.faults)
         self.set_class(bool(lines), "-shown")
         if lines != self._lines:

@@ -12,8 +12,9 @@ from typing import ClassVar, TypeVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widget import Widget
+
+from noc_widgets.typeahead import FieldsModal
 
 ResultType = TypeVar("ResultType")
 
@@ -35,7 +36,7 @@ def fit_scroll_body(dialog: Widget, body: Widget, height: int) -> None:
     dialog.border_subtitle = "PgUp/PgDn: more" if body.virtual_size.height > room else ""
 
 
-class FittedModal(ModalScreen[ResultType]):
+class FittedModal(FieldsModal[ResultType]):
     """Compose a `#dialog` container holding a `VerticalScroll` with id BODY_ID."""
 
     BODY_ID: ClassVar[str] = "body"

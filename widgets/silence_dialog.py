@@ -9,8 +9,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from noc_widgets.typeahead import Field, FieldsModal
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -31,7 +32,7 @@ class SilenceRequest:
     comment: str
 
 
-class SilenceDialog(ModalScreen[SilenceRequest | None]):
+class SilenceDialog(FieldsModal[SilenceRequest | None]):
     DEFAULT_CSS = """
     SilenceDialog {
         align: center middle;
@@ -82,10 +83,10 @@ class SilenceDialog(ModalScreen[SilenceRequest | None]):
             yield Label("Silence alerts", id="title")
             yield Static("Mute alerts matching rule and region (clear a field to match any).")
             fields = (
-                ("Rule", Input(self.initial_rule, placeholder="any rule", id="rule")),
-                ("Region", Input(self.initial_region, placeholder="any region", id="region")),
-                ("For", Input("2h", placeholder="30m, 2h, 1d", id="duration")),
-                ("Why", Input(placeholder="required: why, and who to ask", id="comment")),
+                ("Rule", Field(self.initial_rule, placeholder="any rule", id="rule")),
+                ("Region", Field(self.initial_region, placeholder="any region", id="region")),
+                ("For", Field("2h", placeholder="30m, 2h, 1d", id="duration")),
+                ("Why", Field(placeholder="required: why, and who to ask", id="comment")),
             )
             for label, field in fields:
                 with Horizontal(classes="field"):

@@ -11,7 +11,11 @@ from pathlib import Path
 from failover_support import MOVED, make_failover_app, until
 from named import NamedServer
 from support import REFUSED, feed_round
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets._toast import Toast
 
+from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
@@ -19,7 +23,9 @@ from noc.model import AutoMode, FailoverFlag, Severity
 from noc.simulator import RedisServer
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.action_result import ActionResultScreen
+from noc_widgets.alert_detail import next_step
 from noc_widgets.banner import Banner
+from noc_widgets.region_board import RegionBoard
 
 AUTO = {"auto": True, "auto_after_seconds": 90, "cooldown_seconds": 600}
 
@@ -48,8 +54,9 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
         assert not app.operator_actions_running()  # not yet: 60 of 90 s
         clock.advance(31)
         app._auto_tick()
-        await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
         await until(pilot, lambda: not app.operator_actions_running())
+        # Its result is in the banner, not a dialog over the dashboard.
+        assert len(app.screen_stack) == 1
         assert {estate.flag(r)["active"] for r in region_stores} == {"bg"}
         assert await estate.records() == MOVED
         confirmed = next(r for r in audit_records(tmp_path) if r["event"] == "confirmed")
@@ -66,7 +73,6 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
         assert fired.severity is Severity.CRITICAL and "ro → bg" in fired.summary
 
         # ro comes back and bg dies: automation has fired, and never fails back.
-        await pilot.press("escape")
         await app.scheduler.read_flags()
         for _ in range(3):
             feed_round(app.scheduler.engine, clock, {"bg": REFUSED})
@@ -81,6 +87,69 @@ async def test_fires_once_after_the_active_region_is_down_long_enough_and_never_
     # A restart does not re-arm it: only an operator's resume does.
     again = AutoFailover(estate.config, FakeClock(), tmp_path / "automation.jsonl")
     assert again.fired is not None and again.fired.startswith("ro → bg")
+
+
+async def fire_automated_failover(app: NocApp, clock: FakeClock, pilot: Pilot[None]) -> None:
+    """ro down past auto_after_seconds: the automation fails over to bg by itself."""
+    await app.scheduler.read_flags()
+    for _ in range(3):
+        feed_round(app.scheduler.engine, clock, {"ro": REFUSED})
+    app._auto_tick()
+    clock.advance(91)
+    app._auto_tick()
+    await until(pilot, lambda: app.auto.fired is not None)
+
+
+def overlaps(one: Widget, other: Widget) -> bool:
+    return bool(one.region.intersection(other.region).area)
+
+
+async def test_after_an_automated_failover_the_banner_says_how_it_went_and_keys_keep_working(
+    tmp_path: Path, dns_primary: NamedServer, region_stores: dict[str, RedisServer]
+) -> None:
+    """No dialog over the dashboard: the banner says what happened, whether DNS
+    verified it and the RTO; `t` opens the timeline; every key works at once."""
+    app, clock, estate = make_failover_app(tmp_path, dns_primary, region_stores, failover=AUTO)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fire_automated_failover(app, clock, pilot)
+        banner = app.query_one(Banner)
+        # While the automation acts and DNS is watched, the dashboard stays in front.
+        assert len(app.screen_stack) == 1
+        await until(pilot, lambda: "VERIFIED" in str(banner.render()))
+        said = str(banner.render())
+        # (The fake clock stands still while DNS moves: an RTO of 0.0 s.)
+        assert "\n⚡ AUTOMATED FAILOVER FIRED ro → bg at " in f"\n{said}"
+        assert "VERIFIED, RTO " in said and "t shows the timeline" in said
+        assert "It will not fail back; P, then P again, re-arms it." in said
+        # Its alert's detail names the way to the timeline too.
+        assert next_step("automated_failover", app._key_names()).startswith(
+            "its result and timeline: t on the dashboard"
+        )
+        assert len(app.screen_stack) == 1
+        assert not [t for t in app.screen.query(Toast) if overlaps(t, banner)]
+        # Keys typed right after it reach the dashboard: a view, a region, the timeline.
+        await pilot.press("v")
+        await until(pilot, lambda: app.query_one(RegionBoard).display)
+        await pilot.press("v", "right_square_bracket")
+        await until(pilot, lambda: app.selected_region == "bg")
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ActionResultScreen))
+        shown = app.screen
+        assert isinstance(shown, ActionResultScreen) and shown.result.success
+        assert [event for event, _ in shown.result.timeline][-1] == "all_moved"
+        await pilot.pause()
+        dialog = shown.query_one("#dialog")
+        assert not [t for t in shown.query(Toast) if overlaps(t, dialog)]
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.screen_stack) == 1)
+        # Re-armed by an operator: the banner stops telling of it; `t` still shows it.
+        await pilot.press("P")  # paused, then resumed: armed again
+        await until(pilot, lambda: app.auto.paused)
+        await pilot.press("P")
+        await until(pilot, lambda: not app.auto.fired)
+        await until(pilot, lambda: "FIRED" not in str(banner.render()))
+        assert app.last_result is not None and app.last_result.result.success
+    assert {estate.flag(r)["active"] for r in region_stores} == {"bg"}
 
 
 async def test_paused_automation_does_nothing_and_the_pause_survives_a_restart(

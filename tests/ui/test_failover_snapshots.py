@@ -1,7 +1,8 @@
 """The failover dialog, break-glass verdict and result screens of a DNS-moving action.
 
-Pinned at 80x24 (SSH) and 200x60 (wall screen): at 80x24 the body scrolls while
-the typed id, the reason and the buttons stay on screen. Plans come from the
+Pinned at 80x24 (SSH) and 200x60 (wall screen): at 80x24 the dialog condenses to
+one line per rule (failing first) and a blast radius summary, so rules, blast
+radius, the typed id, the reason and the buttons are all on screen unscrolled. Plans come from the
 real `plan_action()` on a fed snapshot, with the actuators' facts made by hand.
 """
 
@@ -20,7 +21,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label
 
-from noc.app import NocApp
+from noc.app import NocApp, ShownResult
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
@@ -175,9 +176,17 @@ def showing(screen: Callable[[], Screen[Any]]) -> Callable[[Pilot[None]], Awaita
     async def run(pilot: Pilot[None]) -> None:
         await pilot.pause()
         await pilot.app.push_screen(screen())
-        await pilot.pause()
+        await fitted(pilot)
 
     return run
+
+
+async def fitted(pilot: Pilot[None]) -> None:
+    """Time for a dialog to fit itself: each fit runs after a refresh, and a refresh
+    waits for the screen's update timer, so on a loaded machine a few bare pauses
+    could take the picture between the condensing and the fit that follows it."""
+    for _ in range(4):
+        await pilot.pause(0.05)
 
 
 def moved(result: ActionResult, progress: PropagationProgress | None) -> ActionResult:
@@ -230,7 +239,7 @@ def test_dns_failover_needs_break_glass(
     assert snap_compare(app, terminal_size=size, run_before=showing(lambda: FailoverDialog(plan)))
 
 
-# At 80x24 the blast radius is below the rules: PgDn brings it up, the inputs stay.
+# At 80x24 rules and blast radius fit condensed: PgDn has nothing to scroll.
 def test_dns_failover_preview_scrolled(snap_compare: Any, tmp_path: Path) -> None:
     app = dns_app(tmp_path, lag=95.0, unsynced=312)
     plan = failover_plan(app, THREE_MINUTES_LATER)
@@ -274,6 +283,37 @@ def test_dns_failover_verified(snap_compare: Any, tmp_path: Path, size: tuple[in
     assert snap_compare(
         app, terminal_size=size, run_before=showing(lambda: ActionResultScreen(final))
     )
+
+
+# After an automated failover: the verdict and RTO in the banner, the dashboard in
+# front (no dialog to close before any key works); `t` opens the timeline.
+@pytest.mark.parametrize("size", SIZES)
+def test_automated_failover_outcome_in_the_banner(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    config = dns_config()
+    config = config.model_copy(
+        update={"failover": config.failover.model_copy(update={"auto": True})}
+    )
+    app = make_app(tmp_path, "normal", config=config)
+    feed_estate(app.scheduler.engine, app.clock, lag=4.0, unsynced=0)  # type: ignore[arg-type]
+    final = replace(
+        executed(failover_plan(app, AN_HOUR_LATER)),
+        propagation=PropagationProgress(3.6, (SERVER, *RESOLVERS[:2]), (), done=True),
+        timeline=(("confirmed", 0.0), ("executed", 0.4), ("first_resolver_moved", 1.1),
+                  ("all_moved", 4.0)),
+    )  # fmt: skip
+    fired = "ro → bg at 03:00:30 UTC"
+
+    async def fire(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        app.auto.fired = fired
+        app.last_result = ShownResult(final, watching=False, automated=fired)
+        app._show_last_result()
+        app.refresh_snapshot()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=fire)
 
 
 # (d) DNS refused the update (the record changed since planning): the flag is rolled back.
@@ -417,23 +457,34 @@ async def test_show_result_rerenders_in_place(tmp_path: Path) -> None:
         assert app.focused is screen.query_one("#close", Button)
 
 
-async def test_body_scrolls_but_inputs_stay_at_80x24(tmp_path: Path) -> None:
+async def test_rules_and_blast_radius_fit_at_80x24_without_scrolling(tmp_path: Path) -> None:
+    """Condensed: every rule (failing first), the blast radius summary, the inputs and
+    the buttons on one 80x24 screen; nothing to scroll."""
     app = dns_app(tmp_path, lag=95.0, unsynced=312)
     plan = failover_plan(app, THREE_MINUTES_LATER)
     async with app.run_test(size=(80, 24)) as pilot:
         dialog = FailoverDialog(plan)
         await app.push_screen(dialog)
-        await pilot.pause()
+        await fitted(pilot)
+        assert dialog.condensed
         assert app.focused is dialog.query_one("#cancel", Button)
         for widget in (*dialog.query(Input), *dialog.query(Button)):
-            assert widget.region.bottom <= 24 and widget.region.height == 3, widget
-        body = dialog.query_one("#body")
-        assert body.max_scroll_y > 0
-        await pilot.press("pagedown")
-        await pilot.pause()
-        assert body.scroll_y > 0
+            assert widget.region.bottom <= 24, widget
+        assert dialog.query_one("#body").max_scroll_y == 0
+        assert not dialog.query_one("#dialog").border_subtitle  # no "PgUp/PgDn: more"
         await pilot.press("tab")
         assert app.focused is not None and app.focused.id == "typed"
+
+
+async def test_the_wall_shows_the_full_dialog(tmp_path: Path) -> None:
+    app = dns_app(tmp_path, lag=95.0, unsynced=312)
+    plan = failover_plan(app, THREE_MINUTES_LATER)
+    async with app.run_test(size=(200, 60)) as pilot:
+        dialog = FailoverDialog(plan)
+        await app.push_screen(dialog)
+        await fitted(pilot)
+        assert not dialog.condensed
+        assert dialog.query_one("#body").max_scroll_y == 0
 
 
 # A switchover holding until replication has drained; Cancel has the focus.
