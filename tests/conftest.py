@@ -20,6 +20,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ END_OF_RUN_GRACE_SECONDS = 10.0
 
 
 KINDS = ("unit", "integration", "ui", "terminal", "project")
+# Some test modules share fixtures and helpers with others in another folder (the CLI's
+# estate, the app's snapshot states): every folder is importable whichever runs first.
+for _kind in KINDS:
+    sys.path.insert(1, str(Path(__file__).resolve().parent / _kind))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
