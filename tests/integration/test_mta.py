@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mta_support import PostfixExporter, PostfixServer
+from paths import TESTS
+from postfix import PostfixExporter, PostfixServer
 from support import feed_flags, feed_round
 
 from noc.check import report_json
@@ -28,7 +28,7 @@ from noc.model import ActionKind, AlertState, MtaSample
 from noc.safety import mail_queue_drained
 from noc_collectors.mta import MtaCollector, MtaMetrics, RejectionRate, read_mta
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS / "data"
 OPERATOR = {"user": "op", "host": "noc1"}
 
 
@@ -116,22 +116,14 @@ def test_rejection_rates_count_every_rejection_since_the_last_read(
 
 @pytest.fixture(scope="module")
 def postfix() -> Iterator[PostfixServer]:
-    server = PostfixServer()
-    server.start()
-    try:
+    with PostfixServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def exporter(postfix: PostfixServer) -> Iterator[PostfixExporter]:
-    running = PostfixExporter(postfix)
-    running.start()
-    try:
+    with PostfixExporter(postfix) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _wait(condition: Any, what: str, timeout: float = 30.0) -> None:
