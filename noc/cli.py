@@ -370,14 +370,15 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from noc.app import NocApp
-    from noc.simulator import RedisUnavailable
+    from noc.simulator import DemoEstate, RedisUnavailable
     from noc.simulator.threaded import ThreadedDemo
 
     # The demo keeps its own record (`noc audit --demo`), never an estate's, and never
     # takes over the old shared layout's files: they belong to a real estate.
     paths = demo_paths()
     _log_to_file(paths, _prepare(paths, adopt_legacy=False))
-    demo = ThreadedDemo()
+    # The demo CA and its SMTP and MTA-STS certificates, made anew at each start.
+    demo = ThreadedDemo(DemoEstate(certificate_dir=paths.directory))
     try:
         config = demo.start()
     except RedisUnavailable as exc:

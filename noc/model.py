@@ -881,6 +881,14 @@ class Fault(StrEnum):
     COMPLAINT_SPIKE = "complaint spike"
     DNS_HIJACK = "dns hijack"
     BLOCKLIST = "blocklist listing"
+    SMTP_421 = "421 banner"
+    NO_STARTTLS = "starttls not offered"
+    TLS_HANDSHAKE = "tls handshake failure"
+    CERT_EXPIRING = "expiring certificate"
+    CERT_WRONG_NAME = "certificate for the wrong name"
+    QUEUE_HELD = "queue held and growing"
+    REJECTION_SPIKE = "rejection spike"
+    MX_OUTSIDE_POLICY = "mx outside policy"
     RESTORE = "restore"
 
 
