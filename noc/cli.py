@@ -26,7 +26,15 @@ from noc.audit import (
     prepare_state,
     read_jsonl,
 )
-from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
+from noc.check import (
+    PerfLimits,
+    QueueLimits,
+    Status,
+    plugin_text,
+    report_json,
+    report_text,
+    verdict,
+)
 from noc.clock import SystemClock
 from noc.codes import EXIT_INTERRUPTED, EXIT_NOTHING_CHANGED, EXIT_USAGE, Choice
 from noc.config import (
@@ -449,6 +457,15 @@ def _check(args: argparse.Namespace) -> int:
                 config.deliverability.complaint_critical_rate,
                 config.health.cert_warn_days,
                 config.health.cert_crit_days,
+                {
+                    region.id: QueueLimits(
+                        region.mta.queue_depth_threshold,
+                        region.mta.oldest_deferred_threshold_seconds,
+                        region.mta.rejections_per_minute_threshold,
+                    )
+                    for region in config.regions
+                    if region.mta is not None
+                },
             )
             print(report_text(snapshot, limits))
         sys.stdout.flush()

@@ -287,6 +287,8 @@ class RegionStatus:
     sending_listed: bool = False
     # The SMTP probes ([[regions.smtp]]): mail flow, judged apart from the HTTP checks.
     smtp: tuple[SmtpStatus, ...] = ()
+    # The host its MX records name when it is active: what MTA-STS must cover.
+    mx_host: str | None = None
 
     @property
     def failing_checks(self) -> int:

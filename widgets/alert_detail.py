@@ -62,6 +62,17 @@ NEXT_STEPS = {
     "automated_failover": "validate the new region, then fail back by hand ({failback}); "
     "{toggle_auto} re-arms the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
+    "smtp_down": "the region takes no mail even if its HTTP is fine: read the probe's "
+    "error in the health table; fail over with {failover} if it stays down",
+    "tls_broken": "senders that require TLS defer to this MX: check its STARTTLS and "
+    "certificate (the health table's SMTP row says which)",
+    "cert_expiry": "renew the certificate named in the summary before it expires",
+    "queue_backlog": "see the queues in the mail flow view ({next_view}): a hold, or a "
+    "destination deferring; a failback there waits for the deferred queue",
+    "rejections": "see the rates in the mail flow view ({next_view}); check the MTA's log "
+    "for the reply text behind the code",
+    "mta_sts_mismatch": "publish an MTA-STS policy (new id) that names the live MX, or move "
+    "the MX back inside it; the mail flow view ({next_view}) shows both",
 }
 DEFAULT_NEXT_STEP = "read the summary and the rule's meaning above; the health table shows the rest"
 LABEL_WIDTH = 10
