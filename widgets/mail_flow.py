@@ -27,7 +27,7 @@ from noc.model import (
     Severity,
     mx_matches,
 )
-from noc_widgets.column_fit import clip_at_break, remaining_width
+from noc_widgets.column_fit import clip_at_break, remaining_width, same_drawing
 from noc_widgets.health_style import ACTIVE_MARK
 from noc_widgets.view import SnapshotView
 
@@ -45,6 +45,9 @@ STATUS_MIN_WIDTH = 12
 NOT_READ = "—"
 _ERROR = "$text-error"
 _WARNING = "$text-warning"
+# A figure under a firing alert takes its severity's colour; one still pending, italic.
+_SEVERITY_STYLE = {Severity.CRITICAL: _ERROR, Severity.WARNING: _WARNING, Severity.INFO: "bold"}
+_PENDING = "italic"
 
 
 def age_text(seconds: float | None, lower_bound: bool) -> str:
@@ -102,13 +105,10 @@ def _alert_styles(snapshot: EstateSnapshot) -> dict[tuple[str, str | None], str]
     for alert in snapshot.alerts:
         if alert.rule not in ("queue_backlog", "rejections"):
             continue
-        if alert.state is AlertState.FIRING:
-            style = _ERROR if alert.severity is Severity.CRITICAL else _WARNING
-        elif alert.state is AlertState.PENDING:
-            style = _WARNING
-        else:
-            continue
-        styles[(alert.rule, alert.region)] = style
+        if alert.state is AlertState.PENDING:
+            styles[(alert.rule, alert.region)] = _PENDING
+        elif alert.state is AlertState.FIRING:
+            styles[(alert.rule, alert.region)] = _SEVERITY_STYLE[alert.severity]
     return styles
 
 
@@ -189,7 +189,7 @@ class MailFlowView(SnapshotView):
             return
         label = self.query_one("#mail-policy", Label)
         line = policy_line(snapshot.mta_sts)
-        if label.content != line:
+        if not same_drawing(label.content, line):
             label.update(line)
         if self._shown and list(self._shown) != [region.id for region in snapshot.regions]:
             self._rebuild()  # a region gone, added or reordered: a configuration reload
@@ -213,7 +213,7 @@ class MailFlowView(SnapshotView):
                 table.add_row(*row.values(), key=region.id)
             else:
                 for column, value in row.items():
-                    if before.get(column) != value:
+                    if not same_drawing(before.get(column), value):
                         table.update_cell(region.id, column, value)
             self._shown[region.id] = row
 
