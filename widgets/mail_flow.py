@@ -172,6 +172,7 @@ class MailFlowView(SnapshotView):
         super().__init__(id=id)
         self._shown: dict[str, dict[str, Content]] = {}
         self._status_width = 0
+        self._policy_shown: Content | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(id="mail-policy")
@@ -187,10 +188,11 @@ class MailFlowView(SnapshotView):
     def watch_snapshot(self, snapshot: EstateSnapshot | None) -> None:
         if snapshot is None or not self.is_mounted:
             return
-        label = self.query_one("#mail-policy", Label)
         line = policy_line(snapshot.mta_sts)
-        if not same_drawing(label.content, line):
-            label.update(line)
+        # Label.update repaints even when nothing changed; a wall runs for days.
+        if not same_drawing(self._policy_shown, line):
+            self._policy_shown = line
+            self.query_one("#mail-policy", Label).update(line)
         if self._shown and list(self._shown) != [region.id for region in snapshot.regions]:
             self._rebuild()  # a region gone, added or reordered: a configuration reload
             return
