@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from failover_support import OPERATOR
-from test_demo_data import PanelApp
+from test_demo_data import PanelApp, option_prompts
 from textual.widgets import OptionList
 
 from noc.clock import FakeClock, SystemClock
@@ -198,11 +198,7 @@ async def test_fault_panel_lists_the_mail_faults(estate: DemoEstate) -> None:
     app = PanelApp(FaultPanel(estate))
     async with app.run_test(size=(100, 50)) as pilot:
         await pilot.pause()
-        options = app.panel.query_one(OptionList)
-        prompts = {
-            str(options.get_option_at_index(i).prompt): options.get_option_at_index(i).id
-            for i in range(options.option_count)
-        }
+        prompts = option_prompts(app.panel.query_one(OptionList))
         assert "pa now: queue held and growing, expiring certificate" in prompts
         ids = set(prompts.values())
         for region in ("ro", "bg", "pa"):
