@@ -136,14 +136,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         ca = trustme.CA()
-        leaf = ca.issue_cert(MX)
-        chain, key = workdir / "chain.pem", workdir / "key.pem"
-        chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        key.write_bytes(leaf.private_key_pem.bytes())
         ca_file = workdir / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
         ca_file.chmod(0o644)
-        with PostfixServer(tls=PostfixTls(chain, key), hostname=MX) as server:
+        with PostfixServer(tls=PostfixTls.issued(ca.issue_cert(MX)), hostname=MX) as server:
             noc: list[float] = []
             anchor: list[float] = []
             for _ in range(args.rounds):

@@ -129,7 +129,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_region", "select_region(1)", "right_square_bracket", "Next region",
                "Next region", "Select the next region", palette_where=_ANY),
     ActionSpec("next_view", "next_view", "v", "Next view", "Next view",
-               "Show the next view: the overview, then the region board", footer=True),
+               "Show the next view: the overview, the region board, then mail flow "
+               "(queues, rejections, MTA-STS)", footer=True),
     ActionSpec("faults", "faults", "x", "Faults", "Demo faults",
                "Inject a fault into the demo estate", palette_where=_ANY, footer=True,
                needs=frozenset({Need.DEMO_FAULTS})),

@@ -90,6 +90,8 @@ from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
+from noc_widgets.lag_detail import LagDetailScreen
+from noc_widgets.mail_flow import MailFlowView
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.region_list import RegionList
 from noc_widgets.region_map import RegionMap
@@ -137,7 +139,7 @@ OPERATOR_GROUP = "operator-action"
 OVERVIEW = "estate"
 # The views after the overview, in the order `v` and a wall screen's rotation show
 # them. A new view is a SnapshotView subclass added here.
-VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard,)
+VIEWS: tuple[type[SnapshotView], ...] = (RegionBoard, MailFlowView)
 # The alert pane is never squeezed below its border, header and two rows.
 ALERT_PANE_MIN_HEIGHT = 4
 # The clock tick's offset from the poll loops' whole seconds (see on_mount).
@@ -1477,7 +1479,6 @@ class NocApp(App[None]):
             )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
-        from noc_widgets.lag_detail import LagDetailScreen
 
         self._show_detail(LagDetailScreen(worst.id))
 

@@ -11,7 +11,8 @@ The JSON fields and exit codes are public interface: extend, never rename.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -22,6 +23,7 @@ from noc.model import (
     EstateSnapshot,
     Health,
     LinkStatus,
+    MtaSample,
     RegionStatus,
     Severity,
     SmtpStatus,
@@ -120,6 +122,15 @@ class PerfDatum:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """One region's [regions.mta] thresholds, which queue_backlog and rejections use."""
+
+    depth: int
+    oldest_deferred_seconds: float
+    rejections_per_minute: float
+
+
+@dataclass(frozen=True, slots=True)
 class PerfLimits:
     """The configured limits that perf data shows beside its values (from NocConfig:
     this module stays free of it, so widgets may use the verdict)."""
@@ -129,6 +140,9 @@ class PerfLimits:
     complaint_critical_rate: float
     cert_warn_days: float = 21.0
     cert_crit_days: float = 7.0
+    # By region id, for the regions with [regions.mta]: their queues and rejections
+    # are perf data (U while the exporter cannot be read).
+    queues: Mapping[str, QueueLimits] = field(default_factory=dict)
 
 
 def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
@@ -157,6 +171,9 @@ def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
                     limits,
                 )
             )
+        queue_limits = limits.queues.get(region.id)
+        if queue_limits is not None:
+            data += _mta_data(region.id, snapshot.mta_of(region.id), queue_limits)
     for link in snapshot.replication:
         spec = link.spec
         lag = None if link.last is None else link.last.lag_seconds
@@ -193,6 +210,45 @@ def perf_data(snapshot: EstateSnapshot, limits: PerfLimits) -> list[PerfDatum]:
                 )
             )
     return data
+
+
+def _mta_data(region: str, sample: MtaSample | None, limits: QueueLimits) -> list[PerfDatum]:
+    """Queue depths, the oldest deferred age and rejections a minute by class, each
+    beside the threshold its alert fires over (both alerts are warnings)."""
+    read = sample if sample is not None and sample.error is None else None
+    queues = {
+        "active": None if read is None else read.queue_active,
+        "deferred": None if read is None else read.queue_deferred,
+        "hold": None if read is None else read.queue_hold,
+    }
+    known = [depth for depth in queues.values() if depth is not None]
+    # As queue_backlog counts it: every queue the page has.
+    depth = float(sum(known)) if known else None
+    data = [
+        *(PerfDatum(f"{region} queue {name}", _count(value)) for name, value in queues.items()),
+        PerfDatum(f"{region} queue depth", depth, warn=limits.depth),
+        PerfDatum(
+            f"{region} oldest deferred",
+            None if read is None else read.oldest_deferred_seconds,
+            "s",
+            warn=limits.oldest_deferred_seconds,
+        ),
+    ]
+    rates = (None if read is None else read.rejections_per_minute) or {}
+    for code_class in ("4xx", "5xx"):
+        rate = rates.get(code_class)
+        data.append(
+            PerfDatum(
+                f"{region} rejections {code_class} per min",
+                None if rate is None else round(rate, 2),
+                warn=limits.rejections_per_minute,
+            )
+        )
+    return data
+
+
+def _count(value: int | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _days_left(label: str, days: float | None, limits: PerfLimits) -> PerfDatum:

@@ -27,7 +27,15 @@ from noc.audit import (
     prepare_state,
     read_jsonl,
 )
-from noc.check import PerfLimits, Status, plugin_text, report_json, report_text, verdict
+from noc.check import (
+    PerfLimits,
+    QueueLimits,
+    Status,
+    plugin_text,
+    report_json,
+    report_text,
+    verdict,
+)
 from noc.clock import SystemClock
 from noc.codes import EXIT_INTERRUPTED, EXIT_NOTHING_CHANGED, EXIT_USAGE, Choice
 from noc.config import (
@@ -403,14 +411,15 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from noc.app import NocApp
-    from noc.simulator import RedisUnavailable
+    from noc.simulator import DemoEstate, RedisUnavailable
     from noc.simulator.threaded import ThreadedDemo
 
     # The demo keeps its own record (`noc audit --demo`), never an estate's, and never
     # takes over the old shared layout's files: they belong to a real estate.
     paths = demo_paths()
     _log_to_file(paths, _prepare(paths, adopt_legacy=False))
-    demo = ThreadedDemo()
+    # The demo CA and its SMTP and MTA-STS certificates, made anew at each start.
+    demo = ThreadedDemo(DemoEstate(certificate_dir=paths.directory))
     try:
         config = demo.start()
     except RedisUnavailable as exc:
@@ -559,6 +568,15 @@ def _check(args: argparse.Namespace) -> int:
                 config.deliverability.complaint_critical_rate,
                 config.health.cert_warn_days,
                 config.health.cert_crit_days,
+                {
+                    region.id: QueueLimits(
+                        region.mta.queue_depth_threshold,
+                        region.mta.oldest_deferred_threshold_seconds,
+                        region.mta.rejections_per_minute_threshold,
+                    )
+                    for region in config.regions
+                    if region.mta is not None
+                },
             )
             print(report_text(snapshot, limits))
         sys.stdout.flush()

@@ -634,6 +634,7 @@ class Engine:
                     is_active=authority.active_region == region.id,
                     dns_records=tuple(c.name for c in consensus if c.region == region.id),
                     sending_listed=region.id in listed,
+                    mx_host=region.mx_host,
                     smtp=tuple(
                         m.status(now)
                         for m in self._smtp.values()

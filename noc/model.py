@@ -336,6 +336,8 @@ class RegionStatus:
     smtp: tuple[SmtpStatus, ...] = ()
     # Attached to a control plane: how the vantages voted (None: noc polled by itself).
     votes: RegionVotes | None = None
+    # The host its MX records name when it is active: what MTA-STS must cover.
+    mx_host: str | None = None
 
     @property
     def failing_checks(self) -> int:
@@ -936,6 +938,14 @@ class Fault(StrEnum):
     COMPLAINT_SPIKE = "complaint spike"
     DNS_HIJACK = "dns hijack"
     BLOCKLIST = "blocklist listing"
+    SMTP_421 = "421 banner"
+    NO_STARTTLS = "starttls not offered"
+    TLS_HANDSHAKE = "tls handshake failure"
+    CERT_EXPIRING = "expiring certificate"
+    CERT_WRONG_NAME = "certificate for the wrong name"
+    QUEUE_HELD = "queue held and growing"
+    REJECTION_SPIKE = "rejection spike"
+    MX_OUTSIDE_POLICY = "mx outside policy"
     RESTORE = "restore"
 
 

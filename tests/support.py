@@ -30,6 +30,8 @@ from noc.model import (
     FlagSample,
     LagBasis,
     LinkState,
+    MtaSample,
+    MtaStsSample,
     ProbeError,
     PtrCheck,
     RegionDeliverability,
@@ -250,6 +252,50 @@ def feed_dns(engine: Engine, clock: FakeClock) -> None:
             for (rid, *_), octet in zip(REGIONS, (10, 20, 30), strict=True)
         )
     )
+    engine.evaluate_alerts()
+
+
+def with_mail(config: NocConfig) -> NocConfig:
+    """The estate plus an MTA exporter per region and the domain's MTA-STS policy."""
+    data = with_dns(config).model_dump(mode="json")
+    for region in data["regions"]:
+        region["mta"] = {
+            "metrics_url": f"http://mx.{region['id']}.example.com:9154/metrics",
+            "queue_depth_threshold": 500,
+            "rejections_per_minute_threshold": 60,
+            # Fires on the first read: a snapshot's clock stands still.
+            "backlog_sustain_seconds": 0,
+        }
+    data["email"]["mta_sts"] = True
+    return parse_config(data)
+
+
+def feed_mail(engine: Engine, clock: FakeClock) -> None:
+    """ro (active) drains normally; bg holds a growing queue past its threshold and
+    rejects a spike of 5xx; pa's exporter does not answer. The policy covers ro and
+    bg, not pa: a failover to pa would be refused."""
+    when = (clock.monotonic(), clock.utcnow())
+    engine.ingest_mta(MtaSample("ro", *when, 2, 7, 0, 1_020.0, True, {"4xx": 1.0, "5xx": 3.0}))
+    engine.ingest_mta(
+        MtaSample("bg", *when, 1, 420, 380, 5_400.0, True, {"4xx": 58.0, "5xx": 412.0})
+    )
+    engine.ingest_mta(
+        MtaSample(
+            "pa", *when, error="GET http://mx.pa.example.com:9154/metrics: connection refused"
+        )
+    )
+    engine.ingest_mta_sts(
+        MtaStsSample(
+            "example.com",
+            *when,
+            policy_id="20261203T1",
+            mode="enforce",
+            mx_patterns=("mx.ro.example.com", "*.bg.example.com"),
+            live_mx=("mx.ro.example.com",),
+        )
+    )
+    # Pending at the first evaluation, firing at the next (its sustain is 0).
+    engine.evaluate_alerts()
     engine.evaluate_alerts()
 
 

@@ -62,18 +62,17 @@ NEXT_STEPS = {
     "automated_failover": "its result and timeline: {last_result} on the dashboard; validate "
     "the new region, then fail back by hand ({failback}); {toggle_auto} re-arms the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
-    "smtp_down": "mail cannot reach the region even if its HTTP health is fine: check port 25 "
-    "and the banner in the health table; fail over with {failover} if it stays down",
-    "tls_broken": "senders that require TLS (MTA-STS, DANE) defer to this MX: check STARTTLS "
-    "and the certificate chain on the host named in the summary",
-    "cert_expiry": "renew the certificate named in the summary before it expires; "
-    "an expired MX certificate breaks MTA-STS and DANE delivery",
-    "queue_backlog": "mail is piling up: look at the deferred queue's reasons on the MTA "
-    "(postqueue -p) before it ages out",
-    "rejections": "a receiver or this MTA rejects mail: read the reply codes in the MTA's log "
-    "and the blocklists in the DNS view ({dns_detail})",
-    "mta_sts_mismatch": "an MX outside the MTA-STS policy is refused by enforcing senders: "
-    "fix the policy's mx: lines or the MX records",
+    "smtp_down": "the region takes no mail even if its HTTP is fine: read the probe's "
+    "error in the health table; fail over with {failover} if it stays down",
+    "tls_broken": "senders that require TLS defer to this MX: check its STARTTLS and "
+    "certificate (the health table's SMTP row says which)",
+    "cert_expiry": "renew the certificate named in the summary before it expires",
+    "queue_backlog": "see the queues in the mail flow view ({next_view}): a hold, or a "
+    "destination deferring; a failback there waits for the deferred queue",
+    "rejections": "see the rates in the mail flow view ({next_view}); check the MTA's log "
+    "for the reply text behind the code",
+    "mta_sts_mismatch": "publish an MTA-STS policy (new id) that names the live MX, or move "
+    "the MX back inside it; the mail flow view ({next_view}) shows both",
     "canary_lost": "mail through this region does not reach the seed: check its queue and "
     "logs for the canary's token before trusting the region with traffic",
     "canary_slow": "mail through this region is late: look at its deferred queue and at the "

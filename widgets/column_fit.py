@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from textual.content import Content
+
 # DataTable pads each cell by one on either side; a vertical scrollbar may appear.
 CELL_PADDING = 2
 SCROLLBAR_ALLOWANCE = 2
@@ -33,3 +35,11 @@ def clip_at_break(text: str, width: int) -> str:
     cut = max((i for i, char in enumerate(text[: room + 1]) if char in _BREAKS), default=0)
     kept = text[:cut].rstrip(_BREAKS) if cut else ""
     return (kept or text[:room]) + "…"
+
+
+def same_drawing(before: Content | str | None, after: Content | str) -> bool:
+    """Whether a table cell would draw the same: Content's == compares the text alone,
+    and a cell whose style changes (a count turning red) must be redrawn too."""
+    if isinstance(before, Content) and isinstance(after, Content):
+        return (before.plain, before.spans) == (after.plain, after.spans)
+    return before == after

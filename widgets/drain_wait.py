@@ -1,4 +1,5 @@
-"""A switchover waiting for replication to drain: what it waits for, and a way out."""
+"""A switchover waiting for something to drain, and a way out: replication lag toward
+the target, or, for a failback to a region with [regions.mta], its deferred mail queue."""
 
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from noc.model import ActionPlan
+from noc.model import ActionKind, ActionPlan
+
+
+def waits_for(plan: ActionPlan) -> tuple[str, str, str]:
+    """(what the title says it waits for, what must happen first, what it reads)."""
+    if plan.kind is ActionKind.FAILBACK:
+        return (
+            f"waiting for {plan.target}'s mail queue to drain",
+            f"Nothing changes until {plan.target}'s deferred queue is down to its threshold",
+            "reading the mail queue…",
+        )
+    return (
+        "waiting for replication lag to drain",
+        "Nothing changes until every link has drained",
+        "reading replication…",
+    )
 
 
 class DrainWait(ModalScreen[None]):
@@ -51,17 +67,16 @@ class DrainWait(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         plan = self.plan
+        title, condition, _ = waits_for(plan)
+        kind = "FAILBACK" if plan.kind is ActionKind.FAILBACK else "SWITCHOVER"
         with Vertical():
             yield Label(
-                Content(f"SWITCHOVER {plan.source or '?'} → {plan.target}: waiting for lag"),
+                Content(f"{kind} {plan.source or '?'} → {plan.target}: {title}"),
                 id="title",
             )
             yield Static(id="progress")
             yield Static(
-                Content.styled(
-                    "Nothing changes until every link has drained; cancel and nothing will.",
-                    "$foreground-muted",
-                )
+                Content.styled(f"{condition}; cancel and nothing will.", "$foreground-muted")
             )
             yield Button("Cancel switchover", id="cancel", variant="error")
 
@@ -79,7 +94,8 @@ class DrainWait(ModalScreen[None]):
             self._show(progress)
 
     def _show(self, progress: str) -> None:
-        self.query_one("#progress", Static).update(Content(progress or "reading replication…"))
+        reading = waits_for(self.plan)[2]
+        self.query_one("#progress", Static).update(Content(progress or reading))
 
     def on_button_pressed(self) -> None:
         self.action_cancel()

@@ -30,6 +30,14 @@ FAULT_TEXT = {
     Fault.COMPLAINT_SPIKE: "spam complaint spike (over 0.3 %)",
     Fault.DNS_HIJACK: "hijack DNS: smtp answers an address of no region",
     Fault.BLOCKLIST: "list this region's sending IP on the blocklist",
+    Fault.SMTP_421: "SMTP: 421 banner (service shutting down)",
+    Fault.NO_STARTTLS: "SMTP: STARTTLS not offered",
+    Fault.TLS_HANDSHAKE: "SMTP: TLS handshake fails",
+    Fault.CERT_EXPIRING: "SMTP: certificate expiring in 5 days",
+    Fault.CERT_WRONG_NAME: "SMTP: certificate for the wrong name",
+    Fault.QUEUE_HELD: "MTA: queue held and growing",
+    Fault.REJECTION_SPIKE: "MTA: rejection spike (hundreds a minute)",
+    Fault.MX_OUTSIDE_POLICY: "MTA-STS: this region's MX outside the policy",
     Fault.RESTORE: "restore: clear every fault",
 }
 

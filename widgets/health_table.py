@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from noc.model import CheckStatus, EstateSnapshot, Health, SmtpStatus
-from noc_widgets.column_fit import clip_at_break, remaining_width
+from noc_widgets.column_fit import clip_at_break, remaining_width, same_drawing
 from noc_widgets.health_style import COLOR, GLYPH, age_text, health_content, health_word
 
 # (key, label, width, compact label, compact width); compact width None drops the column.
@@ -47,14 +47,6 @@ def clip_check(name: str, width: int) -> str:
     if colon and port.isdigit() and host and len(port) + 3 <= width:
         return clip_at_break(host, width - len(port) - 1) + ":" + port
     return clip_at_break(name, width)
-
-
-def _same(before: Content | str | None, after: Content | str) -> bool:
-    """Whether a cell would draw the same: Content's == compares the text alone, and a
-    cell whose style changes (a count turning red) must be redrawn too."""
-    if isinstance(before, Content) and isinstance(after, Content):
-        return (before.plain, before.spans) == (after.plain, after.spans)
-    return before == after
 
 
 def _seconds(value: float | None, coarse: bool) -> str:
@@ -247,7 +239,7 @@ class HealthTable(DataTable[Content | str]):
                 changed.extend(
                     (key, column, value)
                     for column, value in row.items()
-                    if not _same(before.get(column), value)
+                    if not same_drawing(before.get(column), value)
                 )
             self._shown[key] = row
         self._update_cells(changed)

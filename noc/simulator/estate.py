@@ -22,6 +22,19 @@ flag. Faults, several of which can be active in a region at once:
 - complaint spike: the region's complaints jump to 3 % of delivered; over a
   5-minute window its rate passes 0.1 % in seconds and 0.3 % within about 30 s.
   After restore the rate falls back as the spike's minutes leave the window.
+- SMTP (one at a time, like health faults): a 421 banner, STARTTLS not offered, a
+  TLS handshake that fails, a certificate expiring in 5 days, a certificate for the
+  wrong name. The region's SMTP probe (every 3 s, threshold 2) shows each within
+  about 6 s: smtp_down, tls_broken, cert_expiry.
+- queue held and growing: the region's MTA holds every new message and stops
+  delivering, so hold and deferred grow and the oldest deferred ages: queue_backlog
+  fires after its 15 s sustain. Restore releases the hold; the backlog drains
+  within a minute, which a failback to the region waits for.
+- rejection spike: hundreds of 5xx/4xx rejections a minute; `rejections` fires on
+  the next read.
+- mx outside policy: the domain's MTA-STS policy (served over HTTPS, its id in
+  `_mta-sts` TXT on the demo's DNS) stops naming the region's MX: mta_sts_mismatch
+  on the active region, a refused failover plan to any other.
 - restore: clears every fault of the region. A secondary's replication path stays
   partitioned while the primary's "break replication" is on.
 """
@@ -32,9 +45,12 @@ import asyncio
 import base64
 import random
 import secrets
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
 import dns.tsigkeyring
@@ -51,6 +67,16 @@ from noc.simulator.dns_server import (
     demo_zones,
 )
 from noc.simulator.health_endpoint import EndpointMode, HealthEndpoint
+from noc.simulator.mail import (
+    DemoCa,
+    DemoQueue,
+    MailWeb,
+    QueueTuning,
+    SimulatedSmtp,
+    SmtpMode,
+    sts_policy,
+    sts_policy_id,
+)
 from noc.simulator.redis_server import RedisServer, find_redis_server
 from noc.simulator.relay import TcpRelay
 from noc.simulator.traffic import MailTraffic, SuppressionSync, TrafficTuning
@@ -80,6 +106,16 @@ _MODE_FOR_FAULT = {
     Fault.GARBAGE: EndpointMode.GARBAGE,
 }
 
+_SMTP_MODE_FOR_FAULT = {
+    Fault.SMTP_421: SmtpMode.BANNER_421,
+    Fault.NO_STARTTLS: SmtpMode.NO_STARTTLS,
+    Fault.TLS_HANDSHAKE: SmtpMode.HANDSHAKE_FAILURE,
+    Fault.CERT_EXPIRING: SmtpMode.EXPIRING,
+    Fault.CERT_WRONG_NAME: SmtpMode.WRONG_NAME,
+}
+# Faults of which one at a time is active in a region: a new one replaces the last.
+_EXCLUSIVE = (_MODE_FOR_FAULT, _SMTP_MODE_FOR_FAULT)
+
 # Replicated data classes: every secondary's replica carries both (one store, two
 # RPOs), so one broken path shows the tighter class alerting first.
 _REPLICATED: dict[str, dict[str, Any]] = {
@@ -104,6 +140,16 @@ _CLIENT_TIMEOUT_SECONDS = 1.0
 
 
 SMTP_RECORD = f"smtp.{DEMO_DOMAIN}."
+MTA_STS_RECORD = f"_mta-sts.{DEMO_DOMAIN}."
+# The demo's queue thresholds: a held queue passes its depth within a minute.
+_MTA_LIMITS: dict[str, Any] = {
+    "interval_seconds": 3,
+    "queue_depth_threshold": 150,
+    "oldest_deferred_threshold_seconds": 900,
+    "backlog_sustain_seconds": 15,
+    "rejections_per_minute_threshold": 60,
+    "failback_deferred_threshold": 20,
+}
 DEMO_TSIG_KEY = "noc-demo."
 # An address of no region (RFC 2544's benchmarking range): what a hijacked
 # resolver answers in the demo.
@@ -113,8 +159,10 @@ HIJACKED_ANSWER = "198.18.0.66"
 class DemoEstate:
     """Starts the demo's servers and injects faults into them (a `FaultInjector`).
 
-    `tuning` and `replica_timeout_seconds` exist for tests, which need the same
-    behaviour in seconds rather than minutes; the defaults are the demo's.
+    `tuning`, `queue_tuning` and `replica_timeout_seconds` exist for tests, which need
+    the same behaviour in seconds rather than minutes; the defaults are the demo's.
+    `certificate_dir` is where the demo CA and its certificates are written (`noc
+    demo`: the demo's state directory); None, a temp dir removed by stop().
     """
 
     def __init__(
@@ -124,6 +172,8 @@ class DemoEstate:
         tuning: TrafficTuning | None = None,
         replica_timeout_seconds: float = REPLICA_TIMEOUT_SECONDS,
         seed: int | None = None,
+        queue_tuning: QueueTuning | None = None,
+        certificate_dir: Path | None = None,
     ) -> None:
         self._regions = tuple(regions)
         self._primary = next(
@@ -153,6 +203,15 @@ class DemoEstate:
         )
         self._dns_regions = {r.id: r for r in DEMO_DNS_REGIONS}
         self._config: NocConfig | None = None
+        self._queue_tuning = queue_tuning
+        self._certificate_dir = certificate_dir
+        self._owned_certificate_dir: Path | None = None
+        self._ca: DemoCa | None = None
+        self._smtp: dict[str, SimulatedSmtp] = {}
+        self._queues: dict[str, DemoQueue] = {}
+        # Replaced whole when a fault changes it; the policy server reads element 0.
+        self._policy = [""]
+        self._mail_web = MailWeb(self._queues, self._policy)
 
     async def start(self) -> NocConfig:
         """Start every server and the traffic; raises RedisUnavailable without redis-server."""
@@ -160,9 +219,17 @@ class DemoEstate:
             return self._config
         # Fails fast, with the install hint, before anything is started.
         executable = await asyncio.to_thread(find_redis_server)
+        # Keys, certificates and contexts: file I/O and a little CPU, off the loop.
+        await asyncio.to_thread(self._make_certificates)
+        assert self._ca is not None
+        policy_context = self._ca.context("mta-sts", ["127.0.0.1", f"mta-sts.{DEMO_DOMAIN}"])
+        now = asyncio.get_running_loop().time()
         for region in self._regions:
             self._endpoints[region.id] = HealthEndpoint(region.id)
             self._stores[region.id] = RedisServer(executable=executable)
+            mx_name = self._dns_regions[region.id].mx_host.rstrip(".")
+            self._smtp[region.id] = SimulatedSmtp(mx_name, self._ca)
+            self._queues[region.id] = DemoQueue(self._rng, now, self._queue_tuning)
             if region.id != self._primary:
                 self._replicas[region.id] = RedisServer(
                     ["--repl-timeout", f"{self._replica_timeout:g}"], executable=executable
@@ -171,6 +238,8 @@ class DemoEstate:
         # finds nothing half-started.
         outcomes = await asyncio.gather(
             self._dns.start(),
+            self._mail_web.start(policy_context),
+            *(server.start() for server in self._smtp.values()),
             *(endpoint.start() for endpoint in self._endpoints.values()),
             *(store.astart() for store in (*self._stores.values(), *self._replicas.values())),
             return_exceptions=True,
@@ -179,6 +248,7 @@ class DemoEstate:
         try:
             if failures:
                 raise failures[0]
+            self._apply_mail_faults()
             config = parse_config(self._config_data(), "demo estate")
             await self._start_replication()
             await self._start_traffic(config)
@@ -199,6 +269,9 @@ class DemoEstate:
         endpoints, self._endpoints = self._endpoints, {}
         stores = [*self._stores.values(), *self._replicas.values()]
         self._stores, self._replicas = {}, {}
+        smtp_servers = list(self._smtp.values())
+        self._smtp.clear()
+        self._queues.clear()
         self._faults.clear()
         self._spiking.clear()
         self._stalled.clear()
@@ -209,9 +282,21 @@ class DemoEstate:
         )
         await asyncio.gather(
             self._dns.stop(),
+            self._mail_web.stop(),
+            *(server.stop() for server in smtp_servers),
             *(endpoint.stop() for endpoint in endpoints.values()),
             *(store.astop() for store in stores),
         )
+        self._ca = None
+        owned, self._owned_certificate_dir = self._owned_certificate_dir, None
+        if owned is not None:
+            await asyncio.to_thread(shutil.rmtree, owned, True)
+
+    def _make_certificates(self) -> None:
+        directory = self._certificate_dir
+        if directory is None:
+            directory = self._owned_certificate_dir = Path(tempfile.mkdtemp(prefix="noc-demo-"))
+        self._ca = DemoCa(directory / "tls")
 
     def region_ids(self) -> Sequence[str]:
         return [region.id for region in self._regions]
@@ -238,6 +323,7 @@ class DemoEstate:
         _toggle(self._spiking, region_id, Fault.COMPLAINT_SPIKE in active)
         _toggle(self._stalled, region_id, Fault.STALL_SYNC in active)
         self._apply_dns_faults()
+        self._apply_mail_faults()
         source_broken = Fault.BREAK_REPLICATION in self._faults.get(self._primary, ())
         for target, relay in self._relays.items():
             if source_broken or Fault.BREAK_REPLICATION in self._faults.get(target, ()):
@@ -260,6 +346,38 @@ class DemoEstate:
             else:
                 self._dns.remove_record(DEMO_BLOCKLIST_ZONE, name, "A")
                 self._dns.remove_record(DEMO_BLOCKLIST_ZONE, name, "TXT")
+
+    def _apply_mail_faults(self) -> None:
+        """Each region's SMTP mode and queue from its faults; the MTA-STS policy names
+        every region's MX but those "outside policy", and its TXT id follows it."""
+        outside: set[str] = set()
+        for region_id, server in self._smtp.items():
+            active = self._faults.get(region_id, ())
+            server.mode = next(
+                (_SMTP_MODE_FOR_FAULT[f] for f in active if f in _SMTP_MODE_FOR_FAULT),
+                SmtpMode.HEALTHY,
+            )
+            queue = self._queues[region_id]
+            if Fault.QUEUE_HELD in active:
+                queue.held_and_growing = True
+            elif queue.held_and_growing:
+                queue.release()
+            queue.rejection_spike = Fault.REJECTION_SPIKE in active
+            if Fault.MX_OUTSIDE_POLICY in active:
+                outside.add(region_id)
+        policy = sts_policy(
+            self._dns_regions[region.id].mx_host.rstrip(".")
+            for region in self._regions
+            if region.id not in outside
+        )
+        self._policy[0] = policy
+        self._dns.set_override(MTA_STS_RECORD, "TXT", [f'"v=STSv1; id={sts_policy_id(policy)}"'])
+
+    def smtp_server(self, region_id: str) -> SimulatedSmtp:
+        try:
+            return self._smtp[region_id]
+        except KeyError:
+            raise KeyError(f"no running demo region {region_id!r}") from None
 
     def endpoint(self, region_id: str) -> HealthEndpoint:
         try:
@@ -326,6 +444,10 @@ class DemoEstate:
             asyncio.create_task(sync.run(), name="demo-suppression-sync"),
         ]
 
+    def _ca_bundle(self) -> Path:
+        assert self._ca is not None, "start() first"
+        return self._ca.bundle
+
     def _config_data(self) -> dict[str, Any]:
         return {
             "estate": {"name": "demo-mail", "topology": "active-passive"},
@@ -340,6 +462,23 @@ class DemoEstate:
                     "service_ips": [self._dns_regions[region.id].service_ip],
                     "mx_host": self._dns_regions[region.id].mx_host,
                     "sending_ips": [self._dns_regions[region.id].sending_ip],
+                    # In-process SMTP servers on loopback, named as the region's MX;
+                    # the demo CA signs their certificates.
+                    "mx_port": self._smtp[region.id].port,
+                    "smtp": [
+                        {
+                            "host": "127.0.0.1",
+                            "port": self._smtp[region.id].port,
+                            "tls": "starttls",
+                            "tls_name": self._dns_regions[region.id].mx_host.rstrip("."),
+                            "ehlo": f"noc.{DEMO_DOMAIN}",
+                            "ca_file": str(self._ca_bundle()),
+                            "interval_seconds": 3,
+                            "failure_threshold": 2,
+                            "timeout_seconds": 2,
+                        }
+                    ],
+                    "mta": {"metrics_url": self._mail_web.metrics_url(region.id), **_MTA_LIMITS},
                     "checks": [
                         {
                             "name": f"api.{region.id}.demo-mail /health",
@@ -401,13 +540,20 @@ class DemoEstate:
                 "dkim_selectors": [DEMO_DKIM_SELECTOR],
                 "dnsbl_zones": [DEMO_BLOCKLIST_ZONE],
                 "interval_seconds": 5,
+                # The policy over HTTPS with the demo CA's certificate for 127.0.0.1;
+                # the MX hosts publish no TLSA records, so DANE does not apply and noc
+                # never connects to their (documentation-range) addresses.
+                "mta_sts": True,
+                "mta_sts_policy_url": self._mail_web.policy_url,
+                "mta_sts_ca_file": str(self._ca_bundle()),
             },
         }
 
 
 def _replaces(new: Fault, old: Fault) -> bool:
-    # The endpoint answers one way at a time: a new health fault replaces the last.
-    return new is old or (new in _MODE_FOR_FAULT and old in _MODE_FOR_FAULT)
+    # The endpoint and the SMTP server answer one way at a time: a new health (or
+    # SMTP) fault replaces the last.
+    return new is old or any(new in group and old in group for group in _EXCLUSIVE)
 
 
 def _toggle(regions: set[str], region_id: str, on: bool) -> None:

@@ -44,19 +44,13 @@ def start_postfix() -> Iterator[StartPostfix]:
         server.stop()
 
 
-def leaf(
-    ca: trustme.CA, directory: Path, *names: str, not_after: datetime | None = None
-) -> PostfixTls:
-    directory.mkdir(parents=True, exist_ok=True)
+def leaf(ca: trustme.CA, *names: str, not_after: datetime | None = None) -> PostfixTls:
     cert = ca.issue_cert(
         *(names or (MX,)),
         not_before=datetime.now(UTC) - timedelta(days=30) if not_after else None,
         not_after=not_after,
     )
-    cert_file, key_file = directory / "chain.pem", directory / "key.pem"
-    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    key_file.write_bytes(cert.private_key_pem.bytes())
-    return PostfixTls(cert_file, key_file)
+    return PostfixTls.issued(cert)
 
 
 def ca_file(ca: trustme.CA, directory: Path) -> str:
@@ -83,7 +77,7 @@ def target(server: PostfixServer, tls: SmtpTls, ca_path: str | None, **kw: objec
 async def test_starttls_session_reports_version_certificate_and_phases(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    server = start_postfix(tls=leaf(ca, tmp_path / "good"))
+    server = start_postfix(tls=leaf(ca))
     sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert sample.ok, sample.error
     assert sample.banner_code == 220
@@ -106,7 +100,7 @@ async def test_probe_after_probe_over_starttls(
     """One collector, sessions back to back: each TLS transport closes on its own
     time, and the next probe's socket must not be refused for the descriptor it
     reuses (closing the socket under a live transport did exactly that)."""
-    server = start_postfix(tls=leaf(ca, tmp_path / "good"))
+    server = start_postfix(tls=leaf(ca))
     collector = SmtpCollector()
     probe = target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
     samples = [await collector.probe(probe) for _ in range(40)]
@@ -150,7 +144,7 @@ async def test_starttls_not_offered_is_tls_broken_when_required_only(
 async def test_an_untrusted_chain_fails_the_handshake(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    server = start_postfix(tls=leaf(ca, tmp_path / "good"))
+    server = start_postfix(tls=leaf(ca))
     stranger = trustme.CA()  # the probe trusts another CA than the server's
     sample = await SmtpCollector().probe(
         target(server, SmtpTls.STARTTLS, ca_file(stranger, tmp_path))
@@ -165,7 +159,7 @@ async def test_a_handshake_the_server_cannot_complete_is_tls_broken(
 ) -> None:
     # Postfix offers STARTTLS but may only speak TLS 1.0, which the probe refuses.
     server = start_postfix(
-        tls=leaf(ca, tmp_path / "good"),
+        tls=leaf(ca),
         main={"smtpd_tls_protocols": ">=TLSv1, <=TLSv1", "smtpd_tls_mandatory_protocols": ""},
     )
     sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
@@ -176,7 +170,7 @@ async def test_a_handshake_the_server_cannot_complete_is_tls_broken(
 async def test_a_certificate_for_another_name_fails(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    server = start_postfix(tls=leaf(ca, tmp_path / "other", "mx9.elsewhere.example"))
+    server = start_postfix(tls=leaf(ca, "mx9.elsewhere.example"))
     sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken
     assert sample.error is not None
@@ -188,7 +182,7 @@ async def test_an_expired_certificate_fails(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
     expired = datetime.now(UTC) - timedelta(days=2)
-    server = start_postfix(tls=leaf(ca, tmp_path / "old", not_after=expired))
+    server = start_postfix(tls=leaf(ca, not_after=expired))
     sample = await SmtpCollector().probe(target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path)))
     assert not sample.ok and sample.tls_broken
     assert sample.error is not None and "expired" in sample.error.detail
@@ -201,7 +195,7 @@ async def test_an_expiring_certificate_reports_its_days_left(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
     soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5, hours=1)
-    server = start_postfix(tls=leaf(ca, tmp_path / "soon", not_after=soon))
+    server = start_postfix(tls=leaf(ca, not_after=soon))
     sample = await SmtpCollector(SystemClock()).probe(
         target(server, SmtpTls.STARTTLS, ca_file(ca, tmp_path))
     )
@@ -213,7 +207,7 @@ async def test_an_expiring_certificate_reports_its_days_left(
 async def test_implicit_tls_is_verified_against_tls_name(
     start_postfix: StartPostfix, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    tls = replace(leaf(ca, tmp_path / "good"), implicit=True)
+    tls = replace(leaf(ca), implicit=True)
     server = start_postfix(tls=tls)
     sample = await SmtpCollector().probe(target(server, SmtpTls.IMPLICIT, ca_file(ca, tmp_path)))
     assert sample.ok, sample.error

@@ -421,6 +421,14 @@ class PanelApp(App[None]):
         self.choice = choice
 
 
+def option_prompts(options: OptionList) -> dict[str, str | None]:
+    """The fault panel's lines: each option's words and its id ("bg:slow")."""
+    return {
+        str(options.get_option_at_index(i).prompt): options.get_option_at_index(i).id
+        for i in range(options.option_count)
+    }
+
+
 async def test_fault_panel_offers_data_faults_and_shows_every_active_one(
     estate: DemoEstate,
 ) -> None:
@@ -431,10 +439,7 @@ async def test_fault_panel_offers_data_faults_and_shows_every_active_one(
     async with app.run_test(size=(100, 50)) as pilot:
         await pilot.pause()
         options = app.panel.query_one(OptionList)
-        prompts = {
-            str(options.get_option_at_index(i).prompt): options.get_option_at_index(i).id
-            for i in range(options.option_count)
-        }
+        prompts = option_prompts(options)
         assert "bg now: slow, stall sync" in prompts
         assert "ro now: healthy" in prompts
         ids = set(prompts.values())

@@ -8,24 +8,30 @@ closed loopback port) and rejects relaying with 554.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mta_support import PostfixExporter, PostfixServer
 from paths import TESTS
-from support import feed_flags, feed_round
+from postfix import PostfixExporter, PostfixServer
+from support import estate_config, feed_flags, feed_round, stored_flag
 
+from noc.audit import JsonlLog, read_jsonl
 from noc.check import report_json
 from noc.clock import FakeClock
 from noc.config import NocConfig, parse_config
 from noc.engine import Engine
 from noc.failover import plan_action
-from noc.model import ActionKind, AlertState, MtaSample
+from noc.model import ActionKind, ActionPlan, AlertState, MtaSample
+from noc.operations import EXIT_DONE, ActionRequest, Confirmation, Operations, OperatorIO
 from noc.safety import mail_queue_drained
+from noc.scheduler import Scheduler
+from noc.simulator import RedisServer
 from noc_collectors.mta import MtaCollector, MtaMetrics, RejectionRate, read_mta
 
 DATA = TESTS / "data"
@@ -116,22 +122,14 @@ def test_rejection_rates_count_every_rejection_since_the_last_read(
 
 @pytest.fixture(scope="module")
 def postfix() -> Iterator[PostfixServer]:
-    server = PostfixServer()
-    server.start()
-    try:
+    with PostfixServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def exporter(postfix: PostfixServer) -> Iterator[PostfixExporter]:
-    running = PostfixExporter(postfix)
-    running.start()
-    try:
+    with PostfixExporter(postfix) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _wait(condition: Any, what: str, timeout: float = 30.0) -> None:
@@ -261,3 +259,105 @@ def test_an_unreachable_exporter_is_the_samples_error() -> None:
     sample = MtaSample("ro", 0.0, FakeClock().utcnow(), error="connection refused")
     assert sample.as_json()["queue_deferred"] is None
     assert sample.as_json()["error"] == "connection refused"
+
+
+class RecordedDrain:
+    """The operator's view of the wait (the dashboard's DrainWait, the CLI's lines):
+    every detail shown, in order."""
+
+    cancelled = False
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.closed = False
+
+    def show(self, detail: str) -> None:
+        self.shown.append(detail)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_failback_waits_for_the_targets_deferred_queue_then_acts(
+    region_stores: dict[str, RedisServer], tmp_path: Path
+) -> None:
+    """Failed over to bg; ro, the primary, still holds the mail it deferred. The
+    failback to ro waits, reading ro's exporter, until its deferred queue is down to
+    the threshold (0): nothing is written while it waits, and the flag moves once the
+    queue drained (the operator deletes it here, as a flush to a fixed relay would)."""
+    with PostfixServer() as postfix, PostfixExporter(postfix) as exporter:
+        for recipient in ("one@far.example", "two@far.example"):
+            postfix.submit(recipient)
+        await asyncio.to_thread(
+            _wait,
+            lambda: sum(e["queue_name"] == "deferred" for e in postfix.queue_entries()) == 2,
+            "two deferred messages",
+        )
+        data = estate_config({rid: s.url for rid, s in region_stores.items()}).model_dump(
+            mode="json"
+        )
+        data["regions"][0]["mta"] = {
+            "metrics_url": exporter.url,
+            "failback_deferred_threshold": 0,
+        }
+        data["failover"] = {
+            "actuators": ["flag"],
+            "cooldown_seconds": 0,
+            "store_timeout_seconds": 1,
+            # The fake clock never reaches it: the queue, not a timeout, ends the wait.
+            "drain_timeout_seconds": 60,
+        }
+        config = parse_config(data)
+        clock = FakeClock()
+        scheduler = Scheduler(config, clock, single_round=True)
+        audit = JsonlLog(tmp_path / "audit.jsonl", clock)
+        ops = Operations(config, scheduler, audit, clock, refresh=scheduler.read_flags)
+        feed_round(scheduler.engine, clock)
+        drain = RecordedDrain()
+
+        async def yes(plan: ActionPlan) -> Confirmation:
+            return Confirmation("drill", False, "--yes")
+
+        async def watch(plan: ActionPlan) -> RecordedDrain:
+            return drain
+
+        io = OperatorIO(confirm=yes, open_drain=watch)
+        try:
+            over = await ops.run_action(
+                ActionRequest(ActionKind.FAILOVER, "bg", OPERATOR, reason="drill"), io
+            )
+            assert over.exit_code == EXIT_DONE, over.message
+            assert not drain.shown  # a failover does not wait for the queue
+
+            back = asyncio.create_task(
+                ops.run_action(
+                    ActionRequest(ActionKind.FAILBACK, "ro", OPERATOR, reason="drill"), io
+                )
+            )
+            async with asyncio.timeout(60):
+                while not any("ro has 2 deferred (> 0)" in d for d in drain.shown):
+                    assert not back.done(), back.result().message
+                    await asyncio.sleep(0.1)
+            # Waiting: the flag still names bg on every store.
+            assert {stored_flag(s)["active"] for s in region_stores.values()} == {"bg"}
+
+            await asyncio.to_thread(postfix.delete, "ALL")
+            async with asyncio.timeout(60):
+                outcome = await back
+        finally:
+            await scheduler.stop()
+    assert outcome.exit_code == EXIT_DONE, outcome.message
+    assert {stored_flag(s)["active"] for s in region_stores.values()} == {"ro"}
+    assert drain.closed
+    assert drain.shown[-1] == "ro has 0 deferred (≤ 0)"
+    assert all("deferred" in detail for detail in drain.shown)
+    records = read_jsonl(audit.path).records
+    back_id = outcome.plan.action_id if outcome.plan else None
+    failback = [r["event"] for r in records if r.get("action_id") == back_id]
+    # Confirmed, then the wait, then the flag written: one step, after the wait.
+    assert failback.index("confirmed") < failback.index("step_result")
+    assert [
+        r.get("actuator")
+        for r in records
+        if r.get("action_id") == back_id and r["event"] == "step_result"
+    ] == ["flag"]

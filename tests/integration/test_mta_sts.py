@@ -25,8 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
-from mta_support import PostfixServer, free_tcp_port
 from named import NamedServer, Zone, named_servers  # noqa: F401
+from postfix import PostfixServer, PostfixTls, free_port
 from support import feed_flags
 
 from noc.check import report_json
@@ -103,13 +103,8 @@ def test_tlsa_compares_with_the_certificate_as_dane_does(mx_cert: trustme.LeafCe
 
 @pytest.fixture(scope="module")
 def postfix(mx_cert: trustme.LeafCert) -> Iterator[PostfixServer]:
-    chain = b"".join(blob.bytes() for blob in mx_cert.cert_chain_pems)
-    server = PostfixServer(tls=(chain, mx_cert.private_key_pem.bytes()))
-    server.start()
-    try:
+    with PostfixServer(tls=PostfixTls.issued(mx_cert)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -125,7 +120,7 @@ async def policy_server(ca: trustme.CA) -> AsyncIterator[str]:
     ca.issue_cert("127.0.0.1", f"mta-sts.{DOMAIN}").configure_cert(context)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_tcp_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     try:
         yield f"https://127.0.0.1:{port}/.well-known/mta-sts.txt"

@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support import stored_flag
+from support import estate_config, feed_mail, feed_round, stored_flag, with_mail
 from test_cli import REGIONS, Estate, config_args, estate, noc, write_config  # noqa: F401
 
-from noc.check import PerfDatum, plugin_text
+from noc.check import PerfDatum, PerfLimits, QueueLimits, plugin_text, report_text
+from noc.clock import FakeClock
+from noc.engine import Engine
 from noc.simulator.health_endpoint import EndpointMode
 
 LABEL = r"'(?:[^'=]|'')+'|[^'= ]+"
@@ -285,3 +287,38 @@ async def test_nagios_core_reads_the_verdict_and_perf_data(
     assert set(labels) >= {f"{rid} a¦b latency" for rid, *_ in REGIONS}
     assert labels["bg a¦b latency"]["value"] == "U"
     assert float(labels["ro a¦b latency"]["value"]) > 0
+
+
+def test_queue_depth_and_rejections_are_perf_data_beside_their_thresholds() -> None:
+    """Each region with [regions.mta]: its queues, their depth against
+    queue_depth_threshold, the oldest deferred age against its threshold, and
+    rejections a minute by class against theirs; U where the exporter is unread."""
+    clock = FakeClock()
+    config = with_mail(estate_config())
+    engine = Engine(config, clock)
+    feed_round(engine, clock)
+    feed_mail(engine, clock)
+    limits = PerfLimits(
+        60,
+        0.001,
+        0.003,
+        queues={r.id: QueueLimits(500, 3600, 60) for r in config.regions},
+    )
+    text, data, _ = split_output(report_text(engine.snapshot(), limits))
+    assert text.startswith("NOC ")
+
+    def datum(label: str) -> tuple[str, str, str]:
+        match = data[label]
+        return match["value"], match["uom"], match["warn"]
+
+    assert datum("bg queue active") == ("1", "", "")
+    assert datum("bg queue deferred") == ("420", "", "")
+    assert datum("bg queue hold") == ("380", "", "")
+    assert datum("bg queue depth") == ("801", "", "500")
+    assert datum("bg oldest deferred") == ("5400", "s", "3600")
+    assert datum("bg rejections 4xx per min") == ("58", "", "60")
+    assert datum("bg rejections 5xx per min") == ("412", "", "60")
+    assert datum("ro queue depth") == ("9", "", "500")
+    # pa's exporter did not answer: every figure unknown, never a zero.
+    for label in ("queue deferred", "queue depth", "oldest deferred", "rejections 5xx per min"):
+        assert data[f"pa {label}"]["value"] == "U"

@@ -281,13 +281,9 @@ def postfix_421() -> Iterator[PostfixServer]:
 def postfix_tls(tmp_path: Path) -> Iterator[tuple[PostfixServer, str]]:
     postfix_binary()
     ca = trustme.CA()
-    cert = ca.issue_cert(MX)
-    chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
-    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    key.write_bytes(cert.private_key_pem.bytes())
     ca_path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    with PostfixServer(tls=PostfixTls(chain, key), hostname=MX) as server:
+    with PostfixServer(tls=PostfixTls.issued(ca.issue_cert(MX)), hostname=MX) as server:
         yield server, str(ca_path)
 
 

@@ -19,9 +19,11 @@ from support import (
     feed_data,
     feed_dns,
     feed_flags,
+    feed_mail,
     feed_round,
     until,
     with_dns,
+    with_mail,
     with_replication,
 )
 from textual.pilot import Pilot
@@ -63,7 +65,9 @@ class StillFaults:
 
 def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwargs: Any) -> NocApp:
     clock = FakeClock()
-    scenario = {"data": with_replication, "dns": with_dns}.get(state, lambda c: c)
+    scenario = {"data": with_replication, "dns": with_dns, "mail": with_mail}.get(
+        state, lambda c: c
+    )
     config = config or scenario(estate_config())
     app = NocApp(
         config,
@@ -96,6 +100,8 @@ def make_app(tmp_path: Path, state: str, config: NocConfig | None = None, **kwar
         feed_flags(engine, clock, "ro")
     elif state == "dns":
         feed_dns(engine, clock)
+    elif state == "mail":
+        feed_mail(engine, clock)
     elif state == "split":
         feed_round(engine, clock)
         feed_flags(engine, clock, {"ro": "ro", "bg": "bg", "pa": "bg"})

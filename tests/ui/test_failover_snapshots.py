@@ -501,3 +501,22 @@ def test_switchover_waiting_for_lag(
         return dialog
 
     assert snap_compare(app, terminal_size=size, run_before=showing(waiting))
+
+
+# A failback holding until the target's deferred mail queue has drained: the title
+# says it waits for the mail queue, not for lag.
+@pytest.mark.parametrize("size", SIZES)
+def test_failback_waiting_for_the_mail_queue(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = dns_app(tmp_path)
+    plan = replace(
+        failover_plan(app, AN_HOUR_LATER), kind=ActionKind.FAILBACK, source="bg", target="ro"
+    )
+
+    def waiting() -> DrainWait:
+        dialog = DrainWait(plan)
+        dialog.progress = "waiting: ro has 212 deferred (> 50)"
+        return dialog
+
+    assert snap_compare(app, terminal_size=size, run_before=showing(waiting))

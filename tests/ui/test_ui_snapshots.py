@@ -44,6 +44,19 @@ def test_region_board(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) 
     assert snap_compare(app_with(tmp_path), terminal_size=size, run_before=next_view)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_mail_flow_view(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Queues, rejections and MTA-STS per region: bg's held queue and 5xx spike in the
+    alerts' colours, pa's exporter unreachable and its MX outside the policy."""
+
+    async def third_view(pilot: Pilot[None]) -> None:
+        await next_view(pilot)
+        await next_view(pilot)
+
+    app = make_app(tmp_path, "mail")
+    assert snap_compare(app, terminal_size=size, run_before=third_view)
+
+
 def test_wall_mode_region_board_paused(snap_compare: Any, tmp_path: Path) -> None:
     app = app_with(tmp_path, read_only=True, mode="wall")
     assert snap_compare(app, terminal_size=(200, 60), run_before=next_view)

@@ -15,6 +15,7 @@ from noc.check import Status, verdict
 from noc.clock import FakeClock
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc_widgets.critical_banner import PULSE_SECONDS, CriticalBanner
+from noc_widgets.mail_flow import MailFlowView
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.wall_header import WallHeader
 
@@ -136,7 +137,11 @@ async def test_v_shows_the_next_view_in_any_mode(tmp_path: Path) -> None:
         assert board.snapshot.generated_at == app.clock.utcnow()
         await pilot.press("v")
         await pilot.pause()
-        assert app.query_one("#estate").display and not board.display
+        mail = app.query_one(MailFlowView)
+        assert mail.display and not board.display and mail.snapshot is not None
+        await pilot.press("v")
+        await pilot.pause()
+        assert app.query_one("#estate").display and not board.display and not mail.display
 
 
 def test_only_what_an_operator_acts_on_repaints_at_once(tmp_path: Path) -> None:

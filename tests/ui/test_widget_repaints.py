@@ -26,8 +26,10 @@ from support import (
     feed_data,
     feed_dns,
     feed_flags,
+    feed_mail,
     feed_round,
     with_dns,
+    with_mail,
     with_replication,
 )
 from test_region_map import (
@@ -79,6 +81,7 @@ from noc_widgets.dns_summary import DnsSummary
 from noc_widgets.estate_counts import EstateCounts
 from noc_widgets.health_table import HealthTable
 from noc_widgets.lag_detail import LagDetailScreen
+from noc_widgets.mail_flow import MailFlowView
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.region_list import RegionList
 from noc_widgets.region_map import RegionMap
@@ -108,6 +111,7 @@ CHANGED: dict[str, Any] = {
     "is_active": True,
     "dns_records": ("smtp.example.com.",),
     "sending_listed": True,
+    "mx_host": "mx.bx.example.com.",
     "smtp": (
         SmtpStatus(
             SmtpTarget(
@@ -132,8 +136,9 @@ CHANGED: dict[str, Any] = {
 # What each widget does not draw, and why.
 NOT_DRAWN = {
     # A list has no geography; checks and SMTP probes are the table's rows.
-    RegionList: {"location", "checks", "smtp"},
-    RegionMap: {"checks", "smtp"},
+    # The MX host is the mail flow view's, beside the MTA-STS policy.
+    RegionList: {"location", "checks", "smtp", "mx_host"},
+    RegionMap: {"checks", "smtp", "mx_host"},
 }
 
 
@@ -186,6 +191,7 @@ EXAMPLES: dict[type, Any] = {
 # Values by field name where the type's generic change would be meaningless.
 BY_NAME: dict[str, Any] = {
     "location": (-33.87, 151.21),  # Sydney: on the map, far from every other region
+    "rejections_per_minute": {"4xx": 97.0, "5xx": 97.5},  # both classes new
 }
 
 
@@ -318,6 +324,26 @@ VANTAGES = dataclasses.replace(
 CUT_OFF = dataclasses.replace(RICH, cut_off=True, cut_off_since=WHEN)
 STALE = dataclasses.replace(RICH, stale=True)
 HEALTHY_BASE = dataclasses.replace(RICH, estate_outage=False)
+
+
+def mail_snapshot() -> EstateSnapshot:
+    """Queues and rejections in every region (bg's backlog and 5xx spike firing, pa's
+    exporter unread) and the MTA-STS policy covering ro and bg, not pa."""
+    clock = FakeClock()
+    engine = Engine(with_mail(estate_config()), clock)
+    feed_round(engine, clock)
+    feed_flags(engine, clock, "ro")
+    feed_mail(engine, clock)
+    snapshot = engine.snapshot()
+    # Only the alerts the view colours by, so that the first and the last are its own
+    # (pa's unread exporter is the alert pane's to say).
+    mail_rules = ("queue_backlog", "rejections")
+    return dataclasses.replace(
+        snapshot, alerts=tuple(a for a in snapshot.alerts if a.rule in mail_rules)
+    )
+
+
+MAIL = mail_snapshot()
 
 
 class Host(App[None]):
@@ -478,6 +504,7 @@ REGION_FIELDS = {
     "regions.*.sending_listed", "regions.*.store",
     # How each vantage voted: the region list and the map draw it beside the health.
     "regions.*.votes",
+    "regions.*.mx_host",  # the mail flow view's, beside the MTA-STS policy
 }  # fmt: skip
 # The store's flag is the authority's input; widgets draw the authority.
 STORE_DETAIL = {"regions.*.store.flag", "regions.*.store.age_seconds", "regions.*.store.error",
@@ -540,6 +567,7 @@ CASES.update({
             "regions.*.store", "regions.*.dns_records", "regions.*.sending_listed",
             "regions.*.smtp",  # smtp_down says it, among the alerts firing
             "regions.*.votes",  # the list and the map show the vantages' verdicts
+            "regions.*.mx_host",  # the mail flow view's
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
@@ -587,6 +615,7 @@ CASES.update({
             # SMTP probes are the health table's rows; smtp_down is the alerts' to say.
             "regions.*.smtp",
             "regions.*.votes",  # the list and the map show the vantages' verdicts
+            "regions.*.mx_host",  # the mail flow view's, beside the MTA-STS policy
         },
     ),
     "replication_panel": case(
@@ -661,6 +690,26 @@ CASES.update({
             "suppression.lookback_seconds", "suppression.pairs.*.examined",
             "suppression.pairs.*.examples", "suppression.pairs.*.truncated",
         },
+    ),
+    "mail_flow": case(
+        MailFlowView,
+        {"regions", "mta", "mta_sts", "alerts"},
+        {
+            # A row per region: its id, whether it is active, and whether its MX is in
+            # the policy; its health and checks are the other views'.
+            "regions.*.name", "regions.*.role", "regions.*.location", "regions.*.health",
+            "regions.*.checks", "regions.*.store", "regions.*.dns_records",
+            "regions.*.sending_listed", "regions.*.smtp",
+            # DANE is the failover plan's to judge, per target.
+            "mta_sts.tlsa",
+            # Alerts colour the figures of their rule and region; their words are the
+            # alert pane's.
+            "alerts.*.id", "alerts.*.key", "alerts.*.summary", "alerts.*.since",
+            "alerts.*.started_at", "alerts.*.value", "alerts.*.ack", "alerts.*.flapping",
+            "alerts.*.escalated_from", "alerts.*.escalated_to", "alerts.*.silenced_by",
+            "alerts.*.inhibited_by",
+        },
+        (MAIL,),
     ),
     "wall_header": case(WallHeader, {"generated_at", "last_poll_age"}, set()),
     "dns_screen": case(
