@@ -21,9 +21,13 @@ Nothing here uses KEYS, SMEMBERS or an unbounded range.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
+from array import array
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -147,11 +151,103 @@ async def _zmscore(
     return scores
 
 
+def _bucket(score: float, width: float) -> int:
+    return math.floor(score / width)
+
+
+def _contains(held: array[int], digest: int) -> bool:
+    at = bisect_left(held, digest)
+    return at < len(held) and held[at] == digest
+
+
+class _Ledger:
+    """What noc last read of one region's list within the window, a score bucket at a time.
+
+    Per bucket (scores [b * width, (b + 1) * width)) the count ZCOUNT answered when it
+    was read (-1: read while it changed, read again) and the sorted hashes of its
+    members: 8 bytes an entry, never the members themselves. A bucket whose ZCOUNT
+    still matches is not read again.
+    """
+
+    __slots__ = ("counts", "hashes", "run_id", "sweep")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.counts: dict[int, int] = {}
+        self.hashes: dict[int, array[int]] = {}
+        self.sweep = 0  # the bucket the verification sweep re-reads next
+
+    def copy(self) -> _Ledger:
+        made = _Ledger(self.run_id)
+        made.counts, made.hashes, made.sweep = dict(self.counts), dict(self.hashes), self.sweep
+        return made
+
+    def covers(self, member: bytes, score: float, width: float) -> bool:
+        held = self.hashes.get(_bucket(score, width))
+        return held is not None and _contains(held, hash(member))
+
+    def holder(self, digest: int) -> int | None:
+        return next((b for b, held in self.hashes.items() if _contains(held, digest)), None)
+
+    def complete(self, low: int, high: int) -> bool:
+        return all(b in self.hashes for b in range(low, high + 1))
+
+    def entries(self) -> int:
+        return sum(len(held) for held in self.hashes.values())
+
+
+@dataclass(slots=True)
+class _PairState:
+    """Per ordered pair and list: what the target lacks, and what it holds out of view.
+
+    unsynced: source entries in the window the target lacks (member -> source score).
+    held: source entries the target holds outside its own ledger (under another score,
+    or in a bucket not read yet): re-checked every poll, since no ledger sees them go.
+    Every other source entry is in the target's ledger, whose changes noc reads.
+    pending: source buckets not yet checked in full against the target (a baseline).
+    """
+
+    unsynced: dict[bytes, float] = field(default_factory=dict)
+    held: dict[bytes, float] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Survey:
+    """One region's answer to the poll's first round trip: O(log N) commands only."""
+
+    run_id: str
+    sizes: dict[str, int]
+    counts: dict[str, dict[int, int]]  # list -> bucket -> ZCOUNT
+    above: dict[str, int]  # list -> entries scored past the last bucket (clock skew)
+
+
+@dataclass(slots=True)
+class _Stage:
+    """One region's list as this poll read it, before anything is committed."""
+
+    ledger: _Ledger
+    reset: bool  # a new store (run_id) or noc's first look: every pair re-baselines
+    read: dict[int, dict[bytes, float]] = field(default_factory=dict)  # bucket -> entries
+    added: dict[bytes, float] = field(default_factory=dict)
+    removed: set[int] = field(default_factory=set)  # hashes gone from re-read buckets
+    lost: set[int] = field(default_factory=set)  # removed, or aged out of the ledger
+    above: dict[bytes, float] = field(default_factory=dict)
+
+
 class SuppressionCollector:
     """Polls every region's suppression lists; one Redis pool per region.
 
-    stores: region id -> store URL. timeout_seconds bounds each command;
-    poll_timeout_seconds the whole poll (a scan cut by it reports truncated).
+    Incremental: per region and list a ledger of score buckets (count and member
+    hashes) and per ordered pair the entries the target lacks. A poll asks each store
+    one ZCOUNT per bucket (O(log N) each, one round trip), reads only the buckets
+    whose count changed (plus `verify_buckets` a poll, round robin, for a change that
+    kept a count), checks only the new entries and the known gap against the
+    targets, and so is exact without reading the window again. The first poll (or a
+    store with a new run_id: flushed, replaced) reads everything, `max_examined`
+    entries a poll: until that is done the pairs say `rebuilding` and count a lower
+    bound. stores: region id -> store URL. timeout_seconds bounds each command;
+    poll_timeout_seconds the whole poll (a poll cut by it commits nothing).
     """
 
     def __init__(
@@ -166,6 +262,8 @@ class SuppressionCollector:
         example_limit: int = 5,
         timeout_seconds: float = 2.0,
         poll_timeout_seconds: float = 10.0,
+        bucket_seconds: float | None = None,
+        verify_buckets: int = 2,
         clock: Clock | None = None,
     ) -> None:
         _check_options(key_pattern, lookback_seconds, page_size, max_examined)
@@ -176,35 +274,99 @@ class SuppressionCollector:
         self._max_examined = max_examined
         self._example_limit = example_limit
         self._poll_timeout = poll_timeout_seconds
+        # About 60 buckets a window: the survey stays one small round trip, and a
+        # change re-reads a sixtieth of the window at most.
+        self._width = bucket_seconds or lookback_seconds / 60
+        self._verify = verify_buckets
         self._clock = clock or SystemClock()
         # Raw bytes: members go back to the target verbatim, whatever their encoding.
         self._clients = {
             region: open_redis(url, timeout_seconds, decode=False) for region, url in stores.items()
         }
+        self._ledgers: dict[tuple[str, str], _Ledger] = {}
+        self._pairs: dict[tuple[str, str, str], _PairState] = {}
+        self._errors: dict[str, str] = {}  # this poll's stores that did not answer
+
+    def state_entries(self) -> dict[str, int]:
+        """What the incremental state holds: ledger hashes, gap and held entries."""
+        return {
+            "ledger_hashes": sum(ledger.entries() for ledger in self._ledgers.values()),
+            "unsynced": sum(len(p.unsynced) for p in self._pairs.values()),
+            "held": sum(len(p.held) for p in self._pairs.values()),
+        }
 
     async def poll(self) -> SuppressionSample:
         at, wall = self._clock.monotonic(), self._clock.utcnow()
         now = wall.timestamp()
+        since = now - self._lookback
+        low, high = _bucket(since, self._width), _bucket(now, self._width) + 1
         deadline = asyncio.get_running_loop().time() + self._poll_timeout
         budget = _Budget(self._max_examined)
-        counts, scans = await asyncio.gather(
-            asyncio.gather(*(self._count(region, deadline) for region in self._clients)),
-            asyncio.gather(
-                *(
-                    self._scan(source, name, now, budget, deadline)
-                    for source in self._clients
-                    for name in self._lists
+        surveys: dict[str, _Survey | str] = {}
+        pairs: list[SuppressionDivergence] = []
+        examined = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                # A store that hangs must not cost the others their poll: the survey
+                # (the one round trip every store answers) gets half the poll's time.
+                survey_deadline = asyncio.get_running_loop().time() + self._poll_timeout / 2
+                answers = await asyncio.gather(
+                    *(self._survey(region, low, high, survey_deadline) for region in self._clients)
                 )
-            ),
-        )
+                surveys = dict(zip(self._clients, answers, strict=True))
+                self._errors = {r: s for r, s in surveys.items() if isinstance(s, str)}
+                stages = self._plan(surveys, low, high)
+                examined += await self._read(stages, surveys, low, high, budget)
+                examined += await self._read_lost(stages, low, high, budget)
+                judged = await asyncio.gather(
+                    *(
+                        self._judge(s, t, name, stages, since, low, high)
+                        for s in self._clients
+                        for t in self._clients
+                        if s != t
+                        for name in self._lists
+                    )
+                )
+        except TimeoutError:
+            error = f"poll deadline ({self._poll_timeout:g} s) reached"
+            surveys = {r: s for r, s in surveys.items() if not isinstance(s, str)}
+            pairs = [
+                _failed(s, t, name, error)
+                for s in self._clients
+                for t in self._clients
+                if s != t
+                for name in self._lists
+            ]
+            counts = [
+                SuppressionCount(r, name, None, error)
+                for r in self._clients
+                for name in self._lists
+            ]
+            return SuppressionSample(at, wall, self._lookback, tuple(counts), tuple(pairs), 0, True)
+        # Nothing awaits from here on: the poll's reads are committed all at once.
+        for (region, name), stage in stages.items():
+            self._ledgers[(region, name)] = stage.ledger
+        for key, state, divergence in judged:
+            if state is None:
+                self._pairs.pop(key, None)
+            else:
+                self._pairs[key] = state
+            pairs.append(divergence)
+        counts = [
+            SuppressionCount(r, name, None, survey.removeprefix(f"{r}: "))
+            if isinstance(survey, str)
+            else SuppressionCount(r, name, survey.sizes[name])
+            for r, survey in surveys.items()
+            for name in self._lists
+        ]
         return SuppressionSample(
             at=at,
             wall=wall,
             lookback_seconds=self._lookback,
-            counts=tuple(c for region in counts for c in region),
-            pairs=tuple(p for scan in scans for p in scan[0]),
-            examined=sum(read for _, read, _ in scans),
-            truncated=any(truncated for _, _, truncated in scans),
+            counts=tuple(counts),
+            pairs=tuple(pairs),
+            examined=examined,
+            truncated=any(p.truncated for p in pairs),
         )
 
     async def aclose(self) -> None:
@@ -214,82 +376,271 @@ class SuppressionCollector:
     def _key(self, list_name: str) -> str:
         return self._key_pattern.format(list=list_name)
 
-    async def _count(self, region: str, deadline: float) -> list[SuppressionCount]:
-        try:
-            async with asyncio.timeout_at(deadline):
-                async with self._clients[region].pipeline(transaction=False) as pipe:
-                    for name in self._lists:
-                        pipe.zcard(self._key(name))
-                    sizes: list[int] = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
-            error = redis_error_text(exc)
-            return [SuppressionCount(region, name, None, error) for name in self._lists]
-        return [
-            SuppressionCount(region, n, size) for n, size in zip(self._lists, sizes, strict=True)
-        ]
+    def _edge(self, bucket: int) -> float:
+        return bucket * self._width
 
-    async def _scan(
-        self, source: str, list_name: str, now: float, budget: _Budget, deadline: float
-    ) -> tuple[list[SuppressionDivergence], int, bool]:
-        """Read the source's window once, checking each page against every other region."""
-        key = self._key(list_name)
-        targets = [region for region in self._clients if region != source]
-        if not targets:
-            return [], 0, False
-        gaps = {target: _Gap() for target in targets}
-        window = _Window(self._clients[source], key, now - self._lookback, self._page_size, budget)
-        source_error = None
+    async def _survey(self, region: str, low: int, high: int, deadline: float) -> _Survey | str:
+        """ZCARD, one ZCOUNT per bucket and one past them per list, and the run_id."""
         try:
-            async with asyncio.timeout_at(deadline):
-                async for page in window.pages():
-                    live = [t for t in targets if gaps[t].error is None]
-                    if not live:
-                        break
-                    members = [member for member, _ in page]
-                    answers = await asyncio.gather(
-                        *(_zmscore(self._clients[t], key, members) for t in live)
-                    )
-                    for target, answer in zip(live, answers, strict=True):
-                        if isinstance(answer, str):
-                            gaps[target].error = f"{target}: {answer}"
-                        else:
-                            gaps[target].add(page, answer, self._example_limit)
+            async with (
+                asyncio.timeout_at(deadline),
+                self._clients[region].pipeline(transaction=False) as pipe,
+            ):
+                pipe.info("server")
+                for name in self._lists:
+                    key = self._key(name)
+                    pipe.zcard(key)
+                    for b in range(low, high + 1):
+                        pipe.zcount(key, self._edge(b), f"({self._edge(b + 1)!r}")
+                    pipe.zcount(key, self._edge(high + 1), "+inf")
+                replies: list[Any] = await pipe.execute()
         except TimeoutError:
-            source_error = f"poll deadline ({self._poll_timeout:g} s) reached"
+            return f"poll deadline ({self._poll_timeout:g} s) reached"
         except (RedisError, OSError) as exc:
-            source_error = f"{source}: {redis_error_text(exc)}"
-        # A scan cut short by an error has not seen the whole window either.
-        cut = window.truncated or source_error is not None
-        pairs = [
-            _divergence(source, target, list_name, gaps[target], now, cut, source_error)
-            for target in targets
-        ]
-        return pairs, window.read, cut
+            return f"{region}: {redis_error_text(exc)}"
+        info, rest = replies[0], iter(replies[1:])
+        survey = _Survey(str(info.get("run_id", "")), {}, {}, {})
+        for name in self._lists:
+            survey.sizes[name] = int(next(rest))
+            survey.counts[name] = {b: int(next(rest)) for b in range(low, high + 1)}
+            survey.above[name] = int(next(rest))
+        return survey
+
+    def _plan(
+        self, surveys: Mapping[str, _Survey | str], low: int, high: int
+    ) -> dict[tuple[str, str], _Stage]:
+        stages: dict[tuple[str, str], _Stage] = {}
+        for region, survey in surveys.items():
+            if isinstance(survey, str):
+                continue
+            for name in self._lists:
+                old = self._ledgers.get((region, name))
+                reset = old is None or old.run_id != survey.run_id
+                ledger = _Ledger(survey.run_id) if old is None or reset else old.copy()
+                stage = _Stage(ledger, reset)
+                for b in [b for b in ledger.hashes if b < low]:
+                    stage.lost.update(ledger.hashes.pop(b))
+                    del ledger.counts[b]
+                stages[(region, name)] = stage
+        return stages
+
+    def _wanted(
+        self,
+        region: str,
+        name: str,
+        stages: Mapping[tuple[str, str], _Stage],
+        survey: _Survey,
+        low: int,
+        high: int,
+    ) -> list[int]:
+        """The buckets to read: changed counts, unchecked pairs' buckets, the sweep."""
+        stage = stages[(region, name)]
+        counts, ledger = survey.counts[name], stage.ledger
+        window = range(low, high + 1)
+        wanted = {b for b in window if counts[b] != ledger.counts.get(b)}
+        for t in self._clients:
+            state = self._pairs.get((region, t, name))
+            target = stages.get((t, name))
+            if t == region:
+                continue
+            if state is None or (target is not None and target.reset):
+                wanted.update(window)  # the pair starts over: every bucket, once
+            else:
+                wanted.update(b for b in state.pending if low <= b <= high)
+        steady = [b for b in range(low, high + 1) if b not in wanted and counts[b]]
+        if steady and self._verify:
+            start = bisect_left(steady, ledger.sweep)
+            turn = (steady[start:] + steady[:start])[: self._verify]
+            wanted.update(turn)
+            ledger.sweep = turn[-1] + 1
+        return sorted(wanted)
+
+    async def _read(
+        self,
+        stages: dict[tuple[str, str], _Stage],
+        surveys: Mapping[str, _Survey | str],
+        low: int,
+        high: int,
+        budget: _Budget,
+    ) -> int:
+        """Read the buckets that need it, oldest first across every store, within budget."""
+        plan: list[tuple[int, str, str, int]] = []
+        for region, name in stages:
+            survey = surveys[region]
+            assert not isinstance(survey, str)
+            for b in self._wanted(region, name, stages, survey, low, high):
+                plan.append((b, region, name, survey.counts[name][b]))
+        plan.sort()
+        granted: dict[str, list[tuple[str, int, int]]] = {}
+        for b, region, name, count in plan:
+            if count == 0:  # nothing to read: an empty bucket is known at once
+                stages[(region, name)].read[b] = {}
+                continue
+            if count > budget.left:  # left unknown: its pairs say rebuilding
+                continue
+            budget.left -= count
+            granted.setdefault(region, []).append((name, b, count))
+        await asyncio.gather(
+            *(self._read_region(region, jobs, stages) for region, jobs in granted.items())
+        )
+        for (region, name), stage in stages.items():
+            survey = surveys[region]
+            assert not isinstance(survey, str)
+            if survey.above[name]:
+                stage.above = await self._range(region, name, self._edge(high + 1), "+inf")
+            self._apply(stage, survey.counts[name])
+        return sum(c for per in granted.values() for _, _, c in per)
+
+    async def _read_region(
+        self, region: str, jobs: list[tuple[str, int, int]], stages: dict[tuple[str, str], _Stage]
+    ) -> None:
+        for name, b, _count in jobs:
+            stages[(region, name)].read[b] = await self._range(
+                region, name, self._edge(b), f"({self._edge(b + 1)!r}"
+            )
+
+    async def _range(
+        self, region: str, name: str, low: float | str, high: str
+    ) -> dict[bytes, float]:
+        """Every entry scored in [low, high), in pages of page_size (offsets within a bucket)."""
+        entries: dict[bytes, float] = {}
+        offset = 0
+        while True:
+            page = cast(
+                list[_Entry],
+                await self._clients[region].zrangebyscore(
+                    self._key(name), low, high, start=offset, num=self._page_size, withscores=True
+                ),
+            )
+            entries.update(page)
+            offset += len(page)
+            if len(page) < self._page_size:
+                return entries
+
+    def _apply(self, stage: _Stage, counts: Mapping[int, int]) -> None:
+        """Fold what was read into the staged ledger: what came, what went."""
+        ledger = stage.ledger
+        for b, entries in stage.read.items():
+            before = ledger.hashes.get(b)
+            digests = {hash(m): m for m in entries}
+            if before is None:
+                stage.added.update(entries)
+            else:
+                old = set(before)
+                stage.added.update((m, entries[m]) for d, m in digests.items() if d not in old)
+                gone = old - digests.keys()
+                stage.removed |= gone
+                stage.lost |= gone
+            ledger.hashes[b] = array("q", sorted(digests))
+            # A bucket that changed while it was read is read again next poll.
+            ledger.counts[b] = counts[b] if len(entries) == counts[b] else -1
+
+    async def _read_lost(
+        self, stages: dict[tuple[str, str], _Stage], low: int, high: int, budget: _Budget
+    ) -> int:
+        """Entries a target lost that a source holds unread: read their source buckets."""
+        read = 0
+        for (source, name), stage in stages.items():
+            lost = set().union(
+                *(st.lost for (t, n), st in stages.items() if n == name and t != source)
+            )
+            buckets = {stage.ledger.holder(d) for d in lost} - {None} - stage.read.keys()
+            for b in sorted(b for b in buckets if b is not None):
+                size = len(stage.ledger.hashes[b])
+                if budget.take(size) < size:
+                    stage.ledger.hashes.pop(b)  # unknown now: the pair says rebuilding
+                    stage.ledger.counts.pop(b, None)
+                    continue
+                stage.read[b] = await self._range(
+                    source, name, self._edge(b), f"({self._edge(b + 1)!r}"
+                )
+                read += len(stage.read[b])
+        return read
+
+    async def _judge(
+        self,
+        source: str,
+        target: str,
+        name: str,
+        stages: Mapping[tuple[str, str], _Stage],
+        since: float,
+        low: int,
+        high: int,
+    ) -> tuple[tuple[str, str, str], _PairState | None, SuppressionDivergence]:
+        key = (source, target, name)
+        s_stage, t_stage = stages.get((source, name)), stages.get((target, name))
+        if s_stage is None or t_stage is None:
+            # Not judged: forget the pair, it re-baselines once both stores answer.
+            down = self._errors.get(source if s_stage is None else target, "unreachable")
+            return key, None, _failed(source, target, name, down)
+        old = self._pairs.get(key)
+        fresh = old is None or s_stage.reset or t_stage.reset
+        state = (
+            _PairState(pending=set(range(low, high + 1)))
+            if fresh or old is None
+            else _PairState(dict(old.unsynced), dict(old.held), set(old.pending))
+        )
+        above = self._edge(high + 1)
+        check: dict[bytes, float] = {}
+        for kept in (state.unsynced, state.held):
+            for member, score in list(kept.items()):
+                if score <= since or score >= above or hash(member) in s_stage.removed:
+                    del kept[member]
+                else:
+                    check[member] = score
+        check.update((m, s) for m, s in s_stage.added.items() if s > since)
+        check.update((m, s) for m, s in s_stage.above.items() if s > since)
+        for b in [b for b in state.pending if b in s_stage.read or b < low]:
+            state.pending.discard(b)
+            check.update((m, s) for m, s in s_stage.read.get(b, {}).items() if s > since)
+        for entries in s_stage.read.values():
+            check.update(
+                (m, s) for m, s in entries.items() if s > since and hash(m) in t_stage.lost
+            )
+        members = list(check)
+        answers: list[float | None] = []
+        for start in range(0, len(members), self._page_size):
+            answer = await _zmscore(
+                self._clients[target], self._key(name), members[start : start + self._page_size]
+            )
+            if isinstance(answer, str):
+                return key, None, _failed(source, target, name, f"{target}: {answer}")
+            answers.extend(answer)
+        state.unsynced.clear()
+        state.held.clear()
+        for member, present in zip(members, answers, strict=True):
+            if present is None:
+                state.unsynced[member] = check[member]
+            elif not t_stage.ledger.covers(member, present, self._width) or present >= above:
+                state.held[member] = check[member]
+        rebuilding = bool(state.pending) or not (
+            s_stage.ledger.complete(low, high) and t_stage.ledger.complete(low, high)
+        )
+        return key, state, self._divergence(key, state, len(members), rebuilding)
+
+    def _divergence(
+        self, key: tuple[str, str, str], state: _PairState, checked: int, rebuilding: bool
+    ) -> SuppressionDivergence:
+        now = self._clock.utcnow().timestamp()
+        oldest = heapq.nsmallest(
+            self._example_limit, state.unsynced.items(), key=lambda item: item[1]
+        )
+        return SuppressionDivergence(
+            source=key[0],
+            target=key[1],
+            list=key[2],
+            unsynced=len(state.unsynced),
+            # An entry stamped ahead of noc's clock (skew) is brand new, not negative-aged.
+            oldest_unsynced_age_seconds=max(0.0, now - oldest[0][1]) if oldest else None,
+            examined=checked,
+            truncated=rebuilding,
+            examples=tuple(m.decode("utf-8", "replace")[:_EXAMPLE_CHARS] for m, _ in oldest),
+            rebuilding=rebuilding,
+        )
 
 
-def _divergence(
-    source: str,
-    target: str,
-    list_name: str,
-    gap: _Gap,
-    now: float,
-    cut: bool,
-    source_error: str | None,
-) -> SuppressionDivergence:
-    error = source_error or gap.error
-    known = gap.checked > 0 or error is None
-    return SuppressionDivergence(
-        source=source,
-        target=target,
-        list=list_name,
-        unsynced=gap.unsynced if known else None,
-        # An entry stamped ahead of noc's clock (skew) is brand new, not negative-aged.
-        oldest_unsynced_age_seconds=None if gap.oldest is None else max(0.0, now - gap.oldest),
-        examined=gap.checked,
-        truncated=cut or gap.error is not None,
-        examples=tuple(gap.examples),
-        error=error,
-    )
+def _failed(source: str, target: str, list_name: str, error: str) -> SuppressionDivergence:
+    return SuppressionDivergence(source, target, list_name, None, None, truncated=True, error=error)
 
 
 def _check_options(key_pattern: str, lookback: float, page_size: int, max_examined: int) -> None:

@@ -6,6 +6,7 @@ count and age below is known exactly.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -99,6 +100,7 @@ async def test_known_gaps_and_ages(regions: dict[str, RedisServer], clock: FakeC
         "list": "unsubscribe",
         "unsynced": 2,
         "oldest_unsynced_age_seconds": pytest.approx(500),
+        "rebuilding": False,
     }
 
 
@@ -137,19 +139,27 @@ async def test_pages_across_equal_scores_see_each_entry_once(
     assert gap.oldest_unsynced_age_seconds == pytest.approx(200)
 
 
-async def test_the_cap_truncates_and_says_so(
+async def test_a_baseline_over_the_cap_says_rebuilding_then_turns_exact(
     regions: dict[str, RedisServer], clock: FakeClock
 ) -> None:
     two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 200 entries over 4 one-minute buckets (~50 each): a cap of 120 reads two a poll.
     add(two["ro"], "unsubscribe", {f"u{i}@x": 3000 - i for i in range(200)})
-    async with collector(two, clock, page_size=20, max_examined=50) as poller:
-        sample = await poller.poll()
-    gap = pair(sample, "ro", "bg", "unsubscribe")
-    assert sample.examined == 50 and sample.truncated
-    assert gap.truncated and gap.examined == 50
-    # A lower bound, but the oldest unsynced entry is found first.
-    assert gap.unsynced == 50
-    assert gap.oldest_unsynced_age_seconds == pytest.approx(3000)
+    async with collector(two, clock, page_size=20, max_examined=120, verify_buckets=0) as poller:
+        first = await poller.poll()
+        gap = pair(first, "ro", "bg", "unsubscribe")
+        assert first.truncated and gap.rebuilding and gap.truncated
+        assert 0 < first.examined <= 120
+        # A lower bound meanwhile: buckets are read oldest first, so the oldest is found.
+        assert gap.unsynced is not None and gap.unsynced < 200
+        assert gap.oldest_unsynced_age_seconds == pytest.approx(3000)
+        second = await poller.poll()
+        done = pair(second, "ro", "bg", "unsubscribe")
+        assert not done.rebuilding and not second.truncated
+        assert done.unsynced == 200
+        # Nothing changed since: the next poll reads no entry at all.
+        third = await poller.poll()
+        assert third.examined == 0 and pair(third, "ro", "bg", "unsubscribe").unsynced == 200
 
 
 async def test_only_bounded_commands_reach_the_stores(
@@ -160,15 +170,20 @@ async def test_only_bounded_commands_reach_the_stores(
     for server in two.values():
         with redis.Redis(port=server.port) as client:
             client.config_resetstat()
-    async with collector(two, clock, page_size=10) as poller:
+    async with collector(two, clock, page_size=10, verify_buckets=0) as poller:
         await poller.poll()
+        await poller.poll()  # nothing changed: counts only
     with redis.Redis(port=two["ro"].port, decode_responses=True) as client:
         stats = client.info("commandstats")
     used = {name.removeprefix("cmdstat_") for name in stats}
-    assert {"zrangebyscore", "zcard"} <= used
-    assert not used & {"keys", "smembers", "zrange", "scan", "sscan", "zscan"}
-    # 25 entries in pages of 10: three pages for unsubscribe, one (empty) per other list.
-    assert stats["cmdstat_zrangebyscore"]["calls"] == 3 + 2
+    assert {"zrangebyscore", "zcount", "zcard"} <= used
+    assert not used & {"keys", "smembers", "zrange", "scan", "sscan", "zscan", "zdiff"}
+    # Pages of 10 over each non-empty one-minute bucket, read on the first poll only.
+    buckets: dict[int, int] = {}
+    for ago in range(25):
+        index = math.floor((CLOCK_START - ago) / 60)
+        buckets[index] = buckets.get(index, 0) + 1
+    assert stats["cmdstat_zrangebyscore"]["calls"] == sum(n // 10 + 1 for n in buckets.values())
 
 
 async def test_unreachable_region_marks_only_its_pairs(
