@@ -293,7 +293,7 @@ async def run(args: argparse.Namespace, executable: str | None) -> None:
                 )
                 if not rebuilding:
                     break
-            truth = brute_force(clients, time.time())
+            truth = brute_force(clients, sample.wall.timestamp())
             print(f"  then: {exact(sample, truth)} against a brute-force difference")
             state = collector.state_entries()
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -311,7 +311,7 @@ async def run(args: argparse.Namespace, executable: str | None) -> None:
                 sample, elapsed, worst = await timed_poll(collector, clients)
                 timings.append(elapsed)
                 worst_all = max(worst_all, worst)
-                checks.append(exact(sample, brute_force(clients, time.time())))
+                checks.append(exact(sample, brute_force(clients, sample.wall.timestamp())))
                 print(
                     f"  poll {n + 1}: {elapsed * 1000:.0f} ms, read {sample.examined:,},"
                     f" slowest {worst[0]} us ({worst[1]}); {checks[-1]}"
