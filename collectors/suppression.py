@@ -24,9 +24,9 @@ import asyncio
 import heapq
 import math
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -160,40 +160,79 @@ def _contains(held: array[int], digest: int) -> bool:
     return at < len(held) and held[at] == digest
 
 
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """What noc last read of one score bucket: 24 bytes an entry, never the members.
+
+    count: what ZCOUNT answered when it was read (-1: it changed while read, read it
+    again). members: the member hashes, sorted, for membership. scores and order: the
+    scores ascending and the hashes in that order, so a later poll can find where the
+    bucket changed and read only from there.
+    """
+
+    count: int
+    members: array[int]
+    scores: array[float]
+    order: array[int]
+
+    @classmethod
+    def made(cls, count: int, entries: Sequence[tuple[int, float]]) -> _Bucket:
+        ranked = sorted(entries, key=lambda entry: entry[1])
+        return cls(
+            count,
+            array("q", sorted(digest for digest, _ in ranked)),
+            array("d", (score for _, score in ranked)),
+            array("q", (digest for digest, _ in ranked)),
+        )
+
+    def holds(self, digest: int) -> bool:
+        return _contains(self.members, digest)
+
+    def checkpoints(self, every: int) -> list[tuple[float, int]]:
+        """(score, entries scored <= it) every `every` entries and at the top score."""
+        at = list(range(every - 1, len(self.scores), every))
+        if self.scores and (not at or at[-1] != len(self.scores) - 1):
+            at.append(len(self.scores) - 1)
+        return [(self.scores[i], bisect_right(self.scores, self.scores[i])) for i in at]
+
+
 class _Ledger:
     """What noc last read of one region's list within the window, a score bucket at a time.
 
-    Per bucket (scores [b * width, (b + 1) * width)) the count ZCOUNT answered when it
-    was read (-1: read while it changed, read again) and the sorted hashes of its
-    members: 8 bytes an entry, never the members themselves. A bucket whose ZCOUNT
-    still matches is not read again.
+    Per bucket (scores [b * width, (b + 1) * width)) a `_Bucket`. A bucket whose
+    ZCOUNT still matches is not read again; one whose count moved is read from the
+    first checkpoint whose ZCOUNT moved (a bucket that only grew at its top: just the
+    new entries).
     """
 
-    __slots__ = ("counts", "hashes", "run_id", "sweep")
+    __slots__ = ("buckets", "run_id", "sweep")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.counts: dict[int, int] = {}
-        self.hashes: dict[int, array[int]] = {}
+        self.buckets: dict[int, _Bucket] = {}
         self.sweep = 0  # the bucket the verification sweep re-reads next
 
     def copy(self) -> _Ledger:
+        # Buckets are replaced, never changed in place: a shallow copy stages a poll.
         made = _Ledger(self.run_id)
-        made.counts, made.hashes, made.sweep = dict(self.counts), dict(self.hashes), self.sweep
+        made.buckets, made.sweep = dict(self.buckets), self.sweep
         return made
 
     def covers(self, member: bytes, score: float, width: float) -> bool:
-        held = self.hashes.get(_bucket(score, width))
-        return held is not None and _contains(held, hash(member))
+        held = self.buckets.get(_bucket(score, width))
+        return held is not None and held.holds(hash(member))
 
     def holder(self, digest: int) -> int | None:
-        return next((b for b, held in self.hashes.items() if _contains(held, digest)), None)
+        return next((b for b, held in self.buckets.items() if held.holds(digest)), None)
 
     def complete(self, low: int, high: int) -> bool:
-        return all(b in self.hashes for b in range(low, high + 1))
+        return all(b in self.buckets for b in range(low, high + 1))
 
     def entries(self) -> int:
-        return sum(len(held) for held in self.hashes.values())
+        return sum(len(held.members) for held in self.buckets.values())
+
+    def known(self, low: int, high: int) -> int:
+        return sum(len(self.buckets[b].members) for b in range(low, high + 1) if b in self.buckets)
 
 
 @dataclass(slots=True)
@@ -228,26 +267,50 @@ class _Stage:
 
     ledger: _Ledger
     reset: bool  # a new store (run_id) or noc's first look: every pair re-baselines
+    counts: dict[int, int] = field(default_factory=dict)  # the survey's, per bucket
     read: dict[int, dict[bytes, float]] = field(default_factory=dict)  # bucket -> entries
+    # Buckets read only above a score (the part that changed); absent: read whole.
+    cuts: dict[int, float] = field(default_factory=dict)
     added: dict[bytes, float] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)  # hashes gone from re-read buckets
     lost: set[int] = field(default_factory=set)  # removed, or aged out of the ledger
     above: dict[bytes, float] = field(default_factory=dict)
 
+    def whole(self, b: int) -> bool:
+        return b in self.read and b not in self.cuts
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One bucket to read this poll: whole, or (changed) above its first moved checkpoint."""
+
+    first: int  # 0: a bucket the ledger knows (steady work); 1: a baseline read
+    bucket: int
+    name: str
+    whole: bool
+
 
 class SuppressionCollector:
     """Polls every region's suppression lists; one Redis pool per region.
 
-    Incremental: per region and list a ledger of score buckets (count and member
-    hashes) and per ordered pair the entries the target lacks. A poll asks each store
-    one ZCOUNT per bucket (O(log N) each, one round trip), reads only the buckets
-    whose count changed (plus `verify_buckets` a poll, round robin, for a change that
-    kept a count), checks only the new entries and the known gap against the
-    targets, and so is exact without reading the window again. The first poll (or a
-    store with a new run_id: flushed, replaced) reads everything, `max_examined`
-    entries a poll: until that is done the pairs say `rebuilding` and count a lower
-    bound. stores: region id -> store URL. timeout_seconds bounds each command;
-    poll_timeout_seconds the whole poll (a poll cut by it commits nothing).
+    Incremental: per region and list a ledger of score buckets (count, member hashes
+    and scores) and per ordered pair the entries the target lacks. A poll asks each
+    store one ZCOUNT per bucket (O(log N) each, one round trip); for a bucket whose
+    count moved, one ZCOUNT per checkpoint (every `checkpoint_every` entries it held)
+    finds where it changed, and only the entries above the last unchanged checkpoint
+    are read (a bucket that only grew: just the new entries). `verify_buckets` unchanged
+    buckets a poll are re-read whole, round robin, for a change that kept a count.
+    Only new entries, the known gap and what a target lost are checked against the
+    targets, and an entry the target's own ledger holds needs no command at all.
+
+    Bounded: every range is read in keyset pages of `page_size` (never an offset that
+    walks the set), ZMSCORE in batches of `page_size`; reading stops for the poll after
+    `read_seconds` or `max_examined` entries and goes on where it stopped next poll. The
+    first poll (or a store with a new run_id: flushed, replaced) has to read the whole
+    window, so it takes several polls: until then the pairs say `rebuilding`, with the
+    share read so far, and count a lower bound. stores: region id -> store URL.
+    timeout_seconds bounds each command; poll_timeout_seconds the whole poll (a poll
+    cut by it commits nothing).
     """
 
     def __init__(
@@ -257,16 +320,20 @@ class SuppressionCollector:
         lists: Sequence[str] = DEFAULT_LISTS,
         key_pattern: str = KEY_PATTERN,
         lookback_seconds: float = 3600.0,
-        page_size: int = 1000,
+        page_size: int = 250,
         max_examined: int = 100_000,
         example_limit: int = 5,
         timeout_seconds: float = 2.0,
         poll_timeout_seconds: float = 10.0,
         bucket_seconds: float | None = None,
         verify_buckets: int = 2,
+        read_seconds: float = 0.5,
+        checkpoint_every: int = 256,
         clock: Clock | None = None,
     ) -> None:
         _check_options(key_pattern, lookback_seconds, page_size, max_examined)
+        if read_seconds <= 0 or checkpoint_every < 1 or verify_buckets < 0:
+            raise ValueError("read_seconds, checkpoint_every must be positive, verify_buckets >= 0")
         self._lists = tuple(lists)
         self._key_pattern = key_pattern
         self._lookback = lookback_seconds
@@ -278,6 +345,8 @@ class SuppressionCollector:
         # change re-reads a sixtieth of the window at most.
         self._width = bucket_seconds or lookback_seconds / 60
         self._verify = verify_buckets
+        self._read_seconds = read_seconds
+        self._checkpoint_every = checkpoint_every
         self._clock = clock or SystemClock()
         # Raw bytes: members go back to the target verbatim, whatever their encoding.
         self._clients = {
@@ -300,7 +369,8 @@ class SuppressionCollector:
         now = wall.timestamp()
         since = now - self._lookback
         low, high = _bucket(since, self._width), _bucket(now, self._width) + 1
-        deadline = asyncio.get_running_loop().time() + self._poll_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._poll_timeout
         budget = _Budget(self._max_examined)
         surveys: dict[str, _Survey | str] = {}
         pairs: list[SuppressionDivergence] = []
@@ -309,15 +379,17 @@ class SuppressionCollector:
             async with asyncio.timeout_at(deadline):
                 # A store that hangs must not cost the others their poll: the survey
                 # (the one round trip every store answers) gets half the poll's time.
-                survey_deadline = asyncio.get_running_loop().time() + self._poll_timeout / 2
+                survey_deadline = loop.time() + self._poll_timeout / 2
                 answers = await asyncio.gather(
                     *(self._survey(region, low, high, survey_deadline) for region in self._clients)
                 )
                 surveys = dict(zip(self._clients, answers, strict=True))
                 self._errors = {r: s for r, s in surveys.items() if isinstance(s, str)}
                 stages = self._plan(surveys, low, high)
-                examined += await self._read(stages, surveys, low, high, budget)
-                examined += await self._read_lost(stages, low, high, budget)
+                # Reading stops here for this poll; what is unread waits for the next.
+                read_until = loop.time() + self._read_seconds
+                examined += await self._read(stages, surveys, low, high, budget, read_until)
+                examined += await self._read_lost(stages, budget, read_until)
                 judged = await asyncio.gather(
                     *(
                         self._judge(s, t, name, stages, since, low, high)
@@ -417,43 +489,42 @@ class SuppressionCollector:
                 old = self._ledgers.get((region, name))
                 reset = old is None or old.run_id != survey.run_id
                 ledger = _Ledger(survey.run_id) if old is None or reset else old.copy()
-                stage = _Stage(ledger, reset)
-                for b in [b for b in ledger.hashes if b < low]:
-                    stage.lost.update(ledger.hashes.pop(b))
-                    del ledger.counts[b]
+                stage = _Stage(ledger, reset, dict(survey.counts[name]))
+                for b in [b for b in ledger.buckets if b < low]:
+                    stage.lost.update(ledger.buckets.pop(b).members)
                 stages[(region, name)] = stage
         return stages
 
     def _wanted(
-        self,
-        region: str,
-        name: str,
-        stages: Mapping[tuple[str, str], _Stage],
-        survey: _Survey,
-        low: int,
-        high: int,
-    ) -> list[int]:
+        self, region: str, name: str, stages: Mapping[tuple[str, str], _Stage], low: int, high: int
+    ) -> list[_Job]:
         """The buckets to read: changed counts, unchecked pairs' buckets, the sweep."""
         stage = stages[(region, name)]
-        counts, ledger = survey.counts[name], stage.ledger
+        counts, ledger = stage.counts, stage.ledger
         window = range(low, high + 1)
-        wanted = {b for b in window if counts[b] != ledger.counts.get(b)}
+        changed = {
+            b for b in window if b not in ledger.buckets or counts[b] != ledger.buckets[b].count
+        }
+        whole = {b for b in changed if b not in ledger.buckets or not counts[b]}
         for t in self._clients:
             state = self._pairs.get((region, t, name))
             target = stages.get((t, name))
             if t == region:
                 continue
             if state is None or (target is not None and target.reset):
-                wanted.update(window)  # the pair starts over: every bucket, once
+                whole.update(window)  # the pair starts over: every bucket, once
             else:
-                wanted.update(b for b in state.pending if low <= b <= high)
-        steady = [b for b in range(low, high + 1) if b not in wanted and counts[b]]
+                whole.update(b for b in state.pending if low <= b <= high)
+        steady = [b for b in window if b not in whole and b not in changed and counts[b]]
         if steady and self._verify:
             start = bisect_left(steady, ledger.sweep)
             turn = (steady[start:] + steady[:start])[: self._verify]
-            wanted.update(turn)
+            whole.update(turn)
             ledger.sweep = turn[-1] + 1
-        return sorted(wanted)
+        return [
+            _Job(0 if b in ledger.buckets else 1, b, name, b in whole)
+            for b in sorted(whole | changed)
+        ]
 
     async def _read(
         self,
@@ -462,81 +533,168 @@ class SuppressionCollector:
         low: int,
         high: int,
         budget: _Budget,
+        until: float,
     ) -> int:
-        """Read the buckets that need it, oldest first across every store, within budget."""
-        plan: list[tuple[int, str, str, int]] = []
+        """Read what needs it, steady work first, then the baseline oldest first."""
+        plan: dict[str, list[_Job]] = {}
         for region, name in stages:
-            survey = surveys[region]
-            assert not isinstance(survey, str)
-            for b in self._wanted(region, name, stages, survey, low, high):
-                plan.append((b, region, name, survey.counts[name][b]))
-        plan.sort()
-        granted: dict[str, list[tuple[str, int, int]]] = {}
-        for b, region, name, count in plan:
-            if count == 0:  # nothing to read: an empty bucket is known at once
-                stages[(region, name)].read[b] = {}
-                continue
-            if count > budget.left:  # left unknown: its pairs say rebuilding
-                continue
-            budget.left -= count
-            granted.setdefault(region, []).append((name, b, count))
-        await asyncio.gather(
-            *(self._read_region(region, jobs, stages) for region, jobs in granted.items())
+            for job in self._wanted(region, name, stages, low, high):
+                if not stages[(region, name)].counts[job.bucket] and job.whole:
+                    stages[(region, name)].read[job.bucket] = {}  # empty: known at once
+                else:
+                    plan.setdefault(region, []).append(job)
+        read = await asyncio.gather(
+            *(
+                self._read_region(
+                    region, sorted(jobs, key=lambda j: (j.first, j.bucket)), stages, budget, until
+                )
+                for region, jobs in plan.items()
+            )
         )
         for (region, name), stage in stages.items():
             survey = surveys[region]
             assert not isinstance(survey, str)
             if survey.above[name]:
-                stage.above = await self._range(region, name, self._edge(high + 1), "+inf")
-            self._apply(stage, survey.counts[name])
-        return sum(c for per in granted.values() for _, _, c in per)
+                stage.above = (
+                    await self._range(
+                        region, name, repr(self._edge(high + 1)), "+inf", _Budget(10**9), math.inf
+                    )
+                    or {}
+                )
+            self._apply(stage)
+        return sum(read)
 
     async def _read_region(
-        self, region: str, jobs: list[tuple[str, int, int]], stages: dict[tuple[str, str], _Stage]
-    ) -> None:
-        for name, b, _count in jobs:
-            stages[(region, name)].read[b] = await self._range(
-                region, name, self._edge(b), f"({self._edge(b + 1)!r}"
+        self,
+        region: str,
+        jobs: list[_Job],
+        stages: dict[tuple[str, str], _Stage],
+        budget: _Budget,
+        until: float,
+    ) -> int:
+        cuts = await self._localize(region, [j for j in jobs if not j.whole], stages)
+        read = 0
+        for job in jobs:
+            stage = stages[(region, job.name)]
+            cut = None if job.whole else cuts.get((job.name, job.bucket))
+            start = repr(self._edge(job.bucket)) if cut is None else f"({cut!r}"
+            count = stage.counts[job.bucket]
+            if cut is not None:
+                count -= bisect_right(stage.ledger.buckets[job.bucket].scores, cut)
+            entries = await self._range(
+                region, job.name, start, f"({self._edge(job.bucket + 1)!r}", budget, until, count
             )
+            if entries is None:  # out of time or budget: the rest waits for the next poll
+                break
+            read += len(entries)
+            stage.read[job.bucket] = entries
+            if cut is not None:
+                stage.cuts[job.bucket] = cut
+        return read
+
+    async def _localize(
+        self, region: str, jobs: list[_Job], stages: Mapping[tuple[str, str], _Stage]
+    ) -> dict[tuple[str, int], float]:
+        """Per changed bucket, the highest checkpoint score below which nothing moved.
+
+        One ZCOUNT per checkpoint, one pipeline per region: a bucket that only grew
+        at its top keeps every checkpoint, and only the entries above it are read.
+        """
+        asked: list[tuple[str, int, list[tuple[float, int]]]] = []
+        async with self._clients[region].pipeline(transaction=False) as pipe:
+            for job in jobs:
+                held = stages[(region, job.name)].ledger.buckets[job.bucket]
+                points = held.checkpoints(self._checkpoint_every)
+                asked.append((job.name, job.bucket, points))
+                for score, _ in points:
+                    pipe.zcount(self._key(job.name), self._edge(job.bucket), repr(score))
+            replies: list[Any] = await pipe.execute() if asked else []
+        answers = iter(replies)
+        cuts: dict[tuple[str, int], float] = {}
+        for name, b, points in asked:
+            got = [int(next(answers)) for _ in points]
+            for (score, expected), count in zip(points, got, strict=True):
+                if count != expected:
+                    break
+                cuts[(name, b)] = score
+        return cuts
 
     async def _range(
-        self, region: str, name: str, low: float | str, high: str
-    ) -> dict[bytes, float]:
-        """Every entry scored in [low, high), in pages of page_size (offsets within a bucket)."""
+        self,
+        region: str,
+        name: str,
+        low: str,
+        high: str,
+        budget: _Budget,
+        until: float,
+        expect: int | None = None,
+    ) -> dict[bytes, float] | None:
+        """Every entry scored from `low` to `high` (Redis range syntax), in keyset pages.
+
+        Each page starts at the last score seen, skipping the entries with that score
+        already read: O(log N + page) a command wherever the page is. `expect`: the
+        count ZCOUNT gave; reading stops there (an entry added since shows as a count
+        change next poll). None: the poll's reading time or budget ran out first (what
+        was read is dropped, read again).
+        """
         entries: dict[bytes, float] = {}
-        offset = 0
+        skip, boundary = 0, None
+        loop = asyncio.get_running_loop()
         while True:
+            if expect is not None and len(entries) >= expect:
+                return entries
+            page_size = (
+                self._page_size if expect is None else min(self._page_size, expect - len(entries))
+            )
+            wanted = budget.take(page_size)
+            if not wanted or loop.time() > until:
+                budget.give_back(wanted)
+                return None
             page = cast(
                 list[_Entry],
                 await self._clients[region].zrangebyscore(
-                    self._key(name), low, high, start=offset, num=self._page_size, withscores=True
+                    self._key(name), low, high, start=skip, num=wanted, withscores=True
                 ),
             )
+            budget.give_back(wanted - len(page))
             entries.update(page)
-            offset += len(page)
-            if len(page) < self._page_size:
+            if len(page) < wanted:
                 return entries
+            last = page[-1][1]
+            at_last = 0
+            for _, score in reversed(page):
+                if score != last:
+                    break
+                at_last += 1
+            skip = skip + at_last if last == boundary else at_last
+            boundary, low = last, repr(last)
 
-    def _apply(self, stage: _Stage, counts: Mapping[int, int]) -> None:
+    def _apply(self, stage: _Stage) -> None:
         """Fold what was read into the staged ledger: what came, what went."""
         ledger = stage.ledger
         for b, entries in stage.read.items():
-            before = ledger.hashes.get(b)
-            digests = {hash(m): m for m in entries}
+            before = ledger.buckets.get(b)
+            cut = stage.cuts.get(b)
+            digests = {hash(m): (m, s) for m, s in entries.items()}
+            kept: list[tuple[int, float]] = []
             if before is None:
                 stage.added.update(entries)
             else:
-                old = set(before)
-                stage.added.update((m, entries[m]) for d, m in digests.items() if d not in old)
+                # A read above a cut keeps the entries at or below it as they were.
+                keep = 0 if cut is None else bisect_right(before.scores, cut)
+                kept = list(zip(before.order[:keep], before.scores[:keep], strict=True))
+                old = set(before.order[keep:])
+                stage.added.update(ms for d, ms in digests.items() if d not in old)
                 gone = old - digests.keys()
                 stage.removed |= gone
                 stage.lost |= gone
-            ledger.hashes[b] = array("q", sorted(digests))
+            kept.extend((d, s) for d, (_, s) in digests.items())
+            count = stage.counts.get(b, -1)
             # A bucket that changed while it was read is read again next poll.
-            ledger.counts[b] = counts[b] if len(entries) == counts[b] else -1
+            ledger.buckets[b] = _Bucket.made(count if len(kept) == count else -1, kept)
 
     async def _read_lost(
-        self, stages: dict[tuple[str, str], _Stage], low: int, high: int, budget: _Budget
+        self, stages: dict[tuple[str, str], _Stage], budget: _Budget, until: float
     ) -> int:
         """Entries a target lost that a source holds unread: read their source buckets."""
         read = 0
@@ -544,17 +702,19 @@ class SuppressionCollector:
             lost = set().union(
                 *(st.lost for (t, n), st in stages.items() if n == name and t != source)
             )
-            buckets = {stage.ledger.holder(d) for d in lost} - {None} - stage.read.keys()
-            for b in sorted(b for b in buckets if b is not None):
-                size = len(stage.ledger.hashes[b])
-                if budget.take(size) < size:
-                    stage.ledger.hashes.pop(b)  # unknown now: the pair says rebuilding
-                    stage.ledger.counts.pop(b, None)
-                    continue
-                stage.read[b] = await self._range(
-                    source, name, self._edge(b), f"({self._edge(b + 1)!r}"
+            if not lost:
+                continue
+            buckets = {stage.ledger.holder(d) for d in lost} - {None}
+            for b in sorted(b for b in buckets if b is not None and not stage.whole(b)):
+                entries = await self._range(
+                    source, name, repr(self._edge(b)), f"({self._edge(b + 1)!r}", budget, until
                 )
-                read += len(stage.read[b])
+                if entries is None:
+                    stage.ledger.buckets.pop(b)  # unknown now: the pair says rebuilding
+                    continue
+                stage.read[b] = entries
+                stage.cuts.pop(b, None)
+                read += len(entries)
         return read
 
     async def _judge(
@@ -590,14 +750,18 @@ class SuppressionCollector:
                     check[member] = score
         check.update((m, s) for m, s in s_stage.added.items() if s > since)
         check.update((m, s) for m, s in s_stage.above.items() if s > since)
-        for b in [b for b in state.pending if b in s_stage.read or b < low]:
+        for b in [b for b in state.pending if s_stage.whole(b) or b < low]:
             state.pending.discard(b)
             check.update((m, s) for m, s in s_stage.read.get(b, {}).items() if s > since)
         for entries in s_stage.read.values():
             check.update(
                 (m, s) for m, s in entries.items() if s > since and hash(m) in t_stage.lost
             )
-        members = list(check)
+        # What the target's own ledger holds (as read this poll) is there: no command.
+        t_ledger = t_stage.ledger
+        members = [
+            m for m, s in check.items() if s >= above or not t_ledger.covers(m, s, self._width)
+        ]
         answers: list[float | None] = []
         for start in range(0, len(members), self._page_size):
             answer = await _zmscore(
@@ -611,12 +775,24 @@ class SuppressionCollector:
         for member, present in zip(members, answers, strict=True):
             if present is None:
                 state.unsynced[member] = check[member]
-            elif not t_stage.ledger.covers(member, present, self._width) or present >= above:
+            elif not t_ledger.covers(member, present, self._width) or present >= above:
                 state.held[member] = check[member]
         rebuilding = bool(state.pending) or not (
-            s_stage.ledger.complete(low, high) and t_stage.ledger.complete(low, high)
+            s_stage.ledger.complete(low, high) and t_ledger.complete(low, high)
         )
-        return key, state, self._divergence(key, state, len(members), rebuilding)
+        progress = 1.0
+        if rebuilding:
+            total = sum(s_stage.counts.values()) + sum(t_stage.counts.values())
+            checked = sum(
+                len(held.members)
+                for b, held in s_stage.ledger.buckets.items()
+                if low <= b <= high and b not in state.pending
+            )
+            known = checked + t_ledger.known(low, high)
+            # Never 100 % while rebuilding: empty windows and races round up otherwise.
+            progress = min(0.99, max(0.0, known / total)) if total else 0.0
+        divergence = self._divergence(key, state, len(check), rebuilding)
+        return key, state, replace(divergence, rebuild_progress=progress)
 
     def _divergence(
         self, key: tuple[str, str, str], state: _PairState, checked: int, rebuilding: bool

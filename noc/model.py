@@ -1147,6 +1147,8 @@ class SuppressionDivergence:
     # The collector is still reading a store in full (noc's first look, a flushed or
     # replaced store): unsynced is a lower bound, truncated is set as well.
     rebuilding: bool = False
+    # While rebuilding: the share (0-1) of both stores' window entries read so far.
+    rebuild_progress: float = 1.0
 
     def as_json(self) -> dict[str, Any]:
         return {
