@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
-import resource
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -191,6 +192,33 @@ def slowest(clients: dict[str, redis.Redis]) -> tuple[int, str]:
     return worst
 
 
+def rss_mib() -> float:
+    """This process's resident set now (not the peak), MiB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class CommandTimes:
+    """Client-side time of every single command the collector sends (pipelines aside)."""
+
+    def __init__(self) -> None:
+        self.worst = (0.0, "")
+
+    def wrap(self, client: Any) -> None:
+        original: Callable[..., Awaitable[Any]] = client.execute_command
+
+        async def timed(*args: Any, **options: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **options)
+            finally:
+                took = (time.perf_counter() - started) * 1000
+                if took > self.worst[0]:
+                    self.worst = (took, f"{args[0]} of {len(args) - 2} args")
+
+        client.execute_command = timed
+
+
 async def timed_poll(
     collector: SuppressionCollector, clients: dict[str, redis.Redis]
 ) -> tuple[SuppressionSample, float, tuple[int, str]]:
@@ -278,26 +306,36 @@ async def run(args: argparse.Namespace, executable: str | None) -> None:
             f" {common:,} entries with itself (server-side set algebra) {inter_ms:.0f} ms"
         )
 
+        print(f"load average {os.getloadavg()} (2 cores shared with other jobs)")
+        rss_before = rss_mib()
         collector = SuppressionCollector(
             {name: s.url for name, s in servers.items()}, clock=SystemClock()
         )
+        client_side = CommandTimes()
+        for client in collector._clients.values():  # the bench's one look inside
+            client_side.wrap(client)
         rng = random.Random(11)
         try:
-            print("\nbaseline (reads every window once, max_examined a poll):")
-            for n in range(1, 20):
+            print("\nbaseline (reads every window once, read_seconds and max_examined a poll):")
+            for n in range(1, 200):
                 sample, elapsed, worst = await timed_poll(collector, clients)
-                rebuilding = sum(p.rebuilding for p in sample.pairs)
+                rebuilding = [p for p in sample.pairs if p.rebuilding]
+                progress = min((p.rebuild_progress for p in rebuilding), default=1.0)
                 print(
                     f"  poll {n}: {elapsed * 1000:.0f} ms, read {sample.examined:,} entries,"
-                    f" {rebuilding} pairs rebuilding; slowest command {worst[0]} us ({worst[1]})"
+                    f" {len(rebuilding)} pairs rebuilding (least {progress:.0%});"
+                    f" slowest command {worst[0]} us ({worst[1]})"
                 )
                 if not rebuilding:
                     break
+            state = collector.state_entries()
+            rss_state = rss_mib() - rss_before
             truth = brute_force(clients, sample.wall.timestamp())
             print(f"  then: {exact(sample, truth)} against a brute-force difference")
-            state = collector.state_entries()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"  state: {state}")
+            print(
+                f"  state: {state}; noc RSS grew {rss_state:.1f} MiB over the baseline"
+                f" (collector state, pools and allocator slack)"
+            )
 
             print(f"\nsteady polls, each after {args.adds} adds per region and a sync round:")
             timings: list[float] = []
@@ -319,11 +357,15 @@ async def run(args: argparse.Namespace, executable: str | None) -> None:
             print(
                 f"steady: median {statistics.median(timings) * 1000:.0f} ms,"
                 f" max {max(timings) * 1000:.0f} ms; slowest command {worst_all[0]} us"
+                f" (SLOWLOG, {worst_all[1]})"
+            )
+            print(
+                f"slowest single command client-side, whole run: {client_side.worst[0]:.1f} ms"
+                f" ({client_side.worst[1]}); load average now {os.getloadavg()}"
             )
             show_poll(sample) if args.show else None
         finally:
             await collector.aclose()
-        print(f"noc process peak RSS: {peak:.0f} MiB at the end of the baseline (loading included)")
     finally:
         for client in clients.values():
             client.close()

@@ -275,9 +275,18 @@ class _Stage:
     removed: set[int] = field(default_factory=set)  # hashes gone from re-read buckets
     lost: set[int] = field(default_factory=set)  # removed, or aged out of the ledger
     above: dict[bytes, float] = field(default_factory=dict)
+    # Per bucket, the ledger's hashes as a set: built once a poll, for the baseline's
+    # bulk check (a set lookup a member, not a bisect).
+    digest_sets: dict[int, set[int]] = field(default_factory=dict)
 
     def whole(self, b: int) -> bool:
         return b in self.read and b not in self.cuts
+
+    def digests(self, b: int) -> set[int]:
+        if b not in self.digest_sets:
+            held = self.ledger.buckets.get(b)
+            self.digest_sets[b] = set() if held is None else set(held.members)
+        return self.digest_sets[b]
 
 
 @dataclass(frozen=True, slots=True)
@@ -750,9 +759,16 @@ class SuppressionCollector:
                     check[member] = score
         check.update((m, s) for m, s in s_stage.added.items() if s > since)
         check.update((m, s) for m, s in s_stage.above.items() if s > since)
+        baseline = 0  # source entries found in the target's ledger in bulk
         for b in [b for b in state.pending if s_stage.whole(b) or b < low]:
             state.pending.discard(b)
-            check.update((m, s) for m, s in s_stage.read.get(b, {}).items() if s > since)
+            # Entries read from bucket b score in it: the target holds them iff its
+            # bucket b holds the hash. Only the others go on to ZMSCORE.
+            held = t_stage.digests(b)
+            window = [(m, s) for m, s in s_stage.read.get(b, {}).items() if s > since]
+            missing = [(m, s) for m, s in window if hash(m) not in held]
+            baseline += sum(1 for m, _ in window if m not in check and hash(m) in held)
+            check.update(missing)
         for entries in s_stage.read.values():
             check.update(
                 (m, s) for m, s in entries.items() if s > since and hash(m) in t_stage.lost
@@ -791,7 +807,7 @@ class SuppressionCollector:
             known = checked + t_ledger.known(low, high)
             # Never 100 % while rebuilding: empty windows and races round up otherwise.
             progress = min(0.99, max(0.0, known / total)) if total else 0.0
-        divergence = self._divergence(key, state, len(check), rebuilding)
+        divergence = self._divergence(key, state, baseline + len(check), rebuilding)
         return key, state, replace(divergence, rebuild_progress=progress)
 
     def _divergence(

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import redis
+from support import estate_config
 
 from noc.clock import FakeClock
+from noc.config import ConfigError, parse_config
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer
 from noc_collectors.suppression import SuppressionCollector, sync_missing
@@ -306,3 +308,19 @@ def test_rejects_bad_options() -> None:
         SuppressionCollector({}, key_pattern="suppression")
     with pytest.raises(ValueError, match="must be positive"):
         SuppressionCollector({}, max_examined=0)
+
+
+def test_bucket_and_verify_keys_parse_and_are_validated() -> None:
+    data = estate_config().model_dump(mode="json")
+    data["suppression"] |= {"bucket_seconds": 30, "verify_buckets": 0}
+    parsed = parse_config(data, "noc.toml").suppression
+    assert (parsed.bucket_seconds, parsed.verify_buckets) == (30, 0)
+    data["suppression"] |= {"bucket_seconds": 1}  # 3,600 buckets in an hour: too many
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "noc.toml")
+    (problem,) = raised.value.problems
+    assert problem.startswith("noc.toml: suppression")
+    assert "bucket_seconds" in problem and "at least 2.5" in problem
+    data["suppression"] |= {"bucket_seconds": None, "verify_buckets": -1}
+    with pytest.raises(ConfigError, match=r"noc.toml: suppression\.verify_buckets"):
+        parse_config(data, "noc.toml")
