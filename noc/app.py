@@ -9,6 +9,7 @@ never see collectors; actions go through plan -> dialog -> execute -> verify.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events, work
 from textual._styles_cache import StylesCache
@@ -48,8 +49,8 @@ from noc.alert_journal import EpisodeStory, episode_story, read_history
 from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
+from noc.codes import EXIT_DONE, Choice
 from noc.config import ConfigError, NocConfig
-from noc.failover import plan_record
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -63,17 +64,6 @@ from noc.model import (
     Severity,
     Topology,
 )
-from noc.operations import (
-    EXIT_DONE,
-    ActionRequest,
-    Confirmation,
-    DrainWatch,
-    Operations,
-    OperatorIO,
-    Outcome,
-    RecoveryOptions,
-)
-from noc.recovery import Choice, Decision, FlagSplit, Interrupted
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.rules import RULES
 from noc.scheduler import Scheduler
@@ -82,14 +72,10 @@ from noc.ui_settings import DEFAULT_THEME
 from noc_themes import STYLESHEETS, THEMES, no_color_filter, theme_for_terminal
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
-from noc_widgets.action_result import ActionResultScreen
-from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 from noc_widgets.alert_filter import AlertFilter
-from noc_widgets.alert_history import AlertHistoryScreen
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
 from noc_widgets.critical_banner import CriticalBanner
-from noc_widgets.deliverability_screen import DeliverabilityScreen
 from noc_widgets.deliverability_summary import DeliverabilitySummary
 from noc_widgets.dns_screen import DnsScreen
 from noc_widgets.dns_summary import DnsSummary
@@ -101,7 +87,6 @@ from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
-from noc_widgets.lag_detail import LagDetailScreen
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.region_list import RegionList
 from noc_widgets.region_map import RegionMap
@@ -114,6 +99,24 @@ from noc_widgets.sync_dialog import SyncDialog
 from noc_widgets.sync_summary import SyncSummary
 from noc_widgets.view import SnapshotView
 from noc_widgets.wall_header import WallHeader
+
+# The operations layer (failover, recovery, the safety rules, and the Redis, DNS and
+# hook actuators behind them) is imported when an act first needs it, in a thread
+# after the first frame (see find_interrupted): the dashboard draws without it. So are
+# the screens an operator opens (the lag chart's plotext, the alert detail): they
+# cost the first frame ~60 ms and are imported when first opened.
+if TYPE_CHECKING:
+    from noc.operations import (
+        Confirmation,
+        DrainWatch,
+        Operations,
+        OperatorIO,
+        Outcome,
+        RecoveryOptions,
+    )
+    from noc.recovery import Decision, FlagSplit, Interrupted
+    from noc_widgets.action_result import ActionResultScreen
+    from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 
 log = logging.getLogger(__name__)
 
@@ -252,14 +255,7 @@ class NocApp(App[None]):
         self.start_polling = start_polling
         self.config_path = config_path
         self.auto = AutoFailover(config, self.clock, paths.automation, read_only=read_only)
-        # Every operator act runs through here; this app only asks and shows.
-        self.operations = Operations(
-            config, self.scheduler, self.audit, self.clock,
-            snapshot=self.snapshot, refresh=_fresh_enough, refresh_lag=self._poll_lag,
-            # An engine fed by its caller (start_polling=False: a replay, a test) is the
-            # caller's truth; probing the endpoints behind its back would contradict it.
-            probe_before_acting=start_polling,
-        )  # fmt: skip
+        self._operations: Operations | None = None
         self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
         self.selected_region: str | None = None
@@ -349,7 +345,13 @@ class NocApp(App[None]):
         if self.start_polling:
             self.scheduler.start()
         if not self.read_only:
-            self.run_worker(self.find_interrupted(), group="recovery", exit_on_error=False)
+            # After the first frame: reading the record needs the operations layer,
+            # which the first frame need not wait for.
+            self.call_after_refresh(
+                lambda: self.run_worker(
+                    self.find_interrupted(), group="recovery", exit_on_error=False
+                )
+            )
 
     async def on_unmount(self) -> None:
         try:
@@ -562,6 +564,8 @@ class NocApp(App[None]):
     # --- looking closer at alerts: detail, history, `/` filter --------------------
 
     def on_alert_pane_alert_chosen(self, event: AlertPane.AlertChosen) -> None:
+        from noc_widgets.alert_detail import AlertDetailScreen
+
         self._show_detail(AlertDetailScreen(event.alert_id, self.alert_sources()))
 
     def action_alert_detail(self) -> None:
@@ -571,9 +575,13 @@ class NocApp(App[None]):
         if alert_id is None:
             self.notify("No alert to show", timeout=4)
             return
+        from noc_widgets.alert_detail import AlertDetailScreen
+
         self._show_detail(AlertDetailScreen(alert_id, self.alert_sources()))
 
     def action_alert_history(self) -> None:
+        from noc_widgets.alert_history import AlertHistoryScreen
+
         self._show_detail(AlertHistoryScreen(self.alert_sources()))
 
     def action_filter_alerts(self) -> None:
@@ -596,6 +604,8 @@ class NocApp(App[None]):
 
     def alert_sources(self) -> AlertSources:
         """What the alert views read besides the snapshot; the record off the loop."""
+        from noc_widgets.alert_detail import AlertSources
+
         journal = self.scheduler.journal
 
         async def story(alert_id: str) -> EpisodeStory:
@@ -619,6 +629,8 @@ class NocApp(App[None]):
 
     def _key_names(self) -> dict[str, str]:
         """Binding id -> the key that does it now (after [keys]), as the footer names it."""
+        from noc_widgets.alert_detail import AlertDetailScreen
+
         names: dict[str, str] = {}
         for bindings in (NocApp.BINDINGS, AlertDetailScreen.BINDINGS):
             for binding in bindings:
@@ -761,15 +773,36 @@ class NocApp(App[None]):
         self.operator_action(ActionKind.RESTORE, self.selected_region or self.config.regions[0].id)
 
     @property
+    def operations(self) -> Operations:
+        """Every operator act runs through here; this app only asks and shows. Made on
+        first use: importing the layer is most of what a first frame would wait for."""
+        if self._operations is None:
+            from noc.operations import Operations
+
+            self._operations = Operations(
+                self.config, self.scheduler, self.audit, self.clock,
+                snapshot=self.snapshot, refresh=_fresh_enough, refresh_lag=self._poll_lag,
+                # An engine fed by its caller (start_polling=False: a replay, a test) is
+                # the caller's truth; probing the endpoints behind its back would
+                # contradict it.
+                probe_before_acting=self.start_polling,
+            )  # fmt: skip
+        return self._operations
+
+    @property
     def _applying(self) -> asyncio.Future[ActionResult] | None:
         """The execution in flight, if any: quitting waits for it (see on_unmount)."""
-        return self.operations.applying
+        if self._operations is None:  # never made: nothing was ever applied
+            return None
+        return self._operations.applying
 
     async def _poll_lag(self) -> None:
         # Only the replication links, not every source of the estate.
         self.scheduler.poll_now("lag:")
 
     def _operator_io(self) -> OperatorIO:
+        from noc.operations import OperatorIO
+
         return OperatorIO(
             confirm=self._confirm_in_dialog,
             say=lambda text: self.notify(text, timeout=2, markup=False),
@@ -786,6 +819,8 @@ class NocApp(App[None]):
             ForceDialog(plan), wait_for_dismiss=True
         ):
             return None
+        from noc.operations import Confirmation
+
         return Confirmation(confirmation.reason, confirmation.force, "typed")
 
     async def _show_refused(self, plan: ActionPlan) -> None:
@@ -802,6 +837,8 @@ class NocApp(App[None]):
     async def operator_action(self, kind: ActionKind, target: str) -> None:
         if self._refuse_if_busy():
             return
+        from noc.operations import ActionRequest
+
         request = ActionRequest(kind, target, operator_identity(), via="tui", force_offered=True,
                                 watch=False)  # fmt: skip
         outcome = await self.operations.run_action(request, self._operator_io())
@@ -824,6 +861,8 @@ class NocApp(App[None]):
         await self.scheduler.read_flags()
         self.refresh_snapshot()
         watching = outcome.stage == "executed"
+        from noc_widgets.action_result import ActionResultScreen
+
         screen = ActionResultScreen(result, watching=watching)
         self.push_screen(screen)
         if watching:
@@ -951,6 +990,9 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def automated_failover(self, target: str) -> None:
+        from noc.failover import plan_record
+        from noc.operations import ActionRequest, Confirmation
+
         auto = self.auto
         try:
             operator = auto_operator()
@@ -1094,6 +1136,9 @@ class NocApp(App[None]):
         """On start: an action the record shows interrupted is named, with how to
         finish it (the palette, or `noc recover`)."""
         try:
+            # In a thread: the screen keeps drawing while the layer loads, and the
+            # first act finds it loaded.
+            await asyncio.to_thread(importlib.import_module, "noc.operations")
             found = await self.operations.interrupted()
             split = await self.operations.flag_split()
         except Exception:  # the dashboard starts whatever the record holds
@@ -1149,6 +1194,8 @@ class NocApp(App[None]):
                 if glass is None:
                     return None
                 force = True
+            from noc.recovery import Decision
+
             return Decision(way, force, note)
 
         async def reassert(split: FlagSplit) -> bool:
@@ -1202,6 +1249,8 @@ class NocApp(App[None]):
             )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
+        from noc_widgets.lag_detail import LagDetailScreen
+
         self._show_detail(LagDetailScreen(worst.id))
 
     def action_sync_detail(self) -> None:
@@ -1215,6 +1264,8 @@ class NocApp(App[None]):
             self.notify("No deliverability data yet", timeout=4)
             return
         settings = self.config.deliverability
+        from noc_widgets.deliverability_screen import DeliverabilityScreen
+
         self._show_detail(
             DeliverabilityScreen(settings.complaint_warn_rate, settings.complaint_critical_rate)
         )

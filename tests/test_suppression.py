@@ -21,6 +21,7 @@ from noc.config import ConfigError, parse_config
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer
 from noc_collectors.suppression import SuppressionCollector, sync_missing
+from noc_widgets.sync_summary import sync_words
 
 Servers = Callable[..., list[RedisServer]]
 CLOCK_START = FakeClock().utcnow().timestamp()
@@ -324,3 +325,46 @@ def test_bucket_and_verify_keys_parse_and_are_validated() -> None:
     data["suppression"] |= {"bucket_seconds": None, "verify_buckets": -1}
     with pytest.raises(ConfigError, match=r"noc.toml: suppression\.verify_buckets"):
         parse_config(data, "noc.toml")
+
+
+async def test_a_replaced_store_is_rebuilt_then_counted_exactly(
+    regions: dict[str, RedisServer], clock: FakeClock
+) -> None:
+    """A store replaced under noc (a new redis-server: new run_id) starts its pairs over."""
+    two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 300 entries over six one-minute buckets; bg lacks every tenth.
+    entries = {f"r{i}@x": 1 + i for i in range(300)}
+    add(two["ro"], "unsubscribe", entries)
+    add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 10})
+    # A cap of 100 entries a poll: each full read of the window takes several polls.
+    async with collector(two, clock, page_size=20, max_examined=100, verify_buckets=0) as poller:
+        sample = await poller.poll()
+        while pair(sample, "ro", "bg", "unsubscribe").rebuilding:
+            sample = await poller.poll()
+        assert pair(sample, "ro", "bg", "unsubscribe").unsynced == 30
+
+        # The replacement: a new server process on the same address, restored from a
+        # backup that lacks every seventh entry instead.
+        two["bg"].restart()
+        with redis.Redis(port=two["bg"].port) as client:
+            client.flushall()
+        add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 7})
+        clock.advance(1)
+        # The pool's connections to the old process are closed: the first poll may say
+        # so (the pair's error), the next connects afresh.
+        rebuilt = await poller.poll()
+        gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+        if gap.error is not None:
+            rebuilt = await poller.poll()
+            gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+        assert gap.rebuilding and 0 <= gap.rebuild_progress < 1
+        assert "rebuilding" in sync_words(rebuilt, 60).plain
+        progress = [gap.rebuild_progress]
+        while gap.rebuilding:
+            rebuilt = await poller.poll()
+            gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+            progress.append(gap.rebuild_progress)
+        # Progress only goes up, and the count is exact once the rebuild is done.
+        assert progress == sorted(progress) and len(progress) > 1
+        assert gap.unsynced == len([i for i in range(300) if i % 7 == 0])
+        assert "rebuilding" not in sync_words(rebuilt, 60).plain
