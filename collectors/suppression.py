@@ -205,17 +205,22 @@ class _Ledger:
     new entries).
     """
 
-    __slots__ = ("buckets", "run_id", "sweep")
+    __slots__ = ("below", "buckets", "low", "run_id", "sweep")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.buckets: dict[int, _Bucket] = {}
         self.sweep = 0  # the bucket the verification sweep re-reads next
+        # ZCOUNT of everything scored before the window's first bucket, and that bucket:
+        # how noc knows nothing was added outside the window since the last poll.
+        self.below: int | None = None
+        self.low: int | None = None
 
     def copy(self) -> _Ledger:
         # Buckets are replaced, never changed in place: a shallow copy stages a poll.
         made = _Ledger(self.run_id)
         made.buckets, made.sweep = dict(self.buckets), self.sweep
+        made.below, made.low = self.below, self.low
         return made
 
     def covers(self, member: bytes, score: float, width: float) -> bool:
@@ -259,6 +264,7 @@ class _Survey:
     sizes: dict[str, int]
     counts: dict[str, dict[int, int]]  # list -> bucket -> ZCOUNT
     above: dict[str, int]  # list -> entries scored past the last bucket (clock skew)
+    below: dict[str, int]  # list -> entries scored before the window's first bucket
 
 
 @dataclass(slots=True)
@@ -275,12 +281,22 @@ class _Stage:
     removed: set[int] = field(default_factory=set)  # hashes gone from re-read buckets
     lost: set[int] = field(default_factory=set)  # removed, or aged out of the ledger
     above: dict[bytes, float] = field(default_factory=dict)
-    # Per bucket, the ledger's hashes as a set: built once a poll, for the baseline's
-    # bulk check (a set lookup a member, not a bisect).
+    # Nothing came outside the window since the last poll (the count before it moved
+    # only by the buckets that aged out, none past it): an entry the target lacked and
+    # its ledger still does not hold is still lacking, no command needed to know.
+    quiet: bool = False
+    # A bucket whose count moved was left unread (out of time): a poll behind on it.
+    behind: bool = False
+    # Per bucket, the staged ledger's hashes as a set, built on first use in a poll:
+    # checking a member against the target costs a set lookup, not a bisect.
     digest_sets: dict[int, set[int]] = field(default_factory=dict)
 
     def whole(self, b: int) -> bool:
         return b in self.read and b not in self.cuts
+
+    def holds(self, member: bytes, score: float, width: float) -> bool:
+        """The staged ledger holds `member` in the bucket of `score` (a set lookup)."""
+        return hash(member) in self.digests(_bucket(score, width))
 
     def digests(self, b: int) -> set[int]:
         if b not in self.digest_sets:
@@ -336,7 +352,7 @@ class SuppressionCollector:
         poll_timeout_seconds: float = 10.0,
         bucket_seconds: float | None = None,
         verify_buckets: int = 2,
-        read_seconds: float = 0.5,
+        read_seconds: float = 0.4,
         checkpoint_every: int = 256,
         clock: Clock | None = None,
     ) -> None:
@@ -474,17 +490,19 @@ class SuppressionCollector:
                     for b in range(low, high + 1):
                         pipe.zcount(key, self._edge(b), f"({self._edge(b + 1)!r}")
                     pipe.zcount(key, self._edge(high + 1), "+inf")
+                    pipe.zcount(key, "-inf", f"({self._edge(low)!r}")
                 replies: list[Any] = await pipe.execute()
         except TimeoutError:
             return f"poll deadline ({self._poll_timeout:g} s) reached"
         except (RedisError, OSError) as exc:
             return f"{region}: {redis_error_text(exc)}"
         info, rest = replies[0], iter(replies[1:])
-        survey = _Survey(str(info.get("run_id", "")), {}, {}, {})
+        survey = _Survey(str(info.get("run_id", "")), {}, {}, {}, {})
         for name in self._lists:
             survey.sizes[name] = int(next(rest))
             survey.counts[name] = {b: int(next(rest)) for b in range(low, high + 1)}
             survey.above[name] = int(next(rest))
+            survey.below[name] = int(next(rest))
         return survey
 
     def _plan(
@@ -499,8 +517,21 @@ class SuppressionCollector:
                 reset = old is None or old.run_id != survey.run_id
                 ledger = _Ledger(survey.run_id) if old is None or reset else old.copy()
                 stage = _Stage(ledger, reset, dict(survey.counts[name]))
+                expected = ledger.below
                 for b in [b for b in ledger.buckets if b < low]:
-                    stage.lost.update(ledger.buckets.pop(b).members)
+                    aged = ledger.buckets.pop(b)
+                    stage.lost.update(aged.members)
+                    if expected is not None:
+                        # A bucket read while it changed has no trustworthy size.
+                        expected = None if aged.count < 0 else expected + aged.count
+                stage.quiet = (
+                    not reset
+                    and ledger.low is not None
+                    and ledger.low <= low
+                    and expected == survey.below[name]
+                    and not survey.above[name]
+                )
+                ledger.below, ledger.low = survey.below[name], low
                 stages[(region, name)] = stage
         return stages
 
@@ -571,6 +602,11 @@ class SuppressionCollector:
                     or {}
                 )
             self._apply(stage)
+            stage.behind = any(
+                held.count != stage.counts[b]
+                for b, held in stage.ledger.buckets.items()
+                if low <= b <= high
+            )
         return sum(read)
 
     async def _read_region(
@@ -750,11 +786,18 @@ class SuppressionCollector:
             else _PairState(dict(old.unsynced), dict(old.held), set(old.pending))
         )
         above = self._edge(high + 1)
+        t_ledger = t_stage.ledger
+        # Still lacking without asking: the target's ledger is whole and current, and
+        # nothing was added to the target outside the window.
+        settled = t_stage.quiet and not t_stage.behind and t_ledger.complete(low, high)
         check: dict[bytes, float] = {}
+        carried: dict[bytes, float] = {}
         for kept in (state.unsynced, state.held):
             for member, score in list(kept.items()):
                 if score <= since or score >= above or hash(member) in s_stage.removed:
                     del kept[member]
+                elif settled and kept is state.unsynced:
+                    carried[member] = score
                 else:
                     check[member] = score
         check.update((m, s) for m, s in s_stage.added.items() if s > since)
@@ -774,10 +817,15 @@ class SuppressionCollector:
                 (m, s) for m, s in entries.items() if s > since and hash(m) in t_stage.lost
             )
         # What the target's own ledger holds (as read this poll) is there: no command.
-        t_ledger = t_stage.ledger
-        members = [
-            m for m, s in check.items() if s >= above or not t_ledger.covers(m, s, self._width)
-        ]
+        # Only a bucket the target read this poll can have come to hold one of them.
+        changed = t_stage.read.keys()
+        width = self._width
+        still = {
+            m: s
+            for m, s in carried.items()
+            if m not in check and not (_bucket(s, width) in changed and t_stage.holds(m, s, width))
+        }
+        members = [m for m, s in check.items() if s >= above or not t_stage.holds(m, s, width)]
         answers: list[float | None] = []
         for start in range(0, len(members), self._page_size):
             answer = await _zmscore(
@@ -786,7 +834,7 @@ class SuppressionCollector:
             if isinstance(answer, str):
                 return key, None, _failed(source, target, name, f"{target}: {answer}")
             answers.extend(answer)
-        state.unsynced.clear()
+        state.unsynced = still
         state.held.clear()
         for member, present in zip(members, answers, strict=True):
             if present is None:
@@ -807,8 +855,11 @@ class SuppressionCollector:
             known = checked + t_ledger.known(low, high)
             # Never 100 % while rebuilding: empty windows and races round up otherwise.
             progress = min(0.99, max(0.0, known / total)) if total else 0.0
-        divergence = self._divergence(key, state, baseline + len(check), rebuilding)
-        return key, state, replace(divergence, rebuild_progress=progress)
+        examined = baseline + len(check) + len(carried)
+        divergence = self._divergence(key, state, examined, rebuilding)
+        # A changed bucket left unread this poll: the count is a poll behind on it.
+        truncated = rebuilding or s_stage.behind or t_stage.behind
+        return key, state, replace(divergence, rebuild_progress=progress, truncated=truncated)
 
     def _divergence(
         self, key: tuple[str, str, str], state: _PairState, checked: int, rebuilding: bool
