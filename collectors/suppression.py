@@ -7,12 +7,12 @@ ordered pair (source -> target) and list the poll counts the entries the source
 added within a lookback window that the target still lacks, and the age of the
 oldest of them: the figure the 60 s suppression SLO is judged on.
 
-The work is bounded whatever the sets' sizes: only the window is read, in pages
-(`ZRANGEBYSCORE key (since +inf WITHSCORES LIMIT offset count`, oldest first, each
-page starting at the last score seen so it costs O(log N + page)), membership is
-checked a page at a time with `ZMSCORE` on the target, and one budget caps the
-entries read per poll across every scan; a scan that hits it says so (truncated).
-Nothing here uses KEYS, SMEMBERS or an unbounded range.
+The poll is incremental (see `SuppressionCollector`): per region and list a ledger of
+score buckets, so a poll reads what changed, not the window. Every command is bounded
+whatever the sets' sizes: ranges are read in keyset pages (`ZRANGEBYSCORE key low high
+WITHSCORES LIMIT skip count`, each page starting at the last score seen so it costs
+O(log N + page)), membership is checked a page at a time with `ZMSCORE`, counts are
+`ZCOUNT` (O(log N)). Nothing here uses KEYS, SMEMBERS or an unbounded range.
 
 `sync_missing()` is the sync-now action: it copies what a target lacks with
 `ZADD NX`, keeping the source's score, so running it twice copies nothing twice.
@@ -49,6 +49,19 @@ KEY_PATTERN = "suppression:{list}"
 _EXAMPLE_CHARS = 80
 
 _Entry = tuple[bytes, float]
+
+
+@dataclass(slots=True)
+class _Deadline:
+    """When a poll's reading must stop: at `at`, or once checking the entries read so
+    far (at `cost` seconds each) would run past it."""
+
+    at: float
+    cost: float
+    read: int = 0
+
+    def passed(self, now: float) -> bool:
+        return now + self.read * self.cost > self.at
 
 
 class _Budget:
@@ -372,6 +385,8 @@ class SuppressionCollector:
         self._verify = verify_buckets
         self._read_seconds = read_seconds
         self._checkpoint_every = checkpoint_every
+        # Seconds the checks cost per entry read (measured each poll; a first guess).
+        self._check_cost = 5e-6
         self._clock = clock or SystemClock()
         # Raw bytes: members go back to the target verbatim, whatever their encoding.
         self._clients = {
@@ -412,9 +427,12 @@ class SuppressionCollector:
                 self._errors = {r: s for r, s in surveys.items() if isinstance(s, str)}
                 stages = self._plan(surveys, low, high)
                 # Reading stops here for this poll; what is unread waits for the next.
-                read_until = loop.time() + self._read_seconds
+                # Reading stops at read_seconds, or sooner when checking what was read
+                # (at the cost per entry the last polls measured) would not fit either.
+                read_until = _Deadline(loop.time() + self._read_seconds, self._check_cost)
                 examined += await self._read(stages, surveys, low, high, budget, read_until)
                 examined += await self._read_lost(stages, budget, read_until)
+                checking = loop.time()
                 judged = await asyncio.gather(
                     *(
                         self._judge(s, t, name, stages, since, low, high)
@@ -440,6 +458,9 @@ class SuppressionCollector:
                 for name in self._lists
             ]
             return SuppressionSample(at, wall, self._lookback, tuple(counts), tuple(pairs), 0, True)
+        if examined >= 1000:  # enough to measure: checking cost an entry, smoothed
+            measured = (asyncio.get_running_loop().time() - checking) / examined
+            self._check_cost = 0.7 * self._check_cost + 0.3 * measured
         # Nothing awaits from here on: the poll's reads are committed all at once.
         for (region, name), stage in stages.items():
             self._ledgers[(region, name)] = stage.ledger
@@ -573,7 +594,7 @@ class SuppressionCollector:
         low: int,
         high: int,
         budget: _Budget,
-        until: float,
+        until: _Deadline,
     ) -> int:
         """Read what needs it, steady work first, then the baseline oldest first."""
         plan: dict[str, list[_Job]] = {}
@@ -597,7 +618,12 @@ class SuppressionCollector:
             if survey.above[name]:
                 stage.above = (
                     await self._range(
-                        region, name, repr(self._edge(high + 1)), "+inf", _Budget(10**9), math.inf
+                        region,
+                        name,
+                        repr(self._edge(high + 1)),
+                        "+inf",
+                        _Budget(10**9),
+                        _Deadline(math.inf, 0.0),
                     )
                     or {}
                 )
@@ -615,7 +641,7 @@ class SuppressionCollector:
         jobs: list[_Job],
         stages: dict[tuple[str, str], _Stage],
         budget: _Budget,
-        until: float,
+        until: _Deadline,
     ) -> int:
         cuts = await self._localize(region, [j for j in jobs if not j.whole], stages)
         read = 0
@@ -671,7 +697,7 @@ class SuppressionCollector:
         low: str,
         high: str,
         budget: _Budget,
-        until: float,
+        until: _Deadline,
         expect: int | None = None,
     ) -> dict[bytes, float] | None:
         """Every entry scored from `low` to `high` (Redis range syntax), in keyset pages.
@@ -692,7 +718,7 @@ class SuppressionCollector:
                 self._page_size if expect is None else min(self._page_size, expect - len(entries))
             )
             wanted = budget.take(page_size)
-            if not wanted or loop.time() > until:
+            if not wanted or until.passed(loop.time()):
                 budget.give_back(wanted)
                 return None
             page = cast(
@@ -702,6 +728,7 @@ class SuppressionCollector:
                 ),
             )
             budget.give_back(wanted - len(page))
+            until.read += len(page)
             entries.update(page)
             if len(page) < wanted:
                 return entries
@@ -739,7 +766,7 @@ class SuppressionCollector:
             ledger.buckets[b] = _Bucket.made(count if len(kept) == count else -1, kept)
 
     async def _read_lost(
-        self, stages: dict[tuple[str, str], _Stage], budget: _Budget, until: float
+        self, stages: dict[tuple[str, str], _Stage], budget: _Budget, until: _Deadline
     ) -> int:
         """Entries a target lost that a source holds unread: read their source buckets."""
         read = 0
