@@ -33,7 +33,9 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -232,9 +234,11 @@ async def timed_poll(
 def exact(sample: SuppressionSample, truth: dict[tuple[str, str, str], int]) -> str:
     wrong = [p for p in sample.pairs if p.unsynced != truth[(p.source, p.target, p.list)]]
     rebuilding = sum(p.rebuilding for p in sample.pairs)
+    behind = sum(p.truncated and not p.rebuilding for p in sample.pairs)
     return (
         f"{len(sample.pairs) - len(wrong)}/{len(sample.pairs)} pairs exact"
         f"{f', {rebuilding} rebuilding' if rebuilding else ''}"
+        f"{f', {behind} a poll behind (truncated)' if behind else ''}"
     )
 
 
@@ -383,6 +387,8 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=1000, help="per region between polls")
     parser.add_argument("--show", action="store_true", help="print every pair of the last poll")
     executable = str(SYSTEM_REDIS) if SYSTEM_REDIS.exists() else None
+    # A stopped bench still stops its redis-servers (the `finally` in run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(run(parser.parse_args(), executable))
 
 

@@ -431,7 +431,7 @@ class SuppressionCollector:
                 # (at the cost per entry the last polls measured) would not fit either.
                 read_until = _Deadline(loop.time() + self._read_seconds, self._check_cost)
                 examined += await self._read(stages, surveys, low, high, budget, read_until)
-                examined += await self._read_lost(stages, budget, read_until)
+                examined += await self._read_lost(stages, budget, _Deadline(math.inf, 0.0))
                 checking = loop.time()
                 judged = await asyncio.gather(
                     *(
@@ -460,7 +460,8 @@ class SuppressionCollector:
             return SuppressionSample(at, wall, self._lookback, tuple(counts), tuple(pairs), 0, True)
         if examined >= 1000:  # enough to measure: checking cost an entry, smoothed
             measured = (asyncio.get_running_loop().time() - checking) / examined
-            self._check_cost = 0.7 * self._check_cost + 0.3 * measured
+            # Clamped: a slow poll (a loaded machine) must not stop a rebuild's progress.
+            self._check_cost = min(1e-5, 0.7 * self._check_cost + 0.3 * measured)
         # Nothing awaits from here on: the poll's reads are committed all at once.
         for (region, name), stage in stages.items():
             self._ledgers[(region, name)] = stage.ledger
@@ -652,9 +653,14 @@ class SuppressionCollector:
             count = stage.counts[job.bucket]
             if cut is not None:
                 count -= bisect_right(stage.ledger.buckets[job.bucket].scores, cut)
+            # Steady work (buckets the ledger knows: what changed since the last poll)
+            # costs what changed and is always read; only a rebuild is cut by the time.
+            limit = until if job.first else _Deadline(math.inf, 0.0)
             entries = await self._range(
-                region, job.name, start, f"({self._edge(job.bucket + 1)!r}", budget, until, count
+                region, job.name, start, f"({self._edge(job.bucket + 1)!r}", budget, limit, count
             )
+            if entries is not None and not job.first:
+                until.read += len(entries)
             if entries is None:  # out of time or budget: the rest waits for the next poll
                 break
             read += len(entries)
@@ -827,10 +833,21 @@ class SuppressionCollector:
                     carried[member] = score
                 else:
                     check[member] = score
-        check.update((m, s) for m, s in s_stage.added.items() if s > since)
+        # A new entry in a bucket still pending for this pair is checked with its
+        # bucket, below, once the target's bucket is known too: asking the target now
+        # would only find it held out of view, to ask again every poll.
+        width = self._width
+        check.update(
+            (m, s)
+            for m, s in s_stage.added.items()
+            if s > since and _bucket(s, width) not in state.pending
+        )
         check.update((m, s) for m, s in s_stage.above.items() if s > since)
         baseline = 0  # source entries found in the target's ledger in bulk
-        for b in [b for b in state.pending if s_stage.whole(b) or b < low]:
+        ready = [
+            b for b in state.pending if b < low or (s_stage.whole(b) and b in t_ledger.buckets)
+        ]
+        for b in ready:
             state.pending.discard(b)
             # Entries read from bucket b score in it: the target holds them iff its
             # bucket b holds the hash. Only the others go on to ZMSCORE.
@@ -846,7 +863,6 @@ class SuppressionCollector:
         # What the target's own ledger holds (as read this poll) is there: no command.
         # Only a bucket the target read this poll can have come to hold one of them.
         changed = t_stage.read.keys()
-        width = self._width
         still = {
             m: s
             for m, s in carried.items()
