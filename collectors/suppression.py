@@ -568,25 +568,28 @@ class SuppressionCollector:
             b for b in window if b not in ledger.buckets or counts[b] != ledger.buckets[b].count
         }
         whole = {b for b in changed if b not in ledger.buckets or not counts[b]}
+        rebuild: set[int] = set(window) if stage.reset else set()
         for t in self._clients:
             state = self._pairs.get((region, t, name))
             target = stages.get((t, name))
             if t == region:
                 continue
             if state is None or (target is not None and target.reset):
-                whole.update(window)  # the pair starts over: every bucket, once
+                rebuild.update(window)  # the pair starts over: every bucket, once
             else:
-                whole.update(b for b in state.pending if low <= b <= high)
+                rebuild.update(b for b in state.pending if low <= b <= high)
+        whole |= rebuild
         steady = [b for b in window if b not in whole and b not in changed and counts[b]]
         if steady and self._verify:
             start = bisect_left(steady, ledger.sweep)
             turn = (steady[start:] + steady[:start])[: self._verify]
             whole.update(turn)
             ledger.sweep = turn[-1] + 1
-        return [
-            _Job(0 if b in ledger.buckets else 1, b, name, b in whole)
-            for b in sorted(whole | changed)
-        ]
+        # A rebuild's reads come last and are cut by the poll's reading time; what
+        # changed (a bucket that moved, or the minute that just entered the window)
+        # is steady work, always read.
+        later = {b for b in rebuild if stage.reset or b not in changed}
+        return [_Job(int(b in later), b, name, b in whole) for b in sorted(whole | changed)]
 
     async def _read(
         self,
