@@ -49,6 +49,8 @@ KEY_PATTERN = "suppression:{list}"
 _EXAMPLE_CHARS = 80
 
 _Entry = tuple[bytes, float]
+# Entries a poll reads even when its reading time is already spent (a loaded machine).
+_LEAST_READ = 1000
 
 
 @dataclass(slots=True)
@@ -61,7 +63,8 @@ class _Deadline:
     read: int = 0
 
     def passed(self, now: float) -> bool:
-        return now + self.read * self.cost > self.at
+        # Whatever the clock says, a poll reads some: a rebuild always progresses.
+        return self.read >= _LEAST_READ and now + self.read * self.cost > self.at
 
 
 class _Budget:
@@ -218,7 +221,7 @@ class _Ledger:
     new entries).
     """
 
-    __slots__ = ("below", "buckets", "low", "run_id", "sweep")
+    __slots__ = ("below", "buckets", "low", "run_id", "sweep", "top")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -228,12 +231,13 @@ class _Ledger:
         # how noc knows nothing was added outside the window since the last poll.
         self.below: int | None = None
         self.low: int | None = None
+        self.top: int | None = None  # the window's last bucket at the last poll
 
     def copy(self) -> _Ledger:
         # Buckets are replaced, never changed in place: a shallow copy stages a poll.
         made = _Ledger(self.run_id)
         made.buckets, made.sweep = dict(self.buckets), self.sweep
-        made.below, made.low = self.below, self.low
+        made.below, made.low, made.top = self.below, self.low, self.top
         return made
 
     def covers(self, member: bytes, score: float, width: float) -> bool:
@@ -300,6 +304,8 @@ class _Stage:
     quiet: bool = False
     # A bucket whose count moved was left unread (out of time): a poll behind on it.
     behind: bool = False
+    # Buckets that entered the window since the last poll (time moved on).
+    entered: set[int] = field(default_factory=set)
     # Per bucket, the staged ledger's hashes as a set, built on first use in a poll:
     # checking a member against the target costs a set lookup, not a bisect.
     digest_sets: dict[int, set[int]] = field(default_factory=dict)
@@ -322,7 +328,7 @@ class _Stage:
 class _Job:
     """One bucket to read this poll: whole, or (changed) above its first moved checkpoint."""
 
-    first: int  # 0: a bucket the ledger knows (steady work); 1: a baseline read
+    first: int  # 0: steady work (always read); 1: a rebuild's new bucket; 2: its re-read
     bucket: int
     name: str
     whole: bool
@@ -553,7 +559,8 @@ class SuppressionCollector:
                     and expected == survey.below[name]
                     and not survey.above[name]
                 )
-                ledger.below, ledger.low = survey.below[name], low
+                stage.entered = set(range(max(low, (ledger.top or high) + 1), high + 1))
+                ledger.below, ledger.low, ledger.top = survey.below[name], low, high
                 stages[(region, name)] = stage
         return stages
 
@@ -588,8 +595,14 @@ class SuppressionCollector:
         # A rebuild's reads come last and are cut by the poll's reading time; what
         # changed (a bucket that moved, or the minute that just entered the window)
         # is steady work, always read.
-        later = {b for b in rebuild if stage.reset or b not in changed}
-        return [_Job(int(b in later), b, name, b in whole) for b in sorted(whole | changed)]
+        moved = {b for b in changed if b in ledger.buckets} | stage.entered
+        later = {b for b in rebuild if stage.reset or b not in moved}
+        # Within a rebuild, buckets never read come first: the ledgers fill every poll,
+        # and a bucket read again only to check it against a target comes after.
+        return [
+            _Job(0 if b not in later else 1 if b not in ledger.buckets else 2, b, name, b in whole)
+            for b in sorted(whole | changed)
+        ]
 
     async def _read(
         self,
@@ -714,8 +727,8 @@ class SuppressionCollector:
         Each page starts at the last score seen, skipping the entries with that score
         already read: O(log N + page) a command wherever the page is. `expect`: the
         count ZCOUNT gave; reading stops there (an entry added since shows as a count
-        change next poll). None: the poll's reading time or budget ran out first (what
-        was read is dropped, read again).
+        change next poll). None: the poll's reading time was spent before it began, or
+        the budget ran out (what was read is dropped, read again).
         """
         entries: dict[bytes, float] = {}
         skip, boundary = 0, None
@@ -727,7 +740,9 @@ class SuppressionCollector:
                 self._page_size if expect is None else min(self._page_size, expect - len(entries))
             )
             wanted = budget.take(page_size)
-            if not wanted or until.passed(loop.time()):
+            # Time is checked before a range only: one begun is finished (a bucket), so
+            # concurrent readers cannot each stop the other short, every poll, forever.
+            if not wanted or (not entries and until.passed(loop.time())):
                 budget.give_back(wanted)
                 return None
             page = cast(

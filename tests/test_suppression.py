@@ -368,3 +368,25 @@ async def test_a_replaced_store_is_rebuilt_then_counted_exactly(
         assert progress == sorted(progress) and len(progress) > 1
         assert gap.unsynced == len([i for i in range(300) if i % 7 == 0])
         assert "rebuilding" not in sync_words(rebuilt, 60).plain
+
+
+async def test_a_rebuild_is_spread_over_polls_by_the_reading_time(
+    regions: dict[str, RedisServer], clock: FakeClock
+) -> None:
+    """With the reading time always spent, each poll reads its least and stops there."""
+    two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 4,000 entries, 1,000 a one-minute bucket; bg lacks every fifth.
+    entries = {f"s{i}@x": 1 + (i // 1000) * 60 + (i % 1000) * 0.05 for i in range(4000)}
+    add(two["ro"], "unsubscribe", entries)
+    add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 5})
+    async with collector(two, clock, read_seconds=1e-9, verify_buckets=0) as poller:
+        polls = [await poller.poll()]
+        while pair(polls[-1], "ro", "bg", "unsubscribe").rebuilding:
+            assert len(polls) < 20
+            polls.append(await poller.poll())
+    gaps = [pair(p, "ro", "bg", "unsubscribe") for p in polls]
+    assert len(polls) >= 3  # no single poll read the whole window
+    assert all(p.examined < 4000 * 2 for p in polls)  # both stores, a bucket or two each
+    progress = [g.rebuild_progress for g in gaps[:-1]]
+    assert progress == sorted(progress) and progress[-1] < 1
+    assert gaps[-1].unsynced == 800 and not gaps[-1].truncated
