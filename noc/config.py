@@ -664,6 +664,23 @@ class SuppressionConfig(_Strict):
     slo_seconds: float = Field(default=60, gt=0)  # honoured in every region within this
     interval_seconds: float = Field(default=30, gt=0)
     max_examined: int = Field(default=100_000, ge=1000)
+    # The score bucket the incremental poll counts (one ZCOUNT each a poll) and re-reads
+    # when its count moves; default: a sixtieth of the lookback (one minute).
+    bucket_seconds: float | None = Field(default=None, gt=0)
+    # Unchanged buckets re-read whole a poll, round robin: catches a change that kept
+    # a bucket's count (an add and a removal in one bucket between two polls).
+    verify_buckets: int = Field(default=2, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _bucket_count(self) -> SuppressionConfig:
+        if self.bucket_seconds is not None and self.lookback_seconds / self.bucket_seconds > 1440:
+            raise ValueError(
+                f"bucket_seconds = {self.bucket_seconds:g} makes"
+                f" {self.lookback_seconds / self.bucket_seconds:,.0f} buckets in the"
+                f" {self.lookback_seconds:g} s lookback (at most 1440: every poll counts each);"
+                f" raise bucket_seconds to at least {self.lookback_seconds / 1440:g}"
+            )
+        return self
 
 
 class DeliverabilityConfig(_Strict):
@@ -1375,6 +1392,8 @@ key_pattern = "suppression:{list}"
 lists = ["unsubscribe", "hard_bounce", "complaint"]
 lookback_seconds = 3600
 slo_seconds = 60                     # an entry must reach every region within this
+# bucket_seconds = 60                # the unit a poll counts and re-reads; default lookback/60
+# verify_buckets = 2                 # unchanged buckets re-read whole a poll, round robin
 
 [deliverability]                     # per-minute counters: deliverability:{event}:{yyyymmddHHMM}
 window_minutes = 60

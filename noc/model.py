@@ -1475,6 +1475,11 @@ class SuppressionDivergence:
     truncated: bool = False
     examples: tuple[str, ...] = ()  # a few unsynced members, oldest first
     error: str | None = None
+    # The collector is still reading a store in full (noc's first look, a flushed or
+    # replaced store): unsynced is a lower bound, truncated is set as well.
+    rebuilding: bool = False
+    # While rebuilding: the share (0-1) of both stores' window entries read so far.
+    rebuild_progress: float = 1.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -1483,6 +1488,7 @@ class SuppressionDivergence:
             "list": self.list,
             "unsynced": self.unsynced,
             "oldest_unsynced_age_seconds": self.oldest_unsynced_age_seconds,
+            "rebuilding": self.rebuilding,
         }
 
 

@@ -229,6 +229,8 @@ class Scheduler:
                     key_pattern=config.suppression.key_pattern,
                     lookback_seconds=config.suppression.lookback_seconds,
                     max_examined=config.suppression.max_examined,
+                    bucket_seconds=config.suppression.bucket_seconds,
+                    verify_buckets=config.suppression.verify_buckets,
                     clock=clock,
                 )
             if config.deliverability.enabled:

@@ -69,7 +69,11 @@ class SuppressionScreen(SnapshotScreen):
                 oldest = Content.styled(f"✗ {age:.0f}s > SLO", "bold $error")
             else:
                 oldest = Content.styled(f"✓ {age:.0f}s", "$success")
-            examined = f"{pair.examined:,}" + (" (capped)" if pair.truncated else "")
+            examined = f"{pair.examined:,}"
+            if pair.rebuilding:  # still reading a store in full: unsynced is a lower bound
+                examined += f" (rebuilding {pair.rebuild_progress:.0%})"
+            elif pair.truncated:
+                examined += " (capped)"
             pairs.add_row(
                 pair.source,
                 pair.target,

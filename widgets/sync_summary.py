@@ -32,7 +32,11 @@ def sync_words(sample: SuppressionSample, slo_seconds: float) -> Content:
         )
     if errors:
         words = Content.assemble(words, Content.styled(f"  ? {errors} unreadable", "$warning"))
-    if sample.truncated:
+    rebuilding = [p.rebuild_progress for p in sample.pairs if p.rebuilding]
+    if rebuilding:  # counts are lower bounds until every store has been read once
+        note = f"  (rebuilding {min(rebuilding):.0%}: counts are lower bounds)"
+        words = Content.assemble(words, Content.styled(note, "$foreground-muted"))
+    elif sample.truncated:
         words = Content.assemble(words, Content.styled("  (scan capped)", "$foreground-muted"))
     return words
 

@@ -6,6 +6,7 @@ count and age below is known exactly.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -13,11 +14,14 @@ from typing import Any
 
 import pytest
 import redis
+from support import estate_config
 
 from noc.clock import FakeClock
+from noc.config import ConfigError, parse_config
 from noc.model import SuppressionDivergence, SuppressionSample
 from noc.simulator import RedisServer
 from noc_collectors.suppression import SuppressionCollector, sync_missing
+from noc_widgets.sync_summary import sync_words
 
 Servers = Callable[..., list[RedisServer]]
 CLOCK_START = FakeClock().utcnow().timestamp()
@@ -99,6 +103,7 @@ async def test_known_gaps_and_ages(regions: dict[str, RedisServer], clock: FakeC
         "list": "unsubscribe",
         "unsynced": 2,
         "oldest_unsynced_age_seconds": pytest.approx(500),
+        "rebuilding": False,
     }
 
 
@@ -137,19 +142,27 @@ async def test_pages_across_equal_scores_see_each_entry_once(
     assert gap.oldest_unsynced_age_seconds == pytest.approx(200)
 
 
-async def test_the_cap_truncates_and_says_so(
+async def test_a_baseline_over_the_cap_says_rebuilding_then_turns_exact(
     regions: dict[str, RedisServer], clock: FakeClock
 ) -> None:
     two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 200 entries over 4 one-minute buckets (~50 each): a cap of 120 reads two a poll.
     add(two["ro"], "unsubscribe", {f"u{i}@x": 3000 - i for i in range(200)})
-    async with collector(two, clock, page_size=20, max_examined=50) as poller:
-        sample = await poller.poll()
-    gap = pair(sample, "ro", "bg", "unsubscribe")
-    assert sample.examined == 50 and sample.truncated
-    assert gap.truncated and gap.examined == 50
-    # A lower bound, but the oldest unsynced entry is found first.
-    assert gap.unsynced == 50
-    assert gap.oldest_unsynced_age_seconds == pytest.approx(3000)
+    async with collector(two, clock, page_size=20, max_examined=120, verify_buckets=0) as poller:
+        first = await poller.poll()
+        gap = pair(first, "ro", "bg", "unsubscribe")
+        assert first.truncated and gap.rebuilding and gap.truncated
+        assert 0 < first.examined <= 120
+        # A lower bound meanwhile: buckets are read oldest first, so the oldest is found.
+        assert gap.unsynced is not None and gap.unsynced < 200
+        assert gap.oldest_unsynced_age_seconds == pytest.approx(3000)
+        second = await poller.poll()
+        done = pair(second, "ro", "bg", "unsubscribe")
+        assert not done.rebuilding and not second.truncated
+        assert done.unsynced == 200
+        # Nothing changed since: the next poll reads no entry at all.
+        third = await poller.poll()
+        assert third.examined == 0 and pair(third, "ro", "bg", "unsubscribe").unsynced == 200
 
 
 async def test_only_bounded_commands_reach_the_stores(
@@ -160,15 +173,20 @@ async def test_only_bounded_commands_reach_the_stores(
     for server in two.values():
         with redis.Redis(port=server.port) as client:
             client.config_resetstat()
-    async with collector(two, clock, page_size=10) as poller:
+    async with collector(two, clock, page_size=10, verify_buckets=0) as poller:
         await poller.poll()
+        await poller.poll()  # nothing changed: counts only
     with redis.Redis(port=two["ro"].port, decode_responses=True) as client:
         stats = client.info("commandstats")
     used = {name.removeprefix("cmdstat_") for name in stats}
-    assert {"zrangebyscore", "zcard"} <= used
-    assert not used & {"keys", "smembers", "zrange", "scan", "sscan", "zscan"}
-    # 25 entries in pages of 10: three pages for unsubscribe, one (empty) per other list.
-    assert stats["cmdstat_zrangebyscore"]["calls"] == 3 + 2
+    assert {"zrangebyscore", "zcount", "zcard"} <= used
+    assert not used & {"keys", "smembers", "zrange", "scan", "sscan", "zscan", "zdiff"}
+    # Pages of 10 over each non-empty one-minute bucket, read on the first poll only.
+    buckets: dict[int, int] = {}
+    for ago in range(25):
+        index = math.floor((CLOCK_START - ago) / 60)
+        buckets[index] = buckets.get(index, 0) + 1
+    assert stats["cmdstat_zrangebyscore"]["calls"] == sum(n // 10 + 1 for n in buckets.values())
 
 
 async def test_unreachable_region_marks_only_its_pairs(
@@ -291,3 +309,84 @@ def test_rejects_bad_options() -> None:
         SuppressionCollector({}, key_pattern="suppression")
     with pytest.raises(ValueError, match="must be positive"):
         SuppressionCollector({}, max_examined=0)
+
+
+def test_bucket_and_verify_keys_parse_and_are_validated() -> None:
+    data = estate_config().model_dump(mode="json")
+    data["suppression"] |= {"bucket_seconds": 30, "verify_buckets": 0}
+    parsed = parse_config(data, "noc.toml").suppression
+    assert (parsed.bucket_seconds, parsed.verify_buckets) == (30, 0)
+    data["suppression"] |= {"bucket_seconds": 1}  # 3,600 buckets in an hour: too many
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "noc.toml")
+    (problem,) = raised.value.problems
+    assert problem.startswith("noc.toml: suppression")
+    assert "bucket_seconds" in problem and "at least 2.5" in problem
+    data["suppression"] |= {"bucket_seconds": None, "verify_buckets": -1}
+    with pytest.raises(ConfigError, match=r"noc.toml: suppression\.verify_buckets"):
+        parse_config(data, "noc.toml")
+
+
+async def test_a_replaced_store_is_rebuilt_then_counted_exactly(
+    regions: dict[str, RedisServer], clock: FakeClock
+) -> None:
+    """A store replaced under noc (a new redis-server: new run_id) starts its pairs over."""
+    two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 300 entries over six one-minute buckets; bg lacks every tenth.
+    entries = {f"r{i}@x": 1 + i for i in range(300)}
+    add(two["ro"], "unsubscribe", entries)
+    add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 10})
+    # A cap of 100 entries a poll: each full read of the window takes several polls.
+    async with collector(two, clock, page_size=20, max_examined=100, verify_buckets=0) as poller:
+        sample = await poller.poll()
+        while pair(sample, "ro", "bg", "unsubscribe").rebuilding:
+            sample = await poller.poll()
+        assert pair(sample, "ro", "bg", "unsubscribe").unsynced == 30
+
+        # The replacement: a new server process on the same address, restored from a
+        # backup that lacks every seventh entry instead.
+        two["bg"].restart()
+        with redis.Redis(port=two["bg"].port) as client:
+            client.flushall()
+        add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 7})
+        clock.advance(1)
+        # The pool's connections to the old process are closed: the first poll may say
+        # so (the pair's error), the next connects afresh.
+        rebuilt = await poller.poll()
+        gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+        if gap.error is not None:
+            rebuilt = await poller.poll()
+            gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+        assert gap.rebuilding and 0 <= gap.rebuild_progress < 1
+        assert "rebuilding" in sync_words(rebuilt, 60).plain
+        progress = [gap.rebuild_progress]
+        while gap.rebuilding:
+            rebuilt = await poller.poll()
+            gap = pair(rebuilt, "ro", "bg", "unsubscribe")
+            progress.append(gap.rebuild_progress)
+        # Progress only goes up, and the count is exact once the rebuild is done.
+        assert progress == sorted(progress) and len(progress) > 1
+        assert gap.unsynced == len([i for i in range(300) if i % 7 == 0])
+        assert "rebuilding" not in sync_words(rebuilt, 60).plain
+
+
+async def test_a_rebuild_is_spread_over_polls_by_the_reading_time(
+    regions: dict[str, RedisServer], clock: FakeClock
+) -> None:
+    """With the reading time always spent, each poll reads its least and stops there."""
+    two = {"ro": regions["ro"], "bg": regions["bg"]}
+    # 4,000 entries, 1,000 a one-minute bucket; bg lacks every fifth.
+    entries = {f"s{i}@x": 1 + (i // 1000) * 60 + (i % 1000) * 0.05 for i in range(4000)}
+    add(two["ro"], "unsubscribe", entries)
+    add(two["bg"], "unsubscribe", {m: ago for m, ago in entries.items() if int(m[1:-2]) % 5})
+    async with collector(two, clock, read_seconds=1e-9, verify_buckets=0) as poller:
+        polls = [await poller.poll()]
+        while pair(polls[-1], "ro", "bg", "unsubscribe").rebuilding:
+            assert len(polls) < 20
+            polls.append(await poller.poll())
+    gaps = [pair(p, "ro", "bg", "unsubscribe") for p in polls]
+    assert len(polls) >= 3  # no single poll read the whole window
+    assert all(p.examined < 4000 * 2 for p in polls)  # both stores, a bucket or two each
+    progress = [g.rebuild_progress for g in gaps[:-1]]
+    assert progress == sorted(progress) and progress[-1] < 1
+    assert gaps[-1].unsynced == 800 and not gaps[-1].truncated

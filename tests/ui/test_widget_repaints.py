@@ -689,6 +689,8 @@ CASES.update({
             "suppression.counts.*.region", "suppression.examined",
             "suppression.lookback_seconds", "suppression.pairs.*.examined",
             "suppression.pairs.*.examples", "suppression.pairs.*.truncated",
+            # Said only while a pair is rebuilding; the base pairs are not.
+            "suppression.pairs.*.rebuild_progress",
         },
     ),
     "mail_flow": case(
@@ -728,6 +730,8 @@ CASES.update({
         {
             "suppression.counts.*.error",  # said when the count is unknown
             "suppression.examined", "suppression.truncated",  # drawn per pair
+            # Said only while a pair is rebuilding; the base pairs are not.
+            "suppression.pairs.*.rebuild_progress",
         },
         # Its counts table sizes columns to the longest value ever shown.
         stateful=frozenset({"suppression.counts.*.list", "suppression.counts.*.region"}),
