@@ -74,7 +74,6 @@ from noc.ui_settings import DEFAULT_THEME
 from noc_themes import STYLESHEETS, THEMES, no_color_filter, theme_for_terminal
 from noc_themes.user import ThemeFileError, load_user_theme
 from noc_widgets.ack_dialog import AckDialog
-from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
 from noc_widgets.alert_filter import AlertFilter
 from noc_widgets.alert_pane import AlertPane
 from noc_widgets.banner import Banner
@@ -90,7 +89,6 @@ from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
-from noc_widgets.lag_detail import LagDetailScreen
 from noc_widgets.mail_flow import MailFlowView
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.region_list import RegionList
@@ -1479,6 +1477,7 @@ class NocApp(App[None]):
             )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
+        from noc_widgets.lag_detail import LagDetailScreen
 
         self._show_detail(LagDetailScreen(worst.id))
 

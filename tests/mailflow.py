@@ -230,7 +230,9 @@ service auth {{
         server = _SubmissionPostfix(
             workdir=workdir,
             main=main,
-            tls=PostfixTls(self.root / "cert.pem", self.root / "key.pem"),
+            tls=PostfixTls(
+                (self.root / "cert.pem").read_bytes(), (self.root / "key.pem").read_bytes()
+            ),
             hostname=f"{name}.test.example",
         )
         self.postfixes.append(server)

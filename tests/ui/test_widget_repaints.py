@@ -702,6 +702,7 @@ CASES.update({
             "regions.*.name", "regions.*.role", "regions.*.location", "regions.*.health",
             "regions.*.checks", "regions.*.store", "regions.*.dns_records",
             "regions.*.sending_listed", "regions.*.smtp",
+            "regions.*.votes",  # the vantages' verdicts: the region list's and the map's
             # DANE is the failover plan's to judge, per target.
             "mta_sts.tlsa",
             # Alerts colour the figures of their rule and region; their words are the
