@@ -297,9 +297,9 @@ class Bench:
         # The ack the operator completed last is drawn on the alert again.
         for note in self.acks.values():
             mark = f"ACK {self.operator}: {note}".encode()
-            if not self.dashboard.read_until(mark, 30):
+            if not self.dashboard.read_until_text(mark, 30):
                 self.counts["completed acks NOT drawn after the restart (want 0)"] += 1
-        if self.silences and not self.dashboard.read_until(b"SILENCED", 30):
+        if self.silences and not self.dashboard.read_until_text(b"SILENCED", 30):
             self.counts["silenced alert NOT drawn SILENCED after the restart (want 0)"] += 1
         # The highlighted row (the firing alert) is what `a` acts on; let it settle.
         self.dashboard.read_for(0.3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Select Graphic Rendition: colours and weights, the only escapes between a row's words.
+_SGR = re.compile(rb"\x1b\[[0-9;:]*m")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,18 @@ class PtyProcess:
             left = deadline - time.monotonic()
             if left <= 0 or not self._read(left):
                 return needle in self.output
+        return True
+
+    def read_until_text(self, text: bytes, timeout: float) -> bool:
+        """As read_until, for words drawn in several styles: the colour and weight
+        changes between them (SGR sequences) are not part of what is matched. A row
+        updated in place is written as its changed span only, so "ACK op: note" can
+        arrive as "ACK" in one style and the note in another."""
+        deadline = time.monotonic() + timeout
+        while text not in _SGR.sub(b"", bytes(self.output)):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(min(left, 0.2)):
+                return text in _SGR.sub(b"", bytes(self.output))
         return True
 
     def poll(self, timeout: float = 0.0) -> bool:
