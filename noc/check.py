@@ -22,6 +22,7 @@ from noc.model import (
     EstateSnapshot,
     Health,
     LinkStatus,
+    MaintenanceWindow,
     Severity,
     SmtpStatus,
 )
@@ -313,6 +314,18 @@ def _mta_sts_json(snapshot: EstateSnapshot) -> dict[str, Any] | None:
     }
 
 
+def _maintenance_json(window: MaintenanceWindow | None) -> dict[str, Any] | None:
+    if window is None:
+        return None
+    return {
+        "id": window.id,
+        "until": iso_utc(window.until),
+        "reason": window.reason,
+        "by": window.by,
+        "starts_at": iso_utc(window.starts_at),
+    }
+
+
 def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     result = verdict(snapshot)
     authority = snapshot.authority
@@ -346,6 +359,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "checks": [_check_json(c) for c in r.checks],
                 "mta": _mta_json(snapshot, r.id),
                 "smtp": [_smtp_json(p) for p in r.smtp],
+                "maintenance": _maintenance_json(r.maintenance),
             }
             for r in snapshot.regions
         ],
@@ -414,6 +428,8 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "region": a.region,
                 "summary": a.summary,
                 "since": iso_utc(a.since),
+                # In a maintenance window: it paged no one.
+                "maintenance": a.maintenance is not None,
             }
             for a in snapshot.alerts
         ],
@@ -431,7 +447,11 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
     )
     for region in snapshot.regions:
         mark = "*" if region.is_active else " "
-        lines.append(f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}")
+        line = f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}"
+        if region.maintenance is not None:
+            window = region.maintenance
+            line += f"  (maintenance until {iso_utc(window.until)} by {window.by})"
+        lines.append(line)
         for check in region.checks:
             last = check.last
             if last is None:
