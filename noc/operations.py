@@ -693,7 +693,11 @@ class Operations:
         except MaintenanceError as exc:  # ended by someone else meanwhile
             return Outcome(EXIT_NOTHING_CHANGED, f"Maintenance {window_id}: {exc}", "nothing")
         await self.audit.aappend(
-            "maintenance_end", window_id=window_id, region=window.region, **operator
+            "maintenance_end",
+            window_id=window_id,
+            region=window.region,
+            summary=f"{window.region} window {window_id} ended early",
+            **operator,
         )
         await self.scheduler.refresh_maintenance()
         return Outcome(EXIT_DONE, f"Maintenance {describe(ended, self.clock.utcnow())}", "done")
@@ -1070,6 +1074,10 @@ def _settled_code(settled: Settled) -> int:
     if settled.choice is Choice.CLOSE or settled.ok:
         return EXIT_DONE
     return EXIT_NOTHING_CHANGED if settled.refusal else EXIT_FAILED
+
+
+def _hm(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _severity(code: int) -> int:

@@ -335,6 +335,13 @@ class AlertDetailScreen(SnapshotScreen):
                 f"inhibited by {alert.inhibited_by}: a consequence of the region being down",
                 "$foreground-muted",
             )
+        if alert.maintenance:
+            return _line(
+                "Muted",
+                f"by maintenance window {alert.maintenance} on {alert.region}: it pages "
+                "no one until the window ends, then pages if still firing",
+                "bold $warning",
+            )
         return _line("Muted", "no", "$foreground-muted")
 
     def _draw_steps(self) -> None:

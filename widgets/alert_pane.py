@@ -96,6 +96,8 @@ def marks(alert: Alert) -> list[Mark]:
         found.append(("SILENCED", "SILENCED", "reverse"))
     if alert.inhibited_by:
         found.append((f"INHIBITED by {alert.inhibited_by}", "INHIBITED", "$foreground-muted"))
+    if alert.maintenance:
+        found.append(("MAINTENANCE: pages no one", "MAINT", "bold $warning"))
     if alert.flapping:
         found.append(("FLAPPING", "FLAPPING", "bold $warning"))
     return found
