@@ -18,8 +18,8 @@ Two parts, split so the engine stays free of I/O:
   dashboard are separate processes writing the same file: `reload()` re-reads it
   when it changed (one stat per call), so a window added by `noc maintenance add`
   shows on a running dashboard at its next evaluation. The file is rewritten
-  (temp file, fsync, rename, fsync of the directory) when it passes COMPACT_RECORDS,
-  keeping the windows the book keeps.
+  (temp file, fsync, rename, fsync of the directory) when it passes COMPACT_RECORDS
+  (or twice its size after the last rewrite), keeping the windows the book keeps.
 """
 
 from __future__ import annotations
@@ -277,6 +277,9 @@ class MaintenanceStore:
         self._clock = clock
         self._read_as: _FileKey | None = None
         self._records = 0
+        # Records right after the last rewrite: the next comes at twice as many (or
+        # COMPACT_RECORDS), so many live windows cannot make every write a rewrite.
+        self._compacted = 0
         self.damaged_lines: tuple[int, ...] = ()
 
     def changed(self) -> bool:
@@ -361,7 +364,7 @@ class MaintenanceStore:
                     log.warning("%s", torn.notice())
                 _write_whole(fd, self.path, line)
                 self._records += 1
-                if self._records > COMPACT_RECORDS:
+                if self._records > max(COMPACT_RECORDS, 2 * self._compacted):
                     self._rewrite_locked()
                 return
             finally:
@@ -389,7 +392,7 @@ class MaintenanceStore:
             os.close(fd)
         temp.replace(self.path)
         fsync_directory(self.path.parent)
-        self._records = len(book.all())
+        self._records = self._compacted = len(book.all())
 
 
 def _same_file(fd: int, path: Path) -> bool:
