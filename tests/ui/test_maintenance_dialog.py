@@ -38,7 +38,7 @@ def audit_events(tmp_path: Path) -> list[str]:
 async def test_m_opens_a_window_on_the_selected_region_and_the_screen_says_so(
     tmp_path: Path,
 ) -> None:
-    app, clock = make_app(tmp_path)
+    app, _ = make_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.scheduler.evaluate_alerts()
         app.selected_region = "bg"

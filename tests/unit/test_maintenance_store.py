@@ -7,6 +7,7 @@ a window scheduled ahead starts, and a window ends, when the test moves the cloc
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -339,7 +340,11 @@ class WindowStoreHistory(RuleBasedStateMachine):
             assert shown.until == max(self.reported[i].until for i in expected[region])
 
 
-TestWindowStoreHistory = WindowStoreHistory.TestCase
+# Every step is a real fsynced write: the long profile (NOC_LONG_HISTORIES=1) runs far
+# past the default per-test timeout.
+TestWindowStoreHistory = pytest.mark.timeout(0 if os.environ.get("NOC_LONG_HISTORIES") else 120)(
+    WindowStoreHistory.TestCase
+)
 
 
 def _json(w: MaintenanceWindow) -> dict[str, object]:
