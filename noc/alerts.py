@@ -85,6 +85,7 @@ class Condition:
     summary: str
     value: float | None = None
     for_seconds: float = 0.0
+    hint: str | None = None  # the estate's own next step ([[alerts.rules]] hint)
 
 
 def _escalation_key(condition: Condition) -> str | None:
@@ -270,6 +271,7 @@ class AlertBook:
             flapping=self._flapping(c.id),
             escalated_from=track.escalated_from,
             maintenance=window.id if window is not None else None,
+            hint=c.hint,
         )
 
     def _inhibitor(self, condition: Condition) -> str | None:

@@ -11,21 +11,25 @@ The JSON fields and exit codes are public interface: extend, never rename.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from noc.clock import iso_utc
+from noc.grouping import group_alerts
 from noc.model import (
     AlertState,
     CheckStatus,
     EstateSnapshot,
     Health,
+    Interface,
     LinkStatus,
     MaintenanceWindow,
     Severity,
     SmtpStatus,
 )
+from noc.next_steps import next_step
 
 # Alerts about health and authority are already in the verdict by region; these add to it.
 DATA_RULES = frozenset(
@@ -326,7 +330,8 @@ def _maintenance_json(window: MaintenanceWindow | None) -> dict[str, Any] | None
     }
 
 
-def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
+def report_json(snapshot: EstateSnapshot, group_by: Sequence[str] = ()) -> dict[str, Any]:
+    """`group_by` ([alerts] group_by): the alerts' groups, too, under "groups"."""
     result = verdict(snapshot)
     authority = snapshot.authority
     return {
@@ -430,8 +435,20 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "since": iso_utc(a.since),
                 # In a maintenance window: it paged no one.
                 "maintenance": a.maintenance is not None,
+                "next_step": next_step(a, Interface.CLI),
             }
             for a in snapshot.alerts
+        ],
+        "groups": [
+            {
+                "key": g.key,
+                "labels": dict(g.labels),
+                "severity": g.severity.value,
+                "title": g.title(),
+                "members": [m.id for m in g.members],
+                "next_step": g.next_step(Interface.CLI),
+            }
+            for g in group_alerts(snapshot.alerts, group_by)
         ],
     }
 

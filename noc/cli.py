@@ -467,7 +467,7 @@ def _check(args: argparse.Namespace) -> int:
     status = verdict(snapshot).status
     try:
         if args.json:
-            print(json.dumps(report_json(snapshot), indent=2))
+            print(json.dumps(report_json(snapshot, loaded.config.alerts.group_by), indent=2))
         else:
             config = loaded.config
             limits = PerfLimits(

@@ -436,6 +436,8 @@ class Alert:
     escalated_to: str | None = None
     # The maintenance window covering the alert's region: it pages no one meanwhile.
     maintenance: str | None = None  # the window's id
+    # The estate's own next step for its rule ([[alerts.rules]] hint); None: built in.
+    hint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -410,8 +410,15 @@ class Scheduler:
             self._on_change()
             return
         self._outbox = outbox
+        alerts = self.config.alerts
         self.notifier = Notifier(
-            self.config.notify, outbox, self.clock, estate=self.config.estate.name
+            self.config.notify,
+            outbox,
+            self.clock,
+            estate=self.config.estate.name,
+            group_by=alerts.group_by,
+            group_wait_seconds=alerts.group_wait_seconds,
+            group_interval_seconds=alerts.group_interval_seconds,
         )
         await self.notifier.run()
 
