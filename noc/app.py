@@ -314,7 +314,8 @@ class NocApp(App[None]):
             yield DnsSummary()
             yield HealthTable(id="health", coarse_ages=not moving)
             yield AlertFilter(id="alert-filter")
-            yield AlertPane(id="alerts")
+            yield AlertPane(id="alerts", group_by=tuple(self.config.alerts.group_by),
+                            keys=self._key_names())  # fmt: skip
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
         yield NocFooter()
