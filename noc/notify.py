@@ -812,9 +812,10 @@ class Notifier:
             raise ValueError(
                 f"notify() takes firing, resolved or escalated notices, not {notice.event!r}"
             )
-        if self._group_by:
+        if self._group_by and notice.event == "firing":
             # Grouped, a page is about a group as it stands at a tick: `firing_now`
-            # decides from the alerts of that tick, the transitions included.
+            # decides from the alerts of that tick. An end still closes what a channel
+            # was told of this alert alone (before group_by was set, say), below.
             return
         async with self._deciding:
             records: list[Record] = []

@@ -222,3 +222,32 @@ async def test_muted_members_page_no_one_and_acked_groups_do_not_repeat(
 
 def _fields(alert: Alert) -> dict[str, Any]:
     return {name: getattr(alert, name) for name in alert.__slots__}
+
+
+async def test_an_alert_paged_alone_before_grouping_still_gets_its_resolve(
+    tmp_path: Path, apis: FakeApis
+) -> None:
+    """group_by set on a running estate: what a channel was told alone still closes."""
+    from noc.model import AlertNotice
+
+    clock = FakeClock()
+    path = tmp_path / "outbox.jsonl"
+    outbox = Outbox.open(path, clock)
+    alone = Notifier(channels(apis), outbox, clock, estate=ESTATE)
+    (down,) = stalled(clock, 1)
+    await alone.notify(AlertNotice(down, "firing", clock.utcnow()))
+    await alone.send_due()
+    await alone.aclose()
+    outbox.close()
+    pager = Pager(path, clock, apis)
+    pager.open()
+    try:
+        clock.advance(60)
+        ended = Alert(**{**_fields(down), "state": AlertState.RESOLVED, "since": clock.utcnow()})
+        assert pager.notifier is not None
+        await pager.notifier.notify(AlertNotice(ended, "resolved", clock.utcnow()))
+        await pager.tick([])
+        assert [p["event"] for p in hooks(apis)] == ["firing", "resolved"]
+        assert set(apis.incidents.values()) == {"resolved"}
+    finally:
+        await pager.close()
