@@ -98,10 +98,14 @@ class MaintenanceBook:
 
     def __init__(self) -> None:
         self._windows: dict[str, MaintenanceWindow] = {}
+        # The last `active()` answer: every alert of a tick asks at the same moment,
+        # so one scan of the windows serves them all. Dropped on every change.
+        self._active_at: tuple[datetime, dict[str, MaintenanceWindow]] | None = None
 
     def apply(self, record: Mapping[str, Any]) -> None:
         """Fold one record. A malformed one raises before anything changes."""
         event = record.get("event")
+        self._active_at = None
         if event == "add":
             window = window_from_json(record["window"])
             self._windows.setdefault(window.id, window)
@@ -115,6 +119,7 @@ class MaintenanceBook:
 
     def replace_all(self, windows: Iterable[MaintenanceWindow]) -> None:
         self._windows = {w.id: w for w in windows}
+        self._active_at = None
 
     def get(self, window_id: str) -> MaintenanceWindow | None:
         return self._windows.get(window_id)
@@ -124,7 +129,9 @@ class MaintenanceBook:
 
     def active(self, now: datetime) -> dict[str, MaintenanceWindow]:
         """Per region, the window covering it now (of overlapping ones, the one that
-        lasts longest: the region is in maintenance until then)."""
+        lasts longest: the region is in maintenance until then). Shared: read only."""
+        if self._active_at is not None and self._active_at[0] == now:
+            return self._active_at[1]
         covering: dict[str, MaintenanceWindow] = {}
         for window in self._windows.values():
             if not window.covers(now):
@@ -132,6 +139,7 @@ class MaintenanceBook:
             held = covering.get(window.region)
             if held is None or window.until > held.until:
                 covering[window.region] = window
+        self._active_at = (now, covering)
         return covering
 
     def of_region(self, region: str | None, now: datetime) -> MaintenanceWindow | None:
@@ -160,6 +168,7 @@ class MaintenanceBook:
         )
         for old in finished[: max(0, len(finished) - KEPT_FINISHED)]:
             del self._windows[old.id]
+        self._active_at = None
 
 
 # --- what an operator types ----------------------------------------------------------
