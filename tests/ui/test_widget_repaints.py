@@ -57,6 +57,7 @@ from noc.model import (
     EstateSnapshot,
     FailoverFlag,
     Health,
+    MaintenanceWindow,
     ProbeError,
     RegionStatus,
     Role,
@@ -105,6 +106,15 @@ CHANGED: dict[str, Any] = {
     "is_active": True,
     "dns_records": ("smtp.example.com.",),
     "sending_listed": True,
+    "maintenance": MaintenanceWindow(
+        "w1",
+        "bg",
+        datetime(2026, 11, 23, 1, tzinfo=UTC),
+        datetime(2026, 11, 23, 3, tzinfo=UTC),
+        "kernel upgrade",
+        "op@noc1",
+        datetime(2026, 11, 23, 1, tzinfo=UTC),
+    ),
     "smtp": (
         SmtpStatus(
             SmtpTarget(
@@ -445,6 +455,8 @@ REGION_FIELDS = {
     "regions.*.id", "regions.*.name", "regions.*.role", "regions.*.location",
     "regions.*.health", "regions.*.is_active", "regions.*.dns_records",
     "regions.*.sending_listed", "regions.*.store",
+    # A maintenance window: the region map, list and board say it, and the alert rows.
+    "regions.*.maintenance",
 }  # fmt: skip
 # The store's flag is the authority's input; widgets draw the authority.
 STORE_DETAIL = {"regions.*.store.flag", "regions.*.store.age_seconds", "regions.*.store.error",
@@ -477,7 +489,7 @@ CASES.update({
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.rule", "alerts.*.since", "alerts.*.started_at", "alerts.*.summary",
-            "alerts.*.value",
+            "alerts.*.value", "alerts.*.hint",
             "automation.detail",  # the banner says why; the bar shows the mode
         },
     ),
@@ -507,7 +519,9 @@ CASES.update({
             "regions.*.smtp",  # smtp_down says it, among the alerts firing
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
-            "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
+            "alerts.*.since", "alerts.*.started_at", "alerts.*.value", "alerts.*.hint",
+            # A maintenance window is the map's and the alert rows' to say.
+            "regions.*.maintenance",
         },
     ),
     "alert_pane": case(
@@ -518,6 +532,8 @@ CASES.update({
             "alerts.*.id", "alerts.*.key", "alerts.*.region", "alerts.*.rule",
             "alerts.*.started_at", "alerts.*.value",
             "alerts.*.escalated_from", "alerts.*.escalated_to",
+            # The rule's own next step: the detail's (and a group row's) to say.
+            "alerts.*.hint",
         },
         # The cursor follows its alert: after the first row goes and comes back, it
         # is on the row of the alert it was on.
