@@ -365,11 +365,11 @@ class Scheduler:
     async def refresh_maintenance(self) -> None:
         """Take in windows another process added or ended (`noc maintenance`), and
         tell the screen when a window starts or ends by its time."""
-        if self.maintenance.changed():
-            try:
+        try:
+            if self.maintenance.changed():
                 await asyncio.to_thread(self.maintenance.reload)
-            except OSError:  # an unreadable file must not stop alerting
-                log.exception("maintenance %s: cannot read", self.maintenance.path)
+        except OSError:  # an unreadable file or directory must not stop alerting
+            log.exception("maintenance %s: cannot read", self.maintenance.path)
         active = self.engine.maintenance.active(self.clock.utcnow())
         shown = frozenset((region, window.id) for region, window in active.items())
         if shown != self._maintenance_shown:

@@ -322,3 +322,18 @@ def test_a_writer_killed_mid_history_loses_no_reported_window(tmp_path: Path) ->
 
 def _fields(window: Any) -> dict[str, Any]:
     return {name: getattr(window, name) for name in window.__slots__}
+
+
+async def test_an_unreadable_window_store_does_not_stop_alerting(tmp_path: Path) -> None:
+    clock = FakeClock()
+    # A directory where the file should be: stat works, reading fails (as root too).
+    EstatePaths(tmp_path).maintenance.mkdir()
+    scheduler = Scheduler(_config(tmp_path), clock, state_dir=tmp_path)
+    try:
+        feed_flags(scheduler.engine, clock, "ro")
+        for _ in range(4):
+            feed_round(scheduler.engine, clock, {"bg": REFUSED})
+            await scheduler.evaluate_alerts()  # logged, not raised
+        assert any(a.key == "region_down:bg" for a in scheduler.snapshot().alerts)
+    finally:
+        await scheduler.stop()
