@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from failover_support import until
 from support import REFUSED, estate_config, feed_flags, feed_round
+from test_app_snapshots import SIZES
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input
 
@@ -91,3 +94,25 @@ async def test_a_read_only_dashboard_offers_no_maintenance(tmp_path: Path) -> No
         await pilot.pause()
         assert not isinstance(app.screen, MaintenanceDialog)
     assert not (tmp_path / "maintenance.jsonl").exists()
+
+
+def maintenance_app(tmp_path: Path) -> NocApp:
+    """ro down inside a maintenance window, as the snapshots show it."""
+    from test_app_snapshots import make_app
+
+    from noc.maintenance import window_json
+    from noc.model import MaintenanceWindow
+
+    app = make_app(tmp_path, "ro-down")
+    now = app.clock.utcnow()
+    window = MaintenanceWindow(
+        "w0000001", "ro", now - timedelta(minutes=5), now + timedelta(hours=2),
+        "kernel upgrade", "op@noc1", now - timedelta(minutes=5),
+    )  # fmt: skip
+    app.scheduler.engine.maintenance.apply({"event": "add", "window": window_json(window)})
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_region_in_maintenance(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(maintenance_app(tmp_path), terminal_size=size)
