@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from noc.clock import Clock
-from noc.model import Ack, Alert, AlertNotice, AlertState, Severity, Silence
+from noc.model import Ack, Alert, AlertNotice, AlertState, MaintenanceWindow, Severity, Silence
 
 # Rules whose alerts are consequences of their region being down.
 INHIBITED_BY_REGION_DOWN = frozenset(
@@ -85,6 +85,7 @@ class Condition:
     summary: str
     value: float | None = None
     for_seconds: float = 0.0
+    hint: str | None = None  # the estate's own next step ([[alerts.rules]] hint)
 
 
 def _escalation_key(condition: Condition) -> str | None:
@@ -133,6 +134,9 @@ class AlertBook:
     # Restored firing episodes wait for `release_restored` before they may resolve: set
     # by an owner that can tell when it has seen enough since the start (the engine).
     hold_restored: bool = False
+    # The maintenance window covering a region at a moment (noc.maintenance's book):
+    # its alerts are marked and muted, so they page no one while it lasts.
+    maintenance_of: Callable[[str | None, datetime], MaintenanceWindow | None] | None = None
     _tracks: dict[str, _Track] = field(default_factory=dict)  # by key: one episode each
     _resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=RESOLVED_KEPT))
     _resolved_ids: set[str] = field(default_factory=set)  # the ids in _resolved
@@ -249,6 +253,7 @@ class AlertBook:
             (s for s in self._silences.values() if s.active(wall) and s.matches(c.rule, c.region)),
             None,
         )
+        window = self.maintenance_of(c.region, wall) if self.maintenance_of else None
         return Alert(
             id=track.episode,
             key=c.id,
@@ -265,6 +270,8 @@ class AlertBook:
             inhibited_by=self._inhibitor(c),
             flapping=self._flapping(c.id),
             escalated_from=track.escalated_from,
+            maintenance=window.id if window is not None else None,
+            hint=c.hint,
         )
 
     def _inhibitor(self, condition: Condition) -> str | None:

@@ -52,6 +52,9 @@ from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.codes import EXIT_DONE, Choice
 from noc.config import ConfigError, NocConfig
+from noc.failover import plan_record
+from noc.maintenance import MaintenanceError, new_window, parse_duration, parse_start
+from noc.maintenance import describe as maintenance_words
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -89,7 +92,9 @@ from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
+from noc_widgets.lag_detail import LagDetailScreen
 from noc_widgets.mail_flow import MailFlowView
+from noc_widgets.maintenance_dialog import MaintenanceDialog
 from noc_widgets.region_board import RegionBoard
 from noc_widgets.region_list import RegionList
 from noc_widgets.region_map import RegionMap
@@ -340,7 +345,8 @@ class NocApp(App[None]):
             yield DnsSummary()
             yield HealthTable(id="health", coarse_ages=not moving)
             yield AlertFilter(id="alert-filter")
-            yield AlertPane(id="alerts")
+            yield AlertPane(id="alerts", group_by=tuple(self.config.alerts.group_by),
+                            keys=self._key_names())  # fmt: skip
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
         yield NocFooter()
@@ -1222,7 +1228,6 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def automated_failover(self, target: str) -> None:
-        from noc.failover import plan_record
         from noc.operations import ActionRequest, Confirmation
 
         auto = self.auto
@@ -1325,6 +1330,62 @@ class NocApp(App[None]):
         outcome = await self.operations.silence(
             request.matchers, request.duration_seconds, request.comment, operator_identity()
         )
+        self.notify(outcome.message, markup=False)
+        self.refresh_snapshot()
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def action_maintenance(self) -> None:
+        """The dialog asks; the operations layer acts, as `noc maintenance` does."""
+        if self.read_only or self._refuse_if_busy():
+            return
+        region = self.selected_region or (self.config.regions[0].id if self.config.regions else "")
+        now = self.clock.utcnow()
+        live = [
+            (w.id, maintenance_words(w, now))
+            for w in self.operations.maintenance_windows()
+            if w.region == region and now < w.until
+        ]
+        dialog = MaintenanceDialog(region, live, self._judge_maintenance)
+        request = await self.push_screen(dialog, wait_for_dismiss=True)
+        if request is None:
+            return
+        if request.end_id is not None:
+            outcome = await self.operations.end_maintenance(request.end_id, operator_identity())
+        else:
+            now = self.clock.utcnow()
+            starts_at = parse_start(request.start, now) if request.start else None
+            outcome = await self.operations.add_maintenance(
+                request.region,
+                parse_duration(request.duration),
+                request.reason,
+                operator_identity(),
+                starts_at=starts_at,
+            )
+        self.notify(outcome.message, markup=False, timeout=6)
+        self.refresh_snapshot()
+
+    def _judge_maintenance(self, region: str, duration: str, start: str) -> str:
+        """What is wrong with a window the dialog is filling in; "" when nothing is."""
+        now = self.clock.utcnow()
+        try:
+            new_window(
+                region,
+                [r.id for r in self.config.regions],
+                parse_duration(duration),
+                "(judged)",
+                "-",
+                now,
+                starts_at=parse_start(start, now) if start else None,
+            )
+        except MaintenanceError as exc:
+            return str(exc)
+        return ""
+
+    def start_end_maintenance(self, window_id: str) -> None:
+        self.run_worker(self.end_maintenance(window_id), group=OPERATOR_GROUP)
+
+    async def end_maintenance(self, window_id: str) -> None:
+        outcome = await self.operations.end_maintenance(window_id, operator_identity())
         self.notify(outcome.message, markup=False)
         self.refresh_snapshot()
 
@@ -1477,7 +1538,6 @@ class NocApp(App[None]):
             )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
-        from noc_widgets.lag_detail import LagDetailScreen
 
         self._show_detail(LagDetailScreen(worst.id))
 
@@ -1559,6 +1619,16 @@ class NocApp(App[None]):
                     f"by {each.author}: {each.comment}",
                     partial(self.start_expire_silence, each.id),
                 )
+        if self._offered(ACTIONS_BY_ID["maintenance"], screen):
+            # One command per live window: ending one is an operator act like opening it.
+            now = self.clock.utcnow()
+            for window in self.operations.maintenance_windows():
+                if now < window.until:
+                    yield SystemCommand(
+                        f"End maintenance {window.id} ({window.region})",
+                        maintenance_words(window, now),
+                        partial(self.start_end_maintenance, window.id),
+                    )
 
     def _offered(self, spec: ActionSpec, screen: Screen[object]) -> bool:
         if self._leaving:

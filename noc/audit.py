@@ -48,6 +48,7 @@ AUDIT_FILE = "audit.jsonl"
 ALERTS_FILE = "alerts.jsonl"
 OUTBOX_FILE = "outbox.jsonl"
 AUTOMATION_FILE = "automation.jsonl"
+MAINTENANCE_FILE = "maintenance.jsonl"
 LOG_FILE = "noc.log"
 _LEGACY_FILES = (AUDIT_FILE, ALERTS_FILE, OUTBOX_FILE, AUTOMATION_FILE, LOG_FILE)
 _LOG_BACKUPS = 3  # noc.log.1 .. noc.log.3, as the rotating handler keeps them
@@ -86,6 +87,10 @@ class EstatePaths:
     @property
     def log(self) -> Path:
         return self.directory / LOG_FILE
+
+    @property
+    def maintenance(self) -> Path:
+        return self.directory / MAINTENANCE_FILE
 
 
 def estate_dir_name(name: str) -> str:
@@ -242,7 +247,7 @@ class JsonlLog:
             # Writers of one file take turns, so a tail is judged torn only when
             # nobody is in the middle of writing it.
             fcntl.flock(fd, fcntl.LOCK_EX)
-            torn = _cut_torn_tail(fd, self.path)
+            torn = cut_torn_tail(fd, self.path)
             if torn is not None:
                 log.warning("%s", torn.notice())
             try:
@@ -304,7 +309,7 @@ def repair_torn_tail(path: Path) -> TornTail | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        return _cut_torn_tail(fd, path)
+        return cut_torn_tail(fd, path)
     finally:
         os.close(fd)
 
@@ -312,7 +317,7 @@ def repair_torn_tail(path: Path) -> TornTail | None:
 _TAIL_CHUNK = 64 * 1024
 
 
-def _cut_torn_tail(fd: int, path: Path) -> TornTail | None:
+def cut_torn_tail(fd: int, path: Path) -> TornTail | None:
     """With the file locked: cut an unterminated last line, keeping it aside first."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
@@ -361,3 +366,12 @@ def _lines(path: Path) -> Iterator[str]:
         for line in handle:
             if line.strip():
                 yield line
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename in `path` durable: the directory entry is on disk once this returns."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,6 +1,9 @@
 """Automated failover (STOP pattern): when to act, and the operator's pause switch.
 
-Off unless `[failover] auto = true`. When the active region has been DOWN for
+Off unless `[failover] auto = true`. A region in a maintenance window is left
+alone: the automation neither fails over away from it while it is active (its
+downtime is the planned work; the count starts when the window ends) nor onto it.
+ When the active region has been DOWN for
 `auto_after_seconds`, noc is not cut off, and a healthy standby exists, `due()`
 names the target; the caller then plans as an operator would, with no override:
 every safety rule must pass (cooldown included), or the automation holds and says
@@ -21,7 +24,7 @@ from typing import Any
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock
 from noc.config import NocConfig
-from noc.model import AutoMode, AutoStatus, EstateSnapshot, Health, Role
+from noc.model import AutoMode, AutoStatus, EstateSnapshot, Health, MaintenanceWindow, Role
 
 # A held automation asks the actuators again at most this often: each try is a
 # DNS probe and a lock read, not something to repeat every second.
@@ -57,12 +60,15 @@ class AutoFailover:
         self._down_region: str | None = None
         self._down_since: float | None = None
         self._last_try: float | None = None
+        # The active region's maintenance window: nothing is counted while it lasts.
+        self.maintenance: MaintenanceWindow | None = None
 
     def observe(self, snapshot: EstateSnapshot) -> None:
         """Follow how long the active region has been down."""
         active = snapshot.region(snapshot.active_region) if snapshot.active_region else None
         now = self._clock.monotonic()
-        if active is None or active.health is not Health.DOWN:
+        self.maintenance = active.maintenance if active is not None else None
+        if active is None or active.health is not Health.DOWN or self.maintenance is not None:
             self._down_region = self._down_since = None
             self.held = None
             self._held_rules = ()
@@ -95,11 +101,12 @@ class AutoFailover:
                 if region.id != snapshot.active_region
                 and region.role is not Role.PRIMARY
                 and region.health is Health.HEALTHY
+                and region.maintenance is None
             ),
             None,
         )
         if target is None:
-            self.held = "no healthy standby to fail over to"
+            self.held = "no healthy standby (out of maintenance) to fail over to"
         return target
 
     def status(self) -> AutoStatus | None:
@@ -109,6 +116,12 @@ class AutoFailover:
             return AutoStatus(AutoMode.PAUSED, "paused by an operator")
         if self.fired:
             return AutoStatus(AutoMode.FIRED, self.fired)
+        if self.maintenance is not None:
+            window = self.maintenance
+            return AutoStatus(
+                AutoMode.HELD,
+                f"{window.region} in maintenance until {window.until:%H:%M} UTC: not acting",
+            )
         down = self.down_seconds()
         if self.held and down is not None and down >= self.after:
             return AutoStatus(AutoMode.HELD, self.held)

@@ -11,23 +11,27 @@ The JSON fields and exit codes are public interface: extend, never rename.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from noc.clock import iso_utc
+from noc.grouping import group_alerts
 from noc.model import (
     AlertState,
     CheckStatus,
     EstateSnapshot,
     Health,
+    Interface,
     LinkStatus,
+    MaintenanceWindow,
     MtaSample,
     RegionStatus,
     Severity,
     SmtpStatus,
 )
+from noc.next_steps import next_step
 
 # Alerts about health and authority are already in the verdict by region; these add to it.
 DATA_RULES = frozenset(
@@ -424,7 +428,20 @@ def _vantages_json(snapshot: EstateSnapshot) -> dict[str, Any]:
     }
 
 
-def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
+def _maintenance_json(window: MaintenanceWindow | None) -> dict[str, Any] | None:
+    if window is None:
+        return None
+    return {
+        "id": window.id,
+        "until": iso_utc(window.until),
+        "reason": window.reason,
+        "by": window.by,
+        "starts_at": iso_utc(window.starts_at),
+    }
+
+
+def report_json(snapshot: EstateSnapshot, group_by: Sequence[str] = ()) -> dict[str, Any]:
+    """`group_by` ([alerts] group_by): the alerts' groups, too, under "groups"."""
     result = verdict(snapshot)
     authority = snapshot.authority
     return {
@@ -461,6 +478,7 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                     c.as_json(snapshot.generated_at) for c in snapshot.canary if c.region == r.id
                 ],
                 **_votes_json(r),
+                "maintenance": _maintenance_json(r.maintenance),
             }
             for r in snapshot.regions
         ],
@@ -530,8 +548,22 @@ def report_json(snapshot: EstateSnapshot) -> dict[str, Any]:
                 "region": a.region,
                 "summary": a.summary,
                 "since": iso_utc(a.since),
+                # In a maintenance window: it paged no one.
+                "maintenance": a.maintenance is not None,
+                "next_step": next_step(a, Interface.CLI),
             }
             for a in snapshot.alerts
+        ],
+        "groups": [
+            {
+                "key": g.key,
+                "labels": dict(g.labels),
+                "severity": g.severity.value,
+                "title": g.title(),
+                "members": [m.id for m in g.members],
+                "next_step": g.next_step(Interface.CLI),
+            }
+            for g in group_alerts(snapshot.alerts, group_by)
         ],
     }
 
@@ -557,7 +589,11 @@ def report_text(snapshot: EstateSnapshot, limits: PerfLimits | None = None) -> s
                 f"  (down from {v.down_votes} of {v.vantages_reporting} vantages, "
                 f"quorum {v.quorum})"
             )
-        lines.append(f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}{votes}")
+        line = f"{mark} {region.id:<6} {region.role.value:<9} {region.health.value}{votes}"
+        if region.maintenance is not None:
+            window = region.maintenance
+            line += f"  (maintenance until {iso_utc(window.until)} by {window.by})"
+        lines.append(line)
         for check in region.checks:
             last = check.last
             if last is None:

@@ -242,6 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print the records as a JSON array")
     audit.add_argument("--limit", type=int, default=0, metavar="N", help="only the last N records")
 
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="maintenance windows: a region's alerts page no one, automation leaves it alone",
+    )
+    windows = maintenance.add_subparsers(
+        dest="maintenance_command", required=True, parser_class=_Parser
+    )
+    add = windows.add_parser("add", parents=[common], help="open a window (recorded)")
+    add.add_argument("--region", required=True, metavar="REGION", help="the region worked on")
+    add.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION",
+        help="how long: 2h, 90m, 1h30m, 1d (at most 7 days)",
+    )  # fmt: skip
+    add.add_argument("--reason", required=True, metavar="TEXT", help="why (audit log, pages)")
+    add.add_argument(
+        "--at", metavar="TIME",
+        help="start later: 2026-12-03T22:00Z, 22:00 (UTC, next such time) or +30m",
+    )  # fmt: skip
+    listing = windows.add_parser(
+        "list", parents=[common], help="active and scheduled windows, then recent ones"
+    )
+    listing.add_argument("--json", action="store_true", help="print the windows as JSON")
+    end = windows.add_parser("end", parents=[common], help="end a window now (recorded)")
+    end.add_argument("id", metavar="ID", help="the window's id (from `noc maintenance list`)")
+
     config = commands.add_parser("config", help="example and effective configuration")
     config_commands = config.add_subparsers(
         dest="config_command", required=True, parser_class=_Parser
@@ -279,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recover": _recover,
         "sync": _sync,
         "audit": _audit,
+        "maintenance": _maintenance,
         "config": _config,
         "serve": _serve,
     }
@@ -310,7 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The commands that change the estate: a record that cannot be written ends them with 2;
 # an interrupt outside their event loop has changed nothing.
-_MUTATING = frozenset({*(kind.value for kind in ActionKind), "ack-cooldown", "recover", "sync"})
+_MUTATING = frozenset(
+    {*(kind.value for kind in ActionKind), "ack-cooldown", "recover", "sync", "maintenance"}
+)
 
 
 def _stdout_to_devnull() -> None:
@@ -559,7 +587,7 @@ def _check(args: argparse.Namespace) -> int:
     status = verdict(snapshot).status
     try:
         if args.json:
-            print(json.dumps(report_json(snapshot), indent=2))
+            print(json.dumps(report_json(snapshot, loaded.config.alerts.group_by), indent=2))
         else:
             config = loaded.config
             limits = PerfLimits(
@@ -848,6 +876,55 @@ def _sync(args: argparse.Namespace) -> int:
     for line in outcome.details:
         print(line)
     print(outcome.message)
+    return outcome.exit_code
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    from noc.maintenance import (
+        MaintenanceError,
+        MaintenanceStore,
+        describe,
+        parse_duration,
+        parse_start,
+        window_json,
+    )
+
+    if args.maintenance_command == "list":
+        loaded = _load(args, state=False)
+        clock = SystemClock()
+        store = MaintenanceStore(estate_paths(loaded.config).maintenance, clock)
+        store.reload()
+        now = clock.utcnow()
+        windows = store.book.listing(now)
+        if args.json:
+            shown = [{**window_json(w), "state": w.state(now)} for w in windows]
+            print(json.dumps(shown, indent=2))
+        elif not windows:
+            print(f"no maintenance windows ({store.path})")
+        for window in windows if not args.json else ():
+            print(describe(window, now))
+        return 0
+    if _refuse_read_only(args):
+        return EXIT_USAGE
+    loaded = _load(args)
+    if args.maintenance_command == "add":
+        try:
+            duration = parse_duration(args.duration)
+            starts_at = parse_start(args.at, SystemClock().utcnow()) if args.at else None
+        except MaintenanceError as exc:
+            print(f"noc maintenance add: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        outcome = _run_operation(
+            loaded.config,
+            lambda ops: ops.add_maintenance(
+                args.region, duration, args.reason, operator_identity(), starts_at=starts_at
+            ),
+        )
+    else:
+        outcome = _run_operation(
+            loaded.config, lambda ops: ops.end_maintenance(args.id, operator_identity())
+        )
+    print(outcome.message, file=sys.stdout if outcome.exit_code == 0 else sys.stderr)
     return outcome.exit_code
 
 

@@ -711,6 +711,9 @@ class RuleOverride(_Strict):
     severity: Severity | None = None
     for_seconds: float | None = Field(default=None, ge=0)
     enabled: bool = True
+    # The estate's own next step for this rule (a runbook line, a URL): shown in the
+    # alert detail, in pages and in `noc check --json` instead of the built-in one.
+    hint: str | None = Field(default=None, min_length=1, max_length=500)
 
     @field_validator("rule")
     @classmethod
@@ -727,6 +730,14 @@ class AlertsConfig(_Strict):
     flap_transitions: int = Field(default=4, ge=2)
     bell: bool = False  # ring the terminal bell when a new critical alert fires
     rules: list[RuleOverride] = Field(default_factory=list)
+    # Alertmanager's group_by: alerts with the same values of these labels are one
+    # group (one page with its members, one row in the pane). Empty: one per alert.
+    group_by: list[Literal["region", "rule", "subject"]] = Field(default_factory=list)
+    # A new group is paged once its first member has fired this long (the rest of a
+    # stalled region's alerts arrive meanwhile); members joining an announced group
+    # are told at most once per group_interval. Alertmanager's defaults.
+    group_wait_seconds: float = Field(default=30, ge=0)
+    group_interval_seconds: float = Field(default=300, ge=0)
 
     def override(self, rule: str) -> RuleOverride | None:
         return next((r for r in self.rules if r.rule == rule), None)
@@ -1405,11 +1416,17 @@ keep_firing_seconds = 0              # resolve only after the condition is false
 flap_window_seconds = 600            # flap_transitions changes within this window:
 flap_transitions = 4                 #   the alert is marked flapping
 bell = false                         # terminal bell on a new critical alert
+group_by = []                        # e.g. ["region"]: alerts sharing these labels (region,
+#                                    #   rule, subject) are one group: one page with its
+#                                    #   members, shown first in the alert pane
+group_wait_seconds = 30              # a new group pages once it has fired this long
+group_interval_seconds = 300         # members joining it are told at most this often
 # [[alerts.rules]]                   # change a built-in rule (see README: Alerts)
 # rule = "source_unreachable"
 # severity = "critical"
 # for_seconds = 60
 # enabled = true
+# hint = "runbook: https://wiki.example.com/noc/stores"   # the next step, instead of noc's
 
 # Notifications: sent when an alert fires, repeats and resolves; an outbox on disk
 # keeps every one until it is delivered. Secrets come from the environment.

@@ -30,6 +30,7 @@ from itertools import pairwise
 from noc.alerts import AlertBook, AlertPolicy
 from noc.clock import Clock
 from noc.config import NocConfig
+from noc.maintenance import MaintenanceBook
 from noc.model import (
     AlertNotice,
     Authority,
@@ -292,6 +293,9 @@ class Engine:
             single_round=single_round,
             hold_restored=True,  # released by evaluate_alerts once windows are full
         )
+        # Filled by the scheduler's MaintenanceStore (the engine does no I/O).
+        self.maintenance = MaintenanceBook()
+        self.alerts.maintenance_of = self.maintenance.of_region
 
     def evaluate_alerts(self) -> list[AlertNotice]:
         """Run every rule against the current state; returns the alert transitions.
@@ -615,6 +619,7 @@ class Engine:
         views = self._dns_views()
         consensus = self._consensus(views)
         listed = {d.region for d in self._dnsbl if d.listed}
+        in_maintenance = self.maintenance.active(self.clock.utcnow())
         regions = []
         for region in self.config.regions:
             checks = tuple(
@@ -640,6 +645,7 @@ class Engine:
                         for m in self._smtp.values()
                         if m.target.region_id == region.id
                     ),
+                    maintenance=in_maintenance.get(region.id),
                 )
             )
         last_poll_age = None if self._last_sample_at is None else now - self._last_sample_at

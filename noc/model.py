@@ -338,6 +338,9 @@ class RegionStatus:
     votes: RegionVotes | None = None
     # The host its MX records name when it is active: what MTA-STS must cover.
     mx_host: str | None = None
+    # The maintenance window covering this region now, if any: its alerts page no one
+    # and the automation leaves it alone.
+    maintenance: MaintenanceWindow | None = None
 
     @property
     def failing_checks(self) -> int:
@@ -347,6 +350,42 @@ class RegionStatus:
     def degraded_checks(self) -> int:
         """Checks that are not down but fail part of their recent probes."""
         return sum(1 for c in self.checks if c.health is Health.DEGRADED)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Planned work on one region, from `starts_at` to `ends_at` (or until ended early).
+
+    Scheduled ahead, it does nothing until it starts; it ends by itself at `ends_at`,
+    or when an operator ends it (`ended_at`, `ended_by`)."""
+
+    id: str
+    region: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    by: str  # the operator who opened it
+    created_at: datetime
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    @property
+    def until(self) -> datetime:
+        """When it stops covering its region: its end, or when it was ended early."""
+        if self.ended_at is not None and self.ended_at < self.ends_at:
+            return self.ended_at
+        return self.ends_at
+
+    def covers(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.until
+
+    def state(self, now: datetime) -> str:
+        """ "scheduled", "active", "ended" (by an operator) or "expired" (by its time)."""
+        if self.ended_at is not None and self.ended_at <= now and self.ended_at < self.ends_at:
+            return "ended"
+        if now >= self.ends_at:
+            return "expired"
+        return "active" if now >= self.starts_at else "scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +485,10 @@ class Alert:
     # into critical): the episode it came from, or the one it became. Never a resolve.
     escalated_from: str | None = None
     escalated_to: str | None = None
+    # The maintenance window covering the alert's region: it pages no one meanwhile.
+    maintenance: str | None = None  # the window's id
+    # The estate's own next step for its rule ([[alerts.rules]] hint); None: built in.
+    hint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -453,7 +496,11 @@ class Alert:
 
     @property
     def muted(self) -> bool:
-        return self.silenced_by is not None or self.inhibited_by is not None
+        return (
+            self.silenced_by is not None
+            or self.inhibited_by is not None
+            or self.maintenance is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,9 @@ from pydantic import SecretStr
 
 from noc.clock import Clock, iso_utc
 from noc.config import NotifyConfig
+from noc.grouping import GROUP_RULE, AlertGroup, group_alerts
 from noc.model import Alert, AlertNotice, AlertState, ChannelStatus, Severity
+from noc.next_steps import next_step
 
 __all__ = [
     "ChannelStatus",
@@ -92,6 +94,7 @@ log = logging.getLogger(__name__)
 Event = Literal["firing", "repeat", "resolved", "escalated"]
 ENDED = frozenset({"resolved", "escalated"})
 Record = dict[str, Any]
+Member = tuple[str, str, str, str]  # a group member: id, rule, severity, summary
 
 TELEGRAM_API = "https://api.telegram.org"
 PAGERDUTY_API = "https://events.pagerduty.com/v2/enqueue"
@@ -115,6 +118,9 @@ BODY_LIMIT = 16 * 1024
 DETAIL_LIMIT = 200
 TEXT_LIMIT = 1000
 PAGERDUTY_SUMMARY_LIMIT = 1024
+MEMBER_LIMIT = 200  # one member's line in a group's message
+# A group's message lists this many members at most: a page, not an inventory.
+MEMBERS_KEPT = 20
 DEDUP_KEY_LIMIT = 255
 # 4xx answers that say the channel (credentials, address) is wrong, not the message.
 CHANNEL_STATUSES = frozenset({401, 403, 404, 410})
@@ -149,6 +155,10 @@ class NoticeRecord:
     key: str = ""  # the rule instance; empty in a record from before episodes: alert_id
     escalated_from: str | None = None
     escalated_to: str | None = None
+    # What to do, in a page's words (noc.next_steps); a group's is its lead member's.
+    next_step: str = ""
+    # A group's notice: its members when it was queued (id, rule, severity, summary).
+    members: tuple[Member, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -175,6 +185,29 @@ class NoticeRecord:
             flapping=alert.flapping,
             escalated_from=alert.escalated_from,
             escalated_to=alert.escalated_to,
+            next_step=next_step(alert, None),
+        )
+
+    @classmethod
+    def of_group(
+        cls, group: AlertGroup, event: Event, at: datetime, *, alert_id: str
+    ) -> NoticeRecord:
+        """One notice for a whole group: the worst severity, every member."""
+        return cls(
+            event=event,
+            at=at,
+            alert_id=alert_id,
+            key=group.key,
+            rule=GROUP_RULE,
+            severity=group.severity,
+            region=group.region,
+            summary=group.title(),
+            since=group.since,
+            started_at=group.since,
+            next_step=group.next_step(None),
+            members=tuple(
+                (m.id, m.rule, m.severity.value, m.summary) for m in group.members[:MEMBERS_KEPT]
+            ),
         )
 
     def to_json(self) -> Record:
@@ -197,6 +230,11 @@ class NoticeRecord:
                 "flapping": self.flapping,
                 "escalated_from": self.escalated_from,
                 "escalated_to": self.escalated_to,
+                "next_step": self.next_step or None,
+                "members": [
+                    {"id": i, "rule": r, "severity": sev, "summary": text}
+                    for i, r, sev, text in self.members
+                ],
             },
         }
 
@@ -222,12 +260,26 @@ class NoticeRecord:
             key=str(alert.get("key") or alert["id"]),
             escalated_from=alert.get("escalated_from"),
             escalated_to=alert.get("escalated_to"),
+            next_step=str(alert.get("next_step") or ""),
+            members=tuple(
+                (str(m["id"]), str(m["rule"]), str(m["severity"]), str(m["summary"]))
+                for m in alert.get("members") or ()
+            ),
         )
 
 
 def message_text(notice: NoticeRecord, estate: str = "") -> str:
-    """`[FIRING] critical: replication lag ... — mail-prod, region ro, since ...`: one line."""
-    return _one_line(f"[{_TAGS[notice.event]}] {_headline(notice, estate)}", TEXT_LIMIT)
+    """`[FIRING] critical: replication lag ... — mail-prod, region ro, since ...`, then a
+    group's members one a line, then the next step (a firing notice only)."""
+    lines = [_one_line(f"[{_TAGS[notice.event]}] {_headline(notice, estate)}", TEXT_LIMIT)]
+    if notice.event not in ENDED:
+        lines += [
+            _one_line(f"• {severity}: {summary}", MEMBER_LIMIT)
+            for _, _, severity, summary in notice.members
+        ]
+        if notice.next_step:
+            lines.append(_one_line(f"Next step: {notice.next_step}", TEXT_LIMIT))
+    return "\n".join(lines)
 
 
 def dedup_key(estate: str, alert_id: str) -> str:
@@ -273,6 +325,8 @@ def _pagerduty_event(notice: NoticeRecord, routing_key: str, estate: str) -> Rec
         "since": _iso(notice.since),
         "started_at": _iso(notice.started_at) if notice.started_at else None,
         "flapping": notice.flapping,
+        "next_step": notice.next_step or None,
+        "members": [f"{sev}: {text}" for _, _, sev, text in notice.members] or None,
     }
     payload: Record = {
         "summary": _one_line(_headline(notice, estate), PAGERDUTY_SUMMARY_LIMIT),
@@ -342,6 +396,8 @@ class Outbox:
         self._queued: Counter[tuple[str, str]] = Counter()
         self._open: dict[tuple[str, str], datetime] = {}
         self._open_key: dict[tuple[str, str], str] = {}  # the same entries' rule keys
+        # A group's entries: what the channel was told of it (members, severity, title).
+        self._open_group: dict[tuple[str, str], GroupTold] = {}
         self.damaged_lines: tuple[int, ...] = ()
         self.write_error: str | None = None
 
@@ -375,6 +431,14 @@ class Outbox:
             for (told_channel, alert_id), told_key in self._open_key.items()
             if told_channel == channel and told_key == key
         ]
+
+    def told_groups(self, channel: str) -> dict[str, tuple[str, GroupTold]]:
+        """Group key -> (the group episode this channel was told fires, what it was told)."""
+        return {
+            self._open_key[entry]: (entry[1], told)
+            for entry, told in self._open_group.items()
+            if entry[0] == channel
+        }
 
     def queued(self, channel: str, alert_id: str) -> int:
         """How many messages about this alert wait for this channel."""
@@ -479,12 +543,24 @@ class Outbox:
                     del self._queued[key]
         elif op == "open":
             entry = (str(record["channel"]), str(record["alert_id"]))
-            self._open[entry] = _parse(record["at"])
+            at = _parse(record["at"])
+            group = record.get("group")
+            told = None
+            if group is not None:
+                told = GroupTold(
+                    tuple(str(m) for m in group["members"]),
+                    Severity(group["severity"]),
+                    str(group["title"]),
+                )
+            self._open[entry] = at
             self._open_key[entry] = str(record.get("key") or entry[1])
+            if told is not None:
+                self._open_group[entry] = told
         elif op == "close":
             entry = (str(record["channel"]), str(record["alert_id"]))
             self._open.pop(entry, None)
             self._open_key.pop(entry, None)
+            self._open_group.pop(entry, None)
         else:
             raise ValueError(f"unknown op {op!r}")
 
@@ -499,7 +575,12 @@ class Outbox:
                     )
                 )
         for (channel, alert_id), at in self._open.items():
-            records.append(_open_record(channel, alert_id, at, self._open_key[(channel, alert_id)]))
+            entry = (channel, alert_id)
+            records.append(
+                _open_record(
+                    channel, alert_id, at, self._open_key[entry], self._open_group.get(entry)
+                )
+            )
         return b"".join(_line(r) for r in records)
 
     def _append(self, data: bytes) -> None:
@@ -589,8 +670,28 @@ def _attempt_record(
     }
 
 
-def _open_record(channel: str, alert_id: str, at: datetime, key: str) -> Record:
-    return {"op": "open", "channel": channel, "alert_id": alert_id, "key": key, "at": _iso(at)}
+def _open_record(
+    channel: str, alert_id: str, at: datetime, key: str, group: GroupTold | None = None
+) -> Record:
+    record: Record = {
+        "op": "open", "channel": channel, "alert_id": alert_id, "key": key, "at": _iso(at),
+    }  # fmt: skip
+    if group is not None:
+        record["group"] = {
+            "members": list(group.members),
+            "severity": group.severity.value,
+            "title": group.title,
+        }
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTold:
+    """What a channel was last told of a group: who was in it, how bad, its title."""
+
+    members: tuple[str, ...]
+    severity: Severity
+    title: str
 
 
 def _close_record(channel: str, alert_id: str, at: datetime) -> Record:
@@ -673,6 +774,9 @@ class Notifier:
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = 4,
         adopt_by_key: bool = False,
+        group_by: Sequence[str] = (),
+        group_wait_seconds: float = 30.0,
+        group_interval_seconds: float = 300.0,
     ) -> None:
         """`adopt_by_key`: an episode this channel was told of under another id, by
         rule instance, is this one (the outbox is shared by leaders in turn)."""
@@ -700,6 +804,10 @@ class Notifier:
         # follows must not interleave with another caller's.
         self._deciding = asyncio.Lock()
         self._removed_checked = False
+        # Grouped pages ([alerts] group_by): one per group, decided each tick.
+        self._group_by = tuple(group_by)
+        self._group_wait = group_wait_seconds
+        self._group_interval = group_interval_seconds
         self._hidden: set[str] = set()
         self._redactor = _Redactor(self._hidden)
         for name in _REDACTED_LOGGERS:
@@ -717,6 +825,11 @@ class Notifier:
             raise ValueError(
                 f"notify() takes firing, resolved or escalated notices, not {notice.event!r}"
             )
+        if self._group_by and notice.event == "firing":
+            # Grouped, a page is about a group as it stands at a tick: `firing_now`
+            # decides from the alerts of that tick. An end still closes what a channel
+            # was told of this alert alone (before group_by was set, say), below.
+            return
         async with self._deciding:
             records: list[Record] = []
             for channel in self._channels.values():
@@ -733,6 +846,9 @@ class Notifier:
         """Call each engine tick with the current alerts (any state; only firing ones
         count). Announces a firing alert a channel has not been told of, and queues a
         repeat where `repeat_seconds` have passed since the last announcement."""
+        if self._group_by:
+            await self._groups_now(alerts)
+            return
         now = self._clock.utcnow()
         async with self._deciding:
             records: list[Record] = []
@@ -749,6 +865,80 @@ class Notifier:
                         records += self._announce(channel, alert, "repeat", now, alert_id=told_id)
             await self._outbox.write(records)
         self._wake(records)
+
+    async def _groups_now(self, alerts: Iterable[Alert]) -> None:
+        """Grouped pages, per channel: a group that has fired for `group_wait` is paged
+        once with its members; members that join are told at most once per
+        `group_interval`; repeats go as for single alerts; a group with no member
+        firing any more (resolved, or muted: a silence, a maintenance window) resolves."""
+        now = self._clock.utcnow()
+        firing = [a for a in alerts if a.state is AlertState.FIRING]
+        async with self._deciding:
+            records: list[Record] = []
+            for channel in self._channels.values():
+                concerned = [a for a in firing if self._concerns(channel, a)]
+                groups = {g.key: g for g in group_alerts(concerned, self._group_by)}
+                told = self._outbox.told_groups(channel.name)
+                for key, group in groups.items():
+                    records += self._group_page(channel, group, told.get(key), now)
+                for key, (told_id, said) in told.items():
+                    if key not in groups:
+                        records += self._group_resolve(channel, key, told_id, said, now)
+            await self._outbox.write(records)
+        self._wake(records)
+
+    def _group_page(
+        self,
+        channel: _Channel,
+        group: AlertGroup,
+        told: tuple[str, GroupTold] | None,
+        now: datetime,
+    ) -> list[Record]:
+        if told is None:
+            if (now - group.since).total_seconds() < self._group_wait:
+                return []  # wait for the rest of the group to fire: one page, not six
+            return self._group_announce(channel, group, "firing", f"{group.key}@{_iso(now)}", now)
+        told_id, said = told
+        told_at = self._outbox.announced[(channel.name, told_id)]
+        since_told = (now - told_at).total_seconds()
+        joined = {m.id for m in group.members} - set(said.members)
+        if joined and since_told >= self._group_interval:
+            return self._group_announce(channel, group, "firing", told_id, now)
+        every = channel.config.repeat_seconds
+        if (
+            every > 0
+            and channel.config.kind != "pagerduty"
+            and any(m.ack is None for m in group.members)
+            and since_told >= every
+            and self._outbox.queued(channel.name, told_id) == 0
+        ):
+            return self._group_announce(channel, group, "repeat", told_id, now)
+        return []
+
+    def _group_announce(
+        self, channel: _Channel, group: AlertGroup, event: Event, group_id: str, now: datetime
+    ) -> list[Record]:
+        notice = NoticeRecord.of_group(group, event, now, alert_id=group_id)
+        said = GroupTold(tuple(m.id for m in group.members), group.severity, group.title())
+        return [
+            _enqueue_record(uuid.uuid4().hex, channel.name, notice, now),
+            _open_record(channel.name, group_id, now, group.key, said),
+        ]
+
+    def _group_resolve(
+        self, channel: _Channel, key: str, told_id: str, said: GroupTold, now: datetime
+    ) -> list[Record]:
+        records: list[Record] = []
+        if channel.config.send_resolved:
+            started = self._outbox.announced[(channel.name, told_id)]
+            notice = NoticeRecord(
+                event="resolved", at=now, alert_id=told_id, key=key, rule=GROUP_RULE,
+                severity=said.severity, region=None, summary=said.title, since=now,
+                started_at=started,
+            )  # fmt: skip
+            records.append(_enqueue_record(uuid.uuid4().hex, channel.name, notice, now))
+        records.append(_close_record(channel.name, told_id, now))
+        return records
 
     def _told(self, channel: _Channel, alert: Alert) -> tuple[str, datetime | None]:
         """(the id the channel was told, when) for this episode. An announcement written

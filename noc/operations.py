@@ -31,6 +31,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -56,6 +57,7 @@ from noc.failover import (
     recovery_facts,
     verify,
 )
+from noc.maintenance import MaintenanceError, describe, new_window, window_json
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -69,6 +71,7 @@ from noc.model import (
     EstateSnapshot,
     Health,
     Interface,
+    MaintenanceWindow,
     Preflight,
     ProbeError,
     RegionStatus,
@@ -691,6 +694,70 @@ class Operations:
         await self.audit.aappend("silence_expired", silence_id=silence_id, **operator)
         return Outcome(EXIT_DONE, f"Silence {expired.describe()} expired", "done")
 
+    # --- maintenance windows -----------------------------------------------------------
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        """Active and scheduled windows by start, then recently finished ones."""
+        return self.scheduler.engine.maintenance.listing(self.clock.utcnow())
+
+    async def add_maintenance(
+        self,
+        region: str,
+        duration: timedelta,
+        reason: str,
+        operator: Mapping[str, str],
+        *,
+        starts_at: datetime | None = None,
+    ) -> Outcome:
+        """Open a window on `region` (now, or from `starts_at`): 0 recorded, 3 a window
+        that cannot be (unknown region, bad duration or time, no reason)."""
+        store = self.scheduler.maintenance
+        await asyncio.to_thread(store.reload)
+        now = self.clock.utcnow()
+        try:
+            window = new_window(
+                region, [r.id for r in self.config.regions], duration, reason,
+                operator["operator"], now, starts_at=starts_at,
+            )  # fmt: skip
+        except MaintenanceError as exc:
+            return Outcome(EXIT_USAGE, f"noc maintenance add: {exc}", "refused")
+        fields = window_json(window)
+        # Who, before the window: a kill between the two must not leave a window that
+        # mutes a region's pages with no operator in the audit.
+        await self.audit.aappend("maintenance_add_intent", window=fields, **operator)
+        await asyncio.to_thread(store.add, window)
+        await self.audit.aappend("maintenance_add", window=fields, reason=window.reason, **operator)
+        await self.scheduler.refresh_maintenance()
+        return Outcome(EXIT_DONE, f"Maintenance {describe(window, now)}", "done")
+
+    async def end_maintenance(self, window_id: str, operator: Mapping[str, str]) -> Outcome:
+        """End a live window now: 0 ended, 1 no such live window."""
+        store = self.scheduler.maintenance
+        await asyncio.to_thread(store.reload)
+        window = store.book.get(window_id)
+        now = self.clock.utcnow()
+        if window is None or now >= window.until:
+            said = "no such window" if window is None else f"it is {window.state(now)}"
+            return Outcome(
+                EXIT_NOTHING_CHANGED, f"Maintenance {window_id} not ended: {said}", "nothing"
+            )
+        await self.audit.aappend(
+            "maintenance_end_intent", window_id=window_id, region=window.region, **operator
+        )
+        try:
+            ended = await asyncio.to_thread(store.end, window_id, operator["operator"])
+        except MaintenanceError as exc:  # ended by someone else meanwhile
+            return Outcome(EXIT_NOTHING_CHANGED, f"Maintenance {window_id}: {exc}", "nothing")
+        await self.audit.aappend(
+            "maintenance_end",
+            window_id=window_id,
+            region=window.region,
+            summary=f"{window.region} window {window_id} ended early",
+            **operator,
+        )
+        await self.scheduler.refresh_maintenance()
+        return Outcome(EXIT_DONE, f"Maintenance {describe(ended, self.clock.utcnow())}", "done")
+
     async def sync(
         self,
         source: str,
@@ -1063,6 +1130,10 @@ def _settled_code(settled: Settled) -> int:
     if settled.choice is Choice.CLOSE or settled.ok:
         return EXIT_DONE
     return EXIT_NOTHING_CHANGED if settled.refusal else EXIT_FAILED
+
+
+def _hm(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _severity(code: int) -> int:

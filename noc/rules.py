@@ -565,4 +565,5 @@ def apply_overrides(conditions: Iterator[Condition], config: AlertsConfig) -> It
                 for_seconds=(
                     condition.for_seconds if override.for_seconds is None else override.for_seconds
                 ),
+                hint=override.hint or condition.hint,
             )

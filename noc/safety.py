@@ -257,6 +257,7 @@ def safety_rules(
         _mta_sts_rules(snapshot, config, target, checks)
     if kind is ActionKind.FAILBACK:
         _failback_queue_rule(snapshot, config, target, checks)
+    _maintenance_rule(snapshot, kind, source, target, checks)
     checks.append(_cooldown_rule(snapshot, config, now))
     checks.append(_lock_rule(facts, config))
     blast = BlastRadius(
@@ -494,6 +495,41 @@ def _failback_queue_rule(
     text = detail if drained else f"{detail}; the failback waits for it to drain to {limit}"
     # A failback waits for the queue rather than refusing: shown, never blocking.
     checks.append(Preflight("target mail queue drained", drained, text, blocking=False))
+
+
+def _maintenance_rule(
+    snapshot: EstateSnapshot,
+    kind: ActionKind,
+    source: str | None,
+    target: str,
+    checks: list[Preflight],
+) -> None:
+    """A region in a maintenance window, named in the plan: moving traffic onto it is
+    refused unless forced (it is being worked on); leaving it, or draining it, is what
+    the window is for, and is only said. No window involved, no line."""
+    name = "maintenance window"
+    arriving = snapshot.region(target)
+    window = arriving.maintenance if arriving is not None else None
+    if window is not None:
+        said = f"{target} is in maintenance until {window.until:%H:%M} UTC by {window.by}: "
+        if kind is ActionKind.DRAIN:
+            checks.append(Preflight(name, True, said + "draining it is what the window is for"))
+        else:
+            checks.append(
+                Preflight(name, False, said + f"traffic would go to it ({window.reason})",
+                          forceable=True)
+            )  # fmt: skip
+    leaving = snapshot.region(source) if source and source != target else None
+    if leaving is not None and leaving.maintenance is not None:
+        window = leaving.maintenance
+        checks.append(
+            Preflight(
+                name,
+                True,
+                f"{source} (active) is in maintenance until {window.until:%H:%M} UTC by "
+                f"{window.by} ({window.reason}); automated failover leaves it alone",
+            )
+        )
 
 
 def cooldown_now(snapshot: EstateSnapshot, config: NocConfig) -> Preflight:

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from noc.alert_journal import AlertJournal
-from noc.audit import EstatePaths
+from noc.audit import EstatePaths, estate_paths
 from noc.clock import Clock
 from noc.config import NocConfig, ReplicationConfig
 from noc.engine import Engine
+from noc.maintenance import MaintenanceStore
 from noc.model import (
     AlertNotice,
     CheckSample,
@@ -316,6 +317,11 @@ class Scheduler:
                 log.warning(
                     "alert journal %s: skipped %d damaged lines", self.journal.path, len(damaged)
                 )
+        # Maintenance windows are read by every process, `noc check` included (a check
+        # reads the file, never creates it); the engine sees them through its book.
+        paths = EstatePaths(state_dir) if state_dir else estate_paths(config)
+        self.maintenance = MaintenanceStore(paths.maintenance, clock, self.engine.maintenance)
+        self._maintenance_shown: frozenset[tuple[str, str]] = frozenset()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         # The supervisor's record: loops that died and are waiting for their restart
@@ -444,6 +450,7 @@ class Scheduler:
             self.engine.ingest_deliverability(await self.deliverability.poll())
 
     async def evaluate_alerts(self) -> None:
+        await self.refresh_maintenance()
         notices = self.engine.evaluate_alerts()
         if notices and self.journal is not None:
             try:
@@ -456,6 +463,20 @@ class Scheduler:
             await self.notifier.firing_now(self.engine.alerts.alerts())
         if notices:
             self._on_alerts(notices)
+            self._on_change()
+
+    async def refresh_maintenance(self) -> None:
+        """Take in windows another process added or ended (`noc maintenance`), and
+        tell the screen when a window starts or ends by its time."""
+        try:
+            if self.maintenance.changed():
+                await asyncio.to_thread(self.maintenance.reload)
+        except OSError:  # an unreadable file or directory must not stop alerting
+            log.exception("maintenance %s: cannot read", self.maintenance.path)
+        active = self.engine.maintenance.active(self.clock.utcnow())
+        shown = frozenset((region, window.id) for region, window in active.items())
+        if shown != self._maintenance_shown:
+            self._maintenance_shown = shown
             self._on_change()
 
     @cached_property
@@ -492,8 +513,15 @@ class Scheduler:
             self._on_change()
             return
         self._outbox = outbox
+        alerts = self.config.alerts
         self.notifier = Notifier(
-            self.config.notify, outbox, self.clock, estate=self.config.estate.name
+            self.config.notify,
+            outbox,
+            self.clock,
+            estate=self.config.estate.name,
+            group_by=alerts.group_by,
+            group_wait_seconds=alerts.group_wait_seconds,
+            group_interval_seconds=alerts.group_interval_seconds,
         )
         await self.notifier.run()
 

@@ -22,65 +22,12 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Footer, Label, Static
 
-from noc.model import Alert, AlertState, EstateSnapshot, Silence
+from noc.model import Alert, AlertState, EstateSnapshot, Interface, Silence
+from noc.next_steps import NEXT_STEPS as NEXT_STEPS  # re-exported: the views' table
+from noc.next_steps import next_step
 from noc_widgets.alert_pane import SEVERITY_STYLE, STATE_STYLE
 from noc_widgets.snapshot_screen import SnapshotScreen
 
-# The next step per rule: short, what the operator can do from here. `{id}` names a
-# key by its binding id, so a key remapped in [keys] is named as it is typed.
-NEXT_STEPS = {
-    "region_down": "check the region's endpoints in the health table; "
-    "fail over with {failover} if it stays down",
-    "region_degraded": "see which checks fail in the health table; "
-    "it becomes region_down if the rest fail",
-    "noc_cut_off": "check this host's own network first: every verdict is last known",
-    "estate_outage": "suspect what every check shares (this host's path, a load balancer, "
-    "a deploy) before the regions",
-    "data_stale": "polls are not coming back: the banner names dead poll loops; see noc.log",
-    "split_brain": "the stores name different active regions: re-assert the flag from the "
-    "palette (ctrl+p) once you know which is right",
-    "active_unknown": "no flag store answers: restore a store's reachability before any failover",
-    "source_unreachable": "check the store or metrics endpoint named in the summary",
-    "replication_lag": "watch the lag chart ({lag_detail}); "
-    "a failover now loses the writes not yet replicated",
-    "replication_link_down": "the replica no longer follows its source: check the link in the "
-    "lag chart ({lag_detail}) and the source's reachability; a failover to it loses writes",
-    "suppression_unsynced": "see what each region lacks ({sync_detail}) and sync now ({sync_now})",
-    "complaint_rate": "open deliverability ({deliverability_detail}) "
-    "and find the campaign or sender behind the complaints",
-    "dns_hijack": "check the answers in the DNS view ({dns_detail}) "
-    "and the zone at the provider: a record points outside every region",
-    "dns_flag_mismatch": "compare the DNS view ({dns_detail}) with the flag: "
-    "an interrupted action? the palette (ctrl+p) offers recovery",
-    "dns_disagree": "resolvers disagree, often a TTL still running out: "
-    "check the DNS view ({dns_detail})",
-    "dns_unknown": "a resolver gives no usable answer: check it in the DNS view ({dns_detail})",
-    "email_auth": "fix SPF/DKIM/DMARC/PTR for the region (DNS view, {dns_detail}) "
-    "before moving mail there",
-    "spf_fragile": "flatten or reorder the SPF record so no receiver walks into a permerror",
-    "dnsbl_listed": "ask the blocklist for delisting; move sending off the listed IP meanwhile",
-    "automated_failover": "its result and timeline: {last_result} on the dashboard; validate "
-    "the new region, then fail back by hand ({failback}); {toggle_auto} re-arms the automation",
-    "automation_held": "the failover dialog ({failover}) names the rule that holds it",
-    "smtp_down": "the region takes no mail even if its HTTP is fine: read the probe's "
-    "error in the health table; fail over with {failover} if it stays down",
-    "tls_broken": "senders that require TLS defer to this MX: check its STARTTLS and "
-    "certificate (the health table's SMTP row says which)",
-    "cert_expiry": "renew the certificate named in the summary before it expires",
-    "queue_backlog": "see the queues in the mail flow view ({next_view}): a hold, or a "
-    "destination deferring; a failback there waits for the deferred queue",
-    "rejections": "see the rates in the mail flow view ({next_view}); check the MTA's log "
-    "for the reply text behind the code",
-    "mta_sts_mismatch": "publish an MTA-STS policy (new id) that names the live MX, or move "
-    "the MX back inside it; the mail flow view ({next_view}) shows both",
-    "canary_lost": "mail through this region does not reach the seed: check its queue and "
-    "logs for the canary's token before trusting the region with traffic",
-    "canary_slow": "mail through this region is late: look at its deferred queue and at the "
-    "receiver's throttling",
-    "canary_auth": "the receiver distrusts this region's mail: check its DKIM key and selector, "
-    "SPF for its sending IP, and DMARC alignment",
-}
-DEFAULT_NEXT_STEP = "read the summary and the rule's meaning above; the health table shows the rest"
 LABEL_WIDTH = 10
 
 
@@ -110,15 +57,6 @@ class AlertSources:
     history: Callable[[], Awaitable[Sequence[Alert]]]  # past episodes, newest first
     silences: Callable[[], Sequence[Silence]]  # the silences in force
     operable: bool  # False when read-only: no ack, no silence
-
-
-class _KeyNames(dict[str, str]):
-    def __missing__(self, binding_id: str) -> str:
-        return binding_id
-
-
-def next_step(rule: str, keys: Mapping[str, str]) -> str:
-    return NEXT_STEPS.get(rule, DEFAULT_NEXT_STEP).format_map(_KeyNames(keys))
 
 
 def utc(moment: datetime) -> str:
@@ -313,7 +251,9 @@ class AlertDetailScreen(SnapshotScreen):
         if alert.escalated_to:
             key = self.sources.keys.get("alert_detail.escalated_to", "e")
             lines.append(_line("Became", f"{episode_words(alert.escalated_to)} ({key} opens it)"))
-        lines.append(_line("Next step", next_step(alert.rule, self.sources.keys), "$accent"))
+        lines.append(
+            _line("Next step", next_step(alert, Interface.DASHBOARD, self.sources.keys), "$accent")
+        )
         return lines
 
     @staticmethod
@@ -351,6 +291,13 @@ class AlertDetailScreen(SnapshotScreen):
                 "Muted",
                 f"inhibited by {alert.inhibited_by}: a consequence of the region being down",
                 "$foreground-muted",
+            )
+        if alert.maintenance:
+            return _line(
+                "Muted",
+                f"by maintenance window {alert.maintenance} on {alert.region}: it pages "
+                "no one until the window ends, then pages if still firing",
+                "bold $warning",
             )
         return _line("Muted", "no", "$foreground-muted")
 

@@ -15,6 +15,12 @@ the alert an operator is about to ack or silence never changes under them, even
 when new rows push it below the view. Only the operator's own cursor keys scroll
 the view away from the top, and the next change of rows brings it back.
 
+Grouped (`[alerts] group_by`, noc.grouping): alerts sharing a cause are one row
+first, worst group on top: its severity is its worst member's, the State column says
+how many members it has (▸ 6 folded, ▾ 6 open), and the summary gives the group and
+its next step. Enter on a group opens or folds it; its members show under it, indented,
+and Enter on a member opens its detail as on any alert. A lone alert stays a plain row.
+
 `/` filters the rows (k9s style, see AlertFilter): only alerts whose rule, region,
 key or summary contain the typed text stay, in the same order, so the most severe
 firing alert that matches is the one kept in view. The pane's title says the filter
@@ -32,7 +38,8 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from noc.model import Alert, AlertState, EstateSnapshot, Severity
+from noc.grouping import GROUP_PREFIX, AlertGroup, group_alerts
+from noc.model import Alert, AlertState, EstateSnapshot, Interface, Severity
 from noc_widgets.column_fit import clip_at_break, remaining_width
 
 SEVERITY_STYLE = {
@@ -96,6 +103,8 @@ def marks(alert: Alert) -> list[Mark]:
         found.append(("SILENCED", "SILENCED", "reverse"))
     if alert.inhibited_by:
         found.append((f"INHIBITED by {alert.inhibited_by}", "INHIBITED", "$foreground-muted"))
+    if alert.maintenance:
+        found.append(("MAINTENANCE: pages no one", "MAINT", "bold $warning"))
     if alert.flapping:
         found.append(("FLAPPING", "FLAPPING", "bold $warning"))
     return found
@@ -139,6 +148,44 @@ def row(alert: Alert, now: datetime, summary_width: int = 1000) -> tuple[Content
     )
 
 
+MEMBER_INDENT = "  "
+
+
+def group_row(
+    group: AlertGroup,
+    now: datetime,
+    summary_width: int,
+    *,
+    expanded: bool,
+    keys: dict[str, str] | None = None,
+) -> tuple[Content, ...]:
+    """A group's row: its worst severity, its size, its title and next step."""
+    severity, severity_style = SEVERITY_STYLE[group.severity]
+    firing = bool(group.firing)
+    dim = group.muted or not firing
+    fold = "▾" if expanded else "▸"
+    state = f"{fold} {len(group.members)} {'firing' if firing else 'pend'}"
+    step = group.next_step(Interface.DASHBOARD, keys)
+    title = group.title()
+    title_style = "$foreground-muted" if dim else "bold"
+    if len(title) + 3 + len(step) > summary_width:
+        # Narrow (80x24): the group's name and size, then as much of the step as fits;
+        # which rules are in it is one Enter away.
+        title = title.partition(" (")[0]
+    room = summary_width - len(title) - 3
+    tail = clip_at_break(step, room) if room >= SUMMARY_KEPT else ""
+    summary = Content.assemble(
+        Content.styled(clip_at_break(title, summary_width), title_style),
+        Content.styled(f" → {tail}", "$accent") if tail else Content(""),
+    )
+    return (
+        Content.styled(severity, "$foreground-muted" if dim else severity_style),
+        Content.styled(state, "bold" if firing else "italic"),
+        summary,
+        Content(_age(group.since, now)),
+    )
+
+
 class AlertPane(DataTable[Content]):
     DEFAULT_CSS = """
     AlertPane {
@@ -173,8 +220,17 @@ class AlertPane(DataTable[Content]):
     # The `/` filter; "" shows every alert.
     filter_text: reactive[str] = reactive("", repaint=False)
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        group_by: tuple[str, ...] = (),
+        keys: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(id=id, cursor_type="row", show_header=True)
+        self.group_by = group_by
+        self.keys = keys or {}
+        self.expanded: set[str] = set()  # the group keys shown open
         self._shown: list[tuple[str, tuple[Content, ...]]] = []
         self._widths: dict[str, int] = {}
         self._filter_changed = False
@@ -207,8 +263,26 @@ class AlertPane(DataTable[Content]):
         # repeat is still skipped here, since a table dies of a duplicate key.
         shown_ids: set[str] = set()
         summary_width = self._widths.get("summary", self._summary_width())
-        rows = []
+        rows: list[tuple[str, tuple[Content, ...]]] = []
         total = 0
+        if self.group_by and not self.filter_text:
+            # Groups first (a filter looks for alerts: it shows them flat, as before).
+            now = snapshot.generated_at
+            for group in group_alerts(snapshot.alerts, self.group_by):
+                if len(group.members) < 2:
+                    continue
+                is_open = group.key in self.expanded
+                rows.append(
+                    (group.key, group_row(group, now, summary_width, expanded=is_open,
+                                          keys=self.keys))
+                )  # fmt: skip
+                for member in group.members:
+                    shown_ids.add(member.id)
+                    total += 1
+                    if is_open:
+                        cells = row(member, now, summary_width - len(MEMBER_INDENT))
+                        indented = Content.assemble(MEMBER_INDENT, cells[2])
+                        rows.append((member.id, (cells[0], cells[1], indented, cells[3])))
         for alert in snapshot.alerts:
             if alert.id not in shown_ids:
                 shown_ids.add(alert.id)
@@ -275,5 +349,16 @@ class AlertPane(DataTable[Content]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value and event.row_key.value != "none":
-            self.post_message(self.AlertChosen(event.row_key.value))
+        chosen = event.row_key.value
+        if chosen and chosen.startswith(GROUP_PREFIX):
+            self.toggle_group(chosen)
+        elif chosen and chosen != "none":
+            self.post_message(self.AlertChosen(chosen))
+
+    def toggle_group(self, key: str) -> None:
+        """Open a folded group (its members under it), or fold an open one."""
+        if key in self.expanded:
+            self.expanded.discard(key)
+        else:
+            self.expanded.add(key)
+        self.watch_snapshot(self.snapshot)

@@ -8,6 +8,8 @@ rather than being cut, so a narrow card loses no word halfway.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.reactive import reactive
@@ -100,6 +102,9 @@ def card_parts(region: RegionStatus) -> dict[str, Content]:
     if region.is_active:
         title.append(Content.assemble("  ", Content.styled(ACTIVE_WORD, ACTIVE_STYLE)))
     store = " · store unreachable" if region.store.reachable is False else ""
+    if region.maintenance is not None:
+        until = region.maintenance.until.astimezone(UTC)
+        store += f" · maintenance until {until:%H:%M} UTC"
     error = last_error(region)
     return {
         "title": Content.assemble(*title),

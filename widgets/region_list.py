@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC
 
 from textual.app import RenderResult
 from textual.content import Content
@@ -99,6 +100,11 @@ def region_cells(region: RegionStatus, detail: Detail) -> RegionCells:
         notes.append(Content.styled(note, "$warning"))
     if region.votes is not None:
         notes.append(votes_content(region.votes, long=detail.long_notes))
+    if region.maintenance is not None:
+        # Words, not a colour: its alerts page no one and automation leaves it alone.
+        until = region.maintenance.until.astimezone(UTC)
+        word = f"◑ MAINTENANCE until {until:%H:%M}" if detail.long_notes else "◑ MAINT"
+        notes.append(Content.styled(word, "bold $warning"))
     return RegionCells(
         mark=Content.styled(ACTIVE_MARK, "bold") if region.is_active else Content(" "),
         id=Content.styled(_one_line(region.id), "bold"),

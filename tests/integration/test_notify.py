@@ -162,16 +162,21 @@ async def test_firing_sends_one_request_per_channel_as_each_api_expects(
 
     assert [r.status for r in apis.requests] == [200, 200, 202, 204]
     line = f"[FIRING] critical: {SUMMARY} — {ESTATE}, region ro, since 2026-11-23T03:00:00Z"
+    step = (
+        "Next step: a failover now loses the writes not yet replicated; "
+        "`noc switchover` waits for the lag to drain"
+    )
+    text = f"{line}\n{step}"  # the headline, then what to do (noc.next_steps)
     for request in apis.requests:
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["User-Agent"] == "noc-notify"
     (slack_request,) = apis.of("slack")
     # Slack reads < > & as markup: escaped, so a summary can never mention @channel.
-    assert slack_request.body == {"text": line.replace(">", "&gt;")}
+    assert slack_request.body == {"text": text.replace(">", "&gt;")}
     (telegram_request,) = apis.of("telegram")
     assert telegram_request.body == {
         "chat_id": apis.chat_id,
-        "text": line,
+        "text": text,
         "disable_web_page_preview": True,
     }
     (pd_request,) = apis.of("pagerduty")

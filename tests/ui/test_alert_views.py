@@ -459,3 +459,9 @@ async def test_e_opens_the_episode_it_escalated_to(tmp_path: Path) -> None:
         await pilot.press("p")  # and back to where it came from
         await until(pilot, lambda: app.screen is not link)
         assert isinstance(app.screen, AlertDetailScreen) and app.screen.alert_id == lag.alert_id
+
+
+def test_every_rule_has_a_next_step_on_the_command_line_too() -> None:
+    from noc.next_steps import CLI_STEPS
+
+    assert set(RULES) <= set(CLI_STEPS)

@@ -60,6 +60,7 @@ from noc.model import (
     EstateSnapshot,
     FailoverFlag,
     Health,
+    MaintenanceWindow,
     ProbeError,
     RegionStatus,
     RegionVotes,
@@ -112,6 +113,15 @@ CHANGED: dict[str, Any] = {
     "dns_records": ("smtp.example.com.",),
     "sending_listed": True,
     "mx_host": "mx.bx.example.com.",
+    "maintenance": MaintenanceWindow(
+        "w1",
+        "bg",
+        datetime(2026, 11, 23, 1, tzinfo=UTC),
+        datetime(2026, 11, 23, 3, tzinfo=UTC),
+        "kernel upgrade",
+        "op@noc1",
+        datetime(2026, 11, 23, 1, tzinfo=UTC),
+    ),
     "smtp": (
         SmtpStatus(
             SmtpTarget(
@@ -505,6 +515,8 @@ REGION_FIELDS = {
     # How each vantage voted: the region list and the map draw it beside the health.
     "regions.*.votes",
     "regions.*.mx_host",  # the mail flow view's, beside the MTA-STS policy
+    # A maintenance window: the region map, list and board say it, and the alert rows.
+    "regions.*.maintenance",
 }  # fmt: skip
 # The store's flag is the authority's input; widgets draw the authority.
 STORE_DETAIL = {"regions.*.store.flag", "regions.*.store.age_seconds", "regions.*.store.error",
@@ -537,7 +549,7 @@ CASES.update({
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
             "alerts.*.rule", "alerts.*.since", "alerts.*.started_at", "alerts.*.summary",
-            "alerts.*.value",
+            "alerts.*.value", "alerts.*.hint",
             "automation.detail",  # the banner says why; the bar shows the mode
         },
     ),
@@ -570,7 +582,9 @@ CASES.update({
             "regions.*.mx_host",  # the mail flow view's
             "alerts.*.ack", "alerts.*.escalated_from", "alerts.*.escalated_to",
             "alerts.*.flapping", "alerts.*.id", "alerts.*.key", "alerts.*.region",
-            "alerts.*.since", "alerts.*.started_at", "alerts.*.value",
+            "alerts.*.since", "alerts.*.started_at", "alerts.*.value", "alerts.*.hint",
+            # A maintenance window is the map's and the alert rows' to say.
+            "regions.*.maintenance",
         },
     ),
     "alert_pane": case(
@@ -581,6 +595,8 @@ CASES.update({
             "alerts.*.id", "alerts.*.key", "alerts.*.region", "alerts.*.rule",
             "alerts.*.started_at", "alerts.*.value",
             "alerts.*.escalated_from", "alerts.*.escalated_to",
+            # The rule's own next step: the detail's (and a group row's) to say.
+            "alerts.*.hint",
         },
         # The cursor follows its alert: after the first row goes and comes back, it
         # is on the row of the alert it was on.
