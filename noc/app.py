@@ -48,9 +48,9 @@ from noc.actions import (
 from noc.alert_journal import EpisodeStory, episode_story, read_history
 from noc.audit import EstatePaths, JsonlLog, estate_paths, operator_identity
 from noc.auto import AutoFailover, auto_operator
+from noc.auto_run import run_automated_failover
 from noc.clock import Clock, SystemClock
 from noc.config import ConfigError, NocConfig
-from noc.failover import plan_record
 from noc.model import (
     ActionKind,
     ActionPlan,
@@ -1035,57 +1035,22 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def automated_failover(self, target: str) -> None:
-        auto = self.auto
-        try:
-            operator = auto_operator()
-            plan = await self.operations.plan(ActionKind.FAILOVER, target, operator)
-            source = plan.source or "?"
-            down = auto.down_seconds() or 0
-            reason = (
-                f"automated: {source} down for {down:.0f} s (auto_after_seconds {auto.after:g})"
+        def announce(source: str, target: str, reason: str) -> None:
+            self.bell()
+            self.notify(
+                f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
+                "fail back by hand after validation.",
+                severity="error",
+                timeout=30,
+                markup=False,
             )
-            if not plan.allowed:
-                # Audited when the rules holding it change, not each time a figure moves.
-                if auto.hold(plan.refusal or "", tuple(c.name for c in plan.failed)):
-                    await self.audit.aappend("auto_held", **plan_record(plan, refusal=plan.refusal))
-                return
-            if auto.paused:  # paused from the palette while the plan was being made
-                return
-            when = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
 
-            async def fire(plan: ActionPlan) -> Confirmation | None:
-                if auto.paused:
-                    return None
-                self.bell()
-                self.notify(
-                    f"AUTOMATED FAILOVER {source} → {target}: {reason}. It will not fail back; "
-                    "fail back by hand after validation.",
-                    severity="error",
-                    timeout=30,
-                    markup=False,
-                )
-                # Journalled first: if noc stops midway, it has still fired (once).
-                await auto.record_fired(when, operator)
-                return Confirmation(reason, False, "automatic")
-
-            io = replace(self._operator_io(), confirm=fire, refused=None)
-            request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",
-                                    reason=reason, watch=False)  # fmt: skip
-            outcome = await self.operations.run_action(request, io)
-            await self._show_outcome(outcome)
-            result = outcome.result
-            if result is None or (result.aborted is not None and not result.changed_anything):
-                if auto.fired is not None:
-                    # Nothing was written (refused afresh, the lock held, a hook...): held.
-                    await auto.retract_fired(f"tried and aborted: {outcome.message}", operator)
-                return
-            if result.aborted is not None:
-                outcome_text = " (rolled back: see the result)"
-            else:
-                outcome_text = "" if result.success else " (FAILED OR PARTIAL: see the result)"
-            await auto.record_fired(when + outcome_text, operator)
+        try:
+            await run_automated_failover(
+                self.auto, self.operations, target, self.audit, self.clock, auto_operator(),
+                self._operator_io(), announce=announce, show_outcome=self._show_outcome,
+            )  # fmt: skip
         finally:
-            auto.acting = False
             self.refresh_snapshot()
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
