@@ -31,9 +31,19 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from noc.audit import JsonlLog, default_audit_path
+from noc.auto import AutoFailover, auto_operator
+from noc.auto_run import run_automated_failover
 from noc.clock import Clock
 from noc.config import ControlConfig, NocConfig
-from noc.control import ControlKeys, connect, observation_fields, report_of
+from noc.control import (
+    ControlKeys,
+    connect,
+    observation_fields,
+    read_shared,
+    report_of,
+    shared_snapshot,
+)
 from noc.lease import (
     STANDBY_FRACTION,
     STANDBY_MARGIN_SECONDS,
@@ -41,8 +51,9 @@ from noc.lease import (
     Holder,
     LeaderLease,
 )
-from noc.model import EstateSnapshot
+from noc.model import ActionPlan, EstateSnapshot
 from noc.notify import Notifier
+from noc.operations import Confirmation, Operations, OperatorIO
 from noc.scheduler import Scheduler, end_tasks
 from noc.shared_outbox import Fenced, SharedOutbox
 
@@ -62,6 +73,14 @@ FINAL_FLUSH_SECONDS = 2.0
 # channel's own timeout bounds it too), so the send's record is not lost unseen.
 IN_FLIGHT_GRACE_SECONDS = 10.0
 IN_FLIGHT_LOOK_SECONDS = 0.05
+# The leader looks at the shared verdict for automation this often.
+AUTO_TICK_SECONDS = 1.0
+# KEYS: the key, the token counter. ARGV: token, value. Set only by the newest term.
+_FENCED_SET = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,14 @@ class Agent:
         self._fenced = asyncio.Event()
         self._notifier_task: asyncio.Task[None] | None = None
         self._outbox: SharedOutbox | None = None
+        # Automated failover, run by the leader only, on the vantages' shared verdict
+        # (merged by quorum), never on this vantage's own view. Its fired/paused state
+        # is the control plane's (see _automation_state), so a new leader does not
+        # fire a second time.
+        self.auto = AutoFailover(config, clock, None)
+        self._audit = JsonlLog(default_audit_path(config), clock)
+        self._shared: EstateSnapshot | None = None
+        self._auto_task: asyncio.Task[None] | None = None
         # How long a standby waits before asking for the lease again.
         self._standby_wait = control.lease_seconds * STANDBY_FRACTION
 
@@ -259,6 +286,9 @@ class Agent:
                 # That store refuses older tokens once it is shown this one, at this
                 # leader's first write there.
                 log.warning("flag store %s: fence not raised yet: %s", store.region_id, problem)
+        if self.auto.enabled:
+            await self._restore_automation()
+            self._auto_task = asyncio.create_task(self._auto_loop(), name="noc:agent-auto")
         if self.config.notify:
             try:
                 outbox = await SharedOutbox.take_over(
@@ -283,6 +313,10 @@ class Agent:
             "agent %s steps down (term %d): %s", self.vantage, self.belief.holder.token, why
         )
         self.belief = None
+        if self._auto_task is not None:
+            # An act under way is not cut short here: its writes meet the fence.
+            await end_tasks([self._auto_task])
+            self._auto_task = None
         notifier, self.scheduler.notifier = self.scheduler.notifier, None
         outbox, self._outbox = self._outbox, None
         if outbox is not None:
@@ -299,6 +333,73 @@ class Agent:
             self._notifier_task = None
         if notifier is not None:
             await notifier.aclose()
+
+    async def _auto_loop(self) -> None:
+        while True:
+            try:
+                await self._auto_tick()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("automation: cannot read the shared state: %s", exc)
+            await asyncio.sleep(AUTO_TICK_SECONDS)
+
+    async def _auto_tick(self) -> None:
+        reports, leader = await read_shared(self.redis, self.keys)
+        if not reports:
+            return
+        shared = shared_snapshot(self.config, reports, self.clock, leader)
+        self._shared = shared
+        self.auto.observe(shared)
+        target = self.auto.due(shared)
+        # Its state is an alert too (fired, held): it pages through [[notify]].
+        self.scheduler.engine.automation = self.auto.status()
+        if target is None or not self.leading:
+            return
+        assert self.belief is not None
+        term = self.belief.holder.token
+        self.auto.acting = True
+        operations = Operations(
+            self.config, self.scheduler, self._audit, self.clock,
+            snapshot=lambda: self._shared or shared,
+        )  # fmt: skip
+        operator = {**auto_operator(), "vantage": self.vantage, "term": str(term)}
+
+        def announce(source: str, target: str, reason: str) -> None:
+            log.warning("AUTOMATED FAILOVER %s → %s (term %d): %s", source, target, term, reason)
+
+        outcome = await run_automated_failover(
+            self.auto, operations, target, self._audit, self.clock, operator,
+            OperatorIO(confirm=_never, say=log.info),
+            may_act=lambda: self.leading, announce=announce,
+            fired=lambda: self._save_automation(term),
+        )  # fmt: skip
+        if outcome is not None:
+            log.warning("automation (term %d): %s", term, outcome.message)
+        await self._save_automation(term)
+
+    async def _restore_automation(self) -> None:
+        """A new leader takes the automation's state from the control plane: fired
+        stays fired (only an operator re-arms it), paused stays paused."""
+        try:
+            text = await self.redis.get(self.keys.automation)
+        except (RedisError, OSError) as exc:
+            log.warning("automation: its state is unreadable, holding: %s", exc)
+            self.auto.paused = True
+            return
+        state = json.loads(text) if text else {}
+        self.auto.fired = state.get("fired")
+        self.auto.paused = bool(state.get("paused"))
+
+    async def _save_automation(self, term: int) -> None:
+        state = json.dumps({"fired": self.auto.fired, "paused": self.auto.paused})
+        try:
+            done = await self.redis.eval(
+                _FENCED_SET, 2, self.keys.automation, self.keys.token, term, state
+            )
+        except (RedisError, OSError) as exc:
+            log.error("automation: its state could not be saved: %s", exc)
+            return
+        if not done:
+            log.error("FENCED: automation state of term %d refused: another agent leads", term)
 
     async def _resign(self) -> None:
         """On a clean stop: the lease goes at once, so a standby need not wait it out."""
@@ -353,3 +454,8 @@ async def run_agent(config: NocConfig, control: ControlConfig, vantage: str, clo
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(number)
     return 0
+
+
+async def _never(_plan: ActionPlan) -> Confirmation | None:
+    """No human confirms an agent's act: run_automated_failover confirms it itself."""
+    return None

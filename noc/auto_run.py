@@ -38,10 +38,12 @@ async def run_automated_failover(
     may_act: Callable[[], bool] = lambda: True,
     announce: Callable[[str, str, str], None] = _ignore,
     show_outcome: Callable[[Outcome], Awaitable[None]] | None = None,
+    fired: Callable[[], Awaitable[None]] | None = None,
 ) -> Outcome | None:
     """Plan and, if every rule passes, fail over to `target`; the act's outcome, or
     None when it held or was stopped before acting. `announce(source, target, reason)`
-    is told just before the first write. Clears `auto.acting` on the way out."""
+    is told just before the first write, `fired` once the act is journalled as fired
+    (the agent shares that with the next leader). Clears `auto.acting` on the way out."""
     try:
         plan = await operations.plan(ActionKind.FAILOVER, target, operator)
         source = plan.source or "?"
@@ -62,6 +64,8 @@ async def run_automated_failover(
             announce(source, target, reason)
             # Journalled first: if noc stops midway, it has still fired (once).
             await auto.record_fired(when, operator)
+            if fired is not None:
+                await fired()
             return Confirmation(reason, False, "automatic")
 
         request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",

@@ -58,6 +58,7 @@ class ControlKeys:
     leader: str = ""
     token: str = ""
     outbox: str = ""
+    automation: str = ""  # the leader's automated failover: fired, paused
 
     @classmethod
     def of(cls, config: NocConfig, control: ControlConfig) -> ControlKeys:
@@ -68,6 +69,7 @@ class ControlKeys:
             leader=f"{base}:leader",
             token=f"{base}:leader-token",
             outbox=f"{base}:outbox",
+            automation=f"{base}:automation",
         )
 
 
