@@ -9,7 +9,6 @@ shared verdict: the flag moves in every store, DNS moves, its writes carry its t
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
