@@ -40,6 +40,7 @@ from noc.control import (
     ControlKeys,
     connect,
     observation_fields,
+    quorum_overlay,
     read_shared,
     report_of,
     shared_snapshot,
@@ -286,9 +287,15 @@ class Agent:
                 # That store refuses older tokens once it is shown this one, at this
                 # leader's first write there.
                 log.warning("flag store %s: fence not raised yet: %s", store.region_id, problem)
+        # Its alerts are judged on the vantages' verdict from now on (see _auto_loop),
+        # read once before: a term must not begin on this vantage's view alone.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            reports, leader = await read_shared(self.redis, self.keys)
+            self._shared = shared_snapshot(self.config, reports, self.clock, leader)
+        self.scheduler.engine.verdict_overlay = lambda own: quorum_overlay(own, self._shared)
         if self.auto.enabled:
             await self._restore_automation()
-            self._auto_task = asyncio.create_task(self._auto_loop(), name="noc:agent-auto")
+        self._auto_task = asyncio.create_task(self._auto_loop(), name="noc:agent-lead-work")
         if self.config.notify:
             try:
                 outbox = await SharedOutbox.take_over(
@@ -313,6 +320,7 @@ class Agent:
             "agent %s steps down (term %d): %s", self.vantage, self.belief.holder.token, why
         )
         self.belief = None
+        self.scheduler.engine.verdict_overlay = None
         if self._auto_task is not None:
             # An act under way is not cut short here: its writes meet the fence.
             await end_tasks([self._auto_task])
@@ -335,11 +343,14 @@ class Agent:
             await notifier.aclose()
 
     async def _auto_loop(self) -> None:
+        """The leader's view of the vantages together, read every AUTO_TICK_SECONDS:
+        what its alert rules judge (the engine's verdict overlay) and, when automated
+        failover is on, what it acts on."""
         while True:
             try:
                 await self._auto_tick()
             except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("automation: cannot read the shared state: %s", exc)
+                log.warning("leader: cannot read the shared state: %s", exc)
             await asyncio.sleep(AUTO_TICK_SECONDS)
 
     async def _auto_tick(self) -> None:
@@ -348,6 +359,8 @@ class Agent:
             return
         shared = shared_snapshot(self.config, reports, self.clock, leader)
         self._shared = shared
+        if not self.auto.enabled:
+            return
         self.auto.observe(shared)
         target = self.auto.due(shared)
         # Its state is an alert too (fired, held): it pages through [[notify]].

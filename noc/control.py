@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -331,6 +331,27 @@ def shared_snapshot(
         estate_outage=bool(freshest and freshest.body.get("estate_outage")),
         vantages=view.vantages,
         leader=leader,
+    )
+
+
+def quorum_overlay(own: EstateSnapshot, shared: EstateSnapshot | None) -> EstateSnapshot:
+    """An agent's own snapshot with each region's health, and noc's cut-off state, as
+    the vantages decided together: what the leader's alert rules judge, so that one
+    vantage's broken path is a split (a warning), not a page."""
+    if shared is None:
+        # The control plane was never read: this vantage's own view, as a standalone
+        # noc would judge (the leader reads it before it judges: see noc.agent).
+        return own
+    merged = {r.id: r for r in shared.regions}
+    return replace(
+        own,
+        regions=tuple(
+            replace(r, health=merged[r.id].health, votes=merged[r.id].votes)
+            if r.id in merged
+            else r
+            for r in own.regions
+        ),
+        cut_off=shared.cut_off,
     )
 
 
