@@ -27,6 +27,7 @@ import json
 import logging
 import signal
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -38,12 +39,15 @@ from noc.clock import Clock
 from noc.config import ControlConfig, NocConfig
 from noc.control import (
     ControlKeys,
+    alert_book_text,
     connect,
     observation_fields,
+    parse_alert_book,
     quorum_overlay,
     read_shared,
     report_of,
     shared_snapshot,
+    stamped,
 )
 from noc.lease import (
     STANDBY_FRACTION,
@@ -52,7 +56,7 @@ from noc.lease import (
     Holder,
     LeaderLease,
 )
-from noc.model import ActionPlan, EstateSnapshot
+from noc.model import ActionPlan, AlertState, EstateSnapshot
 from noc.notify import Notifier
 from noc.operations import Confirmation, Operations, OperatorIO
 from noc.scheduler import Scheduler, end_tasks
@@ -76,6 +80,16 @@ IN_FLIGHT_GRACE_SECONDS = 10.0
 IN_FLIGHT_LOOK_SECONDS = 0.05
 # The leader looks at the shared verdict for automation this often.
 AUTO_TICK_SECONDS = 1.0
+# The leader waits for operator events this long per read (then publishes its book if
+# it changed): screens see a changed alert within about this.
+OPERATOR_BLOCK_SECONDS = 0.25
+# The shared audit stream's bound (XADD MAXLEN ~).
+AUDIT_KEPT = 100_000
+# KEYS: the stream, the token counter. ARGV: token, max length, then fields.
+_FENCED_XADD = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+"""
 # KEYS: the key, the token counter. ARGV: token, value. Set only by the newest term.
 _FENCED_SET = """
 if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
@@ -155,6 +169,8 @@ class Agent:
         self._audit = JsonlLog(default_audit_path(config), clock)
         self._shared: EstateSnapshot | None = None
         self._auto_task: asyncio.Task[None] | None = None
+        self._acts_task: asyncio.Task[None] | None = None
+        self._book_published = ""
         # How long a standby waits before asking for the lease again.
         self._standby_wait = control.lease_seconds * STANDBY_FRACTION
 
@@ -296,6 +312,9 @@ class Agent:
         if self.auto.enabled:
             await self._restore_automation()
         self._auto_task = asyncio.create_task(self._auto_loop(), name="noc:agent-lead-work")
+        self._acts_task = asyncio.create_task(
+            self._operator_loop(holder.token), name="noc:agent-operator-events"
+        )
         if self.config.notify:
             try:
                 outbox = await SharedOutbox.take_over(
@@ -322,9 +341,11 @@ class Agent:
         self.belief = None
         self.scheduler.engine.verdict_overlay = None
         if self._auto_task is not None:
-            # An act under way is not cut short here: its writes meet the fence.
             await end_tasks([self._auto_task])
             self._auto_task = None
+        if self._acts_task is not None:
+            await end_tasks([self._acts_task])
+            self._acts_task = None
         notifier, self.scheduler.notifier = self.scheduler.notifier, None
         outbox, self._outbox = self._outbox, None
         if outbox is not None:
@@ -388,6 +409,117 @@ class Agent:
         if outcome is not None:
             log.warning("automation (term %d): %s", term, outcome.message)
         await self._save_automation(term)
+
+    # --- operators' acts from every screen ------------------------------------------
+
+    async def _operator_loop(self, term: int) -> None:
+        """The leader's side of acks and silences made on any attached screen: it takes
+        the last leader's book (silences, acks), then applies each operator event in
+        order, to its engine's alert book and the audit, and publishes the book (with
+        the id of the last event applied, in the same fenced write) at once: every
+        screen reads it within its next read."""
+        applied = await self._take_book(term)
+        block_ms = max(1, int(min(OPERATOR_BLOCK_SECONDS, self.control.timeout_seconds / 2) * 1000))
+        while True:
+            try:
+                answer: list[tuple[str, list[tuple[str, dict[str, str]]]]] = (
+                    await self.redis.xread(
+                        {self.keys.operator_events: applied}, count=100, block=block_ms
+                    )  # type: ignore[assignment]
+                    or []
+                )
+                for _stream, entries in answer:
+                    for event_id, fields in entries:
+                        await self._apply_act(term, event_id, fields)
+                        applied = event_id
+                await self._publish_book(term, applied)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("operator events: %s", exc)
+                await asyncio.sleep(FIRST_RETRY_SECONDS)
+
+    async def _take_book(self, term: int) -> str:
+        """Silences and acks as the last leader's book holds them, into this engine's
+        book; the id of the last operator event already applied."""
+        while True:
+            try:
+                text = await self.redis.get(self.keys.alert_book)
+                book = parse_alert_book(None if text is None else str(text))
+                break
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("alert book unreadable, retrying: %s", exc)
+                await asyncio.sleep(FIRST_RETRY_SECONDS)
+        if book is None:
+            return "0-0"
+        alerts = self.scheduler.engine.alerts
+        for silence in book.silences:
+            alerts.restore_silence(silence)
+        firing = {a.key: a for a in alerts.alerts() if a.state is AlertState.FIRING}
+        for shown in book.alerts:
+            if shown.ack is not None and shown.key in firing:
+                # By rule instance: this engine named the episode itself.
+                alerts.restore_ack(shown.key, shown.ack)
+        log.info(
+            "term %d takes the alert book of term %d: %d silence(s), applied through %s",
+            term, book.term, len(book.silences), book.applied_through,
+        )  # fmt: skip
+        return book.applied_through
+
+    async def _apply_act(self, term: int, event_id: str, fields: Mapping[str, str]) -> None:
+        operations = Operations(self.config, self.scheduler, self._audit, self.clock)
+        try:
+            kind = fields["kind"]
+            operator = {
+                **json.loads(fields["operator"]),
+                "via": "attached",
+                "operator_event": event_id,
+            }
+            if kind == "ack":
+                outcome = await operations.ack_alert(fields["alert_id"], operator, fields["note"])
+                if outcome.exit_code != 0 and fields.get("key"):
+                    # Acked on the last leader's episode id: the same rule instance here.
+                    outcome = await operations.ack_alert(fields["key"], operator, fields["note"])
+            elif kind == "silence":
+                outcome = await operations.silence(
+                    json.loads(fields["matchers"]), float(fields["duration_seconds"]),
+                    fields["comment"], operator,
+                )  # fmt: skip
+            elif kind == "expire_silence":
+                outcome = await operations.expire_silence(fields["silence_id"], operator)
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("operator event %s ignored (unreadable): %s", event_id, exc)
+            return
+        log.info("operator event %s (%s by %s): %s", event_id, kind,
+                 operator.get("operator"), outcome.message)  # fmt: skip
+        entry = {
+            **{k: str(v) for k, v in operator.items()},
+            "event": kind, "term": str(term), "outcome": outcome.message,
+        }  # fmt: skip
+        done = await self.redis.eval(
+            _FENCED_XADD, 2, self.keys.audit, self.keys.token, term, AUDIT_KEPT,
+            *[item for pair in entry.items() for item in pair],
+        )  # fmt: skip
+        if not done:
+            log.error(
+                "FENCED: audit of operator event %s refused (term %d is over)", event_id, term
+            )
+            self._fenced.set()
+
+    async def _publish_book(self, term: int, applied: str) -> None:
+        alerts = self.scheduler.engine.alerts
+        text = alert_book_text(alerts.alerts(), alerts.silences(), applied, term)
+        if text == self._book_published:
+            return
+        done = await self.redis.eval(
+            _FENCED_SET, 2, self.keys.alert_book, self.keys.token, term,
+            stamped(text, self.clock.utcnow()),
+        )  # fmt: skip
+        if not done:
+            log.error("FENCED: alert book of term %d refused: another agent leads", term)
+            self._fenced.set()
+            return
+        self._book_published = text
 
     async def _restore_automation(self) -> None:
         """A new leader takes the automation's state from the control plane: fired

@@ -9,6 +9,7 @@ never see collectors; actions go through plan -> dialog -> execute -> verify.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -62,6 +63,7 @@ from noc.model import (
     FaultInjector,
     Interface,
     Severity,
+    Silence,
     Topology,
     mask_secrets,
 )
@@ -123,6 +125,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What an attached screen may do: acts on the alert book, applied by the leader.
+ATTACHED_ACTS = frozenset({"ack", "silence"})
 # An attached screen reads the shared state this often (at most; twice per report
 # interval when that is shorter): a verdict an agent published is painted this soon.
 SHARED_READ_SECONDS = 0.5
@@ -270,7 +274,10 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
-        self.auto = AutoFailover(config, self.clock, paths.automation, read_only=read_only)
+        # Attached, automation is the leading agent's (noc.agent), never a screen's.
+        self.auto = AutoFailover(
+            config, self.clock, paths.automation, read_only=read_only or shared is not None
+        )
         # Every operator act runs through here; this app only asks and shows.
         self.operations = Operations(
             config, self.scheduler, self.audit, self.clock,
@@ -369,7 +376,7 @@ class NocApp(App[None]):
             self.run_worker(self._follow_control_plane(), group="control", exit_on_error=False)
         elif self.start_polling:
             self.scheduler.start()
-        if not self.read_only:
+        if not self.read_only and self.shared is None:
             self.run_worker(self.find_interrupted(), group="recovery", exit_on_error=False)
 
     async def on_unmount(self) -> None:
@@ -697,7 +704,7 @@ class NocApp(App[None]):
             keys=self._key_names(),
             story=story,
             history=history,
-            silences=self.scheduler.engine.alerts.silences,
+            silences=self._silences,
             operable=not self.read_only,
         )
 
@@ -780,6 +787,10 @@ class NocApp(App[None]):
         whether the palette offers it (palette commands run without check_action)."""
         if spec.who is Who.OPERATOR:
             if self.read_only:
+                return False
+            if self.shared is not None and spec.id not in ATTACHED_ACTS:
+                # Attached: acks and silences go to the leader through the control plane;
+                # traffic moves from `noc --standalone` or the CLI (see the README).
                 return False
             if self.operator_actions_running() and not spec.while_busy:
                 return False
@@ -1079,6 +1090,10 @@ class NocApp(App[None]):
         )
         if note is None:
             return
+        if self.shared is not None:
+            await self._submit("ack", operator, f"Ack of {alert.summary}",
+                               alert_id=alert.id, key=alert.key, note=note)  # fmt: skip
+            return
         outcome = await self.operations.ack_alert(alert.id, operator, note)
         if outcome.exit_code != EXIT_DONE:
             self.notify(outcome.message, timeout=4)
@@ -1101,6 +1116,13 @@ class NocApp(App[None]):
         request = await self.push_screen(dialog, wait_for_dismiss=True)
         if request is None:
             return
+        if self.shared is not None:
+            await self._submit(
+                "silence", operator_identity(), "Silence",
+                matchers=json.dumps(dict(request.matchers)),
+                duration_seconds=str(request.duration_seconds), comment=request.comment,
+            )  # fmt: skip
+            return
         outcome = await self.operations.silence(
             request.matchers, request.duration_seconds, request.comment, operator_identity()
         )
@@ -1111,10 +1133,34 @@ class NocApp(App[None]):
         self.run_worker(self.expire_silence(silence_id), group=OPERATOR_GROUP)
 
     async def expire_silence(self, silence_id: str) -> None:
+        if self.shared is not None:
+            await self._submit(
+                "expire_silence", operator_identity(), "Expiry of the silence",
+                silence_id=silence_id,
+            )  # fmt: skip
+            return
         outcome = await self.operations.expire_silence(silence_id, operator_identity())
         if outcome.exit_code == EXIT_DONE:
             self.notify(outcome.message, markup=False)
             self.refresh_snapshot()
+
+    async def _submit(
+        self, kind: str, operator: Mapping[str, str], what: str, **fields: str
+    ) -> None:
+        """Attached: the act goes to the leading agent, which applies it to the one
+        alert book and audit; every screen shows it once the leader has."""
+        from redis.exceptions import RedisError
+
+        assert self.shared is not None
+        try:
+            await self.shared.submit(kind, operator, **fields)
+        except (RedisError, OSError) as exc:
+            self.notify(f"{what} NOT sent: control plane unreachable ({exc})",
+                        severity="error", timeout=8, markup=False)  # fmt: skip
+            return
+        leader = self.snapshot().leader
+        by = f"leader {leader.vantage}" if leader else "the next leader (none leads now)"
+        self.notify(f"{what} sent to {by}", timeout=4, markup=False)
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_sync_now(self) -> None:
@@ -1323,12 +1369,18 @@ class NocApp(App[None]):
         silence = ACTIONS_BY_ID["silence"]
         if self._offered(silence, screen):
             # One command per silence in force: under the rules of silencing itself.
-            for each in self.scheduler.engine.alerts.silences():
+            for each in self._silences():
                 yield SystemCommand(
                     f"Expire silence {each.describe()}",
                     f"by {each.author}: {each.comment}",
                     partial(self.start_expire_silence, each.id),
                 )
+
+    def _silences(self) -> tuple[Silence, ...]:
+        """In force: the leader's (attached) or this process's own."""
+        if self.shared is not None:
+            return self.shared.silences
+        return self.scheduler.engine.alerts.silences()
 
     def _offered(self, spec: ActionSpec, screen: Screen[object]) -> bool:
         if self._leaving:
