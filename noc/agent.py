@@ -78,6 +78,8 @@ FINAL_FLUSH_SECONDS = 2.0
 # channel's own timeout bounds it too), so the send's record is not lost unseen.
 IN_FLIGHT_GRACE_SECONDS = 10.0
 IN_FLIGHT_LOOK_SECONDS = 0.05
+# After a failed lease call, the next waits at least this share of the lease.
+LEASE_RETRY_FRACTION = 0.05
 # The leader looks at the shared verdict for automation this often.
 AUTO_TICK_SECONDS = 1.0
 # The leader waits for operator events this long per read (then publishes its book if
@@ -257,17 +259,26 @@ class Agent:
         moment the term cannot be confirmed in time or the control plane refused a
         write of it."""
         lease = self.control.lease_seconds
+        said = ""
         while True:
+            failed = False
             try:
                 await self._lead_step(lease)
+                said = ""
             except (RedisError, OSError, TimeoutError, ValueError) as exc:
-                log.warning("control plane: lease of %s: %s", self.keys.leader, exc)
+                failed = True
+                if str(exc) != said:  # once per kind of failure, not at every retry
+                    said = str(exc)
+                    log.warning("control plane: lease of %s: %s", self.keys.leader, exc)
             if self.belief is not None and not self.belief.valid(self.clock.monotonic()):
                 await self._step_down("its lease could not be renewed in time")
             now = self.clock.monotonic()
             wait = self._standby_wait
             if self.belief is not None:
                 wait = max(0.0, self.belief.renew_at - now)
+            if failed:
+                # An overdue renewal is retried at once, but not in a tight circle.
+                wait = max(wait, lease * LEASE_RETRY_FRACTION)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._fenced.wait()

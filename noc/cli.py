@@ -492,7 +492,7 @@ def _agent(args: argparse.Namespace) -> int:
     control = loaded.config.control
     problems = []
     if control is None:
-        problems.append(f"{loaded.path}: noc agent needs [control] with redis_url")
+        problems.append(f"{loaded.path}: noc agent needs [control] with redis_url or sentinels")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.vantage):
         problems.append(f"--vantage {args.vantage!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
     if problems:

@@ -88,12 +88,33 @@ class ControlKeys:
 
 
 def connect(control: ControlConfig) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        control.redis_url,
-        socket_timeout=control.timeout_seconds,
-        socket_connect_timeout=control.timeout_seconds,
-        decode_responses=True,
+    """The control plane's client. With Sentinel, the primary is asked of the Sentinels
+    at each (re)connection: after a promotion the next command reaches the new
+    primary, and the commands between the loss and the promotion fail (the agents
+    buffer or retry, the screens say the control plane is unreachable: a gap, shown as
+    one, never filled in)."""
+    if control.redis_url is not None:
+        return aioredis.Redis.from_url(
+            control.redis_url,
+            socket_timeout=control.timeout_seconds,
+            socket_connect_timeout=control.timeout_seconds,
+            decode_responses=True,
+        )
+    from redis.asyncio.sentinel import Sentinel
+
+    assert control.service_name is not None  # ControlConfig's validator
+    timeouts = {
+        "socket_timeout": control.timeout_seconds,
+        "socket_connect_timeout": control.timeout_seconds,
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        control.sentinel_addresses(), sentinel_kwargs=timeouts, **timeouts
     )
+    password = control.password.get_secret_value() if control.password else None
+    primary: aioredis.Redis = sentinel.master_for(
+        control.service_name, db=control.db, password=password, decode_responses=True
+    )
+    return primary
 
 
 def _plain(value: Any) -> Any:
