@@ -11,6 +11,13 @@ several estates):
   and the quorum merge (noc.quorum, pure) turns it into one verdict per region the
   same way on every reader. Writers never race: each agent writes only its field.
 
+- `<prefix>:<estate>:leader` and `:leader-token`: the leader's lease and the fencing
+  token counter (noc.lease); `:outbox`: the leader's notification outbox
+  (noc.shared_outbox); `:automation`: the leader's automated failover state;
+  `:alerts`: the leader's alert book, as every screen shows it; `:operator-events`:
+  acks and silences from attached screens, for the leader to apply; `:audit`: what the
+  leaders applied, in order. Every write of a leader is fenced by its token.
+
 A report is JSON with a version number; a report this noc cannot read is skipped
 (and logged), never fatal: an agent of another version must not blind the screens.
 """
