@@ -135,6 +135,26 @@ def _alert(raw: dict[str, Any]) -> Alert:
     )
 
 
+def shown_alert_record(alert: Alert) -> dict[str, Any]:
+    """An alert as a screen shows it: its record, with what mutes it (the control
+    plane's alert book, noc.control)."""
+    return {**alert_record(alert), "muted_by": [alert.silenced_by, alert.inhibited_by]}
+
+
+def shown_alert(raw: dict[str, Any]) -> Alert:
+    silenced_by, inhibited_by = raw.get("muted_by") or (None, None)
+    return replace(
+        _alert(raw),
+        silenced_by=silenced_by,
+        inhibited_by=inhibited_by,
+        flapping=bool(raw.get("flapping")),
+    )
+
+
+def silence_of(raw: dict[str, Any]) -> Silence:
+    return _silence(raw)
+
+
 def _silence(raw: dict[str, Any]) -> Silence:
     return Silence(
         id=raw["id"],

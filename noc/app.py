@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import re
@@ -52,7 +53,6 @@ from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.codes import EXIT_DONE, Choice
 from noc.config import ConfigError, NocConfig
-from noc.failover import plan_record
 from noc.maintenance import MaintenanceError, new_window, parse_duration, parse_start
 from noc.maintenance import describe as maintenance_words
 from noc.model import (
@@ -66,6 +66,7 @@ from noc.model import (
     FaultInjector,
     Interface,
     Severity,
+    Silence,
     Topology,
     mask_secrets,
 )
@@ -130,6 +131,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What an attached screen may do: acts on the alert book, applied by the leader.
+ATTACHED_ACTS = frozenset({"ack", "silence"})
 # An attached screen reads the shared state this often (at most; twice per report
 # interval when that is shorter): a verdict an agent published is painted this soon.
 SHARED_READ_SECONDS = 0.5
@@ -291,7 +294,10 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
-        self.auto = AutoFailover(config, self.clock, paths.automation, read_only=read_only)
+        # Attached, automation is the leading agent's (noc.agent), never a screen's.
+        self.auto = AutoFailover(
+            config, self.clock, paths.automation, read_only=read_only or shared is not None
+        )
         self._operations: Operations | None = None
         self.interrupted_actions: list[Interrupted] = []
         self._verifying: Worker[None] | None = None
@@ -388,7 +394,7 @@ class NocApp(App[None]):
             self.run_worker(self._follow_control_plane(), group="control", exit_on_error=False)
         elif self.start_polling:
             self.scheduler.start()
-        if not self.read_only:
+        if not self.read_only and self.shared is None:
             # After the first frame: reading the record needs the operations layer,
             # which the first frame need not wait for.
             self.call_after_refresh(
@@ -731,7 +737,7 @@ class NocApp(App[None]):
             keys=self._key_names(),
             story=story,
             history=history,
-            silences=self.scheduler.engine.alerts.silences,
+            silences=self._silences,
             operable=not self.read_only,
         )
 
@@ -862,6 +868,10 @@ class NocApp(App[None]):
         whether the palette offers it (palette commands run without check_action)."""
         if spec.who is Who.OPERATOR:
             if self.read_only:
+                return False
+            if self.shared is not None and spec.id not in ATTACHED_ACTS:
+                # Attached: acks and silences go to the leader through the control plane;
+                # traffic moves from `noc --standalone` or the CLI (see the README).
                 return False
             if self.operator_actions_running() and not spec.while_busy:
                 return False
@@ -1228,55 +1238,33 @@ class NocApp(App[None]):
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def automated_failover(self, target: str) -> None:
-        from noc.operations import ActionRequest, Confirmation
+        from noc.auto_run import run_automated_failover
 
-        auto = self.auto
+        fired_at: list[str] = []
+
+        def announce(source: str, target: str, _reason: str) -> None:
+            self.bell()
+            fired_at.append(f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC")
+
+        async def fired() -> None:
+            # The banner says so at once; a toast would cover the dashboard it changes.
+            self.refresh_snapshot()
+
+        async def show(outcome: Outcome) -> None:
+            await self._show_outcome(outcome, automated=fired_at[-1] if fired_at else None)
+
         try:
-            operator = auto_operator()
-            plan = await self.operations.plan(ActionKind.FAILOVER, target, operator)
-            source = plan.source or "?"
-            down = auto.down_seconds() or 0
-            reason = (
-                f"automated: {source} down for {down:.0f} s (auto_after_seconds {auto.after:g})"
-            )
-            if not plan.allowed:
-                # Audited when the rules holding it change, not each time a figure moves.
-                if auto.hold(plan.refusal or "", tuple(c.name for c in plan.failed)):
-                    await self.audit.aappend("auto_held", **plan_record(plan, refusal=plan.refusal))
-                return
-            if auto.paused:  # paused from the palette while the plan was being made
-                return
-            when = f"{source} → {target} at {self.clock.utcnow():%H:%M:%S} UTC"
-
-            async def fire(plan: ActionPlan) -> Confirmation | None:
-                if auto.paused:
-                    return None
-                self.bell()
-                # Journalled first: if noc stops midway, it has still fired (once). The
-                # banner says so at once; a toast would cover the dashboard it changes.
-                await auto.record_fired(when, operator)
-                self.refresh_snapshot()
-                return Confirmation(reason, False, "automatic")
-
-            io = replace(self._operator_io(), confirm=fire, refused=None)
-            request = ActionRequest(ActionKind.FAILOVER, target, operator, via="auto",
-                                    reason=reason, watch=False)  # fmt: skip
-            outcome = await self.operations.run_action(request, io)
-            await self._show_outcome(outcome, automated=when)
-            result = outcome.result
-            if result is None or (result.aborted is not None and not result.changed_anything):
-                if auto.fired is not None:
-                    # Nothing was written (refused afresh, the lock held, a hook...): held.
-                    await auto.retract_fired(f"tried and aborted: {outcome.message}", operator)
-                    self._show_last_result_cleared()
-                return
-            if result.aborted is not None:
-                outcome_text = " (rolled back: see the result)"
-            else:
-                outcome_text = "" if result.success else " (FAILED OR PARTIAL: see the result)"
-            await auto.record_fired(when + outcome_text, operator)
+            outcome = await run_automated_failover(
+                self.auto, self.operations, target, self.audit, self.clock, auto_operator(),
+                self._operator_io(), announce=announce, show_outcome=show, fired=fired,
+            )  # fmt: skip
+            result = None if outcome is None else outcome.result
+            if outcome is not None and (
+                result is None or (result.aborted is not None and not result.changed_anything)
+            ):
+                # Nothing was written: the automation holds, and the banner says nothing.
+                self._show_last_result_cleared()
         finally:
-            auto.acting = False
             self.refresh_snapshot()
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
@@ -1305,6 +1293,10 @@ class NocApp(App[None]):
         )
         if note is None:
             return
+        if self.shared is not None:
+            await self._submit("ack", operator, f"Ack of {alert.summary}",
+                               alert_id=alert.id, key=alert.key, note=note)  # fmt: skip
+            return
         outcome = await self.operations.ack_alert(alert.id, operator, note)
         if outcome.exit_code != EXIT_DONE:
             self.notify(outcome.message, timeout=4)
@@ -1326,6 +1318,13 @@ class NocApp(App[None]):
         dialog = SilenceDialog(alert.rule if alert else "", alert.region if alert else None)
         request = await self.push_screen(dialog, wait_for_dismiss=True)
         if request is None:
+            return
+        if self.shared is not None:
+            await self._submit(
+                "silence", operator_identity(), "Silence",
+                matchers=json.dumps(dict(request.matchers)),
+                duration_seconds=str(request.duration_seconds), comment=request.comment,
+            )  # fmt: skip
             return
         outcome = await self.operations.silence(
             request.matchers, request.duration_seconds, request.comment, operator_identity()
@@ -1393,10 +1392,34 @@ class NocApp(App[None]):
         self.run_worker(self.expire_silence(silence_id), group=OPERATOR_GROUP)
 
     async def expire_silence(self, silence_id: str) -> None:
+        if self.shared is not None:
+            await self._submit(
+                "expire_silence", operator_identity(), "Expiry of the silence",
+                silence_id=silence_id,
+            )  # fmt: skip
+            return
         outcome = await self.operations.expire_silence(silence_id, operator_identity())
         if outcome.exit_code == EXIT_DONE:
             self.notify(outcome.message, markup=False)
             self.refresh_snapshot()
+
+    async def _submit(
+        self, kind: str, operator: Mapping[str, str], what: str, **fields: str
+    ) -> None:
+        """Attached: the act goes to the leading agent, which applies it to the one
+        alert book and audit; every screen shows it once the leader has."""
+        from redis.exceptions import RedisError
+
+        assert self.shared is not None
+        try:
+            await self.shared.submit(kind, operator, **fields)
+        except (RedisError, OSError) as exc:
+            self.notify(f"{what} NOT sent: control plane unreachable ({exc})",
+                        severity="error", timeout=8, markup=False)  # fmt: skip
+            return
+        leader = self.snapshot().leader
+        by = f"leader {leader.vantage}" if leader else "the next leader (none leads now)"
+        self.notify(f"{what} sent to {by}", timeout=4, markup=False)
 
     @work(group=OPERATOR_GROUP, exit_on_error=False)
     async def action_sync_now(self) -> None:
@@ -1613,7 +1636,7 @@ class NocApp(App[None]):
         silence = ACTIONS_BY_ID["silence"]
         if self._offered(silence, screen):
             # One command per silence in force: under the rules of silencing itself.
-            for each in self.scheduler.engine.alerts.silences():
+            for each in self._silences():
                 yield SystemCommand(
                     f"Expire silence {each.describe()}",
                     f"by {each.author}: {each.comment}",
@@ -1629,6 +1652,12 @@ class NocApp(App[None]):
                         maintenance_words(window, now),
                         partial(self.start_end_maintenance, window.id),
                     )
+
+    def _silences(self) -> tuple[Silence, ...]:
+        """In force: the leader's (attached) or this process's own."""
+        if self.shared is not None:
+            return self.shared.silences
+        return self.scheduler.engine.alerts.silences()
 
     def _offered(self, spec: ActionSpec, screen: Screen[object]) -> bool:
         if self._leaving:

@@ -421,10 +421,10 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     if config.control is not None and not args.standalone:
         from noc.control import SharedReader
 
-        # Attached: the agents' shared verdicts, no probes of its own, and no actions
-        # (they act through this process's own view; `noc --standalone` has one).
+        # Attached: the agents' shared verdicts, no probes of its own; acks and
+        # silences go to the leading agent, and traffic moves only from a process with
+        # a view of its own (`noc --standalone`, the CLI): see NocApp.may_run.
         shared = SharedReader(config, config.control, SystemClock())
-        read_only = True
     app = NocApp(
         config,
         read_only=read_only,
@@ -546,7 +546,7 @@ def _agent(args: argparse.Namespace) -> int:
     control = loaded.config.control
     problems = []
     if control is None:
-        problems.append(f"{loaded.path}: noc agent needs [control] with redis_url")
+        problems.append(f"{loaded.path}: noc agent needs [control] with redis_url or sentinels")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.vantage):
         problems.append(f"--vantage {args.vantage!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
     if problems:

@@ -785,10 +785,16 @@ class ServeConfig(_Strict):
 
 class ControlConfig(_Strict):
     """The control plane: agents (`noc agent`) publish into this Redis, screens and
-    `noc check` read from it instead of polling. Redis Sentinel (`sentinels` and
-    `service_name`) is not supported yet: a plain primary's URL only."""
+    `noc check` read from it instead of polling: a primary's `redis_url`, or
+    `sentinels` (host:port of Redis Sentinels) with the `service_name` they watch, so
+    that a primary lost with its region is replaced by the replica Sentinel promotes."""
 
-    redis_url: str
+    redis_url: str | None = None
+    sentinels: tuple[str, ...] = ()
+    service_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # With Sentinel: the database, and the password of the primary (not the Sentinels').
+    db: int = Field(default=0, ge=0, le=15)
+    password: SecretStr | None = None
     # Every key noc writes starts with this (one Redis may serve several estates).
     key_prefix: str = Field(default="noc", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # The observation stream is trimmed to about this many entries (XADD MAXLEN ~).
@@ -805,8 +811,36 @@ class ControlConfig(_Strict):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis(cls, value: str) -> str:
-        return _check_redis_url(value)
+    def _redis(cls, value: str | None) -> str | None:
+        return None if value is None else _check_redis_url(value)
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{address!r}: a Sentinel is host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        if (self.redis_url is None) == (not self.sentinels):
+            raise ValueError("give either redis_url or sentinels (with service_name)")
+        if self.sentinels and not self.service_name:
+            raise ValueError("sentinels need service_name: the primary they watch")
+        return self
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [
+            (a.rpartition(":")[0].strip("[]"), int(a.rpartition(":")[2])) for a in self.sentinels
+        ]
+
+    def describe(self) -> str:
+        """Where the control plane is, secrets masked, for messages."""
+        if self.redis_url is not None:
+            return mask_url(self.redis_url)
+        return f"Sentinel service {self.service_name} via {', '.join(self.sentinels)}"
 
 
 class NocConfig(BaseSettings):
@@ -1456,7 +1490,11 @@ low_bandwidth = false                # no animation, 1 repaint a second, no seco
 # Agents and the control plane: `noc agent --vantage NAME` polls and publishes here;
 # `noc check` then reads the shared verdicts (`--standalone` polls by itself again).
 # [control]
-# redis_url = "redis://noc-control.example.com:6379/0"   # Sentinel: not supported yet
+# redis_url = "redis://noc-control.example.com:6379/0"
+# or, with Redis Sentinel (the primary is the one they say; a lost one is replaced):
+# sentinels = ["sentinel-ro.example.com:26379", "sentinel-bg.example.com:26379"]
+# service_name = "noc-control"
+# lease_seconds = 15                 # the leader's lease: a standby takes over within it
 # key_prefix = "noc"
 # stream_max_entries = 100000        # observation stream, trimmed (XADD MAXLEN ~)
 # report_interval_seconds = 5        # a vantage silent for two of these is stale

@@ -11,6 +11,13 @@ several estates):
   and the quorum merge (noc.quorum, pure) turns it into one verdict per region the
   same way on every reader. Writers never race: each agent writes only its field.
 
+- `<prefix>:<estate>:leader` and `:leader-token`: the leader's lease and the fencing
+  token counter (noc.lease); `:outbox`: the leader's notification outbox
+  (noc.shared_outbox); `:automation`: the leader's automated failover state;
+  `:alerts`: the leader's alert book, as every screen shows it; `:operator-events`:
+  acks and silences from attached screens, for the leader to apply; `:audit`: what the
+  leaders applied, in order. Every write of a leader is fenced by its token.
+
 A report is JSON with a version number; a report this noc cannot read is skipped
 (and logged), never fatal: an agent of another version must not blind the screens.
 """
@@ -20,17 +27,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from noc.alert_journal import shown_alert, shown_alert_record, silence_of, silence_record
 from noc.clock import Clock, iso_utc
 from noc.config import ControlConfig, NocConfig
 from noc.lease import Holder
 from noc.model import (
+    Alert,
     Authority,
     CheckSample,
     CheckStatus,
@@ -40,6 +49,7 @@ from noc.model import (
     LeaderStatus,
     ProbeError,
     RegionStatus,
+    Silence,
     StoreStatus,
 )
 from noc.quorum import QuorumView, VantageReport, merge
@@ -47,6 +57,9 @@ from noc.quorum import QuorumView, VantageReport, merge
 log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
+# Operator events kept in the stream (XADD MAXLEN ~): acts are rare; the leader keeps
+# its place by id, so only a leader away for this many acts would miss some.
+OPERATOR_EVENTS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,12 @@ class ControlKeys:
     leader: str = ""
     token: str = ""
     outbox: str = ""
+    automation: str = ""  # the leader's automated failover: fired, paused
+    # The leader's alert book as screens show it (alerts, silences, the last operator
+    # event applied); the operator events screens send the leader; the shared audit.
+    alert_book: str = ""
+    operator_events: str = ""
+    audit: str = ""
 
     @classmethod
     def of(cls, config: NocConfig, control: ControlConfig) -> ControlKeys:
@@ -68,16 +87,41 @@ class ControlKeys:
             leader=f"{base}:leader",
             token=f"{base}:leader-token",
             outbox=f"{base}:outbox",
+            automation=f"{base}:automation",
+            alert_book=f"{base}:alerts",
+            operator_events=f"{base}:operator-events",
+            audit=f"{base}:audit",
         )
 
 
 def connect(control: ControlConfig) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        control.redis_url,
-        socket_timeout=control.timeout_seconds,
-        socket_connect_timeout=control.timeout_seconds,
-        decode_responses=True,
+    """The control plane's client. With Sentinel, the primary is asked of the Sentinels
+    at each (re)connection: after a promotion the next command reaches the new
+    primary, and the commands between the loss and the promotion fail (the agents
+    buffer or retry, the screens say the control plane is unreachable: a gap, shown as
+    one, never filled in)."""
+    if control.redis_url is not None:
+        return aioredis.Redis.from_url(
+            control.redis_url,
+            socket_timeout=control.timeout_seconds,
+            socket_connect_timeout=control.timeout_seconds,
+            decode_responses=True,
+        )
+    from redis.asyncio.sentinel import Sentinel
+
+    assert control.service_name is not None  # ControlConfig's validator
+    timeouts = {
+        "socket_timeout": control.timeout_seconds,
+        "socket_connect_timeout": control.timeout_seconds,
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        control.sentinel_addresses(), sentinel_kwargs=timeouts, **timeouts
     )
+    password = control.password.get_secret_value() if control.password else None
+    primary: aioredis.Redis = sentinel.master_for(
+        control.service_name, db=control.db, password=password, decode_responses=True
+    )
+    return primary
 
 
 def _plain(value: Any) -> Any:
@@ -198,11 +242,74 @@ async def read_shared(
     client: aioredis.Redis, keys: ControlKeys
 ) -> tuple[list[SharedReport], LeaderStatus | None]:
     """Every vantage's latest report and who leads: one round trip."""
+    reports, leader, _ = await read_shared_all(client, keys)
+    return reports, leader
+
+
+async def read_shared_all(
+    client: aioredis.Redis, keys: ControlKeys
+) -> tuple[list[SharedReport], LeaderStatus | None, AlertBookView | None]:
+    """Every vantage's latest report, who leads and the leader's alert book: one round
+    trip."""
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.vantages)
     pipe.get(keys.leader)
-    raw, lease = await pipe.execute()
-    return _parsed_reports(raw), leader_status(lease)
+    pipe.get(keys.alert_book)
+    raw, lease, book = await pipe.execute()
+    return _parsed_reports(raw), leader_status(lease), parse_alert_book(book)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBookView:
+    """The leader's alert book as published: what every screen shows as the alerts,
+    and through which operator event (a stream id) the leader has applied acts."""
+
+    alerts: tuple[Alert, ...]
+    silences: tuple[Silence, ...]
+    applied_through: str
+    term: int
+    at: datetime | None
+
+
+def alert_book_text(
+    alerts: Sequence[Alert], silences: Sequence[Silence], applied_through: str, term: int
+) -> str:
+    """The book without its time: the leader compares it with the last one it
+    published and writes only a change (then with the time: see `stamped`)."""
+    return json.dumps(
+        {
+            "version": REPORT_VERSION,
+            "term": term,
+            "applied_through": applied_through,
+            "alerts": [shown_alert_record(a) for a in alerts],
+            "silences": [silence_record(s) for s in silences],
+        }
+    )
+
+
+def stamped(book_text: str, now: datetime) -> str:
+    body = json.loads(book_text)
+    body["at"] = now.astimezone(UTC).isoformat()
+    return json.dumps(body)
+
+
+def parse_alert_book(text: str | None) -> AlertBookView | None:
+    if not text:
+        return None
+    try:
+        body = json.loads(text)
+        if body.get("version") != REPORT_VERSION:
+            raise ValueError(f"version {body.get('version')!r}")
+        return AlertBookView(
+            alerts=tuple(shown_alert(raw) for raw in body["alerts"]),
+            silences=tuple(silence_of(raw) for raw in body["silences"]),
+            applied_through=str(body.get("applied_through") or "0-0"),
+            term=int(body.get("term") or 0),
+            at=datetime.fromisoformat(body["at"]) if body.get("at") else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("control plane: the alert book is unreadable: %s", exc)
+        return None
 
 
 def leader_status(text: str | None) -> LeaderStatus | None:
@@ -332,6 +439,27 @@ def shared_snapshot(
     )
 
 
+def quorum_overlay(own: EstateSnapshot, shared: EstateSnapshot | None) -> EstateSnapshot:
+    """An agent's own snapshot with each region's health, and noc's cut-off state, as
+    the vantages decided together: what the leader's alert rules judge, so that one
+    vantage's broken path is a split (a warning), not a page."""
+    if shared is None:
+        # The control plane was never read: this vantage's own view, as a standalone
+        # noc would judge (the leader reads it before it judges: see noc.agent).
+        return own
+    merged = {r.id: r for r in shared.regions}
+    return replace(
+        own,
+        regions=tuple(
+            replace(r, health=merged[r.id].health, votes=merged[r.id].votes)
+            if r.id in merged
+            else r
+            for r in own.regions
+        ),
+        cut_off=shared.cut_off,
+    )
+
+
 class SharedReader:
     """A screen's (or `noc check`'s) view of the control plane: every vantage's latest
     report, read in one round trip and merged by quorum."""
@@ -342,12 +470,33 @@ class SharedReader:
         self.clock = clock
         self.keys = ControlKeys.of(config, control)
         self._client = connect(control)
+        # The silences in force, as the leader's book last said (the palette's
+        # "Expire silence" list on an attached screen).
+        self.silences: tuple[Silence, ...] = ()
 
     async def read(self) -> EstateSnapshot | None:
         """The shared snapshot; None when no vantage has reported yet. Raises RedisError
         (or OSError) when the control plane cannot be read."""
-        reports, leader = await read_shared(self._client, self.keys)
-        return shared_snapshot(self.config, reports, self.clock, leader) if reports else None
+        reports, leader, book = await read_shared_all(self._client, self.keys)
+        self.silences = book.silences if book is not None else ()
+        if not reports:
+            return None
+        snapshot = shared_snapshot(self.config, reports, self.clock, leader)
+        # The alerts are the leader's (judged on the vantages' verdict, acked and
+        # silenced from any screen); none while no agent has led yet.
+        return replace(snapshot, alerts=book.alerts) if book is not None else snapshot
+
+    async def submit(self, kind: str, operator: Mapping[str, str], **fields: str) -> str:
+        """An operator's act (ack, silence, expire_silence) for the leader to apply:
+        appended to the operator events; its stream id."""
+        entry = {"kind": kind, "operator": json.dumps(dict(operator)), **fields}
+        event_id = await self._client.xadd(
+            self.keys.operator_events,
+            entry,  # type: ignore[arg-type]
+            maxlen=OPERATOR_EVENTS_KEPT,
+            approximate=True,
+        )
+        return str(event_id)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -23,6 +23,7 @@ instead, the dark run was noc's own and its failures are dropped.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
@@ -280,6 +281,9 @@ class Engine:
         self._canary: dict[tuple[str, str], CanarySample] = {}
         # Told by whoever runs the automation (the app), so that its alerts page too.
         self.automation: AutoStatus | None = None
+        # The leading agent judges alerts on the vantages' verdict, not on its own view
+        # alone (noc.quorum): it sets this to put the shared verdict over its snapshot.
+        self.verdict_overlay: Callable[[EstateSnapshot], EstateSnapshot] | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
         self._all_values = {
             v.lower().rstrip(".") for vs in self._region_values.values() for v in vs
@@ -308,6 +312,8 @@ class Engine:
         if self._windows_full():
             self.alerts.release_restored()
         snapshot = self.snapshot()
+        if self.verdict_overlay is not None:
+            snapshot = self.verdict_overlay(snapshot)
         conditions = [
             *estate_conditions(snapshot),
             *mail_conditions(snapshot, self.config),

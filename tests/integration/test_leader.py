@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,14 @@ async def apis() -> AsyncIterator[FakeApis]:
         await server.stop()
 
 
-def _config(path: Path, urls: dict[str, str], control_url: str, store_url: str) -> Path:
+def _config(
+    path: Path, urls: dict[str, str], control_url: str, store_url: str, *, quorum: int = 1
+) -> Path:
     regions = (("ro", "primary"), ("bg", "secondary"))
     lines = [
         '[estate]\nname = "mail-test"\ntopology = "active-passive"\n',
         "[health]\ninterval_seconds = 0.3\nfailure_threshold = 2\ntimeout_seconds = 1\n"
-        "quorum = 1\n",
+        f"quorum = {quorum}\n",
         f'[control]\nredis_url = "{control_url}"\nreport_interval_seconds = 0.5\n'
         f"lease_seconds = {LEASE_SECONDS}\n",
         f'[[notify]]\nkind = "webhook"\nname = "hook"\nsecret_env = "{WEBHOOK_ENV}"\n'
@@ -80,11 +83,11 @@ class Agents:
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.logs: dict[str, Path] = {}
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, config: Path | None = None) -> None:
         self.logs[name] = self.tmp_path / f"{name}.log"
         with self.logs[name].open("wb") as log:
             self.processes[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "noc", "agent", "--config", str(self.config),
+                sys.executable, "-m", "noc", "agent", "--config", str(config or self.config),
                 "--vantage", name,
                 stdout=asyncio.subprocess.DEVNULL, stderr=log, env=self.env,
             )  # fmt: skip
@@ -238,6 +241,54 @@ async def test_a_deposed_leaders_delayed_write_is_refused_by_the_fence(
             # The outbox is b's: the message is delivered, by b's record.
             assert client.llen("noc:mail-test:outbox") > 0
             assert client.get("noc:mail-test:leader-token") == str(second.token)
+        finally:
+            await agents.stop_all()
+            client.close()
+
+
+@pytest.mark.slow
+async def test_the_leader_pages_on_the_vantages_verdict_not_its_own_path(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
+    apis: FakeApis,
+) -> None:
+    """Leader a's path to ro is broken; b reaches ro. With quorum 2 that is a split:
+    a leads, and pages nothing. Once b loses ro too, ro is down by quorum: one page."""
+    ro_from_a, ro_from_b = await health_endpoint("ro"), await health_endpoint("ro")
+    bg = await health_endpoint("bg")
+    await ro_from_a.set_mode(EndpointMode.UNAVAILABLE)
+    control = f"redis://127.0.0.1:{redis_server.port}/0"
+    store = f"redis://127.0.0.1:{redis_server.port}/1"
+    configs = {
+        name: _config(
+            tmp_path / f"{name}.toml", {"ro": ro.url, "bg": bg.url}, control, store, quorum=2
+        )
+        for name, ro in (("a", ro_from_a), ("b", ro_from_b))
+    }
+    agents = Agents(tmp_path, configs["a"], apis.webhook_url)
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    with leaves_no_process():
+        try:
+            await agents.start("a", configs["a"])
+            await _until("a leads", lambda: _leader(client))
+            await agents.start("b", configs["b"])
+            reports = "noc:mail-test:vantages"
+            await _until(
+                "the split: a sees ro down, b healthy",
+                lambda: (
+                    (r := client.hgetall(reports)).keys() == {"a", "b"}
+                    and json.loads(r["a"])["regions"]["ro"]["health"] == "down"
+                    and json.loads(r["b"])["regions"]["ro"]["health"] == "healthy"
+                ),
+            )
+            broken_at = datetime.now(UTC)
+            await ro_from_b.set_mode(EndpointMode.UNAVAILABLE)
+            pages = await _until("ro's page", lambda: _pages(apis, "firing"))
+            assert len(pages) == 1
+            # The episode began once both saw ro down, not while a alone did.
+            assert datetime.fromisoformat(pages[0]["alert"]["since"]) >= broken_at, pages
+            assert _leader(client) is not None and _leader(client).vantage == "a"  # type: ignore[union-attr]
         finally:
             await agents.stop_all()
             client.close()
