@@ -152,15 +152,21 @@ class Drill:
     def _observe(self, run: _Run, snapshot: EstateSnapshot) -> None:
         """Tick every step of an observed phase whose predicate holds now."""
         now = self._seconds(run)
+        # The moves of each phase not yet performed: a step after one of them in the
+        # playbook judges the state the move makes (the target healthy as the active
+        # region), so it ticks only once the move was performed; the move itself
+        # too, or a flag already on the target would tick it.
+        pending: set[str] = set()
         for record in run.steps:
             step = record.step
+            if step.action in (*_MOVES, "failback") and step.id not in run.performed:
+                pending.add(record.phase)
+                blocked = True
+            else:
+                blocked = record.phase in pending
             if record.done_at is not None or record.phase not in run.observing:
                 continue
-            if step.observe is None:
-                continue
-            # A traffic move counts only once the drill performed it: the flag was on
-            # the target long before only if something else moved it.
-            if step.action in (*_MOVES, "failback") and step.id not in run.performed:
+            if step.observe is None or blocked:
                 continue
             if judge(snapshot, step.observe, run.ctx):
                 record.done_at, record.how = now, "observed"
@@ -239,7 +245,10 @@ class Drill:
         deadline = self.clock.monotonic() + self.config.drills.detect_timeout_seconds
         while True:
             snapshot = self.scheduler.snapshot()
-            known = all(r.health is not Health.UNKNOWN for r in snapshot.regions)
+            known = all(r.health is not Health.UNKNOWN for r in snapshot.regions) and all(
+                link.last is not None and link.last.lag_seconds is not None
+                for link in snapshot.replication
+            )
             if known or self.clock.monotonic() >= deadline:
                 return snapshot
             await asyncio.sleep(self._poll)
@@ -310,6 +319,9 @@ class Drill:
             return
         await self._record(run, "drill_detected", seconds=detected)
         self.io.say(f"detected after {detected:.1f} s")
+        if not request.yes:
+            # Declaring is the operator's act: the drill measures how long it takes.
+            await self.io.ask(f"{mode.title} in {region} detected: press Enter to declare ")
         declare = self._seconds(run)
         await self._record(run, "drill_declared", seconds=declare)
         for record in run.steps:
