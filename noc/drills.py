@@ -31,7 +31,7 @@ from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock, iso_utc
 from noc.config import NocConfig
 from noc.failover import secret_variables
-from noc.model import ActionKind, ActionPlan, EstateSnapshot
+from noc.model import ActionKind, ActionPlan, DrillDue, EstateSnapshot
 from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO, Outcome
 from noc.playbook import Context, Mode, Playbook, Step, judge, matching_modes, unmet
 from noc.scheduler import Scheduler
@@ -594,18 +594,6 @@ def drill_history(state_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-@dataclass(frozen=True)
-class DrillDue:
-    mode: str
-    due: date
-    overdue: bool
-    last: str | None  # the last drill's start (UTC), if any
-
-    def text(self) -> str:
-        verdict = "OVERDUE since" if self.overdue else "due"
-        return f"drill {verdict} {self.due.isoformat()}: {self.mode}"
-
-
 def next_drill(
     playbook: Playbook,
     history: Sequence[Mapping[str, Any]],
@@ -633,3 +621,22 @@ def next_drill(
     else:
         due = today
     return DrillDue(mode, due, today > due, last)
+
+
+def drill_schedule(
+    config: NocConfig, playbook: Playbook, state_dir: Path, today: date
+) -> DrillDue | None:
+    """The estate's next drill, or None while noc cannot know when it is due: no
+    onboarding date configured and no drill run yet."""
+    drills = config.drills
+    history = drill_history(state_dir)
+    if drills.onboarded is None and not history:
+        return None
+    return next_drill(
+        playbook,
+        history,
+        today,
+        onboarded=drills.onboarded,
+        interval_days=drills.interval_days,
+        first_within_days=drills.first_within_days,
+    )

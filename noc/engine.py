@@ -45,6 +45,7 @@ from noc.model import (
     DnsErrorKind,
     DnsRecordSample,
     DnsView,
+    DrillDue,
     EmailAuthSample,
     EstateSnapshot,
     FlagSample,
@@ -279,6 +280,8 @@ class Engine:
         self._canary: dict[tuple[str, str], CanarySample] = {}
         # Told by whoever runs the automation (the app), so that its alerts page too.
         self.automation: AutoStatus | None = None
+        # Told by the app from the drill history (noc.drills.drill_schedule).
+        self.drill: DrillDue | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
         self._all_values = {
             v.lower().rstrip(".") for vs in self._region_values.values() for v in vs
@@ -668,4 +671,5 @@ class Engine:
             mta_sts=self._mta_sts,
             canary=tuple(self._canary[key] for key in sorted(self._canary)),
             automation=self.automation,
+            drill=self.drill,
         )

@@ -61,6 +61,8 @@ NEXT_STEPS = {
     "dnsbl_listed": "ask the blocklist for delisting; move sending off the listed IP meanwhile",
     "automated_failover": "its result and timeline: {last_result} on the dashboard; validate "
     "the new region, then fail back by hand ({failback}); {toggle_auto} re-arms the automation",
+    "drill_overdue": "run the drill the summary names: noc drill run --mode MODE --region "
+    "REGION --reason TEXT (noc drill schedule says which)",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
     "smtp_down": "the region takes no mail even if its HTTP is fine: read the probe's "
     "error in the health table; fail over with {failover} if it stays down",
