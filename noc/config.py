@@ -1420,6 +1420,22 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 #                                     # default: [estate] rpo_seconds
 # heartbeat_key = "noc:heartbeat"     # "" when noc may not write to the source
 
+# Failover drills (`noc drill run|report|schedule`): one playbook mode a quarter.
+# [drills]
+# playbook = "~/noc/playbook.toml"    # replaces the six modes shipped with noc
+# onboarded = 2026-01-15              # the first drill is due within 60 days of it; with
+#                                     # it (or a first drill) the status bar shows the next
+# interval_days = 91
+# first_within_days = 60
+# detect_timeout_seconds = 600        # the fault unseen this long: the drill stops
+# settle_timeout_seconds = 600        # restore / validation / failback waits
+# poll_seconds = 1
+# history_kept = 100                  # reports kept in <state dir>/drills/
+# [drills.hooks]                      # run with NOC_DRILL_MODE, NOC_DRILL_REGION, NOC_DRILL_ID;
+# inject = "/usr/local/bin/drill-fault inject"   # unset: the drill asks you to
+# restore = "/usr/local/bin/drill-fault restore"
+# timeout_seconds = 60
+
 [suppression]                        # one sorted set per list in every region's store
 key_pattern = "suppression:{list}"
 lists = ["unsubscribe", "hard_bounce", "complaint"]
