@@ -1026,10 +1026,16 @@ def _drill(args: argparse.Namespace) -> int:
         drill = Drill(config, playbook, scheduler, audit, clock, paths.directory, io)
         return await drill.run(request)
 
+    from noc.operations import run_with_interrupts_as_cancel
+
     try:
-        report = asyncio.run(run())
+        report = run_with_interrupts_as_cancel(run())
     except (DrillError, PlaybookError) as exc:
         print(f"noc drill: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # The drill's own handling has run: the fault taken away, the record written.
+        print("noc drill: interrupted: see `noc audit` for where traffic is", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(report_markdown(report), end="")
     return 0 if report["met"] else 2

@@ -195,7 +195,7 @@ class Drill:
     async def _hook(self, run: _Run, which: str, command: str | None) -> bool:
         verb = "inject" if which == "inject" else "take away"
         if command is None:
-            if run.ctx.region and self._yes:
+            if self._yes:
                 self.io.say(f"no [drills.hooks] {which}: {verb} the fault by hand now")
                 return True
             answer = await self.io.ask(
@@ -288,6 +288,13 @@ class Drill:
         try:
             await self._respond(run, request, declared, moves)
             await self._roll_back(run, request)
+        except asyncio.CancelledError:
+            # Interrupted (Ctrl-C, SIGTERM): a drill must not leave its fault behind.
+            # The operations layer has already finished or undone any change under
+            # way; the fault is taken away, shielded from a second interrupt, and the
+            # traffic stays where it is for the operator to fail back.
+            await asyncio.shield(self._abandon(run))
+            raise
         finally:
             observer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -431,6 +438,18 @@ class Drill:
             ),
             limits.settle_timeout_seconds,
         )
+
+    async def _abandon(self, run: _Run) -> None:
+        restore = self.config.drills.hooks.restore
+        if restore is not None:
+            await self._hook(run, "restore", restore)
+        await self._record(
+            run, "drill_interrupted", seconds=self._seconds(run),
+            fault_restored=restore is not None,
+            active=self.scheduler.snapshot().active_region,
+        )  # fmt: skip
+        if restore is None:
+            self.io.say(f"drill interrupted: take the {run.mode.id} fault in {run.ctx.region} away")
 
     async def _ack_cooldown(self, run: _Run, operator: Mapping[str, str]) -> None:
         """A drill fails back on purpose minutes after it failed over: the anti-flap

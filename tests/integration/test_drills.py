@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -226,3 +227,72 @@ async def test_an_unknown_mode_is_a_usage_error_and_changes_nothing(
     assert run.code == 3, run.out + run.err
     assert "no mode 'meteor'" in run.err
     assert drill_estate.bridge.applied == []
+
+
+async def interact(
+    estate: Estate, args: list[str], answers: list[tuple[str, str]]
+) -> tuple[int, str, str]:
+    """Run `noc ARGS`, typing each answer once its prompt has been printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "noc", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=estate.env(), cwd=estate.path.parent,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    out = bytearray()
+    seen = 0
+    for prompt, answer in answers:
+        while (found := out.find(prompt.encode(), seen)) < 0:
+            chunk = await asyncio.wait_for(process.stdout.read(4096), timeout=60)
+            assert chunk, f"ended before {prompt!r}: {out.decode()}"
+            out += chunk
+        seen = found + len(prompt)
+        process.stdin.write(answer.encode())
+        await process.stdin.drain()
+    rest, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, (out + rest).decode(), err.decode()
+
+
+async def test_without_yes_the_operator_declares_and_types_each_target(
+    drill_estate: DrillEstate,
+) -> None:
+    estate = drill_estate
+    code, out, err = await interact(
+        estate,
+        ["drill", "run", "--config", str(estate.path), "--mode", "region_down",
+         "--region", "ro", "--to", "pa", "--reason", "typed drill"],
+        [("press Enter to declare", "\n"),
+         ("Type the target region id (pa) to confirm: ", "pa\n"),
+         ("Type the target region id (ro) to confirm: ", "ro\n")],
+    )  # fmt: skip
+    assert code == 0, out + err
+    records = read_jsonl(estate.audit_path).records
+    confirmed = [(r["to"], r["confirmation"]) for r in records if r["event"] == "confirmed"]
+    assert confirmed == [("pa", "typed"), ("ro", "typed")]
+    assert {estate.flag(r)["active"] for r in estate.stores} == {"ro"}
+    report = (await noc(estate, "drill", "report", "--config", str(estate.path), "--json")).json()
+    assert report["target"] == "pa" and report["met"] is True, report["deviations"]
+    # The declaration waited for the operator: it comes at or after the detection.
+    assert report["declare_s"] >= report["detect_s"]
+
+
+async def test_an_interrupted_drill_takes_its_fault_away(drill_estate: DrillEstate) -> None:
+    estate = drill_estate
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "noc", "drill", "run", "--config", str(estate.path),
+        "--mode", "region_down", "--region", "ro", "--reason", "stopped", "--yes",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=estate.env(), cwd=estate.path.parent,
+    )  # fmt: skip
+    # The fault is in place once the bridge applied it: there is no event to wait on.
+    while not estate.bridge.applied:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 130, out.decode() + err.decode()
+    assert [a["verb"] for a in estate.bridge.applied] == ["inject", "restore"]
+    assert estate.endpoints["ro"].mode is EndpointMode.HEALTHY
+    interrupted = [r for r in read_jsonl(estate.audit_path).records
+                   if r["event"] == "drill_interrupted"]  # fmt: skip
+    assert len(interrupted) == 1 and interrupted[0]["fault_restored"] is True
