@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from noc.audit import JsonlLog, read_jsonl
-from noc.clock import Clock, iso_utc
+from noc.clock import Clock
 from noc.config import NocConfig
 from noc.failover import secret_variables
 from noc.model import ActionKind, ActionPlan, DrillDue, EstateSnapshot
@@ -277,28 +277,33 @@ class Drill:
             **request.operator,
         )
         self.io.say(f"drill {drill_id}: {mode.title} in {request.region}")
-        if not await self._hook(run, "inject", self.config.drills.hooks.inject):
-            run.t0 = self.clock.monotonic()
-            run.deviations.append("the fault was not injected: the drill stopped")
-            return await self._finish(run, request, started, None)
+        # Provisional until the injection is in place: an interrupt during the hook
+        # is measured from its start.
         run.t0 = self.clock.monotonic()
-        await self._record(run, "drill_injected", seconds=0.0)
-        run.observing.add("response")
-        observer = asyncio.create_task(self._observer(run))
+        observer: asyncio.Task[None] | None = None
         try:
+            if not await self._hook(run, "inject", self.config.drills.hooks.inject):
+                run.deviations.append("the fault was not injected: the drill stopped")
+                return await self._finish(run, request, started, None)
+            run.t0 = self.clock.monotonic()
+            await self._record(run, "drill_injected", seconds=0.0)
+            run.observing.add("response")
+            observer = asyncio.create_task(self._observer(run))
             await self._respond(run, request, declared, moves)
             await self._roll_back(run, request)
         except asyncio.CancelledError:
-            # Interrupted (Ctrl-C, SIGTERM): a drill must not leave its fault behind.
-            # The operations layer has already finished or undone any change under
-            # way; the fault is taken away, shielded from a second interrupt, and the
-            # traffic stays where it is for the operator to fail back.
+            # Interrupted (Ctrl-C, SIGTERM), even while the inject hook ran (it is
+            # killed; the fault may be half in place): a drill must not leave its
+            # fault behind. The operations layer has already finished or undone any
+            # change under way; the fault is taken away, shielded from a second
+            # interrupt, and traffic stays where it is for the operator to fail back.
             await asyncio.shield(self._abandon(run))
             raise
         finally:
-            observer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await observer
+            if observer is not None:
+                observer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await observer
         self._observe(run, self.scheduler.snapshot())
         return await self._finish(run, request, started, target)
 
@@ -474,8 +479,16 @@ class Drill:
             self.audit.path, run.drill_id, self.config, [s.as_json() for s in run.steps],
             run.deviations,
         )  # fmt: skip
-        await self._record(run, "drill_ended", met=report["met"], rto_s=report["rto_s"])
-        report["ended_at"] = iso_utc(self.clock.utcnow())
+        ended = await self._record(
+            run, "drill_ended", seconds=self._seconds(run), met=report["met"],
+            rto_s=report["rto_s"],
+        )  # fmt: skip
+        report["ended_at"] = ended["ts"]
+        # What `noc incident list` shows beside incidents (id, kind, started_at, ended_at).
+        report["title"] = f"Drill: {run.mode.title} in {run.ctx.region}"
+        report["timeline"].append(
+            {"event": "drill_ended", "ts": ended["ts"], "seconds": ended["seconds"]}
+        )
         write_report(self.state_dir, report, self.config.drills.history_kept)
         return report
 

@@ -152,6 +152,8 @@ async def test_a_region_down_drill_end_to_end_matches_the_audit_timeline(
                 "steps", "deviations"):  # fmt: skip
         assert key in report, key
     assert report["mode"] == "region_down" and report["target"] == "bg"
+    assert report["title"] == "Drill: Primary datacenter/region outage in ro"
+    assert report["timeline"][-1]["event"] == "drill_ended" and report["ended_at"]
     assert report["met"] is True, report["deviations"]
     assert report["deviations"] == []
 
