@@ -54,8 +54,12 @@ class FaultBridge:
                 if done.exists():
                     continue
                 wanted = json.loads(request.read_text())
-                mode = FAULTS[wanted["mode"]] if wanted["verb"] == "inject" else None
-                await self.endpoints[wanted["region"]].set_mode(mode or EndpointMode.HEALTHY)
+                # A mode with no fault to put in place (a regulatory departure) leaves
+                # the region as it is.
+                fault = FAULTS.get(wanted["mode"])
+                if fault is not None:
+                    mode = fault if wanted["verb"] == "inject" else EndpointMode.HEALTHY
+                    await self.endpoints[wanted["region"]].set_mode(mode)
                 self.applied.append(wanted)
                 done.write_text("ok")
             # The hook is another process writing a file: there is no event to wait on.
@@ -298,3 +302,26 @@ async def test_an_interrupted_drill_takes_its_fault_away(drill_estate: DrillEsta
     interrupted = [r for r in read_jsonl(estate.audit_path).records
                    if r["event"] == "drill_interrupted"]  # fmt: skip
     assert len(interrupted) == 1 and interrupted[0]["fault_restored"] is True
+
+
+async def test_a_regulatory_drill_is_declared_and_switches_over(
+    drill_estate: DrillEstate,
+) -> None:
+    """Nothing noc can see: the declaration is the detection, and the move is a
+    switchover (planned, replication drained) rather than a failover."""
+    estate = drill_estate
+    config = ["--config", str(estate.path)]
+    run = await noc(
+        estate, "drill", "run", *config, "--mode", "regulatory", "--region", "ro",
+        "--to", "bg", "--reason", "legal drill", "--yes",
+    )  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    report = (await noc(estate, "drill", "report", *config, "--json")).json()
+    assert report["mode"] == "regulatory" and report["met"] is True, report["deviations"]
+    assert report["detect_s"] <= report["declare_s"] <= report["route_s"]
+    records = read_jsonl(estate.audit_path).records
+    moves = [(r["action"], r["to"]) for r in records if r["event"] == "executed"]
+    assert moves == [("switchover", "bg"), ("failback", "ro")]
+    assert await smtp(estate) == ("192.0.2.10",)
+    steps = {(s["phase"], s["id"]): s for s in report["steps"]}
+    assert steps[("response", "declare")]["done_at"] is not None
