@@ -52,7 +52,7 @@ from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.codes import EXIT_DONE, Choice
 from noc.config import ConfigError, NocConfig
-from noc.drills import drill_schedule
+from noc.drill_schedule import drill_schedule
 from noc.model import (
     ActionKind,
     ActionPlan,

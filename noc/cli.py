@@ -954,15 +954,8 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from noc.drills import (
-        Drill,
-        DrillError,
-        DrillIO,
-        DrillRequest,
-        drill_history,
-        next_drill,
-        report_markdown,
-    )
+    from noc.drill_schedule import drill_history, next_drill
+    from noc.drills import Drill, DrillError, DrillIO, DrillRequest, report_markdown
     from noc.playbook import PlaybookError, load_playbook
 
     loaded = _load(args)

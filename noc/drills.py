@@ -23,21 +23,21 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from noc.audit import JsonlLog, read_jsonl
 from noc.clock import Clock
 from noc.config import NocConfig
+from noc.drill_schedule import drills_dir
 from noc.failover import secret_variables
-from noc.model import ActionKind, ActionPlan, DrillDue, EstateSnapshot
+from noc.model import ActionKind, ActionPlan, EstateSnapshot
 from noc.operations import ActionRequest, Confirmation, Operations, OperatorIO, Outcome
 from noc.playbook import Context, Mode, Playbook, Step, judge, matching_modes, unmet
 from noc.scheduler import Scheduler
 from noc_collectors.hooks import run_hook
 
-DRILLS_DIR = "drills"
 # The traffic moves a drill performs itself, through the operations layer.
 _MOVES = {"failover": ActionKind.FAILOVER, "switchover": ActionKind.SWITCHOVER}
 # Every figure of the report, in the order of the drill.
@@ -100,10 +100,6 @@ class _Run:
     # The phases being observed ("response" from the injection, "rollback" later).
     observing: set[str] = field(default_factory=set)
     performed: set[str] = field(default_factory=set)  # step ids the drill performed
-
-
-def drills_dir(state_dir: Path) -> Path:
-    return state_dir / DRILLS_DIR
 
 
 def pick_target(snapshot: EstateSnapshot, region: str) -> str | None:
@@ -615,60 +611,3 @@ def write_report(state_dir: Path, report: Mapping[str, Any], kept: int) -> Path:
         old.unlink(missing_ok=True)
         old.with_suffix(".md").unlink(missing_ok=True)
     return path
-
-
-def drill_history(state_dir: Path) -> list[dict[str, Any]]:
-    """Every kept report, oldest first (ids sort by their start time)."""
-    found = []
-    for path in sorted(drills_dir(state_dir).glob("*.json")):
-        with contextlib.suppress(OSError, ValueError):
-            found.append(json.loads(path.read_text()))
-    return found
-
-
-def next_drill(
-    playbook: Playbook,
-    history: Sequence[Mapping[str, Any]],
-    today: date,
-    *,
-    onboarded: date | None,
-    interval_days: int,
-    first_within_days: int,
-) -> DrillDue:
-    """Quarterly, one mode at a time: the mode drilled longest ago (never drilled
-    first, in playbook order), due `interval_days` after the last drill; the first
-    within `first_within_days` of onboarding (unset: due today)."""
-    last_by_mode: dict[str, str] = {}
-    for report in history:
-        if report.get("mode") and report.get("started_at"):
-            last_by_mode[str(report["mode"])] = str(report["started_at"])
-    order = {m.id: index for index, m in enumerate(playbook.modes)}
-    mode = min(playbook.modes, key=lambda m: (last_by_mode.get(m.id, ""), order[m.id])).id
-    last = max(last_by_mode.values(), default=None)
-    if last is not None:
-        when = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).date()
-        due = when + timedelta(days=interval_days)
-    elif onboarded is not None:
-        due = onboarded + timedelta(days=first_within_days)
-    else:
-        due = today
-    return DrillDue(mode, due, today > due, last)
-
-
-def drill_schedule(
-    config: NocConfig, playbook: Playbook, state_dir: Path, today: date
-) -> DrillDue | None:
-    """The estate's next drill, or None while noc cannot know when it is due: no
-    onboarding date configured and no drill run yet."""
-    drills = config.drills
-    history = drill_history(state_dir)
-    if drills.onboarded is None and not history:
-        return None
-    return next_drill(
-        playbook,
-        history,
-        today,
-        onboarded=drills.onboarded,
-        interval_days=drills.interval_days,
-        first_within_days=drills.first_within_days,
-    )

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from noc.actions import ACTIONS_BY_ID
-from noc.drills import next_drill
+from noc.drill_schedule import next_drill
 from noc.model import (
     Authority,
     DnsConsensus,
