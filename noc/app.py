@@ -53,6 +53,7 @@ from noc.auto import AutoFailover, auto_operator
 from noc.clock import Clock, SystemClock
 from noc.codes import EXIT_DONE, Choice
 from noc.config import ConfigError, NocConfig
+from noc.drill_schedule import drill_schedule
 from noc.maintenance import MaintenanceError, new_window, parse_duration, parse_start
 from noc.maintenance import describe as maintenance_words
 from noc.model import (
@@ -70,6 +71,7 @@ from noc.model import (
     Topology,
     mask_secrets,
 )
+from noc.playbook import PlaybookError, load_playbook
 from noc.rotation import PAUSE_SECONDS, Rotation
 from noc.rules import RULES
 from noc.scheduler import Scheduler
@@ -155,6 +157,8 @@ TICK_PHASE_SECONDS = 0.5
 # through it (found by bench/soak.py: ~5 MB a minute while dialogs open and close).
 # Emptied now and then, it holds only what is on screen; refilling it costs nothing.
 STYLE_CACHE_TRIM_SECONDS = 60.0
+# The drill schedule changes by the day: an hourly read of the history is plenty.
+DRILL_SCHEDULE_SECONDS = 3600.0
 # Every kind of pane on the main screen that draws the snapshot, in the order they are fed.
 PANE_KINDS: tuple[type[Widget], ...] = (
     StatusBar, Banner, RegionMap, RegionList, HealthTable, AlertPane, ReplicationPanel,
@@ -294,6 +298,8 @@ class NocApp(App[None]):
         )
         self.start_polling = start_polling
         self.config_path = config_path
+        self._state_path = state_path
+        self._update_drill_schedule()
         # Attached, automation is the leading agent's (noc.agent), never a screen's.
         self.auto = AutoFailover(
             config, self.clock, paths.automation, read_only=read_only or shared is not None
@@ -390,6 +396,8 @@ class NocApp(App[None]):
         if self.auto.enabled:
             self.set_interval(1.0, self._auto_tick, name="automated failover")
         self.set_interval(STYLE_CACHE_TRIM_SECONDS, _trim_style_cache, name="style cache trim")
+        # The schedule moves by days: read the drill history again once an hour.
+        self.set_interval(DRILL_SCHEDULE_SECONDS, self._update_drill_schedule, name="drills")
         if self.shared is not None:
             self.run_worker(self._follow_control_plane(), group="control", exit_on_error=False)
         elif self.start_polling:
@@ -1225,6 +1233,16 @@ class NocApp(App[None]):
         state = "PAUSED: it will not act" if auto.paused else "armed again"
         self.notify(f"Automated failover {state}", timeout=5, markup=False)
         self.refresh_snapshot()
+
+    def _update_drill_schedule(self) -> None:
+        """The next drill (status bar; overdue is a warning alert) from the history."""
+        try:
+            playbook = load_playbook(self.config.drills.playbook)
+        except PlaybookError as exc:
+            log.warning("drill schedule unknown: %s", exc)
+            return
+        today = self.clock.utcnow().date()
+        self.scheduler.engine.drill = drill_schedule(self.config, playbook, self._state_path, today)
 
     def _auto_tick(self) -> None:
         snapshot = self.snapshot()

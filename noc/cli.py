@@ -266,6 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print the windows as JSON")
     end = windows.add_parser("end", parents=[common], help="end a window now (recorded)")
     end.add_argument("id", metavar="ID", help="the window's id (from `noc maintenance list`)")
+    drill = commands.add_parser(
+        "drill", help="failover drills: run one failure mode end to end, report, schedule"
+    )
+    drill_commands = drill.add_subparsers(dest="drill_command", required=True, parser_class=_Parser)
+    drill_run = drill_commands.add_parser(
+        "run", parents=[common], help="inject a failure mode, follow its playbook, fail back"
+    )
+    drill_run.add_argument("--mode", required=True, metavar="MODE", help="a playbook mode id")
+    drill_run.add_argument(
+        "--region", required=True, metavar="REGION", help="the region the fault is in"
+    )
+    drill_run.add_argument(
+        "--to", dest="target", metavar="REGION",
+        help="the region to move traffic to (default: the first healthy other region)",
+    )  # fmt: skip
+    drill_run.add_argument("--reason", required=True, metavar="TEXT", help="why (audit log)")
+    drill_run.add_argument(
+        "--yes", action="store_true", help="do not ask for the typed confirmations"
+    )
+    drill_report = drill_commands.add_parser(
+        "report", parents=[common], help="the last drill's report"
+    )
+    drill_report.add_argument("--json", action="store_true", help="print the JSON report")
+    drill_schedule = drill_commands.add_parser(
+        "schedule", parents=[common], help="when the next drill is due, and which mode"
+    )
+    drill_schedule.add_argument("--json", action="store_true", help="print JSON")
 
     config = commands.add_parser("config", help="example and effective configuration")
     config_commands = config.add_subparsers(
@@ -307,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "maintenance": _maintenance,
         "config": _config,
         "serve": _serve,
+        "drill": _drill,
     }
     try:
         status = handlers[args.command](args)
@@ -337,7 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 # The commands that change the estate: a record that cannot be written ends them with 2;
 # an interrupt outside their event loop has changed nothing.
 _MUTATING = frozenset(
-    {*(kind.value for kind in ActionKind), "ack-cooldown", "recover", "sync", "maintenance"}
+    {
+        *(kind.value for kind in ActionKind),
+        "ack-cooldown",
+        "recover",
+        "sync",
+        "maintenance",
+        "drill",
+    }
 )
 
 
@@ -997,3 +1032,84 @@ def _config(args: argparse.Namespace) -> int:
     for note in preset_overrides(loaded):
         print(f"# note: {note}")
     return 0
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from noc.drill_schedule import drill_history, next_drill
+    from noc.drills import Drill, DrillError, DrillIO, DrillRequest, report_markdown
+    from noc.playbook import PlaybookError, load_playbook
+
+    loaded = _load(args)
+    config = loaded.config
+    paths = estate_paths(config)
+    try:
+        playbook = load_playbook(config.drills.playbook)
+    except PlaybookError as exc:
+        print(f"noc drill: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.drill_command == "report":
+        history = drill_history(paths.directory)
+        if not history:
+            print("noc drill report: no drill has been run yet", file=sys.stderr)
+            return EXIT_NOTHING_CHANGED
+        last = history[-1]
+        print(json.dumps(last, indent=2) if args.json else report_markdown(last), end="\n")
+        return 0
+    if args.drill_command == "schedule":
+        drills = config.drills
+        due = next_drill(
+            playbook,
+            drill_history(paths.directory),
+            SystemClock().utcnow().date(),
+            onboarded=drills.onboarded,
+            interval_days=drills.interval_days,
+            first_within_days=drills.first_within_days,
+        )
+        if args.json:
+            print(json.dumps({"mode": due.mode, "due": due.due.isoformat(),
+                              "overdue": due.overdue, "last": due.last}))  # fmt: skip
+        else:
+            print(due.text())
+        return 0
+    if _refuse_read_only(args):
+        return EXIT_USAGE
+    from noc.operations import Confirmation
+    from noc.scheduler import Scheduler
+
+    async def confirm(plan: ActionPlan) -> Confirmation | None:
+        if args.yes:
+            return Confirmation(args.reason, False, "--yes")
+        if not await _confirm_on_terminal(plan):
+            return None
+        return Confirmation(args.reason, False, "typed")
+
+    async def ask(prompt: str) -> str | None:
+        if args.yes:
+            return ""
+        return await _read_answer(prompt)
+
+    io = DrillIO(say=lambda text: print(f"  {text}", flush=True), ask=ask, confirm=confirm)
+    request = DrillRequest(
+        args.mode, args.region, args.reason, operator_identity(), args.target, args.yes
+    )
+
+    async def run() -> dict[str, Any]:
+        clock = SystemClock()
+        scheduler = Scheduler(config, clock, state_dir=paths.directory)
+        audit = JsonlLog(paths.audit, clock)
+        drill = Drill(config, playbook, scheduler, audit, clock, paths.directory, io)
+        return await drill.run(request)
+
+    from noc.operations import run_with_interrupts_as_cancel
+
+    try:
+        report = run_with_interrupts_as_cancel(run())
+    except (DrillError, PlaybookError) as exc:
+        print(f"noc drill: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # The drill's own handling has run: the fault taken away, the record written.
+        print("noc drill: interrupted: see `noc audit` for where traffic is", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(report_markdown(report), end="")
+    return 0 if report["met"] else 2

@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -452,6 +453,37 @@ class FailoverHooksConfig(_Strict):
     timeout_seconds: float = Field(default=30, gt=0)
 
 
+class DrillHooksConfig(_Strict):
+    """Commands that inject a drill's fault and take it away again (no shell), run with
+    NOC_DRILL_MODE, NOC_DRILL_REGION and NOC_DRILL_ID in their environment. Unset: the
+    drill asks the operator to inject (or restore) the fault by hand."""
+
+    inject: str | None = None
+    restore: str | None = None
+    timeout_seconds: float = Field(default=60, gt=0)
+
+
+class DrillsConfig(_Strict):
+    """Failover drills: the playbook they follow, their hooks, limits and schedule."""
+
+    # A TOML playbook replacing the one shipped with noc (noc/playbook.toml); "~" expanded.
+    playbook: str | None = None
+    hooks: DrillHooksConfig = Field(default_factory=DrillHooksConfig)
+    # How long a drill waits for noc to see the injected fault before it says so
+    # (a deviation) and stops; and, after routing, for the restore and verification.
+    detect_timeout_seconds: float = Field(default=600, gt=0)
+    settle_timeout_seconds: float = Field(default=600, gt=0)
+    # How often the drill reads the estate while it waits.
+    poll_seconds: float = Field(default=1, gt=0)
+    # The schedule: quarterly, one mode at a time; the first within 60 days of onboarding.
+    # Unset onboarded: the first drill is due now.
+    onboarded: date | None = None
+    interval_days: int = Field(default=91, ge=1)
+    first_within_days: int = Field(default=60, ge=0)
+    # Reports kept in the state dir's drills/ folder; the oldest are removed beyond it.
+    history_kept: int = Field(default=100, ge=1)
+
+
 class FailoverConfig(_Strict):
     # The Redis hash holding the STOP flag, in every region's store.
     flag_key: str = "noc:failover"
@@ -855,6 +887,7 @@ class NocConfig(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     regions: list[RegionConfig] = Field(min_length=1)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    drills: DrillsConfig = Field(default_factory=DrillsConfig)
     replication: list[ReplicationConfig] = Field(default_factory=list)
     suppression: SuppressionConfig = Field(default_factory=SuppressionConfig)
     deliverability: DeliverabilityConfig = Field(default_factory=DeliverabilityConfig)
@@ -1431,6 +1464,22 @@ drain_timeout_seconds = 300          # a switchover waits at most this for lag t
 # rpo_seconds = 30                    # failover refuses (break glass aside) over this lag;
 #                                     # default: [estate] rpo_seconds
 # heartbeat_key = "noc:heartbeat"     # "" when noc may not write to the source
+
+# Failover drills (`noc drill run|report|schedule`): one playbook mode a quarter.
+# [drills]
+# playbook = "~/noc/playbook.toml"    # replaces the six modes shipped with noc
+# onboarded = 2026-01-15              # the first drill is due within 60 days of it; with
+#                                     # it (or a first drill) the status bar shows the next
+# interval_days = 91
+# first_within_days = 60
+# detect_timeout_seconds = 600        # the fault unseen this long: the drill stops
+# settle_timeout_seconds = 600        # restore / validation / failback waits
+# poll_seconds = 1
+# history_kept = 100                  # reports kept in <state dir>/drills/
+# [drills.hooks]                      # run with NOC_DRILL_MODE, NOC_DRILL_REGION, NOC_DRILL_ID;
+# inject = "/usr/local/bin/drill-fault inject"   # unset: the drill asks you to
+# restore = "/usr/local/bin/drill-fault restore"
+# timeout_seconds = 60
 
 [suppression]                        # one sorted set per list in every region's store
 key_pattern = "suppression:{list}"

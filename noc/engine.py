@@ -47,6 +47,7 @@ from noc.model import (
     DnsErrorKind,
     DnsRecordSample,
     DnsView,
+    DrillDue,
     EmailAuthSample,
     EstateSnapshot,
     FlagSample,
@@ -284,6 +285,8 @@ class Engine:
         # The leading agent judges alerts on the vantages' verdict, not on its own view
         # alone (noc.quorum): it sets this to put the shared verdict over its snapshot.
         self.verdict_overlay: Callable[[EstateSnapshot], EstateSnapshot] | None = None
+        # Told by the app from the drill history (noc.drills.drill_schedule).
+        self.drill: DrillDue | None = None
         self._region_values = {r.id: r.failover_values() for r in config.regions}
         self._all_values = {
             v.lower().rstrip(".") for vs in self._region_values.values() for v in vs
@@ -680,4 +683,5 @@ class Engine:
             mta_sts=self._mta_sts,
             canary=tuple(self._canary[key] for key in sorted(self._canary)),
             automation=self.automation,
+            drill=self.drill,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -536,6 +536,20 @@ class ChannelStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DrillDue:
+    """When the next failover drill is due, and which failure mode it drills."""
+
+    mode: str
+    due: date
+    overdue: bool
+    last: str | None  # the last drill's start (UTC ISO), if any
+
+    def text(self) -> str:
+        verdict = "OVERDUE since" if self.overdue else "due"
+        return f"drill {verdict} {self.due.isoformat()}: {self.mode}"
+
+
+@dataclass(frozen=True, slots=True)
 class EstateSnapshot:
     """One consistent picture of the estate, as every view draws it."""
 
@@ -571,6 +585,8 @@ class EstateSnapshot:
     # Read from a control plane: the agent that leads (runs automation and sends the
     # notifications), and since when; None: none leads, or noc polled by itself.
     leader: LeaderStatus | None = None
+    # The drill schedule ([drills]); None: not known (no onboarding date, no drill yet).
+    drill: DrillDue | None = None
 
     @property
     def active_region(self) -> str | None:

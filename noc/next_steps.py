@@ -52,6 +52,8 @@ DASHBOARD_STEPS = {
     "new region, then fail back by hand ({failback}); {toggle_auto} re-arms "
     "the automation",
     "automation_held": "the failover dialog ({failover}) names the rule that holds it",
+    "drill_overdue": "run the drill the summary names: noc drill run --mode MODE --region "
+    "REGION --reason TEXT (noc drill schedule says which)",
     "queue_backlog": "see the queues in the mail flow view ({next_view}): a hold, or a "
     "destination deferring; a failback there waits for the deferred queue",
     "rejections": "see the rates in the mail flow view ({next_view}); check the MTA's log "
@@ -106,6 +108,8 @@ CLI_STEPS = {
     "automated_failover": "validate the new region, then fail back by hand "
     "(`noc failback --to REGION --reason ...`)",
     "automation_held": "`noc failover --to REGION --dry-run` names the rule that holds it",
+    "drill_overdue": "run the drill the summary names: `noc drill run --mode MODE --region "
+    "REGION --reason TEXT` (`noc drill schedule` says which)",
     "queue_backlog": "look for a stuck relay or a deferring receiver in {region} "
     "(`noc check --json`, mta); a failover now strands its mail",
     "rejections": "see which codes {region} rejects with (`noc check --json`, mta)",

@@ -153,6 +153,12 @@ RULES = {
             "a canary message arrived in spam, or failed SPF, DKIM or DMARC at the receiver",
         ),
         Rule(
+            "drill_overdue",
+            Severity.WARNING,
+            0,
+            "the quarterly failover drill is past its due date",
+        ),
+        Rule(
             "automation_held",
             Severity.WARNING,
             0,
@@ -225,6 +231,8 @@ def estate_conditions(snapshot: EstateSnapshot) -> Iterator[Condition]:
         yield _condition("automated_failover", None, f"automated failover: {automation.detail}")
     elif automation is not None and automation.mode is AutoMode.HELD:
         yield _condition("automation_held", None, f"automated failover held: {automation.detail}")
+    if snapshot.drill is not None and snapshot.drill.overdue:
+        yield _condition("drill_overdue", None, snapshot.drill.text())
 
 
 def mail_conditions(snapshot: EstateSnapshot, config: NocConfig) -> Iterator[Condition]:

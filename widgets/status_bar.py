@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from noc.model import AlertState, AutoMode, AutoStatus, EstateSnapshot, Severity
+from noc.model import AlertState, AutoMode, AutoStatus, DrillDue, EstateSnapshot, Severity
 from noc_widgets.health_style import ACTIVE_MARK, age_text
 
 
@@ -59,6 +59,13 @@ def poll_age(snapshot: EstateSnapshot, *, coarse: bool = False, verb: str = "pol
     if snapshot.last_poll_age is None:
         return "no poll yet"
     return f"{verb} {age_text(snapshot.last_poll_age, coarse=coarse)} ago"
+
+
+def drill_mark(drill: DrillDue) -> tuple[Content, int | None]:
+    """The next drill's date and mode; overdue, loud and never shed for space."""
+    if drill.overdue:
+        return Content.styled(f"⏲ DRILL OVERDUE {drill.mode}", "bold $warning"), None
+    return Content(f"⏲ drill {drill.due:%Y-%m-%d} {drill.mode}"), 0
 
 
 class StatusBar(Widget):
@@ -129,6 +136,8 @@ class StatusBar(Widget):
                 if leader is not None
                 else (Content.styled("♛ no leader", "bold $error"), None)
             )
+        if snapshot.drill is not None:
+            parts.append(drill_mark(snapshot.drill))
         age = poll_age(snapshot, coarse=not self.seconds)
         parts.append((alert_counts(snapshot), 3))
         parts.extend([(Content(clock), 2), (Content(age), 1), (liveness(snapshot), None)])

@@ -52,7 +52,7 @@ def test_the_wheel_holds_noc_names_only_and_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names if not name.startswith("noc-")}
     assert tops == {"noc", "noc_widgets", "noc_collectors", "noc_themes"}
-    data = {"noc_widgets/data/landmask.bin", "noc_themes/noc.tcss"}
+    data = {"noc_widgets/data/landmask.bin", "noc_themes/noc.tcss", "noc/playbook.toml"}
     data |= {f"{top}/py.typed" for top in tops}
     assert data <= set(names)
     assert f"noc-{noc.__version__}.dist-info/METADATA" in names
