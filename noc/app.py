@@ -95,7 +95,6 @@ from noc_widgets.footer import NocFooter
 from noc_widgets.force_dialog import ForceDialog
 from noc_widgets.health_table import HealthTable
 from noc_widgets.help_screen import HelpScreen
-from noc_widgets.lag_detail import LagDetailScreen
 from noc_widgets.mail_flow import MailFlowView
 from noc_widgets.maintenance_dialog import MaintenanceDialog
 from noc_widgets.region_board import RegionBoard
@@ -358,7 +357,7 @@ class NocApp(App[None]):
             yield HealthTable(id="health", coarse_ages=not moving)
             yield AlertFilter(id="alert-filter")
             yield AlertPane(id="alerts", group_by=tuple(self.config.alerts.group_by),
-                            keys=self._key_names())  # fmt: skip
+                            keys=self._key_names(detail=False))  # fmt: skip
         for view in VIEWS:
             yield view(id=view.VIEW_ID)
         yield NocFooter()
@@ -749,12 +748,17 @@ class NocApp(App[None]):
             operable=not self.read_only,
         )
 
-    def _key_names(self) -> dict[str, str]:
-        """Binding id -> the key that does it now (after [keys]), as the footer names it."""
-        from noc_widgets.alert_detail import AlertDetailScreen
+    def _key_names(self, *, detail: bool = True) -> dict[str, str]:
+        """Binding id -> the key that does it now (after [keys]), as the footer names it;
+        with `detail`, the alert detail screen's keys too (importing that screen, which
+        the first frame does without)."""
+        screens: list[Any] = [NocApp.BINDINGS]
+        if detail:
+            from noc_widgets.alert_detail import AlertDetailScreen
 
+            screens.append(AlertDetailScreen.BINDINGS)
         names: dict[str, str] = {}
-        for bindings in (NocApp.BINDINGS, AlertDetailScreen.BINDINGS):
+        for bindings in screens:
             for binding in bindings:
                 if isinstance(binding, Binding) and binding.id:
                     key = self._keymap.get(binding.id, binding.key).split(",")[0]
@@ -1579,6 +1583,7 @@ class NocApp(App[None]):
             )
             return
         worst = next((link for link in links if link.over_threshold), links[0])
+        from noc_widgets.lag_detail import LagDetailScreen
 
         self._show_detail(LagDetailScreen(worst.id))
 

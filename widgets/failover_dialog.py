@@ -398,6 +398,10 @@ class FailoverDialog(FittedModal[Confirmation | None]):
         self.query_one("#title", Label).update(title)
 
     def _fit(self) -> None:
+        # Called after a refresh: a dialog answered in one burst of keys (a paste, a
+        # fast typist) can be gone, its children with it, by the time this runs.
+        if not self.is_attached or not self.query(CondensedBody):
+            return
         dialog, body = self.query_one("#dialog"), self.query_one("#body")
         if not self.condensed and body.virtual_size.height > self._room(dialog, body):
             self.condensed = True  # re-fits once laid out again (watch_condensed)

@@ -19,11 +19,11 @@ from noc.app import NocApp
 from noc.audit import read_jsonl
 from noc.auto import AutoFailover
 from noc.clock import FakeClock, iso_utc
-from noc.model import AutoMode, FailoverFlag, Severity
+from noc.model import AutoMode, FailoverFlag, Interface, Severity
+from noc.next_steps import builtin_step
 from noc.simulator import RedisServer
 from noc_widgets.ack_dialog import AckDialog
 from noc_widgets.action_result import ActionResultScreen
-from noc_widgets.alert_detail import next_step
 from noc_widgets.banner import Banner
 from noc_widgets.region_board import RegionBoard
 
@@ -122,9 +122,9 @@ async def test_after_an_automated_failover_the_banner_says_how_it_went_and_keys_
         assert "VERIFIED, RTO " in said and "t shows the timeline" in said
         assert "It will not fail back; P, then P again, re-arms it." in said
         # Its alert's detail names the way to the timeline too.
-        assert next_step("automated_failover", app._key_names()).startswith(
-            "its result and timeline: t on the dashboard"
-        )
+        assert builtin_step(
+            "automated_failover", None, Interface.DASHBOARD, app._key_names()
+        ).startswith("its result and timeline: t on the dashboard")
         assert len(app.screen_stack) == 1
         assert not [t for t in app.screen.query(Toast) if overlaps(t, banner)]
         # Keys typed right after it reach the dashboard: a view, a region, the timeline.

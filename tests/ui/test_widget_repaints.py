@@ -719,6 +719,9 @@ CASES.update({
             "regions.*.checks", "regions.*.store", "regions.*.dns_records",
             "regions.*.sending_listed", "regions.*.smtp",
             "regions.*.votes",  # the vantages' verdicts: the region list's and the map's
+            "regions.*.maintenance",  # the map's, the list's and the board's
+            # An alert's next step and maintenance mark: the alert pane's words.
+            "alerts.*.hint", "alerts.*.maintenance",
             # DANE is the failover plan's to judge, per target.
             "mta_sts.tlsa",
             # Alerts colour the figures of their rule and region; their words are the
