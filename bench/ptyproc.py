@@ -56,6 +56,11 @@ class PtyProcess:
         without the signal ever arriving, as for a process outside the foreground group.
         """
         environment = dict(os.environ if env is None else env)
+        # The terminal's size is the pty's: COLUMNS and LINES in the environment (set by
+        # pytest-xdist's workers, for one) would override it in the program (Textual
+        # reads them first), and a 220-column screen would be drawn at 80.
+        for name in ("COLUMNS", "LINES"):
+            environment.pop(name, None)
         winsize = struct.pack("HHHH", size[1], size[0], 0, 0)
         pid, fd = pty.fork()
         if pid == 0:  # the child: no imports and nothing slow between fork and exec
