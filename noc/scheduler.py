@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
@@ -78,6 +79,10 @@ RECANCEL_SECONDS = 0.1
 CORROBORATORS = 2
 
 T = TypeVar("T")
+
+# Whether this process has frozen what it built before its first poll (see
+# freeze_long_lived_objects): once a process, however many schedulers it starts.
+_long_lived_frozen = False
 
 # `noc check` reads a seed mailbox this often while its canaries are awaited.
 CANARY_CHECK_POLL_SECONDS = 1.0
@@ -503,6 +508,7 @@ class Scheduler:
         self._on_change()
 
     def start(self) -> None:
+        freeze_long_lived_objects()
         targets = self.engine.targets
         for index, target in enumerate(targets):
             # Every check probes at once on start (the first picture comes quickly),
@@ -831,6 +837,23 @@ class Scheduler:
                 reachable=False,
                 error=f"internal error: {type(exc).__name__}",
             )
+
+
+def freeze_long_lived_objects() -> None:
+    """Move everything built so far (modules, the configuration, the engine, the
+    widgets) out of the garbage collector's sight, once a process.
+
+    Why: a full collection walks every tracked object, and at 1,000 checks those built
+    at start-up are most of them: bench/schedule_lateness.py measured full collections
+    of 36-60 ms every ~2 s, each stalling every probe due meanwhile (p99 lateness 49 ms;
+    frozen, full collections took 11-14 ms and p99 fell to 18 ms). Objects made later
+    are collected as before; what is frozen lives as long as the process anyway."""
+    global _long_lived_frozen
+    if _long_lived_frozen:
+        return
+    _long_lived_frozen = True
+    gc.collect()  # start-up's own garbage goes now, not frozen with the rest
+    gc.freeze()
 
 
 async def end_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:
