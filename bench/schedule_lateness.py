@@ -16,9 +16,12 @@ Modes:
   checks): the floor this machine and its load set for any asyncio scheduler;
 - headless: the real Scheduler as `noc check --watch`-like code runs it, no UI;
 - headless-uvloop: the same on uvloop's event loop;
-- app: the dashboard (NocApp under Textual's headless run_test, 200x60) with its
-  scheduler probing on the UI's loop, as before this bench;
-- app-uvloop: the same on uvloop.
+- headless-probe-thread: the Scheduler with its check loops in a thread on an event
+  loop of their own (ProbeThread), samples handed back to the engine's loop;
+- app-shared-loop: the dashboard (NocApp under Textual's headless run_test, 200x60)
+  with its check loops on the UI's loop (as before the probe thread);
+- app-shared-loop-uvloop: the same on uvloop;
+- app: the dashboard as it runs now (1,000 checks: probing in its own thread).
 
     python bench/schedule_lateness.py [--checks 1000] [--seconds 20] [--modes anchor,headless]
 """
@@ -42,7 +45,15 @@ EXPECTED = "healthy"
 WARM_UP_SECONDS = 4.0
 LAG_TICK_SECONDS = 0.01
 REGIONS = 20  # the checks are spread over this many regions (an app draws them all)
-MODES = ("anchor", "headless", "headless-uvloop", "app", "app-uvloop")
+MODES = (
+    "anchor",
+    "headless",
+    "headless-uvloop",
+    "headless-probe-thread",
+    "app-shared-loop",
+    "app-shared-loop-uvloop",
+    "app",
+)
 
 SERVER = """
 import sys
@@ -171,9 +182,9 @@ def instrument(scheduler: Any, recorder: Recorder) -> None:
     phases = {t.check_id: t.interval_seconds * i / len(targets) for i, t in enumerate(targets)}
     due: dict[str, float] = {}
     probe = scheduler._probe
-    exchange = scheduler.collector._exchange
+    exchange = scheduler.check_collector._exchange
 
-    async def timed_probe(target: Any) -> Any:
+    async def timed_probe(target: Any, collector: Any = None) -> Any:
         now = time.monotonic()
         slot = due.get(target.check_id)
         if slot is None:
@@ -182,7 +193,7 @@ def instrument(scheduler: Any, recorder: Recorder) -> None:
         else:
             recorder.add("start", now - slot)
         current_slot[target.check_id] = slot
-        sample = await probe(target)
+        sample = await probe(target, collector)
         recorder.probes += 1
         finished = time.monotonic()
         if due[target.check_id] <= finished:
@@ -197,16 +208,20 @@ def instrument(scheduler: Any, recorder: Recorder) -> None:
         return await exchange(client, target, progress)
 
     scheduler._probe = timed_probe
-    scheduler.collector._exchange = timed_exchange
+    scheduler.check_collector._exchange = timed_exchange
 
 
-async def headless(url: str, checks: int, seconds: float, mode: str) -> dict[str, Any]:
+async def headless(
+    url: str, checks: int, seconds: float, mode: str, *, probe_thread: bool = False
+) -> dict[str, Any]:
     from noc.clock import SystemClock
     from noc.config import parse_config
     from noc.scheduler import Scheduler
 
     recorder = Recorder(seconds)
-    scheduler = Scheduler(parse_config(estate(url, checks)), SystemClock())
+    scheduler = Scheduler(
+        parse_config(estate(url, checks)), SystemClock(), probe_thread=probe_thread
+    )
     instrument(scheduler, recorder)
     lag = asyncio.create_task(recorder.loop_lag())
     scheduler.start()
@@ -218,11 +233,16 @@ async def headless(url: str, checks: int, seconds: float, mode: str) -> dict[str
     return recorder.report(mode, checks)
 
 
-async def app(url: str, checks: int, seconds: float, mode: str) -> dict[str, Any]:
+async def app(
+    url: str, checks: int, seconds: float, mode: str, *, shared_loop: bool = False
+) -> dict[str, Any]:
+    import noc.app
     from noc.app import NocApp
     from noc.config import parse_config
 
     recorder = Recorder(seconds)
+    if shared_loop:
+        noc.app.PROBE_THREAD_CHECKS = checks + 1  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as state:
         dashboard = NocApp(parse_config(estate(url, checks)), state_path=Path(state))
         instrument(dashboard.scheduler, recorder)
@@ -240,8 +260,10 @@ def run_mode(mode: str, url: str, checks: int, seconds: float) -> dict[str, Any]
         "anchor": lambda: anchor(checks, seconds),
         "headless": lambda: headless(url, checks, seconds, mode),
         "headless-uvloop": lambda: headless(url, checks, seconds, mode),
+        "headless-probe-thread": lambda: headless(url, checks, seconds, mode, probe_thread=True),
+        "app-shared-loop": lambda: app(url, checks, seconds, mode, shared_loop=True),
+        "app-shared-loop-uvloop": lambda: app(url, checks, seconds, mode, shared_loop=True),
         "app": lambda: app(url, checks, seconds, mode),
-        "app-uvloop": lambda: app(url, checks, seconds, mode),
     }
     if mode.endswith("-uvloop"):
         import uvloop
@@ -264,10 +286,17 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval for each mode (how soon a thread waiting for the GIL gets it)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: run one mode
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
+        if args.switch_interval:
+            sys.setswitchinterval(args.switch_interval)
         print(json.dumps(run_mode(args.one, args.url, args.checks, args.seconds)))
         return
     port = free_port()
@@ -283,7 +312,8 @@ def main() -> None:
         for mode in args.modes.split(","):
             child = subprocess.run(
                 [sys.executable, __file__, "--one", mode, "--url", url,
-                 "--checks", str(args.checks), "--seconds", str(args.seconds)],
+                 "--checks", str(args.checks), "--seconds", str(args.seconds),
+                 *(["--switch-interval", str(args.switch_interval)] if args.switch_interval else [])],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if child.returncode != 0:
