@@ -310,12 +310,11 @@ def main() -> None:
             f"on {os.cpu_count()} cores"
         )
         for mode in args.modes.split(","):
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", mode, "--url", url,
-                 "--checks", str(args.checks), "--seconds", str(args.seconds),
-                 *(["--switch-interval", str(args.switch_interval)] if args.switch_interval else [])],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
+            command = [sys.executable, __file__, "--one", mode, "--url", url,
+                       "--checks", str(args.checks), "--seconds", str(args.seconds)]  # fmt: skip
+            if args.switch_interval:
+                command += ["--switch-interval", str(args.switch_interval)]
+            child = subprocess.run(command, capture_output=True, text=True, check=False)
             if child.returncode != 0:
                 print(f"  {mode}: failed\n{child.stderr[-2000:]}")
                 continue
