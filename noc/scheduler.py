@@ -3,7 +3,10 @@
 Each check has its own loop, so a hanging endpoint delays nothing else, and
 never more than one probe of a check is in flight (the loop awaits its probe
 before scheduling the next). Flag stores back off while unreachable. Nothing
-here blocks: everything is awaited on the event loop it runs in.
+here blocks: everything is awaited on the event loop it runs in. With probe_thread
+(the dashboard, 100+ checks) the HTTP check loops run on a second event loop in a
+thread of its own; the engine is still touched only on the loop that started the
+scheduler (ProbeThread, OwnerHandoff).
 """
 
 from __future__ import annotations
