@@ -210,6 +210,15 @@ class ShownResult:
     automated: str | None = None
 
 
+# From this many HTTP checks the dashboard probes in a thread of its own: at 1,000 a
+# repaint held the shared loop for 60-450 ms (bench/schedule_lateness.py); an estate of
+# a few dozen repaints in a few ms and gains nothing from a second loop.
+PROBE_THREAD_CHECKS = 100
+# A look at the verdicts (on_snapshot_changed) waits this many times as long as the
+# last one took: at most 1 / (1 + this) of the loop's time goes to looking.
+VERDICT_LOOK_SPACING = 3.0
+
+
 class SnapshotChanged(Message):
     """The engine has new data. A newer one replaces an unhandled older one."""
 
@@ -294,6 +303,10 @@ class NocApp(App[None]):
             on_alerts=self._alerts_changed,
             state_dir=state_path,
             read_only=read_only,
+            # Many checks: their loops get an event loop of their own, so a repaint of
+            # the whole estate does not hold every probe due meanwhile (ProbeThread).
+            probe_thread=sum(len(region.checks) for region in config.regions)
+            >= PROBE_THREAD_CHECKS,
         )
         self.start_polling = start_polling
         self.config_path = config_path
@@ -315,6 +328,8 @@ class NocApp(App[None]):
         self._last_repaint = 0.0
         self._repaint_pending = False
         self._verdicts_shown: tuple[object, ...] = ()
+        self._next_verdict_look = 0.0  # time.monotonic() before which none is taken
+        self._verdict_look_pending = False
         self.ui = config.ui
         if self.ui.low_bandwidth:
             self.animation_level = "none"
@@ -488,9 +503,26 @@ class NocApp(App[None]):
         # of the interval on every probe. Numbers that only drift (latencies, ages)
         # wait for the tick, which shows them anyway: a repaint per poll result would
         # resend the same lines several times a second.
+        #
+        # Each look costs a snapshot of every check (12 ms at 1,000 checks, and a
+        # repaint when a verdict changed): the next waits VERDICT_LOOK_SPACING times
+        # as long as the last took, so looking never takes the loop's whole time
+        # from the probes and keys (at a dozen regions that is a fraction of a ms).
+        wait = self._next_verdict_look - time.monotonic()
+        if wait <= 0:
+            self._look_at_verdicts()
+        elif not self._verdict_look_pending:
+            self._verdict_look_pending = True
+            self.set_timer(wait, self._look_at_verdicts)
+
+    def _look_at_verdicts(self) -> None:
+        self._verdict_look_pending = False
+        started = time.monotonic()
         snapshot = self.snapshot()
         if verdicts(snapshot) != self._verdicts_shown:
             self.refresh_snapshot(snapshot)
+        finished = time.monotonic()
+        self._next_verdict_look = finished + (finished - started) * VERDICT_LOOK_SPACING
 
     def request_repaint(self, snapshot: EstateSnapshot | None = None) -> None:
         """Repaint now, or once the ceiling ([ui] refresh_hz, low bandwidth) allows."""

@@ -3,14 +3,20 @@
 Each check has its own loop, so a hanging endpoint delays nothing else, and
 never more than one probe of a check is in flight (the loop awaits its probe
 before scheduling the next). Flag stores back off while unreachable. Nothing
-here blocks: everything is awaited on the event loop it runs in.
+here blocks: everything is awaited on the event loop it runs in. With probe_thread
+(the dashboard, 100+ checks) the HTTP check loops run on a second event loop in a
+thread of its own; the engine is still touched only on the loop that started the
+scheduler (ProbeThread, OwnerHandoff).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import gc
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -79,6 +85,10 @@ RECANCEL_SECONDS = 0.1
 CORROBORATORS = 2
 
 T = TypeVar("T")
+
+# Whether this process has frozen what it built before its first poll (see
+# freeze_long_lived_objects): once a process, however many schedulers it starts.
+_long_lived_frozen = False
 
 # `noc check` reads a seed mailbox this often while its canaries are awaited.
 CANARY_CHECK_POLL_SECONDS = 1.0
@@ -184,8 +194,15 @@ class Scheduler:
         state_dir: Path | None = None,
         read_only: bool = False,
         observer: Callable[[str, object], None] | None = None,
+        probe_thread: bool = False,
     ) -> None:
         self.config = config
+        # The HTTP check loops on an event loop of their own, in a thread (see
+        # ProbeThread); never for one round, which has no UI to share a loop with.
+        self._probe_thread_wanted = probe_thread and not single_round
+        self._probes: ProbeThread | None = None
+        self._handoff: OwnerHandoff | None = None
+        self._threaded: set[str] = set()  # the loops (by name) that run in the thread
         # Told every sample a running loop ingests, with its kind ("check", "smtp",
         # "flag", or the poll loop's name up to its colon): `noc agent` publishes them.
         self._observe = observer or (lambda _kind, _sample: None)
@@ -199,6 +216,14 @@ class Scheduler:
             max_in_flight=config.health.max_in_flight,
             transport="httpcore" if single_round else "aiohttp",
         )
+        # What the check loops probe with: the collector above, or in probe-thread mode
+        # one of the thread's own (a client's connections belong to one event loop; the
+        # one above stays for probes asked for on this loop, e.g. a failover's).
+        self.check_collector = self.collector
+        if self._probe_thread_wanted:
+            self.check_collector = HttpHealthCollector(
+                clock, max_in_flight=config.health.max_in_flight, transport="aiohttp"
+            )
         self.smtp: SmtpCollector | None = None
         if self.engine.smtp_targets:
             from noc_collectors.smtp import SmtpCollector
@@ -531,13 +556,21 @@ class Scheduler:
         self._on_change()
 
     def start(self) -> None:
+        freeze_long_lived_objects()
         targets = self.engine.targets
+        if self._probe_thread_wanted and targets:
+            self._probes = ProbeThread()
+            self._handoff = OwnerHandoff(asyncio.get_running_loop())
+            self._threaded = {target.check_id for target in targets}
         for index, target in enumerate(targets):
             # Every check probes at once on start (the first picture comes quickly),
             # then each keeps its own phase, spread across its interval: a thousand
             # checks at 1 s are due one a millisecond, not all in the same instant.
             phase = target.interval_seconds * index / len(targets)
-            self._spawn(target.check_id, partial(self._check_loop, target, phase))
+            check_loop = partial(self._check_loop, target, phase)
+            if self._probes is not None:
+                check_loop = partial(self._probes.run, check_loop)
+            self._spawn(target.check_id, check_loop)
         smtp_targets = self.engine.smtp_targets
         for index, smtp_target in enumerate(smtp_targets):
             # A loop of its own per probe, as for HTTP checks: a slow mail server holds
@@ -601,9 +634,17 @@ class Scheduler:
     def poll_now(self, prefix: str = "") -> None:
         """Wake every loop (or those whose name starts with `prefix`, "lag:" for the
         replication links) for an immediate round: the operator pressed refresh."""
-        for name, event in self._wake.items():
+        for name in self._wake:
             if name.startswith(prefix):
-                event.set()
+                self._set_wake(name)
+
+    def _set_wake(self, name: str) -> None:
+        event = self._wake[name]
+        if self._probes is not None and name in self._threaded:
+            # A check loop waits on its event in the probe thread's loop: set there.
+            self._probes.loop.call_soon_threadsafe(event.set)
+        else:
+            event.set()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -612,6 +653,13 @@ class Scheduler:
         self._restarts.clear()
         await end_tasks(self._tasks.values())
         self._tasks.clear()
+        if self._probes is not None:
+            # The check loops' own tasks end (cancelled with their supervising tasks
+            # above, perhaps not yet finished) before their collector closes.
+            await self._probes.run(partial(self._probes.end_all))
+            await self._probes.run(self.check_collector.aclose)
+            await self._probes.close()
+            self._probes = None
         if self.notifier is not None:
             await self.notifier.aclose()
         if self._outbox is not None:
@@ -726,10 +774,10 @@ class Scheduler:
         next_due = self.clock.monotonic() + target.interval_seconds + phase
         asked = False  # whether this dark run has asked other checks to corroborate
         while True:
-            sample = await self._probe(target)
-            self.engine.ingest(sample)
-            self._observe("check", sample)
-            self._on_change()
+            sample = await self._probe(target, self.check_collector)
+            retry_soon, asked = await self._on_owner(
+                partial(self._checked, target, sample, fast=fast, asked=asked)
+            )
             now = self.clock.monotonic()
             if next_due <= now:
                 # Anchored to the schedule, so the steady-state load stays one probe an
@@ -737,24 +785,45 @@ class Scheduler:
                 # skip missed rounds rather than burst.
                 next_due = max(next_due + target.interval_seconds, now)
             wake_at = next_due
-            if fast and self.engine.unsettled(name):
-                if not asked and not self.engine.corroborated(name):
-                    # A connection error, and nothing answered since: is noc cut off?
-                    # A few other checks probe now; if one answers, this one retries.
-                    asked = self._corroborate(target)
+            if retry_soon:
                 wake_at = min(next_due, now + target.retry_interval_seconds)
-            if self.engine.corroborated(name):
-                asked = False
             await self._sleep(name, wake_at - now)
             if self._woken(name):
                 next_due = self.clock.monotonic()
                 continue
-            if wake_at < next_due and not self.engine.retrying(name):
+            if wake_at < next_due and not await self._on_owner(partial(self.engine.retrying, name)):
                 # Nothing corroborated the failure (noc may be the one cut off), or
                 # the verdict settled: back to the schedule.
                 await self._sleep(name, next_due - self.clock.monotonic())
                 if self._woken(name):
                     next_due = self.clock.monotonic()
+
+    def _checked(
+        self, target: CheckTarget, sample: CheckSample, *, fast: bool, asked: bool
+    ) -> tuple[bool, bool]:
+        """A check's sample taken in: whether to retry before the next slot, and whether
+        this dark run has now asked other checks to corroborate. On the engine's loop."""
+        name = target.check_id
+        self.engine.ingest(sample)
+        self._observe("check", sample)
+        self._on_change()
+        retry_soon = False
+        if fast and self.engine.unsettled(name):
+            if not asked and not self.engine.corroborated(name):
+                # A connection error, and nothing answered since: is noc cut off?
+                # A few other checks probe now; if one answers, this one retries.
+                asked = self._corroborate(target)
+            retry_soon = True
+        if self.engine.corroborated(name):
+            asked = False
+        return retry_soon, asked
+
+    async def _on_owner(self, call: Callable[[], T]) -> T:
+        """`call()` on the loop that owns the engine (the UI's): at once when that is
+        this loop, else handed over and awaited (a check loop in the probe thread)."""
+        if self._handoff is None:
+            return call()
+        return await asyncio.wrap_future(self._handoff.submit(call))
 
     async def _smtp_loop(self, target: SmtpTarget, phase: float = 0.0) -> None:
         """Probe at every slot of the interval; while the verdict is changing, again
@@ -799,7 +868,7 @@ class Scheduler:
         others = self.engine.corroborators(target.check_id, CORROBORATORS)
         for check_id in others:
             if check_id in self._wake:
-                self._wake[check_id].set()
+                self._set_wake(check_id)
         return bool(others)
 
     async def _store_loop(self, store: FlagStore) -> None:
@@ -829,11 +898,13 @@ class Scheduler:
         event.clear()
         return woken
 
-    async def _probe(self, target: CheckTarget) -> CheckSample:
+    async def _probe(
+        self, target: CheckTarget, collector: HttpHealthCollector | None = None
+    ) -> CheckSample:
         try:
             # The collector has its own deadline; this one only guards against a bug.
             async with asyncio.timeout(target.timeout_seconds + 5):
-                return await self.collector.probe(target)
+                return await (collector or self.collector).probe(target)
         except Exception as exc:  # a broken probe must not kill its loop
             log.exception("probe of %s failed unexpectedly", target.display_url)
             return CheckSample(
@@ -859,6 +930,88 @@ class Scheduler:
                 reachable=False,
                 error=f"internal error: {type(exc).__name__}",
             )
+
+
+class ProbeThread:
+    """An event loop of its own, in a thread, for the HTTP check loops.
+
+    Why: at 1,000 checks the dashboard's repaint (the health table, the map's labels, a
+    snapshot of every check) holds the UI's loop for 60-450 ms at a time, and every
+    probe due meanwhile waited (bench/schedule_lateness.py: p99 lateness 204 ms with
+    the app, 7 ms without). Here only probes and their timers run; the GIL is handed
+    over every few ms (sys.getswitchinterval), not at the end of a repaint. The
+    engine is not touched here: each sample is handed to its loop (OwnerHandoff)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="noc-probes")
+        self._thread.daemon = True  # a crash elsewhere must not leave the process hung
+        self._thread.start()
+
+    async def run(self, coroutine: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run `coroutine()` on the probe loop; cancelling the caller cancels it there."""
+        future = asyncio.run_coroutine_threadsafe(coroutine(), self.loop)
+        return await asyncio.wrap_future(future)
+
+    async def end_all(self) -> None:
+        """End every task still on the probe loop (run on the probe loop)."""
+        current = asyncio.current_task()
+        await end_tasks(task for task in asyncio.all_tasks() if task is not current)
+
+    async def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join)
+        self.loop.close()
+
+
+class OwnerHandoff:
+    """Calls from the probe thread run on the engine's loop, batched: one wake-up of
+    that loop for however many calls arrived since it last ran them.
+
+    Bounded: each check loop waits for its call's result before it makes another, so
+    at most one call per check is ever pending."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = []
+
+    def submit(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            self._pending.append((call, future))
+            first = len(self._pending) == 1
+        if first:
+            self._loop.call_soon_threadsafe(self._run_pending)
+        return future
+
+    def _run_pending(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        for call, future in batch:
+            if not future.set_running_or_notify_cancel():
+                continue  # its check loop was cancelled meanwhile
+            try:
+                future.set_result(call())
+            except Exception as exc:  # the check loop's own error: it dies of it
+                future.set_exception(exc)
+
+
+def freeze_long_lived_objects() -> None:
+    """Move everything built so far (modules, the configuration, the engine, the
+    widgets) out of the garbage collector's sight, once a process.
+
+    Why: a full collection walks every tracked object, and at 1,000 checks those built
+    at start-up are most of them: bench/schedule_lateness.py measured full collections
+    of 36-60 ms every ~2 s, each stalling every probe due meanwhile (p99 lateness 49 ms;
+    frozen, full collections took 11-14 ms and p99 fell to 18 ms). Objects made later
+    are collected as before; what is frozen lives as long as the process anyway."""
+    global _long_lived_frozen
+    if _long_lived_frozen:
+        return
+    _long_lived_frozen = True
+    gc.collect()  # start-up's own garbage goes now, not frozen with the rest
+    gc.freeze()
 
 
 async def end_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:

@@ -28,6 +28,15 @@ from noc.simulator import HealthEndpoint
 from noc.simulator.health_endpoint import EndpointMode
 
 EndpointFactory = Callable[..., Awaitable[HealthEndpoint]]
+
+
+@pytest.fixture(params=[False, True], ids=["on-the-ui-loop", "in-the-probe-thread"])
+def probe_thread(request: pytest.FixtureRequest) -> bool:
+    """Each cadence holds wherever the check loops run: on the loop the engine and the
+    UI share, or on the probe thread's own loop (an estate of many checks)."""
+    return bool(request.param)
+
+
 INTERVAL = 30.0
 RETRY = 0.1
 REFUSED = ProbeError(ErrorKind.REFUSED, "connection refused")
@@ -38,7 +47,9 @@ class Watched:
     """The real scheduler over two regions, ro (watched) and bg (the control), with
     every sample of ro/0 recorded as the engine ingests it."""
 
-    def __init__(self, ro: HealthEndpoint, bg: HealthEndpoint, **health: float) -> None:
+    def __init__(
+        self, ro: HealthEndpoint, bg: HealthEndpoint, *, probe_thread: bool, **health: float
+    ) -> None:
         config = parse_config(
             {
                 "health": {
@@ -54,7 +65,7 @@ class Watched:
                 ],
             }
         )
-        self.scheduler = Scheduler(config, SystemClock())
+        self.scheduler = Scheduler(config, SystemClock(), probe_thread=probe_thread)
         self.samples: list[CheckSample] = []
         self.health_seen: list[Health] = []
         ingest = self.scheduler.engine.ingest
@@ -79,9 +90,10 @@ class Watched:
 
 async def test_a_refused_endpoint_is_down_after_threshold_retries_not_intervals(
     health_endpoint: EndpointFactory,
+    probe_thread: bool,
 ) -> None:
     ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
-    estate = Watched(ro, bg)
+    estate = Watched(ro, bg, probe_thread=probe_thread)
     estate.scheduler.start()
     try:
         await eventually(lambda: estate.scheduler.snapshot().healthy_count == 2, "both healthy")
@@ -100,9 +112,11 @@ async def test_a_refused_endpoint_is_down_after_threshold_retries_not_intervals(
         assert RETRY * 0.9 <= gap < INTERVAL / 3
 
 
-async def test_recovery_follows_the_same_retry_cadence(health_endpoint: EndpointFactory) -> None:
+async def test_recovery_follows_the_same_retry_cadence(
+    health_endpoint: EndpointFactory, probe_thread: bool
+) -> None:
     ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
-    estate = Watched(ro, bg)
+    estate = Watched(ro, bg, probe_thread=probe_thread)
     estate.scheduler.start()
     try:
         await eventually(lambda: estate.scheduler.snapshot().healthy_count == 2, "both healthy")
@@ -127,12 +141,13 @@ async def test_recovery_follows_the_same_retry_cadence(health_endpoint: Endpoint
 
 async def test_a_flapping_endpoint_is_never_down_with_retries(
     health_endpoint: EndpointFactory,
+    probe_thread: bool,
 ) -> None:
     """EndpointMode.FLAP alternates 200 and 503 request by request: every failed probe
     is followed by a passing retry, so it never fails twice in a row; it still shows
     degraded and flapping (half its probes fail), exactly as without retries."""
     ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
-    estate = Watched(ro, bg)
+    estate = Watched(ro, bg, probe_thread=probe_thread)
     estate.scheduler.start()
     try:
         await eventually(lambda: estate.scheduler.snapshot().healthy_count == 2, "both healthy")
@@ -155,12 +170,13 @@ async def test_a_flapping_endpoint_is_never_down_with_retries(
 
 async def test_while_nothing_answers_failures_count_at_the_schedule(
     health_endpoint: EndpointFactory,
+    probe_thread: bool,
 ) -> None:
     """Every endpoint refuses at once: noc may be cut off. The corroborating probe of
     the other region fails too, so no retry follows: one failure each, cut off shown,
     and no region declared down by failures noc may have caused itself."""
     ro, bg = await health_endpoint("ro"), await health_endpoint("bg")
-    estate = Watched(ro, bg)
+    estate = Watched(ro, bg, probe_thread=probe_thread)
     estate.scheduler.start()
     try:
         await eventually(lambda: estate.scheduler.snapshot().healthy_count == 2, "both healthy")

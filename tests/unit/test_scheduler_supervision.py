@@ -19,9 +19,13 @@ from noc.scheduler import Scheduler
 from noc.simulator import HealthEndpoint
 
 
+@pytest.mark.parametrize(
+    "probe_thread", [False, True], ids=["on-the-ui-loop", "in-the-probe-thread"]
+)
 async def test_a_dead_loop_is_reported_and_restarted(
     health_endpoint: Callable[..., Awaitable[HealthEndpoint]],
     caplog: pytest.LogCaptureFixture,
+    probe_thread: bool,
 ) -> None:
     endpoint = await health_endpoint("ro")
     config = parse_config(
@@ -43,7 +47,7 @@ async def test_a_dead_loop_is_reported_and_restarted(
             progress.clear()
             await progress.wait()
 
-    scheduler = Scheduler(config, SystemClock(), on_change=changed)
+    scheduler = Scheduler(config, SystemClock(), on_change=changed, probe_thread=probe_thread)
     ingest = scheduler.engine.ingest
     ingested: list[CheckSample] = []
 
