@@ -80,6 +80,9 @@ async def test_closed_views_do_not_outlive_the_style_cache_trim(tmp_path: Path) 
     app = NocApp(estate_config(), clock=FakeClock(), start_polling=False, state_path=tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
+        # The cache is class-wide and bounded (1,024): earlier tests in this process may
+        # have filled it, and then nothing more piles up to be seen. Start it empty.
+        _trim_style_cache()
         on_screen = style_caches()
         for _ in range(CACHE_SCREENS):
             await pilot.press("question_mark")
