@@ -11,9 +11,9 @@ from support import estate_config, feed_round
 from noc.app import NocApp
 from noc.clock import FakeClock
 from noc.drills import write_report
-from noc.model import AlertState, Severity
+from noc.model import AlertState, Interface, Severity
+from noc.next_steps import builtin_step
 from noc.simulator import RedisServer
-from noc_widgets.alert_detail import next_step
 from noc_widgets.status_bar import StatusBar
 
 # FakeClock's wall starts on 2026-11-23.
@@ -40,7 +40,7 @@ async def test_an_overdue_drill_is_a_warning_and_loud_in_the_status_bar(
         alert = next(a for a in app.snapshot().alerts if a.rule == "drill_overdue")
         assert alert.severity is Severity.WARNING and alert.state is AlertState.FIRING
         assert alert.summary == "drill OVERDUE since 2026-09-30: region_down"
-        assert "noc drill run" in next_step(alert.rule, {})
+        assert "noc drill run" in builtin_step(alert.rule, alert.region, Interface.DASHBOARD, {})
         assert "⏲ DRILL OVERDUE region_down" in str(app.query_one(StatusBar).render())
 
 
