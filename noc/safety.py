@@ -30,6 +30,7 @@ from noc.model import (
     RecordChange,
     Remedy,
     RRsetState,
+    SmtpTls,
     mx_matches,
 )
 from noc.rrset_move import belongs, host_key, moved_values
@@ -448,6 +449,8 @@ def _mta_sts_rules(
             checks.append(
                 Preflight(name, False, f"{outside}: reported, not refused", blocking=False)
             )
+    if sample.error is None and sample.mode in ("enforce", "testing"):
+        checks.append(_mx_certificate_rule(snapshot, target, host, sample.mode))
     tlsa = sample.tlsa_for(host)
     name = "MX certificate matches DANE TLSA"
     if tlsa is None or not tlsa.records:
@@ -465,6 +468,42 @@ def _mta_sts_rules(
                 forceable=True,
             )
         )
+
+
+def _mx_certificate_rule(snapshot: EstateSnapshot, target: str, host: str, mode: str) -> Preflight:
+    """Senders that apply MTA-STS verify the MX's certificate against the MX's name:
+    judged from the target's own SMTP probes of that name ([[regions.smtp]] with
+    `tls_name` = the MX host), which validate the chain and the name on every probe."""
+    name = "MX certificate valid for its name"
+    region = next((r for r in snapshot.regions if r.id == target), None)
+    probes = [
+        p
+        for p in (region.smtp if region is not None else ())
+        if p.target.tls_name.lower().rstrip(".") == host and p.target.tls is not SmtpTls.NONE
+    ]
+    if not probes:
+        return Preflight(
+            name, False,
+            f"not probed: no [[regions.smtp]] of {target} with tls_name = \"{host}\"",
+            blocking=False,
+        )  # fmt: skip
+    samples = [p.last for p in probes if p.last is not None]
+    if not samples:
+        return Preflight(name, False, f"{host}: not probed yet", blocking=False)
+    good = next((s for s in samples if s.ok and s.tls_version and not s.tls_broken), None)
+    if good is not None:
+        left = "" if good.cert_days_left is None else f", {good.cert_days_left:.0f} days left"
+        return Preflight(name, True, f"{host}: {good.tls_version}, chain and name valid{left}")
+    broken = next((s for s in samples if s.tls_broken), None)
+    if broken is None:  # no answer at all: nothing known of the certificate
+        error = samples[0].error
+        return Preflight(name, False, f"{host}: unknown ({error})", blocking=False)
+    refusal = (
+        f"{host}: {broken.error}; senders that enforce MTA-STS will refuse to deliver to {target}"
+        if mode == "enforce"
+        else f"{host}: {broken.error} (policy in testing: reported, not refused)"
+    )
+    return Preflight(name, False, refusal, blocking=mode == "enforce", forceable=mode == "enforce")
 
 
 def mail_queue_drained(

@@ -83,7 +83,8 @@ def ca() -> trustme.CA:
 
 @pytest.fixture(scope="module")
 def mx_cert(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert("mx.bg.example.test", "mx.pa.example.test")
+    # Valid for bg's MX only: pa's SMTP probe of its own MX name finds the wrong name.
+    return ca.issue_cert("mx.bg.example.test")
 
 
 def spki_sha256(cert: trustme.LeafCert) -> str:
@@ -150,9 +151,17 @@ _25._tcp.mx.pa TLSA 3 1 1 {"ab" * 32}
 
 def estate(named: NamedServer, policy_url: str, ca_file: Path, mx_port: int) -> NocConfig:
     regions: list[dict[str, Any]] = [
-        {"id": rid, "role": role, "mx_host": f"mx.{rid}.{DOMAIN}", "mx_port": mx_port}
+        {
+            "id": rid, "role": role, "mx_host": f"mx.{rid}.{DOMAIN}", "mx_port": mx_port,
+            # Each region probes its MX under its MX name: the probe validates the
+            # certificate's chain and name, as senders that apply MTA-STS do.
+            "smtp": [{
+                "host": "127.0.0.1", "port": mx_port, "tls": "starttls",
+                "tls_name": f"mx.{rid}.{DOMAIN}", "ca_file": str(ca_file),
+            }],
+        }
         for rid, role in (("ro", "primary"), ("bg", "secondary"), ("pa", "secondary"))
-    ]
+    ]  # fmt: skip
     email = {
         "domain": DOMAIN,
         "resolver": named.address,
@@ -204,6 +213,7 @@ async def test_a_failover_to_an_mx_outside_the_policy_or_its_tlsa_is_refused(
     rules = {c.name: c for c in to_bg.checks}
     assert rules["MX in the MTA-STS policy"].ok
     assert rules["MX certificate matches DANE TLSA"].ok
+    assert rules["MX certificate valid for its name"].ok, rules["MX certificate valid for its name"]
 
     to_pa = plan_action(snapshot, config, ActionKind.FAILOVER, "pa", OPERATOR)
     refused = {c.name: c for c in to_pa.failed}
@@ -214,4 +224,7 @@ async def test_a_failover_to_an_mx_outside_the_policy_or_its_tlsa_is_refused(
     # stores, whose own rule no override bypasses, so the plan stays refused here).
     assert refused["MX in the MTA-STS policy"].forceable
     assert refused["MX certificate matches DANE TLSA"].forceable
+    # pa's MX presents a certificate for another name: MTA-STS senders refuse it too.
+    wrong_name = refused["MX certificate valid for its name"]
+    assert wrong_name.forceable and "mx.pa.example.test" in wrong_name.detail
     assert not to_pa.allowed
