@@ -97,13 +97,19 @@ def parse_policy(text: str) -> MtaStsPolicy:
     return MtaStsPolicy(version, mode, mx, max_age)
 
 
-def tlsa_matches(records: Sequence[str], chain_der: Sequence[bytes]) -> tuple[bool, str]:
-    """Whether any TLSA record (as text: "3 1 1 <hex>") matches the presented chain.
+def tlsa_matches(records: Sequence[str], chain_der: Sequence[bytes]) -> tuple[bool | None, str]:
+    """Whether any TLSA record (as text: "3 1 1 <hex>") matches the presented chain:
+    None when it cannot be known here.
 
     DANE-EE (3) is held to the leaf, DANE-TA (2) to any certificate of the chain;
-    PKIX usages (0, 1) to any too (their path validation is the SMTP probe's)."""
+    PKIX usages (0, 1) to any too (their path validation is the SMTP probe's). A chain
+    of the leaf alone (Python before 3.13 gives no more of a verified-or-not session)
+    cannot refute a record that names a certificate above the leaf: unknown, not a
+    mismatch that would refuse a good failover."""
     if not chain_der:
         return False, "no certificate presented"
+    above_leaf_unseen = len(chain_der) == 1
+    unknowable = False
     seen: list[str] = []
     for record in records:
         parts = record.split()
@@ -117,6 +123,12 @@ def tlsa_matches(records: Sequence[str], chain_der: Sequence[bytes]) -> tuple[bo
             if _association(der, selector, matching) == want:
                 return True, f"TLSA {usage} {selector} {matching} matches the certificate"
         seen.append(f"{usage} {selector} {matching} {want[:16]}…")
+        unknowable = unknowable or (usage in (0, 2) and above_leaf_unseen)
+    if unknowable:
+        return None, (
+            "a TLSA record names a CA certificate, and only the leaf was readable: "
+            "not judged (" + "; ".join(seen) + ")"
+        )
     return False, "no TLSA record matches the certificate presented: " + "; ".join(seen)
 
 

@@ -99,7 +99,26 @@ def test_tlsa_compares_with_the_certificate_as_dane_does(mx_cert: trustme.LeafCe
     assert tlsa_matches([f"3 1 1 {spki_sha256(mx_cert)}"], [der])[0]
     assert tlsa_matches([f"3 0 1 {hashlib.sha256(der).hexdigest()}"], [der])[0]
     matches, reason = tlsa_matches(["3 1 1 " + "00" * 32], [der])
-    assert not matches and "no TLSA record matches" in reason
+    assert matches is False and "no TLSA record matches" in reason
+
+
+def test_a_dane_ta_record_is_judged_only_with_the_chain_above_the_leaf(
+    ca: trustme.CA, mx_cert: trustme.LeafCert
+) -> None:
+    """DANE-TA (2) pins the issuing CA: with the leaf alone it can be neither matched
+    nor refuted, and an unknown must not refuse a failover as a mismatch would."""
+    leaf = x509.load_pem_x509_certificate(mx_cert.cert_chain_pems[0].bytes())
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    leaf_der, issuer_der = leaf.public_bytes(Encoding.DER), issuer.public_bytes(Encoding.DER)
+    pin = hashlib.sha256(
+        issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    ).hexdigest()
+    assert tlsa_matches([f"2 1 1 {pin}"], [leaf_der, issuer_der])[0] is True
+    matches, reason = tlsa_matches([f"2 1 1 {pin}"], [leaf_der])
+    assert matches is None and "only the leaf" in reason
+    # An end-entity pin is judged on the leaf alone, as before.
+    assert tlsa_matches(["3 1 1 " + "00" * 32, f"2 1 1 {pin}"], [leaf_der])[0] is None
+    assert tlsa_matches(["3 1 1 " + "00" * 32], [leaf_der])[0] is False
 
 
 @pytest.fixture(scope="module")
