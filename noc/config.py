@@ -224,6 +224,13 @@ class MtaConfig(_Strict):
         return _selector(value)
 
 
+def _ca_file(value: str | None) -> str | None:
+    """A CA bundle option: unset (the system's trust store) or a file that exists."""
+    if value is not None and not Path(value).expanduser().is_file():
+        raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
+    return value
+
+
 class SmtpConfig(CheckTuning):
     """One SMTP probe of a region ([[regions.smtp]]); tuning as for HTTP checks."""
 
@@ -245,9 +252,7 @@ class SmtpConfig(CheckTuning):
     @field_validator("ca_file")
     @classmethod
     def _readable(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
-        return value
+        return _ca_file(value)
 
     @model_validator(mode="after")
     def _tls_fits_port(self) -> Self:
@@ -285,9 +290,7 @@ class SubmissionConfig(_Strict):
     @field_validator("ca_file")
     @classmethod
     def _readable(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
-        return value
+        return _ca_file(value)
 
     @model_validator(mode="after")
     def _tls_fits_port(self) -> Self:
@@ -335,9 +338,7 @@ class CanaryConfig(_Strict):
     @field_validator("imap_ca_file")
     @classmethod
     def _readable(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"{value!r}: no such file (a PEM bundle of the CAs to trust)")
-        return value
+        return _ca_file(value)
 
     @model_validator(mode="after")
     def _deadline_after_slow(self) -> Self:
