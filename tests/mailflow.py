@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 import pytest
 import trustme
 from postfix import PostfixServer, PostfixTls, free_port, postfix_binary
-from processes import descendants, wait_gone
+from processes import stop_tree
 
 INSTALL_HINT = "dovecot not installed: apt-get install dovecot-imapd"
 DOVECOT = "/usr/sbin/dovecot"
@@ -250,17 +249,5 @@ service auth {{
         self.postfixes.clear()
         process, self.process = self.process, None
         if process is not None:
-            spawned = descendants(process.pid)
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(STOP_TIMEOUT_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(STOP_TIMEOUT_SECONDS)
-            left, _ = wait_gone(spawned, STOP_TIMEOUT_SECONDS)
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            wait_gone(left, STOP_TIMEOUT_SECONDS)
+            stop_tree(process, STOP_TIMEOUT_SECONDS)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -37,7 +37,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -51,7 +50,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import pytest
-from processes import descendants, wait_gone
+from processes import stop_tree
 
 if TYPE_CHECKING:
     import trustme
@@ -188,20 +187,7 @@ class PostfixServer(_StartedInWith):
         process, self.process = self.process, None
         if process is None:
             return
-        spawned = descendants(process.pid)
-        if process.poll() is None:
-            # SIGTERM: master ends its daemons and exits.
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_SECONDS)
-        left, _ = wait_gone(spawned, STOP_TIMEOUT_SECONDS)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_gone(left, STOP_TIMEOUT_SECONDS)
+        stop_tree(process, STOP_TIMEOUT_SECONDS)  # SIGTERM: master ends its daemons
         if self.owns_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

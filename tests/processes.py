@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -134,3 +135,21 @@ def leaves_no_process(grace_seconds: float = 10.0) -> Iterator[None]:
             # The run-wide check (tests/conftest.py) keeps adopting after this block.
             _set_subreaper(was_subreaper)
     assert not described, f"the test left processes running: {described}"
+
+
+def stop_tree(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGTERM `process` (SIGKILL after `grace_seconds`), then SIGKILL whatever it had
+    started that is still alive: a daemon's workers must not outlive the test."""
+    spawned = descendants(process.pid)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace_seconds)
+    left, _ = wait_gone(spawned, grace_seconds)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_gone(left, grace_seconds)
