@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from support import estate_config, feed_round
+import pytest
+from support import estate_config, feed_flags, feed_round
+from test_app_snapshots import SIZES
+from textual.pilot import Pilot
 
 from noc.app import NocApp
 from noc.clock import FakeClock
@@ -69,3 +73,23 @@ async def test_no_onboarding_date_and_no_drill_shows_no_schedule(
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.pause()
         assert "drill" not in str(app.query_one(StatusBar).render()).lower()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_overdue_drill_on_the_screen(
+    snap_compare: Any,
+    tmp_path: Path,
+    redis_servers: Callable[..., list[RedisServer]],
+    size: tuple[int, int],
+) -> None:
+    """The status bar's drill and its warning in the alert pane, at 80x24 and wall size."""
+    app = make_app(tmp_path, redis_servers(3), onboarded="2026-08-01")
+    assert isinstance(app.clock, FakeClock)
+    feed_flags(app.scheduler.engine, app.clock, "ro")
+
+    async def overdue(pilot: Pilot[None]) -> None:
+        await app.scheduler.evaluate_alerts()
+        app.refresh_snapshot()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=overdue)
