@@ -293,6 +293,9 @@ class AlertJournal:
         # What the history record of a firing episode needs and its resolved record
         # lacks (the book drops the ack on resolve): by episode id, insertion ordered.
         self._trails: dict[str, _Trail] = {}
+        # Records appended so far by this process: a reader of the file that saw the
+        # book change before the record landed knows to read again when this moves.
+        self.written = 0
 
     async def record(self, notices: Iterable[AlertNotice]) -> None:
         notices = list(notices)
@@ -301,6 +304,7 @@ class AlertJournal:
                 await self._log.aappend(
                     "alert", transition=notice.event, alert=alert_record(notice.alert)
                 )
+                self.written += 1
         ended = [self._observe(notice) for notice in notices]
         await self._append_history([record for record in ended if record is not None])
         await self._maybe_compact()
@@ -309,6 +313,7 @@ class AlertJournal:
         """`alert_id`: the episode's id."""
         async with self._writing:
             await self._log.aappend("ack", alert_id=alert_id, **ack_record(ack))
+            self.written += 1
         self._trail(alert_id).add_ack(ack)
         await self._maybe_compact()
 
@@ -359,6 +364,7 @@ class AlertJournal:
     async def record_silence(self, silence: Silence) -> None:
         async with self._writing:
             await self._log.aappend("silence", silence=silence_record(silence))
+            self.written += 1
         await self._maybe_compact()
 
     def restore(self, book: AlertBook) -> list[int]:

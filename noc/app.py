@@ -16,12 +16,12 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from textual import events, work
 from textual._styles_cache import StylesCache
@@ -128,7 +128,7 @@ if TYPE_CHECKING:
         RecoveryOptions,
     )
     from noc.recovery import Decision, FlagSplit, Interrupted
-    from noc_widgets.alert_detail import AlertDetailScreen, AlertSources
+    from noc_widgets.alert_detail import AlertSources
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,30 @@ def _trim_style_cache() -> None:
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def dialog_act(
+    act: Callable[Concatenate[NocApp, P], Awaitable[None]],
+) -> Callable[Concatenate[NocApp, P], None]:
+    """An operator act that opens a dialog, run as an operator worker: the keys typed
+    from the key that starts it until its dialog is up are the dialog's, handed over
+    by `NocApp._ask` (see KeysAhead), and dropped if it ends without one. An operator
+    who types `a` and the note in one breath keeps the note's first letters."""
+
+    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    async def run(app: NocApp, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            await act(app, *args, **kwargs)
+        finally:
+            app._drop_keys_ahead()
+
+    @wraps(act)
+    def start(app: NocApp, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        app._keys_ahead.hold()
+        run(app, *args, **kwargs)
+
+    return start
 
 
 @dataclass(frozen=True)
@@ -778,6 +802,9 @@ class NocApp(App[None]):
             history=history,
             silences=self._silences,
             operable=not self.read_only,
+            ack=self.ack_episode,
+            silence=self.silence_episode,
+            record_mark=lambda: None if journal is None else journal.written,
         )
 
     def _key_names(self, *, detail: bool = True) -> dict[str, str]:
@@ -796,14 +823,6 @@ class NocApp(App[None]):
                     key = self._keymap.get(binding.id, binding.key).split(",")[0]
                     names[binding.id] = self.get_key_display(replace(binding, key=key))
         return names
-
-    def on_alert_detail_screen_ack_requested(self, event: AlertDetailScreen.AckRequested) -> None:
-        self.ack_episode(event.alert_id)
-
-    def on_alert_detail_screen_silence_requested(
-        self, event: AlertDetailScreen.SilenceRequested
-    ) -> None:
-        self.silence_episode(event.alert_id)
 
     # --- views and the wall's rotation ------------------------------------------
 
@@ -1228,21 +1247,20 @@ class NocApp(App[None]):
             return
         await super().action_quit()
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def action_ack_cooldown(self) -> None:
         if self._refuse_if_busy():
             return
         operator = operator_identity()
 
         async def ask_note(detail: str) -> str | None:
-            return await self.push_screen(
+            return await self._ask(
                 AckDialog(
                     f"{detail}.\nAcking allows another failover now.",
                     operator["operator"],
                     title="Ack the failover cooldown",
                     verb="Ack cooldown",
-                ),
-                wait_for_dismiss=True,
+                )
             )
 
         outcome = await self.operations.ack_cooldown(operator, ask_note)
@@ -1321,11 +1339,11 @@ class NocApp(App[None]):
         finally:
             self.refresh_snapshot()
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def action_ack(self) -> None:
         await self._ack(self.selected_alert)
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def ack_episode(self, alert_id: str) -> None:
         """Ack from an alert's detail: the same dialog and record as `a`."""
         await self._ack(alert_id)
@@ -1342,9 +1360,7 @@ class NocApp(App[None]):
             self.notify("Select a firing alert in the alert pane to ack it", timeout=4)
             return
         operator = operator_identity()
-        note = await self.push_screen(
-            AckDialog(alert.summary, operator["operator"]), wait_for_dismiss=True
-        )
+        note = await self._ask(AckDialog(alert.summary, operator["operator"]))
         if note is None:
             return
         if self.shared is not None:
@@ -1356,11 +1372,11 @@ class NocApp(App[None]):
             self.notify(outcome.message, timeout=4)
         self.refresh_snapshot()
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def action_silence(self) -> None:
         await self._silence(self.selected_alert)
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def silence_episode(self, alert_id: str) -> None:
         """Silence from an alert's detail: the dialog starts from its rule and region."""
         await self._silence(alert_id)
@@ -1370,7 +1386,7 @@ class NocApp(App[None]):
             return
         alert = next((a for a in self.snapshot().alerts if a.id == alert_id), None)
         dialog = SilenceDialog(alert.rule if alert else "", alert.region if alert else None)
-        request = await self.push_screen(dialog, wait_for_dismiss=True)
+        request = await self._ask(dialog)
         if request is None:
             return
         if self.shared is not None:
@@ -1386,7 +1402,7 @@ class NocApp(App[None]):
         self.notify(outcome.message, markup=False)
         self.refresh_snapshot()
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def action_maintenance(self) -> None:
         """The dialog asks; the operations layer acts, as `noc maintenance` does."""
         if self.read_only or self._refuse_if_busy():
@@ -1399,7 +1415,7 @@ class NocApp(App[None]):
             if w.region == region and now < w.until
         ]
         dialog = MaintenanceDialog(region, live, self._judge_maintenance)
-        request = await self.push_screen(dialog, wait_for_dismiss=True)
+        request = await self._ask(dialog)
         if request is None:
             return
         if request.end_id is not None:
@@ -1475,7 +1491,7 @@ class NocApp(App[None]):
         by = f"leader {leader.vantage}" if leader else "the next leader (none leads now)"
         self.notify(f"{what} sent to {by}", timeout=4, markup=False)
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def action_sync_now(self) -> None:
         if self._refuse_if_busy():
             return
@@ -1483,7 +1499,7 @@ class NocApp(App[None]):
         if sample is None:
             self.notify("No suppression data yet (needs two regions with a store)", timeout=4)
             return
-        choice = await self.push_screen(SyncDialog(sample.pairs), wait_for_dismiss=True)
+        choice = await self._ask(SyncDialog(sample.pairs))
         if choice is None:
             return
         source, target = choice
@@ -1530,7 +1546,7 @@ class NocApp(App[None]):
     def action_reassert_flag(self) -> None:
         self.reassert_flag()
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def recover_interrupted(self, choice: Choice) -> None:
         """Settle the interrupted actions the chosen way, after a note is typed."""
         if self._refuse_if_busy():
@@ -1542,20 +1558,18 @@ class NocApp(App[None]):
             verb = {Choice.COMPLETE: "Complete", Choice.ROLL_BACK: "Roll back",
                     Choice.CLOSE: "Close"}[way]  # fmt: skip
             text = "\n".join((item.describe(), *options.lines(Interface.DASHBOARD)))
-            note = await self.push_screen(
+            note = await self._ask(
                 AckDialog(text, operator["operator"], title=f"{verb} the "
-                          "interrupted action", verb=verb),
-                wait_for_dismiss=True,
+                          "interrupted action", verb=verb)
             )  # fmt: skip
             if note is None:
                 return None
             force = False
             if way is not Choice.CLOSE and options.needs_force(way):
                 failed = ", ".join(r.name for r in options.failed(way))
-                glass = await self.push_screen(
+                glass = await self._ask(
                     AckDialog(f"Break glass: {verb.lower()} although {failed} fails now.",
-                              operator["operator"], title="Break glass", verb="FORCE"),
-                    wait_for_dismiss=True,
+                              operator["operator"], title="Break glass", verb="FORCE")
                 )  # fmt: skip
                 if glass is None:
                     return None
@@ -1577,7 +1591,7 @@ class NocApp(App[None]):
                     severity="information" if outcome.exit_code == EXIT_DONE else "warning",
                     timeout=15)  # fmt: skip
 
-    @work(group=OPERATOR_GROUP, exit_on_error=False)
+    @dialog_act
     async def reassert_flag(self) -> None:
         if self._refuse_if_busy():
             return
@@ -1587,10 +1601,9 @@ class NocApp(App[None]):
             return None
 
         async def reassert(split: FlagSplit) -> bool:
-            note = await self.push_screen(
+            note = await self._ask(
                 AckDialog(split.describe(), operator["operator"],
-                          title="Re-assert the failover flag", verb="Re-assert"),
-                wait_for_dismiss=True,
+                          title="Re-assert the failover flag", verb="Re-assert")
             )  # fmt: skip
             return note is not None
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from textual import events
+from textual.app import App
 from textual.pilot import Pilot
 
 from noc.clock import FakeClock
@@ -320,3 +322,14 @@ async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str = ""
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {WAIT_SECONDS:.0f} s: {what or condition}")
         await pilot.pause(0.02)
+
+
+def burst(app: App[Any], keys: list[str]) -> None:
+    """Keys as a terminal delivers a fast typist's burst: all queued, none awaited."""
+    assert app._driver is not None
+    characters = {"tab": "\t", "enter": "\r", " ": " "}
+    for typed in keys:
+        key = "space" if typed == " " else typed
+        event = events.Key(key, characters.get(typed, typed if len(typed) == 1 else None))
+        event.set_sender(app)
+        app._driver.send_message(event)

@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.widgets import Footer, Label, Static
 
 from noc.model import Alert, AlertState, EstateSnapshot, Interface, Silence
@@ -57,6 +56,14 @@ class AlertSources:
     history: Callable[[], Awaitable[Sequence[Alert]]]  # past episodes, newest first
     silences: Callable[[], Sequence[Silence]]  # the silences in force
     operable: bool  # False when read-only: no ack, no silence
+    # The app's acts on an episode, called rather than messaged: the keys typed after
+    # `a` must be held for the dialog by the time they come back up unhandled, and a
+    # message would reach the app only after them.
+    ack: Callable[[str], None]
+    silence: Callable[[str], None]
+    # Moves whenever the record is written: the book shows an ack before its journal
+    # line lands, and a story read in between would miss it for good.
+    record_mark: Callable[[], object] = lambda: None
 
 
 def utc(moment: datetime) -> str:
@@ -131,20 +138,6 @@ class AlertDetailScreen(SnapshotScreen):
         Binding("p", "open_escalated_from", "Came from", id="alert_detail.escalated_from"),
     ]
 
-    class AckRequested(Message):
-        """Ack this episode: the app asks for the note and records it."""
-
-        def __init__(self, alert_id: str) -> None:
-            super().__init__()
-            self.alert_id = alert_id
-
-    class SilenceRequested(Message):
-        """Silence alerts like this one: the app opens the silence dialog."""
-
-        def __init__(self, alert_id: str) -> None:
-            super().__init__()
-            self.alert_id = alert_id
-
     def __init__(self, alert_id: str, sources: AlertSources) -> None:
         super().__init__()
         self.alert_id = alert_id
@@ -174,7 +167,11 @@ class AlertDetailScreen(SnapshotScreen):
         alert = live or self.story.past
         self.shown = alert
         # Read the record again when the episode moved on (fired, acked, ended).
-        mark = None if live is None else (live.state, live.ack, live.escalated_to, live.since)
+        mark = (
+            None
+            if live is None
+            else (live.state, live.ack, live.escalated_to, live.since, self.sources.record_mark())
+        )
         if mark != self._story_of or not (self._story_loaded or self._story_loading):
             self._story_of, self._story_loading = mark, True
             self.run_worker(
@@ -337,10 +334,10 @@ class AlertDetailScreen(SnapshotScreen):
         return True
 
     def action_ack(self) -> None:
-        self.post_message(self.AckRequested(self.alert_id))
+        self.sources.ack(self.alert_id)
 
     def action_silence(self) -> None:
-        self.post_message(self.SilenceRequested(self.alert_id))
+        self.sources.silence(self.alert_id)
 
     def action_open_escalated_to(self) -> None:
         if self.shown is not None and self.shown.escalated_to:

@@ -20,7 +20,9 @@ class SnapshotScreen(Screen[None]):
 
     # Children update themselves; repainting the whole widget per snapshot would
     # resend every line of it down an SSH link once a second.
-    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False)
+    # Drawn again even for a snapshot equal to the last: what a view reads besides
+    # the snapshot (the alert detail's journal) may have moved meanwhile.
+    snapshot: reactive[EstateSnapshot | None] = reactive(None, repaint=False, always_update=True)
 
     def __init__(self) -> None:
         super().__init__()

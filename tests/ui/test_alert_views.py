@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
-from support import estate_config, feed_round
+from support import burst, estate_config, feed_round
 from support import until as wait_until
 from test_app_snapshots import SIZES, make_app
 from test_widget_repaints import RICH, Host, firing
@@ -205,6 +205,39 @@ async def test_ack_from_the_detail_is_recorded_in_the_journal(tmp_path: Path) ->
         # The detail shows it, and the record's moments include it.
         assert "calling the ISP" in screen_text(app)
         assert any("acked by" in words for _, words in screen.story.steps)
+
+
+async def test_a_story_read_between_the_ack_and_its_journal_line_is_read_again(
+    tmp_path: Path,
+) -> None:
+    """The history that failed CI: the book holds the ack before its journal line
+    lands; a snapshot drawn in between made the detail read the record without the
+    ack, and nothing read it again: the ack never showed among the moments."""
+    app = make_app(tmp_path, "ro-down")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_alert(pilot)
+        ack = app.scheduler.engine.alerts.ack(screen.alert_id, "root@noc1", "calling the ISP")
+        assert ack is not None and app.scheduler.journal is not None
+        app.refresh_snapshot()
+        await until(pilot, lambda: screen.shown is not None and screen.shown.ack is not None)
+        await until(pilot, lambda: screen._story_loaded and not screen._story_loading)
+        assert not any("acked by" in words for _, words in screen.story.steps)
+        await app.scheduler.journal.record_ack(screen.alert_id, ack)
+        app.refresh_snapshot()
+        await until(pilot, lambda: any("acked by" in words for _, words in screen.story.steps))
+
+
+async def test_an_ack_typed_in_one_breath_keeps_the_whole_note(tmp_path: Path) -> None:
+    """`a` and the note in one burst: the keys typed before the dialog is up are its,
+    not the detail's (which took the first letters and, for an `s`, opened a silence)."""
+    app = make_app(tmp_path, "ro-down")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_alert(pilot)
+        burst(app, ["a", *"calling the ISP now", "enter"])
+        await until(pilot, lambda: app.screen is screen and screen.shown is not None
+                    and screen.shown.ack is not None)  # fmt: skip
+        acks = [r for r in read_jsonl(tmp_path / "alerts.jsonl").records if r["event"] == "ack"]
+        assert [r["note"] for r in acks] == ["calling the ISP now"]
 
 
 async def test_read_only_detail_offers_no_ack(tmp_path: Path) -> None:

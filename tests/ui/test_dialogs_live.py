@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from failover_support import until
-from support import HTTP_503, estate_config, feed_round, stored_flag
+from support import HTTP_503, burst, estate_config, feed_round, stored_flag
 from textual import events
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
@@ -96,17 +96,6 @@ async def test_the_footer_is_whole_as_soon_as_a_dialog_is_cancelled(
         await until(pilot, lambda: not app.operator_actions_running())
         await settle(pilot)
         assert FOOTER_ACTIONS.items() <= footer_keys(app).items()
-
-
-def burst(app: NocApp, keys: list[str]) -> None:
-    """Keys as a terminal delivers a fast typist's burst: all queued, none awaited."""
-    assert app._driver is not None
-    characters = {"tab": "\t", "enter": "\r", " ": " "}
-    for typed in keys:
-        key = "space" if typed == " " else typed
-        event = events.Key(key, characters.get(typed, typed if len(typed) == 1 else None))
-        event.set_sender(app)
-        app._driver.send_message(event)
 
 
 async def test_keys_typed_ahead_in_one_burst_land_where_they_say(
